@@ -1,0 +1,357 @@
+"""How to reach NATS: server URLs, credentials and TLS, and a connect that retries with backoff.
+
+Secrets (passwords, tokens, the path of a ``.creds`` file is not one but its contents are) are held
+in :class:`Secret`, whose ``repr`` and ``str`` never show the value, and URLs are stripped of their
+user-info before they are stored, so a settings object can be logged whole.
+
+faust prints ``app.conf.broker`` in its start-up banner, so credentials belong in
+``broker_credentials=NatsCredentials(...)`` rather than in the broker URL; a URL with user-info
+still works (it is split into user/password or token here) but faust itself would print it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import faust.auth
+import nats
+from nats.aio.client import Client
+
+from tables.errors import BrokenError, ConfigError
+
+__all__ = [
+    "ConnectionSettings",
+    "NatsCredentials",
+    "Secret",
+    "connect",
+    "redact_url",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URL = "nats://127.0.0.1:4222"
+_SCHEMES = {"nats", "tls", "ws", "wss"}
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A string that never appears in logs, errors or reprs."""
+
+    value: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+
+class NatsCredentials(faust.auth.Credentials):
+    """NATS credentials for ``faust.App(broker_credentials=...)``.
+
+    Any of: user and password, a token, a ``.creds`` file (JWT + nkey seed), and TLS (CA file,
+    client certificate and key, or a ready ``ssl.SSLContext``).
+    """
+
+    def __init__(
+        self,
+        *,
+        user: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        creds_file: str | None = None,
+        tls_ca_file: str | None = None,
+        tls_cert_file: str | None = None,
+        tls_key_file: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        if password is not None and user is None:
+            raise ConfigError("password", Secret(password), "a password needs a user", kind="Credential")
+        if (tls_cert_file is None) != (tls_key_file is None):
+            raise ConfigError(
+                "tls_cert_file" if tls_cert_file is None else "tls_key_file",
+                None,
+                "a client certificate and its key go together",
+                kind="Credential",
+            )
+        self.user = user
+        self.password = Secret(password) if password is not None else None
+        self.token = Secret(token) if token is not None else None
+        self.creds_file = creds_file
+        self.tls_ca_file = tls_ca_file
+        self.tls_cert_file = tls_cert_file
+        self.tls_key_file = tls_key_file
+        self.ssl_context = ssl_context
+
+    def __repr__(self) -> str:
+        shown = [f"user={self.user!r}"] if self.user else []
+        shown += [name for name in ("password", "token") if getattr(self, name) is not None]
+        if self.creds_file:
+            shown.append(f"creds_file={self.creds_file!r}")
+        if self.tls_ca_file or self.tls_cert_file or self.ssl_context:
+            shown.append("tls")
+        return f"<NatsCredentials {' '.join(shown) or 'none'}>"
+
+
+def redact_url(url: str) -> str:
+    """``nats://user:pw@host:4222`` -> ``nats://host:4222``: safe to log."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return f"{parts.scheme}://{netloc}"
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """Everything needed to open a NATS connection; safe to print.
+
+    Build it with :meth:`from_urls`, which accepts ``"nats://a:4222,nats://b:4222"``, a list of
+    URLs (strings or yarl URLs, as faust passes them), credentials and TLS.
+    """
+
+    servers: tuple[str, ...] = (DEFAULT_URL,)
+    user: str | None = None
+    password: Secret | None = None
+    token: Secret | None = None
+    creds_file: str | None = None
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    ssl_context: ssl.SSLContext | None = field(default=None, compare=False)
+    name: str = "learning-streams"
+    # Initial connect: how long to keep retrying before giving up with a clear error.
+    connect_deadline: float = 60.0
+    # Once connected, reconnect forever (a worker should ride out a NATS restart).
+    reconnect_wait: float = 1.0
+
+    @classmethod
+    def from_urls(
+        cls,
+        urls: str | Iterable[Any],
+        *,
+        credentials: NatsCredentials | faust.auth.Credentials | ssl.SSLContext | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        **overrides: Any,
+    ) -> ConnectionSettings:
+        raw = _split_urls(urls)
+        if not raw:
+            raise ConfigError("NATS_URL", "", "at least one server URL is needed")
+        servers: list[str] = []
+        found: dict[str, Any] = {}
+        for url in raw:
+            parts = urlsplit(url)
+            if parts.scheme not in _SCHEMES:
+                raise ConfigError(
+                    "NATS_URL", redact_url(url), f"scheme must be one of {sorted(_SCHEMES)}"
+                )
+            if not parts.hostname:
+                raise ConfigError("NATS_URL", redact_url(url), "has no host")
+            try:
+                parts.port  # noqa: B018 - raises ValueError on a bad port
+            except ValueError:
+                raise ConfigError("NATS_URL", redact_url(url), "has an invalid port") from None
+            scheme = "nats" if parts.scheme == "tls" else parts.scheme
+            servers.append(redact_url(f"{scheme}://{parts.netloc}"))
+            if parts.scheme == "tls":
+                found.setdefault("tls_required", True)
+            if parts.username and parts.password is not None:
+                found.setdefault("user", unquote(parts.username))
+                found.setdefault("password", Secret(unquote(parts.password)))
+            elif parts.username:
+                found.setdefault("token", Secret(unquote(parts.username)))
+            for key, values in parse_qs(parts.query).items():
+                if key in {"creds", "tls_ca", "tls_cert", "tls_key"}:
+                    found.setdefault(key, values[-1])
+        settings = cls(
+            servers=tuple(servers),
+            user=found.get("user"),
+            password=found.get("password"),
+            token=found.get("token"),
+            creds_file=found.get("creds"),
+            tls_ca_file=found.get("tls_ca"),
+            tls_cert_file=found.get("tls_cert"),
+            tls_key_file=found.get("tls_key"),
+            ssl_context=ssl_context,
+        )
+        if found.get("tls_required") and settings.ssl_context is None and not settings.tls_ca_file:
+            settings = replace(settings, ssl_context=ssl.create_default_context())
+        settings = settings.with_credentials(credentials)
+        return replace(settings, **overrides) if overrides else settings
+
+    def with_credentials(
+        self, credentials: NatsCredentials | faust.auth.Credentials | ssl.SSLContext | None
+    ) -> ConnectionSettings:
+        """Merge faust ``broker_credentials`` (ours, faust's SASL/SSL ones, or an SSLContext)."""
+        if credentials is None:
+            return self
+        if isinstance(credentials, ssl.SSLContext):
+            return replace(self, ssl_context=credentials)
+        if isinstance(credentials, NatsCredentials):
+            return replace(
+                self,
+                user=credentials.user or self.user,
+                password=credentials.password or self.password,
+                token=credentials.token or self.token,
+                creds_file=credentials.creds_file or self.creds_file,
+                tls_ca_file=credentials.tls_ca_file or self.tls_ca_file,
+                tls_cert_file=credentials.tls_cert_file or self.tls_cert_file,
+                tls_key_file=credentials.tls_key_file or self.tls_key_file,
+                ssl_context=credentials.ssl_context or self.ssl_context,
+            )
+        if isinstance(credentials, faust.auth.SASLCredentials):
+            return replace(
+                self,
+                user=credentials.username,
+                password=Secret(credentials.password) if credentials.password else None,
+                ssl_context=credentials.ssl_context or self.ssl_context,
+            )
+        if isinstance(credentials, faust.auth.SSLCredentials):
+            return replace(self, ssl_context=credentials.context)
+        raise ConfigError(
+            "broker_credentials",
+            type(credentials).__name__,
+            "the nats:// transport understands NatsCredentials, SASLCredentials (user/password) "
+            "and SSLCredentials",
+        )
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        if self.ssl_context is not None:
+            return self.ssl_context
+        if not (self.tls_ca_file or self.tls_cert_file):
+            return None
+        context = ssl.create_default_context(cafile=self.tls_ca_file)
+        if self.tls_cert_file and self.tls_key_file:
+            context.load_cert_chain(self.tls_cert_file, self.tls_key_file)
+        return context
+
+    def connect_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``nats.aio.client.Client.connect`` (secrets included)."""
+        options: dict[str, Any] = {"servers": list(self.servers), "name": self.name}
+        if self.user is not None:
+            options["user"] = self.user
+        if self.password is not None:
+            options["password"] = self.password.value
+        if self.token is not None:
+            options["token"] = self.token.value
+        if self.creds_file is not None:
+            options["user_credentials"] = self.creds_file
+        tls = self.tls_context()
+        if tls is not None:
+            options["tls"] = tls
+        return options
+
+    def __repr__(self) -> str:
+        auth = [f"user={self.user!r}"] if self.user else []
+        auth += [name for name in ("password", "token") if getattr(self, name) is not None]
+        if self.creds_file:
+            auth.append(f"creds_file={self.creds_file!r}")
+        if self.tls_context() is not None:
+            auth.append("tls")
+        return f"<ConnectionSettings servers={list(self.servers)} {' '.join(auth) or 'no-auth'}>"
+
+
+def _split_urls(urls: str | Iterable[Any]) -> list[str]:
+    items: Sequence[Any] = [urls] if isinstance(urls, str) else list(urls)
+    out: list[str] = []
+    for item in items:
+        for piece in str(item).replace(";", ",").split(","):
+            piece = piece.strip()
+            if piece:
+                out.append(piece)
+    return out
+
+
+async def connect(
+    settings: ConnectionSettings,
+    *,
+    name: str | None = None,
+    on_reconnected: Any = None,
+    on_disconnected: Any = None,
+) -> Client:
+    """Open a connection, retrying with exponential backoff until ``connect_deadline``.
+
+    While connecting, each failure is logged once in one line that names the servers (never the
+    credentials). After the first success the client reconnects forever on its own.
+
+    Raises:
+        BrokenError: NATS stayed unreachable (or refused our credentials) past the deadline.
+    """
+    client = nats.NATS()
+    servers = ", ".join(settings.servers)
+    connected = False
+    attempt = 0
+    last_error: BaseException | None = None
+    backoff_cap = 5.0
+
+    async def error_cb(exc: Exception) -> None:
+        nonlocal attempt, last_error
+        last_error = exc
+        if not connected:
+            attempt += 1
+            wait = client.options["reconnect_time_wait"]
+            log.warning(
+                "NATS not reachable at %s (attempt %d): %s; retrying in %.1fs",
+                servers, attempt, _describe(exc), wait,
+            )
+            # nats-py waits a fixed reconnect_time_wait between attempts; widen it ourselves.
+            client.options["reconnect_time_wait"] = min(wait * 2, backoff_cap)
+        else:
+            log.warning("NATS connection error (%s): %s", servers, _describe(exc))
+
+    async def disconnected_cb() -> None:
+        if connected:
+            log.warning("NATS disconnected from %s; reconnecting", servers)
+            if on_disconnected is not None:
+                await on_disconnected()
+
+    async def reconnected_cb() -> None:
+        log.info("NATS reconnected to %s", redact_url(str(client.connected_url.geturl()))
+                 if client.connected_url else servers)
+        if on_reconnected is not None:
+            await on_reconnected()
+
+    options = settings.connect_options()
+    if name:
+        options["name"] = name
+    try:
+        await asyncio.wait_for(
+            client.connect(
+                **options,
+                error_cb=error_cb,
+                disconnected_cb=disconnected_cb,
+                reconnected_cb=reconnected_cb,
+                allow_reconnect=True,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.25,
+                connect_timeout=2,
+                # The default 2 MiB would stall pipelined publishing during a short reconnect.
+                pending_size=64 * 1024 * 1024,
+            ),
+            timeout=settings.connect_deadline,
+        )
+    except (TimeoutError, Exception) as exc:
+        await _close_quietly(client)
+        reason = _describe(last_error or exc)
+        raise BrokenError(
+            f"cannot connect to NATS at {servers} within {settings.connect_deadline:.0f}s: {reason}"
+        ) from None
+    connected = True
+    client.options["reconnect_time_wait"] = settings.reconnect_wait
+    return client
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def _close_quietly(client: Client) -> None:
+    try:
+        await client.close()
+    except Exception:  # noqa: BLE001 - closing a half-open client; nothing useful to report
+        log.debug("closing a failed NATS client raised", exc_info=True)
