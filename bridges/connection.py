@@ -304,7 +304,7 @@ async def connect(
             log.warning("NATS connection error (%s): %s", servers, _describe(exc))
 
     async def disconnected_cb() -> None:
-        if connected:
+        if connected and not (client.is_closed or client.is_draining):
             log.warning("NATS disconnected from %s; reconnecting", servers)
             if on_disconnected is not None:
                 await on_disconnected()

@@ -1,0 +1,445 @@
+"""faust's Consumer on JetStream.
+
+Partitions come from the group coordinator (:mod:`bridges.group`), messages from one
+:class:`~bridges.reader.PartitionReader` per assigned partition, and committed offsets go to the
+KV offset store with compare-and-set. The rebalance order is the one faust's aiokafka driver
+follows: ``app.on_rebalance_start()``, revoke everything (faust drains and commits), set the
+generation, ``assignor.on_assignment()``, then ``on_partitions_assigned``.
+
+A partition being revoked stays in :meth:`assignment` until its revocation has finished, because
+faust drops commits for partitions outside the assignment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import secrets
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar, cast
+
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+from faust.exceptions import ImproperlyConfigured
+from faust.transport.consumer import Consumer as FaustConsumer
+from faust.transport.consumer import RecordMap
+from faust.types import TP, ConsumerMessage
+from mode.utils.times import Seconds
+
+from bridges.envelope import (
+    HDR_NULL,
+    HDR_TS,
+    MalformedEnvelope,
+    decode_key,
+    decode_user_headers,
+)
+from bridges.group import FaustAssigner, GroupCoordinator, GroupSettings
+from bridges.offsets import OffsetStore, PartitionRef
+from bridges.producer import declare_faust_topic
+from bridges.reader import PartitionReader, ReaderConfig, Record
+from bridges.session import Fence, TransportSession, partition_for_key
+from tables.errors import ClosedError, StreamsError
+
+__all__ = ["Consumer"]
+
+log = logging.getLogger(__name__)
+
+
+class Consumer(FaustConsumer):
+    """Consumer for the ``nats://`` transport."""
+
+    consumer_stopped_errors: ClassVar[tuple[type[BaseException], ...]] = (ClosedError,)
+
+    def __post_init__(self) -> None:
+        if self.app.conf.processing_guarantee.value == "exactly_once":
+            raise ImproperlyConfigured(
+                "processing_guarantee='exactly_once' needs Kafka transactions; the nats:// "
+                "transport provides at-least-once (use the windowed tables for exactly-once "
+                "results in effect)"
+            )
+        self._session: TransportSession = cast(Any, self.transport).session
+        self._subscription: set[str] = set()
+        self._assignment: set[TP] = set()
+        self._readers: dict[TP, PartitionReader] = {}
+        self._offsets: OffsetStore | None = None
+        self._coordinator: GroupCoordinator | None = None
+        self._data = asyncio.Event()
+        self._reader_ids = itertools.count(1)
+        self._instance = secrets.token_hex(3)
+        self._rotation = 0
+        options = self._session.options
+        self._reader_config = ReaderConfig(
+            batch=options.fetch_batch, capacity=options.fetch_capacity
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        await self._session.acquire()
+        self._session.on_reconnected(self._on_reconnected)
+        group = self.app.conf.id
+        self._offsets = OffsetStore(
+            self._session.js, self._session.naming, group, replicas=self._session.options.replicas
+        )
+        await self._offsets.start()
+        if not self.app.client_only:
+            options = self._session.options
+            self._coordinator = GroupCoordinator(
+                self._session.client,
+                self._session.settings,
+                self._session.naming,
+                group,
+                listener=_Listener(self),
+                assigner=FaustAssigner(self.app.assignor, self._partition_counts),
+                settings=GroupSettings(
+                    session_timeout=options.session_timeout,
+                    rebalance_delay=options.rebalance_delay,
+                    rebalance_timeout=float(self.app.conf.broker_rebalance_timeout),
+                    replicas=options.replicas,
+                ),
+            )
+            await self._coordinator.start()
+
+    async def on_stop(self) -> None:
+        await super().on_stop()  # faust commits what it can here
+        if self._coordinator is not None:
+            await self._coordinator.stop()
+        await self._close_readers(set(self._readers))
+        await self._session.release()
+
+    def close(self) -> None:
+        """Called by faust when a rebalance arrives after the app started stopping."""
+
+    @property
+    def member_id(self) -> str | None:
+        return self._coordinator.member_id if self._coordinator else None
+
+    # -- subscription and rebalancing -----------------------------------------------------
+
+    async def subscribe(self, topics: Iterable[str]) -> None:
+        self._subscription = set(topics)
+        await self._declare_missing(self._subscription)
+        if self._coordinator is not None:
+            await self._coordinator.update_subscription()
+        else:
+            # client-only: read every partition of the subscribed topics, no group
+            specs = await self._session.registry.lookup_many(self._subscription)
+            tps = {TP(t, p) for t, spec in specs.items() for p in range(spec.partitions)}
+            await self._take(tps, generation=0)
+            await self.on_partitions_assigned(tps, 0)
+
+    async def _declare_missing(self, topics: set[str]) -> None:
+        """Create subscribed topics that do not exist yet, as Kafka's auto-create would.
+
+        faust declares only its internal topics before subscribing; an agent's source topic is
+        created here with the partition count faust has for it.
+        """
+        if not self.app.conf.topic_allow_declare:
+            return
+        registry = self._session.registry
+        known = await registry.lookup_many(topics)
+        partitions = {
+            name: channel.partitions or self.app.conf.topic_partitions
+            for channel in self.app.topics
+            for name in getattr(channel, "topics", ())
+        }
+        for topic in sorted(topics - known.keys()):
+            await self._session.declare_topic(
+                topic, partitions.get(topic, self.app.conf.topic_partitions),
+                compacting=False, retention=None,
+            )
+
+    async def _revoke(self) -> None:
+        self.app.on_rebalance_start()
+        revoked = set(self._assignment)
+        await self.on_partitions_revoked(revoked)
+        if not self.app.conf.stream_wait_empty and revoked:
+            await self.commit()
+        # Only now may the partitions leave the assignment (faust drops other commits).
+        self._assignment = set()
+        if self._offsets is not None:
+            self._offsets.release(PartitionRef(tp.topic, tp.partition) for tp in revoked)
+        for tp in revoked:
+            self._session.fences.pop((tp.topic, tp.partition), None)
+        await self._close_readers(revoked)
+
+    async def _assign(self, generation: int, raw: bytes) -> None:
+        protocol = ConsumerProtocolMemberAssignment.decode(raw)
+        tps = {TP(topic, p) for topic, partitions in protocol.assignment for p in partitions}
+        self.app.consumer_generation_id = generation
+        self.app.assignor.on_assignment(protocol)
+        await self._take(tps, generation)
+        await self.on_partitions_assigned(tps, generation)
+
+    async def _take(self, tps: set[TP], generation: int) -> None:
+        """Claim offsets, fence changelogs and open readers for a new assignment."""
+        assert self._offsets is not None
+        self._offsets.set_identity(self.member_id or "client", generation)
+        changelogs = self.app.tables.changelog_topics
+        actives = self.app.assignor.assigned_actives() if self._coordinator else tps
+        sources = {tp for tp in tps if tp.topic not in changelogs}
+        owned_changelogs = {tp for tp in tps if tp.topic in changelogs and tp in actives}
+        committed = await self._offsets.claim(PartitionRef(tp.topic, tp.partition) for tp in sources)
+        await asyncio.gather(*(self._fence(tp, generation) for tp in owned_changelogs))
+        self._assignment = set(tps)
+        reset = self.app.conf.consumer_auto_offset_reset
+        starts: dict[TP, int] = {}
+        for tp in tps:
+            offset = committed.get(PartitionRef(tp.topic, tp.partition))
+            if offset is None:
+                earliest, highwater = await self._session.registry.offsets(tp.topic, tp.partition)
+                offset = highwater if reset == "latest" and tp in sources else earliest
+            starts[tp] = offset
+        await asyncio.gather(*(self._open_reader(tp, offset) for tp, offset in starts.items()))
+
+    async def _fence(self, tp: TP, generation: int) -> None:
+        """Write the changelog partition's fence marker: older owners' writes now fail."""
+        subject = self._session.naming.fence_subject(tp.topic, tp.partition)
+        ack = await self._session.js.publish(
+            subject, f'{{"owner":"{self.member_id}","generation":{generation}}}'.encode()
+        )
+        self._session.fences[(tp.topic, tp.partition)] = Fence(subject, int(ack.seq))
+
+    def _lost(self) -> None:
+        self.stop_flow()
+        self.app.flow_control.suspend()
+
+    # -- readers --------------------------------------------------------------------------
+
+    async def _open_reader(self, tp: TP, offset: int) -> None:
+        spec = self._session.registry.cached(tp.topic) or await self._session.registry.lookup(tp.topic)
+        if spec is None:
+            log.warning("assigned %s but topic %r is not registered; skipping", tp, tp.topic)
+            return
+        naming = self._session.naming
+        reader = PartitionReader(
+            self._session.client,
+            self._session.js,
+            stream=naming.stream(tp.topic, tp.partition),
+            filter_subject=naming.data_filter(tp.topic, tp.partition, spec.compacting),
+            name=f"{self._instance}-{next(self._reader_ids)}",
+            on_data=self._data.set,
+            config=self._reader_config,
+        )
+        self._readers[tp] = reader
+        await reader.start(offset)
+        reader.resume()
+
+    async def _close_readers(self, tps: set[TP]) -> None:
+        readers = [self._readers.pop(tp) for tp in tps if tp in self._readers]
+        await asyncio.gather(*(reader.close() for reader in readers))
+
+    async def _on_reconnected(self) -> None:
+        for reader in self._readers.values():
+            reader.reset_after_reconnect()
+
+    # -- fetching -------------------------------------------------------------------------
+
+    async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> RecordMap:
+        deadline = asyncio.get_running_loop().time() + timeout
+        limit = self.app.conf.broker_max_poll_records or 500
+        while True:
+            records = self._take_buffered(active_partitions, limit)
+            if records or not self.flow_active:
+                return records
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return {}
+            self._data.clear()
+            try:
+                await asyncio.wait_for(self._data.wait(), remaining)
+            except TimeoutError:
+                return {}
+
+    def _take_buffered(self, active: set[TP] | None, limit: int) -> RecordMap:
+        tps = list(active if active is not None else self._readers)
+        if not tps:
+            return {}
+        # Start from a different partition each call so none is starved.
+        self._rotation = (self._rotation + 1) % len(tps)
+        tps = tps[self._rotation:] + tps[: self._rotation]
+        share = max(1, limit // len(tps))
+        out: dict[TP, list[ConsumerMessage]] = {}
+        for tp in tps:
+            reader = self._readers.get(tp)
+            if reader is None or not reader.buffered:
+                continue
+            messages = [m for r in reader.take(share) if (m := self._decode(tp, r)) is not None]
+            if messages:
+                out[tp] = messages
+        return out
+
+    def _decode(self, tp: TP, record: Record) -> ConsumerMessage | None:
+        msg = record.msg
+        headers = msg.headers
+        try:
+            key = decode_key(headers)
+            user_headers = decode_user_headers(headers)
+            raw_ts = headers.get(HDR_TS) if headers else None
+            timestamp = float(raw_ts) if raw_ts is not None else record.timestamp_ns / 1e9
+        except (MalformedEnvelope, ValueError) as exc:
+            log.error(
+                "skipping undecodable message %s[%d] offset %d: %s",
+                tp.topic, tp.partition, record.offset, exc,
+            )
+            return None
+        value = None if headers and headers.get(HDR_NULL) else msg.data
+        return ConsumerMessage(
+            tp.topic,
+            tp.partition,
+            record.offset,
+            timestamp,
+            0,
+            user_headers,
+            key,
+            value,
+            None,
+            len(key) if key else 0,
+            len(value) if value else 0,
+            tp,
+            generation_id=self.app.consumer_generation_id,
+        )
+
+    def _to_message(self, tp: TP, record: Any) -> ConsumerMessage:
+        return cast(ConsumerMessage, record)  # already built by _getmany
+
+    # -- offsets --------------------------------------------------------------------------
+
+    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+        if self._offsets is None:
+            return False
+        mine = {
+            PartitionRef(tp.topic, tp.partition): offset
+            for tp, offset in offsets.items()
+            if tp in self._assignment
+        }
+        if not mine:
+            return False
+        try:
+            fenced = await self._offsets.commit(mine)
+        except StreamsError as exc:
+            log.warning("committing offsets failed: %s", exc)
+            return False
+        if fenced:
+            log.warning("commits refused for %s: this worker was fenced off", sorted(fenced))
+            return False
+        return True
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        assert self._offsets is not None
+        sources = [tp for tp in self._assignment if tp.topic not in self.app.tables.changelog_topics]
+        committed = await self._offsets.read(PartitionRef(tp.topic, tp.partition) for tp in sources)
+        out: dict[TP, int] = {}
+        for tp in sources:
+            offset = committed.get(PartitionRef(tp.topic, tp.partition))
+            if offset:
+                await self._seek(tp, offset)
+                out[tp] = offset
+        return out
+
+    async def _seek(self, partition: TP, offset: int) -> None:
+        reader = self._readers.get(partition)
+        if reader is not None:
+            await reader.seek(offset)
+
+    async def seek_wait(self, partitions: Mapping[TP, int]) -> None:
+        for tp, offset in partitions.items():
+            await self._seek(tp, offset)
+            if offset > 0:
+                self._read_offset[tp] = offset
+            else:
+                self._read_offset.pop(tp, None)
+
+    async def seek_to_beginning(self, *partitions: TP) -> None:
+        for tp in partitions:
+            earliest, _ = await self._session.registry.offsets(tp.topic, tp.partition)
+            await self._seek(tp, earliest)
+
+    async def position(self, tp: TP) -> int | None:
+        reader = self._readers.get(tp)
+        return reader.position if reader else None
+
+    def assignment(self) -> set[TP]:
+        return set(self._assignment)
+
+    def highwater(self, tp: TP) -> int:
+        reader = self._readers.get(tp)
+        return reader.highwater if reader else 0
+
+    async def highwaters(self, *partitions: TP) -> Mapping[TP, int]:
+        offsets = await asyncio.gather(
+            *(self._session.registry.offsets(tp.topic, tp.partition) for tp in partitions)
+        )
+        return {tp: hw for tp, (_, hw) in zip(partitions, offsets, strict=True)}
+
+    async def earliest_offsets(self, *partitions: TP) -> Mapping[TP, int]:
+        offsets = await asyncio.gather(
+            *(self._session.registry.offsets(tp.topic, tp.partition) for tp in partitions)
+        )
+        return {tp: earliest for tp, (earliest, _) in zip(partitions, offsets, strict=True)}
+
+    # -- topics ---------------------------------------------------------------------------
+
+    def topic_partitions(self, topic: str) -> int | None:
+        spec = self._session.registry.cached(topic)
+        return spec.partitions if spec else None
+
+    def key_partition(self, topic: str, key: bytes | None, partition: int | None = None) -> int | None:
+        spec = self._session.registry.cached(topic)
+        if spec is None:
+            return None
+        if partition is not None:
+            return partition
+        if key is None:
+            return None
+        return partition_for_key(key, spec.partitions)
+
+    async def create_topic(
+        self,
+        topic: str,
+        partitions: int,
+        replication: int,
+        *,
+        config: Mapping[str, Any] | None = None,
+        timeout: Seconds = 30.0,
+        retention: Seconds | None = None,
+        compacting: bool | None = None,
+        deleting: bool | None = None,
+        ensure_created: bool = False,
+    ) -> None:
+        await declare_faust_topic(
+            self._session, topic, partitions, config=config, retention=retention,
+            compacting=compacting, deleting=deleting,
+        )
+
+    def _new_topicpartition(self, topic: str, partition: int) -> TP:
+        return TP(topic, partition)
+
+    async def _partition_counts(self, topics: set[str]) -> dict[str, int]:
+        specs = await self._session.registry.lookup_many(topics)
+        return {topic: spec.partitions for topic, spec in specs.items()}
+
+    def verify_event_path(self, now: float, tp: TP) -> None:
+        """faust's livelock detector hook; our readers report their own stalls."""
+
+
+class _Listener:
+    """The coordinator's view of the consumer (keeps the group protocol out of faust's class)."""
+
+    def __init__(self, consumer: Consumer) -> None:
+        self._consumer = consumer
+
+    def subscription(self) -> tuple[str, ...]:
+        return tuple(sorted(self._consumer._subscription))
+
+    def metadata(self) -> bytes:
+        return cast(bytes, self._consumer.app.assignor.metadata(self._consumer._subscription).encode())
+
+    async def on_revoke(self) -> None:
+        await self._consumer._revoke()
+
+    async def on_assign(self, generation: int, assignment: bytes) -> None:
+        await self._consumer._assign(generation, assignment)
+
+    def on_lost(self) -> None:
+        self._consumer._lost()

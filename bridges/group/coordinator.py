@@ -1,0 +1,428 @@
+"""Consumer groups over JetStream KV: what Kafka's group coordinator gives faust.
+
+The protocol (eager, like Kafka's classic one):
+
+1. **Membership.** Each worker holds a member key with a TTL (:mod:`bridges.group.lease`). A
+   worker that stops cleanly deletes it; one that dies or is paused loses it when the TTL runs out.
+2. **Leadership.** The leader key is taken by compare-and-set (create-if-absent) and kept with a
+   TTL like a membership. When it disappears every member races to take it.
+3. **Assignment.** Whenever the members or their subscriptions differ from what the current
+   assignment was computed from, the leader waits ``rebalance_delay`` for things to settle, runs
+   faust's assignor and writes generation ``g + 1`` with compare-and-set.
+4. **Revoke, acknowledge, barrier, assign.** On seeing generation ``g`` each member revokes
+   everything it holds (faust drains in-flight work and commits), then acknowledges ``g`` in its
+   member record, then waits until every member of ``g`` has acknowledged it or is gone. Only then
+   does it take its partitions of ``g`` (claiming their offsets and fencing their changelogs, so
+   anything a vanished owner still tries to write is refused). So no partition is processed by
+   two members in one generation, and a new owner starts from the old owner's final commit.
+5. **Laggards.** A member that does not acknowledge within ``rebalance_timeout`` is evicted by
+   the leader (its key deleted): it finds out when renewing, stops, and rejoins as a new member.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from nats.aio.client import Client
+from nats.js.kv import KeyValue
+
+from bridges.connection import ConnectionSettings
+from bridges.group.assign import AssignResult
+from bridges.group.lease import LeaseKeeper
+from bridges.group.records import Assignment, MemberRecord
+from bridges.group.store import CasConflict, GroupKeys, GroupStore
+from bridges.naming import Naming, decode_token
+from tables.errors import ClosedError
+
+__all__ = ["Assigner", "GroupCoordinator", "GroupSettings", "GroupView", "RebalanceListener"]
+
+log = logging.getLogger(__name__)
+
+
+class RebalanceListener(Protocol):
+    """What the coordinator drives: the faust consumer."""
+
+    def subscription(self) -> tuple[str, ...]: ...
+
+    def metadata(self) -> bytes:
+        """faust's assignor metadata for this member, encoded."""
+        ...
+
+    async def on_revoke(self) -> None:
+        """Stop processing what is held, commit, and give it up."""
+        ...
+
+    async def on_assign(self, generation: int, assignment: bytes) -> None:
+        """Take the partitions of ``assignment`` (``ConsumerProtocolMemberAssignment``)."""
+        ...
+
+    def on_lost(self) -> None:
+        """The membership is gone: stop processing at once (commits would be refused)."""
+        ...
+
+
+class Assigner(Protocol):
+    async def assign(self, members: dict[str, MemberRecord]) -> AssignResult: ...
+
+    async def topics_exist(self, topics: frozenset[str]) -> bool:
+        """Whether any of ``topics`` exists now."""
+        ...
+
+
+@dataclass(frozen=True)
+class GroupSettings:
+    #: a member that stops renewing its lease is gone after this long
+    session_timeout: float = 6.0
+    #: how long the leader waits for membership to settle before computing an assignment
+    rebalance_delay: float = 0.2
+    #: a member that has not acknowledged a generation after this long is evicted
+    rebalance_timeout: float = 60.0
+    replicas: int = 1
+
+
+@dataclass
+class GroupView:
+    """The group as last seen through the KV watch."""
+
+    members: dict[str, MemberRecord] = field(default_factory=dict)
+    leader: str | None = None
+    assignment: Assignment | None = None
+    assignment_revision: int = 0
+    assignment_seen_at: float = 0.0
+    ready: bool = False  # the initial values have all been read
+
+
+class _Changes:
+    """A wake-up for everyone waiting on the view: ``wait(timeout)`` returns on the next change."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+        except TimeoutError:
+            pass
+
+
+class _Superseded(Exception):
+    """A newer generation appeared while applying one."""
+
+
+class GroupCoordinator:
+    """Keeps one member in its group and drives its :class:`RebalanceListener`."""
+
+    def __init__(
+        self,
+        client: Client,
+        connection: ConnectionSettings,
+        naming: Naming,
+        group: str,
+        listener: RebalanceListener,
+        assigner: Assigner,
+        settings: GroupSettings = GroupSettings(),
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._keys = GroupKeys(naming, group)
+        self._store = GroupStore(client.jetstream(), self._keys, replicas=settings.replicas)
+        self._listener = listener
+        self._assigner = assigner
+        self._settings = settings
+        self._clock = clock
+        self._group = group
+        self._keeper = LeaseKeeper(
+            connection,
+            self._keys,
+            ttl=settings.session_timeout,
+            on_lost=self._on_lease_lost,
+            replicas=settings.replicas,
+        )
+        self.view = GroupView()
+        self._changes = _Changes()
+        self._member_id: str | None = None
+        self._applied = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
+        self._rejoin: asyncio.Task[None] | None = None
+        self._started = False
+        self._closed = False
+        #: subscribed topics the last assignment could not place (not created yet)
+        self._missing_topics: frozenset[str] = frozenset()
+        self._missing_checked_at = 0.0
+
+    # -- public surface -------------------------------------------------------------------
+
+    @property
+    def member_id(self) -> str | None:
+        return self._member_id
+
+    @property
+    def generation(self) -> int:
+        """The generation whose assignment this member holds (0: none yet)."""
+        return self._applied
+
+    @property
+    def is_leader(self) -> bool:
+        return self._keeper.is_leader
+
+    async def start(self) -> None:
+        if self._started:
+            raise ClosedError("the coordinator was already started")
+        self._started = True
+        kv = await self._store.open()
+        await self._keeper.start()
+        self._tasks = [
+            asyncio.create_task(self._watch(kv), name=f"group-watch-{self._group}"),
+            asyncio.create_task(self._lead(), name=f"group-lead-{self._group}"),
+            asyncio.create_task(self._follow(), name=f"group-follow-{self._group}"),
+        ]
+
+    async def update_subscription(self) -> None:
+        """Join the group, or publish a changed subscription (the leader rebalances)."""
+        if self._closed:
+            raise ClosedError("the coordinator is stopped")
+        if self._member_id is None:
+            await self._join()
+        else:
+            await self._publish_record()
+
+    async def stop(self) -> None:
+        """Leave the group: delete the leases so others take over at once. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        for task in [*self._tasks, *([self._rejoin] if self._rejoin else [])]:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping
+                pass
+        try:
+            await self._keeper.leave()
+        except Exception as exc:  # noqa: BLE001 - the leases expire on their own
+            log.warning("leaving group %s cleanly failed (%s); leases will expire", self._group, exc)
+        await self._keeper.stop()
+
+    # -- membership -----------------------------------------------------------------------
+
+    def _record(self) -> MemberRecord:
+        assert self._member_id is not None
+        return MemberRecord(
+            member_id=self._member_id,
+            subscription=tuple(sorted(self._listener.subscription())),
+            metadata=self._listener.metadata(),
+            acked=self._applied,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+        )
+
+    async def _join(self) -> None:
+        self._member_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self._applied = 0
+        await self._keeper.join(self._member_id, self._record().to_json())
+        log.info("joined group %s as %s", self._group, self._member_id)
+        self._changes.notify()
+
+    async def _publish_record(self, *, acked: int | None = None) -> bool:
+        record = self._record()
+        if acked is not None:
+            record = replace(record, acked=acked)
+        return await self._keeper.update(record.to_json())
+
+    def _on_lease_lost(self, kind: str) -> None:
+        if kind == "leader" or self._closed:
+            self._changes.notify()
+            return
+        log.warning("member %s lost its membership of %s; stopping and rejoining", self._member_id, self._group)
+        self._listener.on_lost()
+        if self._rejoin is None or self._rejoin.done():
+            self._rejoin = asyncio.create_task(self._rejoin_group(), name="group-rejoin")
+
+    async def _rejoin_group(self) -> None:
+        await self._listener.on_revoke()
+        self._member_id = None
+        await self._join()
+
+    # -- the view -------------------------------------------------------------------------
+
+    async def _watch(self, kv: KeyValue) -> None:
+        """Keep :attr:`view` current; a failed watch is restarted from a fresh read."""
+        while True:
+            try:
+                await self._watch_once(kv)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - restart the watch; the view is rebuilt
+                log.warning("watching group %s failed (%s); watching again", self._group, exc)
+            self.view.ready = False
+            self.view.members.clear()
+            await asyncio.sleep(0.5)
+
+    async def _watch_once(self, kv: KeyValue) -> None:
+        watcher = await kv.watch(self._keys.all)
+        prefix_members = f"{self._keys.root}.members."
+        async for entry in watcher:
+            view = self.view
+            if entry is None:
+                view.ready = True
+                self._changes.notify()
+                continue
+            gone = entry.value is None or entry.operation in ("DEL", "PURGE") or not entry.value
+            if entry.key.startswith(prefix_members):
+                member_id = decode_token(entry.key[len(prefix_members):])
+                if gone:
+                    view.members.pop(member_id, None)
+                else:
+                    view.members[member_id] = MemberRecord.from_json(entry.value)
+            elif entry.key == self._keys.leader:
+                view.leader = None if gone else entry.value.decode()
+            elif entry.key == self._keys.assignment and not gone:
+                view.assignment = Assignment.from_json(entry.value)
+                view.assignment_revision = int(entry.revision or 0)
+                view.assignment_seen_at = self._clock()
+            self._changes.notify()
+
+    # -- leader duties --------------------------------------------------------------------
+
+    async def _lead(self) -> None:
+        while True:
+            await self._changes.wait(1.0)
+            view = self.view
+            if not view.ready or self._member_id is None or not self._keeper.has_membership:
+                continue
+            if not self._keeper.is_leader:
+                if view.leader is None and await self._keeper.try_lead(self._member_id):
+                    log.info("%s leads group %s", self._member_id, self._group)
+                continue
+            try:
+                await self._lead_once()
+            except CasConflict:
+                continue  # another leader wrote meanwhile; the watch brings its assignment
+            except Exception:
+                log.exception("computing the assignment of group %s failed; retrying", self._group)
+                await asyncio.sleep(1.0)
+
+    async def _lead_once(self) -> None:
+        view = self.view
+        basis = {m: record.subscription for m, record in view.members.items()}
+        current = view.assignment
+        if current is None or current.basis != basis or await self._missing_topics_appeared():
+            await self._settle()
+            await self._write_assignment()
+            return
+        self._evict_laggards(current)
+
+    async def _missing_topics_appeared(self) -> bool:
+        """Once a second, whether a topic the last assignment lacked has been created."""
+        if not self._missing_topics or self._clock() - self._missing_checked_at < 1.0:
+            return False
+        self._missing_checked_at = self._clock()
+        return await self._assigner.topics_exist(self._missing_topics)
+
+    async def _settle(self) -> None:
+        """Wait until membership has not changed for ``rebalance_delay``."""
+        delay = self._settings.rebalance_delay
+        while True:
+            before = {m: (r.subscription) for m, r in self.view.members.items()}
+            await asyncio.sleep(delay)
+            if before == {m: (r.subscription) for m, r in self.view.members.items()}:
+                return
+
+    async def _write_assignment(self) -> None:
+        view = self.view
+        members = dict(view.members)
+        if not members:
+            return
+        result = await self._assigner.assign(members)
+        previous = view.assignment.generation if view.assignment else 0
+        assignment = Assignment(
+            generation=previous + 1,
+            leader=self._member_id or "",
+            members=result.assignments,
+            basis={m: record.subscription for m, record in members.items()},
+        )
+        await self._store.put(
+            self._keys.assignment, assignment.to_json(), expect=view.assignment_revision
+        )
+        self._missing_topics = result.missing_topics
+        if result.missing_topics:
+            log.info("topics %s not created yet; will assign again", sorted(result.missing_topics))
+        log.info(
+            "group %s generation %d: %d members", self._group, assignment.generation, len(members)
+        )
+
+    def _evict_laggards(self, current: Assignment) -> None:
+        if self._clock() - self.view.assignment_seen_at < self._settings.rebalance_timeout:
+            return
+        for member_id in current.members:
+            record = self.view.members.get(member_id)
+            if record is not None and record.acked < current.generation:
+                log.warning(
+                    "evicting %s from %s: generation %d not acknowledged in %.0fs",
+                    member_id, self._group, current.generation, self._settings.rebalance_timeout,
+                )
+                task = asyncio.create_task(self._store.delete(self._keys.member(member_id)))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+
+    # -- member duties --------------------------------------------------------------------
+
+    async def _follow(self) -> None:
+        while True:
+            await self._changes.wait(1.0)
+            current = self.view.assignment
+            me = self._member_id
+            if (
+                current is None
+                or me is None
+                or current.generation <= self._applied
+                or me not in current.members
+                or not self._keeper.has_membership
+            ):
+                continue
+            try:
+                await self._apply(current, me)
+            except _Superseded:
+                continue
+
+    async def _apply(self, assignment: Assignment, me: str) -> None:
+        generation = assignment.generation
+        log.info("%s: rebalancing to generation %d", me, generation)
+        await self._listener.on_revoke()
+        if not await self._publish_record(acked=generation):
+            return  # lost the lease meanwhile; the rejoin takes over
+        while True:
+            self._check_current(generation)
+            waiting = [
+                m
+                for m in assignment.members
+                if m != me and (r := self.view.members.get(m)) is not None and r.acked < generation
+            ]
+            if not waiting:
+                break
+            await self._changes.wait(1.0)
+        self._check_current(generation)
+        await self._listener.on_assign(generation, assignment.members[me])
+        self._applied = generation
+        # The assignor metadata now carries the new assignment: publish it for stickiness.
+        await self._publish_record()
+
+    def _check_current(self, generation: int) -> None:
+        latest = self.view.assignment
+        if latest is not None and latest.generation > generation:
+            raise _Superseded
