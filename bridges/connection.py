@@ -167,6 +167,8 @@ class ConnectionSettings:
             for key, values in parse_qs(parts.query).items():
                 if key in {"creds", "tls_ca", "tls_cert", "tls_key"}:
                     found.setdefault(key, values[-1])
+                elif key == "connect_deadline":
+                    found.setdefault(key, _positive_float(key, values[-1]))
         settings = cls(
             servers=tuple(servers),
             user=found.get("user"),
@@ -178,6 +180,8 @@ class ConnectionSettings:
             tls_key_file=found.get("tls_key"),
             ssl_context=ssl_context,
         )
+        if "connect_deadline" in found:
+            settings = replace(settings, connect_deadline=found["connect_deadline"])
         if found.get("tls_required") and settings.ssl_context is None and not settings.tls_ca_file:
             settings = replace(settings, ssl_context=ssl.create_default_context())
         settings = settings.with_credentials(credentials)
@@ -253,6 +257,16 @@ class ConnectionSettings:
         if self.tls_context() is not None:
             auth.append("tls")
         return f"<ConnectionSettings servers={list(self.servers)} {' '.join(auth) or 'no-auth'}>"
+
+
+def _positive_float(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(name, raw, "must be a number of seconds", kind="Broker option") from None
+    if value <= 0:
+        raise ConfigError(name, raw, "must be > 0", kind="Broker option")
+    return value
 
 
 def _split_urls(urls: str | Iterable[Any]) -> list[str]:

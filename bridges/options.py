@@ -18,7 +18,8 @@ from tables.errors import ConfigError
 
 __all__ = ["TransportOptions"]
 
-_CONNECTION_PARAMS = {"creds", "tls_ca", "tls_cert", "tls_key"}
+#: read by ConnectionSettings.from_urls instead
+_CONNECTION_PARAMS = {"creds", "tls_ca", "tls_cert", "tls_key", "connect_deadline"}
 
 
 @dataclass(frozen=True)

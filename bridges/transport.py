@@ -14,9 +14,10 @@ from typing import Any, ClassVar
 
 from faust.transport import base
 from faust.types import AppT
-from faust.types.transports import ConsumerT, ProducerT
+from faust.types.transports import ConductorT, ConsumerT, ProducerT
 from yarl import URL
 
+from bridges.conductor import Conductor
 from bridges.connection import ConnectionSettings
 from bridges.consumer import Consumer
 from bridges.options import TransportOptions
@@ -31,6 +32,7 @@ class Transport(base.Transport):
 
     Consumer: ClassVar[type[ConsumerT]] = Consumer
     Producer: ClassVar[type[ProducerT]] = Producer
+    Conductor: ClassVar[type[ConductorT]] = Conductor
 
     default_port = 4222
     driver_version = f"nats-py={version('nats-py')}"
