@@ -8,13 +8,25 @@ Two branches are kept apart on purpose (trio's ``ClosedResourceError`` vs ``Brok
 - :class:`ClosedError` — *we* closed the resource; using it again is a programming error.
 - :class:`BrokenError` — the *outside* broke (NATS unreachable, a stream deleted under us, a
   newer owner fenced us off); retrying or restarting may help.
+
+Two more say what was wrong with the *data*, so the caller can route it rather than crash:
+:class:`InvalidEventError` (an event; it goes to the dead-letter subject) and :class:`StateError`
+(a changelog entry that the current metric definition cannot restore).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["BrokenError", "ClosedError", "ConfigError", "FencedError", "StreamsError"]
+__all__ = [
+    "BrokenError",
+    "ClosedError",
+    "ConfigError",
+    "FencedError",
+    "InvalidEventError",
+    "StateError",
+    "StreamsError",
+]
 
 
 class StreamsError(Exception):
@@ -33,6 +45,35 @@ class ConfigError(StreamsError, ValueError):
         self.value = value
         self.problem = problem
         super().__init__(f"{kind} {field!r} has value {value!r}: {problem}")
+
+
+class InvalidEventError(StreamsError, ValueError):
+    """An event cannot be processed as given: a field it needs is missing or malformed.
+
+    Raised before anything is applied, so the state is as if the event never arrived; the caller
+    dead-letters the event with ``str(error)`` as the reason. ``field`` names the field (a dotted
+    path), ``value`` is what it held (``tables.fields.MISSING`` when absent) and ``problem`` says
+    what is wrong with it, e.g. ``Event field 'occurred_at' has value 'soon': not an RFC 3339 ...``.
+    """
+
+    def __init__(self, field: str, value: Any, problem: str) -> None:
+        self.field = field
+        self.value = value
+        self.problem = problem
+        super().__init__(f"Event field {field!r} has value {value!r}: {problem}")
+
+
+class StateError(StreamsError, ValueError):
+    """A stored (changelog) state cannot be restored into the current definition.
+
+    Typically the metric's definition changed under its changelog (another window size, other
+    aggregates) or the stored value is not one this code wrote. ``key`` is the storage key.
+    """
+
+    def __init__(self, key: str, problem: str) -> None:
+        self.key = key
+        self.problem = problem
+        super().__init__(f"Stored state {key!r} cannot be restored: {problem}")
 
 
 class ClosedError(StreamsError):
