@@ -1,5 +1,65 @@
-"""The pure domain of windowed aggregation. Imports nothing from the other packages."""
+"""The pure domain of windowed aggregation. Imports nothing from the other packages.
 
-from tables.errors import BrokenError, ClosedError, ConfigError, FencedError, StreamsError
+Windows (:mod:`tables.windows`), aggregators (:mod:`tables.aggregators`), the watermark
+(:mod:`tables.watermark`), a metric's definition (:mod:`tables.metric`) and the per-partition
+windowed state (:mod:`tables.windowed`). The clock is always passed in: nothing here reads it.
+"""
 
-__all__ = ["BrokenError", "ClosedError", "ConfigError", "FencedError", "StreamsError"]
+from tables.aggregators import (
+    Aggregates,
+    Aggregator,
+    Count,
+    CountDistinct,
+    Last,
+    Max,
+    Mean,
+    MergeableAggregator,
+    Min,
+    Sum,
+)
+from tables.errors import (
+    BrokenError,
+    ClosedError,
+    ConfigError,
+    FencedError,
+    InvalidEventError,
+    StateError,
+    StreamsError,
+)
+from tables.metric import MetricDefinition
+from tables.watermark import Watermark
+from tables.windowed import AddResult, ClosedWindow, Counted, Ignored, Late, PartitionWindows
+from tables.windows import Hopping, Session, Tumbling, Window, window_ranges
+
+__all__ = [
+    "AddResult",
+    "Aggregates",
+    "Aggregator",
+    "BrokenError",
+    "ClosedError",
+    "ClosedWindow",
+    "ConfigError",
+    "Count",
+    "CountDistinct",
+    "Counted",
+    "FencedError",
+    "Hopping",
+    "Ignored",
+    "InvalidEventError",
+    "Last",
+    "Late",
+    "Max",
+    "Mean",
+    "MergeableAggregator",
+    "MetricDefinition",
+    "Min",
+    "PartitionWindows",
+    "Session",
+    "StateError",
+    "StreamsError",
+    "Sum",
+    "Tumbling",
+    "Watermark",
+    "Window",
+    "window_ranges",
+]

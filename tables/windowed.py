@@ -1,0 +1,421 @@
+"""The state of one metric on one partition: its open windows, their aggregates and the watermark.
+
+Life cycle, as the caller (an agent) drives it::
+
+    windows = PartitionWindows(definition)
+    windows.load(changelog_items)            # on start-up: rebuild from the changelog
+    for each event:
+        outcome = windows.add(event, now)    # Counted | Late | Ignored; InvalidEventError if bad
+    results = windows.close_due(now)         # after a batch, and when the timer armed at
+    timer_at = windows.next_close_at(now)    #   next_close_at(now) fires
+    changes = windows.take_changes()         # at commit: what to write to the changelog
+
+Late rule. The watermark is read *before* the event is observed, so an event never makes itself
+late (and the first event of a partition is never late). With ``W`` that watermark and ``G`` the
+grace:
+
+- fixed windows (tumbling, hopping): a window ``[start, end)`` is open while ``end + G > W``. The
+  event is counted in each of its windows that is open; it is late only if none is. A hopping
+  event can therefore count in its later windows after its earliest ones have closed.
+- sessions: the event is late if the session it would start, ``[t, t + gap)``, would already be
+  closed: ``t + gap + G <= W``. Otherwise it joins every open session of its key that
+  ``[t, t + gap)`` overlaps (merging them) or starts a new one. Sessions that are due but not yet
+  collected by ``close_due`` count as closed, so results never depend on when ``close_due`` runs.
+
+Hence: events that arrive at most ``G`` behind the watermark are never late, and an event arriving
+after its window's end + ``G`` is always reported as :class:`Late`, never silently dropped.
+
+Storage: see :mod:`tables.storage_keys` for the key format. A window's value is
+``{"end_us": int, "events": int, "state": <the Aggregates state>}`` and the watermark's is
+``Watermark.to_json()``. Nothing is serialised per event: ``add`` marks what changed, and
+``take_changes`` builds the dict of changes (the caller serialises it) once per commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, TypeAlias
+
+from tables.errors import StateError
+from tables.metric import MetricDefinition
+from tables.micros import format_micros, from_micros, to_micros
+from tables.schedule import CloseSchedule, OpenWindow
+from tables.storage_keys import parse_window_key, watermark_key, window_key
+from tables.watermark import Watermark
+from tables.windows import Session
+
+__all__ = ["AddResult", "ClosedWindow", "Counted", "Ignored", "Late", "PartitionWindows"]
+
+Key: TypeAlias = tuple[str, ...]
+#: A horizon below every representable event time (year 1 is about -6.2e16 microseconds): before
+#: the first event nothing has closed.
+_BEFORE_ALL_TIME: Final = -(10**20)
+
+
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """The event was aggregated into ``windows`` open windows.
+
+    Always 1 for tumbling windows and sessions; for hopping windows, the number of the event's
+    windows still open (fewer than all of them when the earliest had already closed).
+    """
+
+    windows: int
+
+
+@dataclass(frozen=True, slots=True)
+class Late:
+    """The event's windows had closed; it was not counted. ``reason`` is for the dead-letter."""
+
+    reason: str
+    event_time: float
+    watermark: float
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """The metric's ``where`` did not match: the event was neither validated nor counted."""
+
+
+AddResult: TypeAlias = Counted | Late | Ignored
+
+# Shared instances for the two outcomes that carry nothing event-specific, to spare add() an
+# allocation on its common path.
+_IGNORED: Final = Ignored()
+_COUNTED_ONCE: Final = Counted(1)
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedWindow:
+    """A window the watermark has passed: its final values, reported exactly once.
+
+    ``key`` maps each key field to its value; ``start``/``end`` are epoch seconds (for a session,
+    ``end`` is its last event time + gap); ``events`` counts the events aggregated into it and
+    ``values`` is the :class:`Aggregates` result.
+    """
+
+    metric: str
+    key: dict[str, str]
+    start: float
+    end: float
+    events: int
+    values: dict[str, Any]
+
+
+class PartitionWindows:
+    """One metric's windows on one partition; see the module docstring for the rules.
+
+    >>> from tables import Aggregates, Count, MetricDefinition, Tumbling
+    >>> answers = MetricDefinition(
+    ...     name="answers_per_minute",
+    ...     key_fields=("student_id",),
+    ...     time_field="ts",
+    ...     window=Tumbling(60),
+    ...     grace=5,
+    ...     aggregates=Aggregates({"answers": Count()}),
+    ... )
+    >>> windows = PartitionWindows(answers)
+    >>> windows.add({"student_id": "s1", "ts": "2024-05-01T10:00:10Z"}, now=1714557611.0)
+    Counted(windows=1)
+
+    The watermark is 10:00:10 and advances with the wall clock; the window ends at 10:01:00 and
+    closes 5 s of grace later, at watermark 10:01:05, so 55 s from now:
+
+    >>> windows.next_close_at(now=1714557611.0) - 1714557611.0
+    55.0
+    >>> windows.close_due(now=1714557666.0)  # doctest: +NORMALIZE_WHITESPACE
+    [ClosedWindow(metric='answers_per_minute', key={'student_id': 's1'}, start=1714557600.0,
+                  end=1714557660.0, events=1, values={'answers': 1})]
+    """
+
+    def __init__(self, definition: MetricDefinition) -> None:
+        self._definition = definition
+        self._where = definition.where
+        self._read_key = definition.read_key
+        self._read_time_us = definition.read_time_us
+        self._aggregates = definition.aggregates
+        self._grace_us = definition.grace_us
+        window = definition.window
+        self._gap_us = window.gap_us if isinstance(window, Session) else 0
+        self._ranges_us = None if isinstance(window, Session) else window.ranges_us
+        self._watermark_key = watermark_key(definition.name)
+        self._reset(Watermark())
+
+    def _reset(self, watermark: Watermark) -> None:
+        self._watermark = watermark
+        self._watermark_dirty = False
+        self._fixed: dict[tuple[Key, int], OpenWindow] = {}
+        self._sessions: dict[Key, list[OpenWindow]] = {}
+        self._schedule = CloseSchedule()
+        self._dirty: dict[OpenWindow, None] = {}
+        self._removed: dict[tuple[Key, int], None] = {}
+
+    @property
+    def definition(self) -> MetricDefinition:
+        """The metric this state belongs to."""
+        return self._definition
+
+    def watermark(self, now: float) -> float | None:
+        """The partition's watermark at wall time ``now``; None before the first event."""
+        return self._watermark.value(now)
+
+    def add(self, event: Any, now: float) -> AddResult:
+        """Aggregate ``event`` (arrived at wall time ``now``) into its open windows.
+
+        Raises :class:`InvalidEventError` for a missing or bad key or time field, or a value an
+        aggregator refuses; nothing is applied then.
+        """
+        if self._where is not None and not self._where(event):
+            return _IGNORED
+        key = self._read_key(event)
+        t_us = self._read_time_us(event)
+        now_us = to_micros(now)
+        watermark_us = self._watermark.value_us(now_us)
+        # Windows with end > horizon (end + grace > watermark) are open.
+        horizon_us = _BEFORE_ALL_TIME if watermark_us is None else watermark_us - self._grace_us
+        ranges_us = self._ranges_us
+        if ranges_us is None:
+            outcome = self._add_to_session(key, t_us, horizon_us, event)
+        else:
+            outcome = self._add_to_fixed(key, t_us, ranges_us(t_us), horizon_us, event)
+        if isinstance(outcome, Late):
+            return outcome
+        self._watermark.observe_us(t_us, now_us)
+        self._watermark_dirty = True
+        return outcome
+
+    def _add_to_fixed(
+        self, key: Key, t_us: int, ranges: list[tuple[int, int]], horizon_us: int, event: Any
+    ) -> Counted | Late:
+        aggregates = self._aggregates
+        ts = from_micros(t_us)
+        updates: list[tuple[int, int, OpenWindow | None, Any]] = []
+        for start_us, end_us in ranges:
+            if end_us > horizon_us:
+                window = self._fixed.get((key, start_us))
+                state = aggregates.initialize() if window is None else window.state
+                updates.append((start_us, end_us, window, aggregates.agg(state, event, ts)))
+        if not updates:
+            start_us, end_us = ranges[-1]
+            which = "its window" if len(ranges) == 1 else f"all {len(ranges)} of its windows, the last"
+            return self._late(
+                t_us, horizon_us, f"{which} [{format_micros(start_us)}, {format_micros(end_us)})"
+            )
+        # Every aggregate was computed before anything is changed: a refused value leaves no trace.
+        for start_us, end_us, found, state in updates:
+            window = found
+            if window is None:
+                window = OpenWindow(key, start_us, end_us, 0, state, stored=False)
+                self._fixed[(key, start_us)] = window
+                self._schedule.add(window)
+            window.events += 1
+            window.state = state
+            self._dirty[window] = None
+        return _COUNTED_ONCE if len(updates) == 1 else Counted(len(updates))
+
+    def _add_to_session(self, key: Key, t_us: int, horizon_us: int, event: Any) -> Counted | Late:
+        gap_us = self._gap_us
+        if t_us + gap_us <= horizon_us:
+            return self._late(
+                t_us,
+                horizon_us,
+                f"the session it would start, [{format_micros(t_us)}, {format_micros(t_us + gap_us)}),",
+            )
+        sessions = self._sessions.get(key)
+        # The open sessions that [t, t + gap) overlaps: at most two, as open sessions never overlap.
+        joined = sorted(
+            (
+                s
+                for s in sessions or ()
+                if s.end_us > horizon_us and s.start_us < t_us + gap_us and t_us < s.end_us
+            ),
+            key=lambda s: s.start_us,
+        )
+        aggregates = self._aggregates
+        ts = from_micros(t_us)
+        if not joined:
+            window = OpenWindow(
+                key, t_us, t_us + gap_us, 1, aggregates.agg(aggregates.initialize(), event, ts), stored=False
+            )
+            self._sessions.setdefault(key, []).append(window)
+            self._schedule.add(window)
+            self._dirty[window] = None
+            return _COUNTED_ONCE
+        window, merged = joined[0], joined[1:]
+        state = window.state
+        for other in merged:
+            state = aggregates.merge(state, other.state)
+        state = aggregates.agg(state, event, ts)
+        # Commit, now that merge and agg have succeeded.
+        for other in merged:
+            self._drop(other)
+        if t_us < window.start_us:
+            self._forget_stored(window)
+            window.start_us = t_us
+        window.end_us = max(t_us + gap_us, *(s.end_us for s in joined))
+        window.events = sum(s.events for s in joined) + 1
+        window.state = state
+        self._dirty[window] = None
+        return _COUNTED_ONCE
+
+    def _late(self, t_us: int, horizon_us: int, what: str) -> Late:
+        watermark_us = horizon_us + self._grace_us
+        grace = from_micros(self._grace_us)
+        reason = (
+            f"metric {self._definition.name!r}: event time {format_micros(t_us)} is late: {what} closed "
+            f"once the watermark reached its end + grace ({grace:g}s); the watermark is {format_micros(watermark_us)}"
+        )
+        return Late(reason=reason, event_time=from_micros(t_us), watermark=from_micros(watermark_us))
+
+    def close_due(self, now: float) -> list[ClosedWindow]:
+        """Remove and return every window with end + grace <= watermark(now), by end, start, key.
+
+        Each window is returned exactly once. If computing a result raises (a user ``finalize``),
+        no window is removed.
+        """
+        now_us = to_micros(now)
+        watermark_us = self._watermark.value_us(now_us)
+        if watermark_us is None:
+            return []
+        limit_us = watermark_us - self._grace_us
+        due = self._schedule.pop_until(limit_us)
+        due.sort(key=lambda w: (w.end_us, w.start_us, w.key))
+        try:
+            closed = [self._closed(window) for window in due]
+        except BaseException:
+            for window in due:
+                self._schedule.add(window)
+            raise
+        for window in due:
+            self._drop(window)
+        if due:
+            # Keep the watermark these windows closed at, even if the wall clock steps back.
+            self._watermark.advance_us(now_us)
+            self._watermark_dirty = True
+        return closed
+
+    def next_close_at(self, now: float) -> float | None:
+        """The wall time at which the earliest open window closes if no further event arrives.
+
+        Never earlier than ``now`` (``now`` itself when a window is already due); None when no
+        window is open. Arm one timer for it and call ``close_due`` when it fires.
+        """
+        window = self._schedule.earliest()
+        at_us = None if window is None else self._watermark.reaches_at_us(window.end_us + self._grace_us)
+        return None if at_us is None else from_micros(max(at_us, to_micros(now)))
+
+    def take_changes(self) -> dict[str, dict[str, Any] | None]:
+        """Storage key -> JSON-compatible value of everything changed since the previous call.
+
+        A window created or updated maps to its value, one closed or merged away to None, the
+        watermark (if it moved) to its snapshot; each key appears once however often it changed.
+        The values share the aggregate states with the live windows; states are never modified in
+        place (see :mod:`tables.aggregators`), so serialising them later is safe, but do not modify
+        them.
+        """
+        metric = self._definition.name
+        changes: dict[str, dict[str, Any] | None] = {
+            window_key(metric, key, start_us): None for key, start_us in self._removed
+        }
+        for window in self._dirty:
+            changes[window_key(metric, window.key, window.start_us)] = {
+                "end_us": window.end_us,
+                "events": window.events,
+                "state": window.state,
+            }
+            window.stored = True
+        if self._watermark_dirty:
+            changes[self._watermark_key] = self._watermark.to_json()
+        self._dirty = {}
+        self._removed = {}
+        self._watermark_dirty = False
+        return changes
+
+    def load(self, items: Iterable[tuple[str, Mapping[str, Any] | None]]) -> None:
+        """Replace the whole state with what a changelog replay describes.
+
+        ``items`` are (storage key, value) pairs in changelog order, as ``take_changes`` produced
+        them; a later pair for a key overrides an earlier one and None deletes it. Afterwards the
+        same future events give the same results as if the process had never stopped, and
+        nothing is pending in ``take_changes``. Raises :class:`StateError` for a key or value
+        this definition cannot have written (the state is then left unchanged).
+
+        The watermark resumes from its stored anchor, so wall time spent down counts as elapsed:
+        windows that fell due during an outage close at the first ``close_due``, and events held
+        up by the outage for longer than the grace are reported late (not lost).
+        """
+        latest: dict[str, Mapping[str, Any] | None] = dict(items)
+        watermark = Watermark()
+        windows: list[OpenWindow] = []
+        for storage_key, value in latest.items():
+            if value is None:
+                continue
+            if storage_key == self._watermark_key:
+                watermark = Watermark.from_json(value, key=storage_key)
+            else:
+                windows.append(self._decode_window(storage_key, value))
+        if windows and watermark.value_us(0) is None:
+            raise StateError(self._watermark_key, "windows are stored but the watermark is not")
+        self._reset(watermark)
+        for window in windows:
+            if self._ranges_us is None:
+                self._sessions.setdefault(window.key, []).append(window)
+            else:
+                self._fixed[(window.key, window.start_us)] = window
+            self._schedule.add(window)
+
+    def _decode_window(self, storage_key: str, value: Mapping[str, Any]) -> OpenWindow:
+        key, start_us = parse_window_key(self._definition.name, storage_key, len(self._definition.key_fields))
+        if not isinstance(value, Mapping) or set(value) != {"end_us", "events", "state"}:
+            raise StateError(storage_key, 'expected {"end_us": int, "events": int, "state": {...}}')
+        end_us, events, state = value["end_us"], value["events"], value["state"]
+        if type(end_us) is not int or type(events) is not int or events < 1:
+            raise StateError(
+                storage_key, f"end_us must be an int and events an int >= 1, got {end_us!r}, {events!r}"
+            )
+        if not isinstance(state, dict) or set(state) != set(self._aggregates.names):
+            names = sorted(state) if isinstance(state, dict) else state
+            raise StateError(
+                storage_key,
+                f"stored aggregates {names!r} differ from the metric's {sorted(self._aggregates.names)!r}",
+            )
+        if self._ranges_us is None:
+            shape_ok = end_us - start_us >= self._gap_us
+        else:
+            shape_ok = self._ranges_us(start_us)[-1] == (start_us, end_us)
+        if not shape_ok:
+            raise StateError(
+                storage_key,
+                f"window [{start_us}, {end_us}) does not fit {self._definition.window!r}; was the window changed?",
+            )
+        return OpenWindow(key, start_us, end_us, events, state, stored=True)
+
+    def _drop(self, window: OpenWindow) -> None:
+        """Take a closed or merged-away window out of the state (its schedule entry goes stale)."""
+        window.alive = False
+        if self._ranges_us is None:
+            sessions = self._sessions[window.key]
+            sessions.remove(window)
+            if not sessions:
+                del self._sessions[window.key]
+        else:
+            del self._fixed[(window.key, window.start_us)]
+        self._dirty.pop(window, None)
+        self._forget_stored(window)
+
+    def _forget_stored(self, window: OpenWindow) -> None:
+        """The window leaves its storage key (closed, merged away, or a session whose start moved)."""
+        if window.stored:
+            self._removed[(window.key, window.start_us)] = None
+            window.stored = False
+
+    def _closed(self, window: OpenWindow) -> ClosedWindow:
+        return ClosedWindow(
+            metric=self._definition.name,
+            key=dict(zip(self._definition.key_fields, window.key)),
+            start=from_micros(window.start_us),
+            end=from_micros(window.end_us),
+            events=window.events,
+            values=self._aggregates.result(window.state),
+        )
