@@ -23,12 +23,14 @@ import base64
 import hashlib
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from tables.errors import ConfigError
 
 __all__ = ["Naming", "decode_token", "encode_token"]
 
 _SAFE = re.compile(rb"[A-Za-z0-9_-]")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _PREFIX = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 # Keys up to this many bytes are spelled in the subject (readable in `nats` tooling); longer ones
 # are hashed, which keeps subjects short. Both forms are prefixed so they cannot collide.
@@ -39,9 +41,9 @@ def encode_token(name: str) -> str:
     """Encode any string into one NATS subject token (also a valid stream-name / KV-key part)."""
     if not name:
         raise ConfigError("name", name, "must not be empty", kind="Argument")
-    raw = name.encode()
-    if all(_SAFE.fullmatch(bytes([b])) for b in raw):
+    if _SAFE_NAME.fullmatch(name):
         return name
+    raw = name.encode()
     return "".join(
         chr(b) if _SAFE.fullmatch(bytes([b])) else f"={b:02X}" for b in raw
     )
@@ -84,9 +86,13 @@ class Naming:
 
     # -- topics ---------------------------------------------------------------------------
 
+    # The per-partition names are asked for on every send: computed once each.
+
+    @lru_cache(maxsize=4096)  # noqa: B019 - instances are few and live for the process
     def stream(self, topic: str, partition: int) -> str:
         return f"{self.prefix.upper()}_{encode_token(topic)}_{partition}"
 
+    @lru_cache(maxsize=4096)  # noqa: B019
     def subject(self, topic: str, partition: int) -> str:
         """The subject of an ordinary topic partition (and the root of a compacting one)."""
         return f"{self.prefix}.{encode_token(topic)}.{partition}"

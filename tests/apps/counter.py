@@ -8,6 +8,7 @@ the agent record the key's current total.
 
 import json
 import os
+import time
 
 import faust
 
@@ -16,6 +17,8 @@ app = faust.App(
     broker=os.environ["BROKER"],
     store="memory://",
     web_enabled=False,
+    # faust's assignor tells members apart by this URL; make it unique per process.
+    canonical_url=f"http://worker-{os.getpid()}.invalid:6066",
     topic_partitions=int(os.environ.get("PARTITIONS", "4")),
     table_standby_replicas=int(os.environ.get("STANDBYS", "0")),
     broker_commit_interval=float(os.environ.get("COMMIT_INTERVAL", "0.5")),
@@ -40,7 +43,7 @@ _seen = open(  # noqa: SIM115 - lives as long as the worker
 
 
 def record(**fields: object) -> None:
-    _seen.write(json.dumps({"w": os.environ.get("WORKER_NAME"), **fields}) + "\n")
+    _seen.write(json.dumps({"w": os.environ.get("WORKER_NAME"), "at": time.time(), **fields}) + "\n")
 
 
 @app.agent(numbers)

@@ -136,8 +136,13 @@ class Workers:
         self._counter = 0
 
     def faust(self, module: str, *, name: str | None = None, **env: str) -> WorkerProcess:
-        """``faust -A <module> worker`` — faust's own CLI, as a user would run it."""
-        return self.spawn([sys.executable, "-m", "faust", "-A", module, "worker", "-l", "info"], name=name, **env)
+        """``faust -A <module> worker`` — faust's own CLI, as a user would run it.
+
+        Without faust's web server: its CLI forces one on the fixed port 6066 otherwise, and
+        workers started side by side would collide.
+        """
+        argv = [sys.executable, "-m", "faust", "-A", module, "worker", "-l", "info", "--without-web"]
+        return self.spawn(argv, name=name, **env)
 
     def spawn(self, argv: Sequence[str], *, name: str | None = None, **env: str) -> WorkerProcess:
         self._counter += 1
