@@ -1,0 +1,87 @@
+"""``python -m app <command>``: the thin CLI the README and the Procfile call."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from app.factory import agent_names
+from app.settings import VARIABLES, Settings
+from tables.errors import StreamsError
+
+__all__ = ["LOCAL_NATS_URL", "main"]
+
+#: where ``python -m app nats`` listens and where processes look when NATS_URL is unset
+LOCAL_NATS_URL = "nats://127.0.0.1:4222"
+
+
+def _parser() -> argparse.ArgumentParser:
+    env_help = "\n".join(f"  {name:<24} {meaning} (default {default})" for name, (default, meaning) in VARIABLES.items())
+    parser = argparse.ArgumentParser(
+        prog="python -m app",
+        description="faust agents on NATS JetStream computing windowed learning metrics.",
+        epilog=f"settings (environment variables):\n{env_help}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="<command>")
+    worker = commands.add_parser("worker", help="run one worker process of an agent")
+    worker.add_argument("agent", choices=agent_names(), help="the agent module to run")
+    nats = commands.add_parser("nats", help="run the embedded nats-server (JetStream) in the foreground")
+    nats.add_argument("--port", type=int, default=4222, help="client port (0: any free port)")
+    nats.add_argument("--store", type=Path, default=None, help="JetStream store (default DATA_DIR/nats)")
+    commands.add_parser("demo", help="embedded NATS, an echo worker and sample events: the main job")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except StreamsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        if args.command == "worker":
+            from app.worker import run_worker
+
+            return run_worker(args.agent, settings, settings.nats_urls or (LOCAL_NATS_URL,))
+        if args.command == "nats":
+            return asyncio.run(_serve_nats(args.port, args.store or settings.data_dir / "nats"))
+        if args.command == "demo":
+            from app.demo import run_demo
+
+            return asyncio.run(run_demo(settings))
+    except StreamsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 2
+
+
+async def _serve_nats(port: int, store: Path) -> int:
+    from bridges.server import NatsServer
+
+    async with NatsServer(store, port=port) as server:
+        print(f"nats-server with JetStream at {server.url} (store {store}); Ctrl-C stops it", flush=True)
+        await until_signalled()
+    return 0
+
+
+async def until_signalled() -> signal.Signals:
+    """Wait for SIGINT or SIGTERM; returns which arrived."""
+    loop = asyncio.get_running_loop()
+    received: asyncio.Future[signal.Signals] = loop.create_future()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda s=sig: received.done() or received.set_result(s))
+    try:
+        return await received
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,71 @@
+"""The faust App factory: one app (one consumer group, its own topics and tables) per agent."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import socket
+from types import ModuleType
+
+import faust
+
+import agents
+from agents.context import AgentContext
+from app.settings import Settings
+from tables.errors import ConfigError
+
+__all__ = ["EVENTS_TOPIC", "agent_names", "load_agent", "make_app"]
+
+#: the topic HTTP and NATS ingest write every valid event to
+EVENTS_TOPIC = "events"
+
+_NOT_AGENTS = {"context", "events"}
+
+
+def agent_names() -> list[str]:
+    """Agent modules available to ``python -m app worker <agent>``."""
+    return sorted(
+        info.name
+        for info in pkgutil.iter_modules(agents.__path__)
+        if not info.name.startswith("_") and info.name not in _NOT_AGENTS
+    )
+
+
+def load_agent(name: str) -> ModuleType:
+    if name not in agent_names():
+        raise ConfigError("agent", name, f"unknown agent; known: {', '.join(agent_names())}", kind="Argument")
+    module = importlib.import_module(f"agents.{name}")
+    if not callable(getattr(module, "build", None)):
+        raise ConfigError("agent", name, "its module defines no build(app, context)", kind="Argument")
+    return module
+
+
+def make_app(name: str, settings: Settings, nats_urls: tuple[str, ...]) -> faust.App:
+    """A faust app for agent ``name`` on the ``nats://`` transport, its agent built on it."""
+    module = load_agent(name)
+    workers_dir = settings.data_dir / "workers"
+    workers_dir.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
+    app = faust.App(
+        name,
+        broker=settings.broker_url(nats_urls),
+        broker_credentials=settings.credentials(),
+        store="memory://",
+        topic_partitions=settings.partitions,
+        datadir=str(workers_dir / name),
+        # Several workers of one agent run side by side: no web server to collide on a port,
+        # and a member URL unique per process (faust's assignor tells members apart by it).
+        web_enabled=False,
+        canonical_url=f"http://{socket.gethostname()}-{os.getpid()}.worker.invalid:6066",
+        broker_commit_interval=1.0,
+    )
+    events = app.topic(EVENTS_TOPIC, value_serializer="raw", key_serializer="raw")
+    module.build(
+        app,
+        AgentContext(
+            events=events,
+            window_seconds=settings.window_seconds,
+            grace_seconds=settings.grace_seconds,
+        ),
+    )
+    return app

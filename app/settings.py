@@ -1,0 +1,176 @@
+"""One frozen settings object, read once from the environment at the edge of the program.
+
+Every variable is listed in :data:`VARIABLES` with its default and meaning (the README's table
+is generated from it and checked by a test). Bad values fail at start with a message naming the
+variable, the value and the problem; secrets are held in :class:`~bridges.connection.Secret` and
+never printed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bridges.connection import ConnectionSettings, NatsCredentials, Secret
+from tables.errors import ConfigError
+
+__all__ = ["VARIABLES", "Settings"]
+
+T = TypeVar("T")
+
+#: name -> (default shown in docs, meaning)
+VARIABLES: dict[str, tuple[str, str]] = {
+    "NATS_URL": ("(embedded server)", "NATS server URLs, comma-separated; unset: start an embedded nats-server"),
+    "NATS_USER": ("", "user name for NATS"),
+    "NATS_PASSWORD": ("", "password for NATS (secret)"),
+    "NATS_TOKEN": ("", "token for NATS (secret)"),
+    "NATS_CREDS": ("", "path of a NATS .creds file (JWT and nkey seed)"),
+    "NATS_TLS_CA": ("", "CA certificate file for TLS"),
+    "NATS_TLS_CERT": ("", "client certificate file for TLS"),
+    "NATS_TLS_KEY": ("", "client key file for TLS"),
+    "NATS_PREFIX": ("faust", "prefix of every subject, stream and bucket the workers create"),
+    "NATS_REPLICAS": ("1", "JetStream replicas of streams and buckets (1, 3 or 5)"),
+    "SESSION_TIMEOUT": ("6", "seconds after which a silent worker's partitions move to others"),
+    "PARTITIONS": ("8", "partitions of the event topic (the most worker processes per agent)"),
+    "DATA_DIR": ("./data", "where the embedded nats-server and the workers keep their files"),
+    "PORT": ("8080", "HTTP port of the web process"),
+    "INGEST_TOKEN": ("", "when set, HTTP ingest requires 'Authorization: Bearer <token>' (secret)"),
+    "METRICS_WINDOW_SECONDS": ("60", "tumbling window size of the learning metrics"),
+    "METRICS_GRACE_SECONDS": ("10", "how long after a window's end late events still count"),
+    "LOG_LEVEL": ("info", "debug, info, warning or error"),
+}
+
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True)
+class Settings:
+    nats_urls: tuple[str, ...] = ()
+    nats_user: str | None = None
+    nats_password: Secret | None = None
+    nats_token: Secret | None = None
+    nats_creds: str | None = None
+    nats_tls_ca: str | None = None
+    nats_tls_cert: str | None = None
+    nats_tls_key: str | None = None
+    nats_prefix: str = "faust"
+    nats_replicas: int = 1
+    session_timeout: float = 6.0
+    partitions: int = 8
+    data_dir: Path = field(default_factory=lambda: Path("data"))
+    port: int = 8080
+    ingest_token: Secret | None = None
+    window_seconds: int = 60
+    grace_seconds: int = 10
+    log_level: str = "info"
+
+    @property
+    def embedded_nats(self) -> bool:
+        """No NATS_URL: run against a nats-server started by this program."""
+        return not self.nats_urls
+
+    def credentials(self) -> NatsCredentials:
+        return NatsCredentials(
+            user=self.nats_user,
+            password=self.nats_password.value if self.nats_password else None,
+            token=self.nats_token.value if self.nats_token else None,
+            creds_file=self.nats_creds,
+            tls_ca_file=self.nats_tls_ca,
+            tls_cert_file=self.nats_tls_cert,
+            tls_key_file=self.nats_tls_key,
+        )
+
+    def connection(self, urls: tuple[str, ...] | None = None, *, name: str = "learning-streams") -> ConnectionSettings:
+        """How to reach NATS (``urls`` overrides NATS_URL, e.g. with an embedded server's)."""
+        servers = urls or self.nats_urls
+        if not servers:
+            raise ConfigError("NATS_URL", "", "not set and no embedded server is running")
+        return ConnectionSettings.from_urls(servers, credentials=self.credentials(), name=name)
+
+    def broker_url(self, urls: tuple[str, ...] | None = None) -> str:
+        """faust's broker URL: servers plus transport options, never credentials."""
+        servers = urls or self.nats_urls
+        query = f"prefix={self.nats_prefix}&replicas={self.nats_replicas}&session_timeout={self.session_timeout}"
+        return ";".join(f"{url}?{query}" for url in servers)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        unknown = _read(env, "LOG_LEVEL", "info", str.lower)
+        if unknown not in _LOG_LEVELS:
+            raise ConfigError("LOG_LEVEL", unknown, f"must be one of {', '.join(_LOG_LEVELS)}")
+        urls = tuple(u.strip() for u in env.get("NATS_URL", "").split(",") if u.strip())
+        for url in urls:
+            if "@" in url:
+                raise ConfigError(
+                    "NATS_URL", "<redacted>", "must not contain credentials; use NATS_USER/NATS_PASSWORD or NATS_TOKEN"
+                )
+        settings = cls(
+            nats_urls=urls,
+            nats_user=env.get("NATS_USER") or None,
+            nats_password=_secret(env, "NATS_PASSWORD"),
+            nats_token=_secret(env, "NATS_TOKEN"),
+            nats_creds=_existing_file(env, "NATS_CREDS"),
+            nats_tls_ca=_existing_file(env, "NATS_TLS_CA"),
+            nats_tls_cert=_existing_file(env, "NATS_TLS_CERT"),
+            nats_tls_key=_existing_file(env, "NATS_TLS_KEY"),
+            nats_prefix=_read(env, "NATS_PREFIX", "faust", str),
+            nats_replicas=_read(env, "NATS_REPLICAS", 1, int, allowed=(1, 3, 5)),
+            session_timeout=_read(env, "SESSION_TIMEOUT", 6.0, float, minimum=1.5),
+            partitions=_read(env, "PARTITIONS", 8, int, minimum=1),
+            data_dir=Path(env.get("DATA_DIR") or "data"),
+            port=_read(env, "PORT", 8080, int, minimum=0, maximum=65535),
+            ingest_token=_secret(env, "INGEST_TOKEN"),
+            window_seconds=_read(env, "METRICS_WINDOW_SECONDS", 60, int, minimum=1),
+            grace_seconds=_read(env, "METRICS_GRACE_SECONDS", 10, int, minimum=0),
+            log_level=unknown,
+        )
+        if settings.nats_password is not None and settings.nats_user is None:
+            raise ConfigError("NATS_PASSWORD", Secret("x"), "needs NATS_USER as well")
+        if (settings.nats_tls_cert is None) != (settings.nats_tls_key is None):
+            raise ConfigError("NATS_TLS_CERT", settings.nats_tls_cert, "and NATS_TLS_KEY go together")
+        return settings
+
+
+def _read(
+    env: Mapping[str, str],
+    name: str,
+    default: T,
+    convert: Callable[[str], T],
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    allowed: tuple[Any, ...] | None = None,
+) -> T:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = convert(raw.strip())
+    except ValueError:
+        kind = getattr(convert, "__name__", "value")
+        raise ConfigError(name, raw, f"is not a valid {kind}") from None
+    if allowed is not None and value not in allowed:
+        raise ConfigError(name, raw, f"must be one of {', '.join(map(str, allowed))}")
+    if minimum is not None and value < minimum:  # type: ignore[operator]
+        raise ConfigError(name, raw, f"must be >= {minimum}")
+    if maximum is not None and value > maximum:  # type: ignore[operator]
+        raise ConfigError(name, raw, f"must be <= {maximum}")
+    return value
+
+
+def _secret(env: Mapping[str, str], name: str) -> Secret | None:
+    raw = env.get(name)
+    return Secret(raw) if raw else None
+
+
+def _existing_file(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    if not Path(raw).is_file():
+        raise ConfigError(name, raw, "is not a readable file")
+    return raw
