@@ -20,7 +20,7 @@ __all__ = ["EVENTS_TOPIC", "agent_names", "load_agent", "make_app"]
 #: the topic HTTP and NATS ingest write every valid event to
 EVENTS_TOPIC = "events"
 
-_NOT_AGENTS = {"context", "events"}
+_NOT_AGENTS = {"context", "events", "results"}
 
 
 def agent_names() -> list[str]:
