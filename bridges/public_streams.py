@@ -1,0 +1,165 @@
+"""The public NATS names of the learning contract (issue 5) and the streams and bucket behind them.
+
+Other teams code against these names, so they are spelled exactly as the contract says, without
+the deployment prefix that faust's own subjects carry::
+
+    events.<type>.<student_id>          any client publishes an event here (core or JetStream)
+    deadletter.invalid                  events that failed validation, the reason in a header
+    results.<metric>.<student_id>       a window's result, published when it closes
+    KV bucket "metrics"                 progression.<student_id>.<window_start>
+                                        engagement.<student_id>.<window_start>
+                                        outcomes.<student_id>.<game_id>.<window_start>
+
+The streams that store the subjects are ours to name, so they carry the prefix:
+``<PREFIX>_INGEST`` (``events.>``, a work queue the web processes share),
+``<PREFIX>_DEADLETTER`` (``deadletter.>``) and ``<PREFIX>_RESULTS`` (``results.>``).
+
+Ids become subject tokens and key parts, so :func:`require_id` admits only the contract's id
+characters: an id holding ``*``, ``>`` or ``.`` would address other subjects or keys.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from nats.js import JetStreamContext
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.kv import KeyValue
+
+from bridges.jetstream import ensure_bucket, ensure_stream
+from bridges.naming import Naming
+from tables.errors import ConfigError
+
+__all__ = [
+    "DEADLETTER_INVALID",
+    "INGEST_CONSUMER",
+    "METRICS",
+    "METRICS_BUCKET",
+    "PublicStreams",
+    "ingest_subject",
+    "metrics_key",
+    "require_id",
+    "result_subject",
+]
+
+DEADLETTER_INVALID: Final = "deadletter.invalid"
+METRICS_BUCKET: Final = "metrics"
+METRICS: Final = ("engagement", "outcomes", "progression")
+#: the durable consumer every web process pulls from, which is what splits the work between them
+INGEST_CONSUMER: Final = "web-ingest"
+
+_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
+_ID_RULE: Final = "must be 1-64 characters of A-Z a-z 0-9 _ -"
+# Prefixes whose faust subjects (<prefix>.<topic>.<p>) would fall inside a public stream's subjects.
+_RESERVED_PREFIXES: Final = frozenset({"events", "deadletter", "results"})
+_WEEK: Final = 7 * 24 * 3600.0
+
+
+def require_id(field: str, value: str) -> str:
+    """``value`` if it is a valid student or game id, else :class:`ConfigError` naming ``field``."""
+    if type(value) is not str or not _ID.fullmatch(value):
+        raise ConfigError(field, value, _ID_RULE, kind="Argument")
+    return value
+
+
+def _require_metric(metric: str) -> str:
+    if metric not in METRICS:
+        raise ConfigError("metric", metric, f"must be one of {', '.join(METRICS)}", kind="Argument")
+    return metric
+
+
+def ingest_subject(type_: str, student_id: str) -> str:
+    """Where a producer publishes one event over NATS."""
+    return f"events.{type_}.{require_id('student_id', student_id)}"
+
+
+def result_subject(metric: str, student_id: str) -> str:
+    """Where a closed window's result is published."""
+    return f"results.{_require_metric(metric)}.{require_id('student_id', student_id)}"
+
+
+def metrics_key(metric: str, student_id: str, window_start: int, game_id: str | None = None) -> str:
+    """The KV key of one window's result; ``game_id`` is required for (and only for) outcomes."""
+    _require_metric(metric)
+    parts = [metric, require_id("student_id", student_id)]
+    if metric == "outcomes":
+        if game_id is None:
+            raise ConfigError("game_id", None, "is required for outcomes", kind="Argument")
+        parts.append(require_id("game_id", game_id))
+    elif game_id is not None:
+        raise ConfigError("game_id", game_id, f"does not apply to {metric}", kind="Argument")
+    return ".".join([*parts, str(int(window_start))])
+
+
+@dataclass(frozen=True)
+class PublicStreams:
+    """The public streams and bucket of one deployment, created idempotently.
+
+    Workers and web processes call the ``ensure_*`` methods at start; whoever comes first
+    creates, the rest reuse (an existing stream keeps its configuration, see ``ensure_stream``).
+    """
+
+    prefix: str = "faust"
+    replicas: int = 1
+
+    def __post_init__(self) -> None:
+        Naming(self.prefix)  # the same prefix rule as every other name of the deployment
+        if self.prefix in _RESERVED_PREFIXES:
+            raise ConfigError(
+                "NATS_PREFIX", self.prefix, "would put faust's subjects inside the public "
+                f"'{self.prefix}.>' subjects; choose another prefix",
+            )
+        if self.replicas not in (1, 3, 5):
+            raise ConfigError("NATS_REPLICAS", self.replicas, "must be 1, 3 or 5")
+
+    @property
+    def ingest(self) -> str:
+        return f"{self.prefix.upper()}_INGEST"
+
+    @property
+    def deadletter(self) -> str:
+        return f"{self.prefix.upper()}_DEADLETTER"
+
+    @property
+    def results(self) -> str:
+        return f"{self.prefix.upper()}_RESULTS"
+
+    def ingest_config(self) -> StreamConfig:
+        # A work queue: a message leaves the stream once a web process acked it, after which the
+        # event lives in the events topic. A week of retention rides out any outage of the web
+        # processes. No max_msg_size: an oversize event must reach us to be dead-lettered, a
+        # core publish refused by the stream would vanish without a trace.
+        return self._config(self.ingest, "events.>", RetentionPolicy.WORK_QUEUE)
+
+    def deadletter_config(self) -> StreamConfig:
+        return self._config(self.deadletter, "deadletter.>", RetentionPolicy.LIMITS)
+
+    def results_config(self) -> StreamConfig:
+        return self._config(self.results, "results.>", RetentionPolicy.LIMITS)
+
+    def _config(self, name: str, subject: str, retention: RetentionPolicy) -> StreamConfig:
+        return StreamConfig(
+            name=name,
+            subjects=[subject],
+            retention=retention,
+            discard=DiscardPolicy.OLD,
+            storage=StorageType.FILE,
+            num_replicas=self.replicas,
+            max_age=_WEEK,
+            allow_direct=True,
+        )
+
+    async def ensure_ingest(self, js: JetStreamContext) -> None:
+        await ensure_stream(js, self.ingest_config())
+
+    async def ensure_deadletter(self, js: JetStreamContext) -> None:
+        await ensure_stream(js, self.deadletter_config())
+
+    async def ensure_results(self, js: JetStreamContext) -> None:
+        await ensure_stream(js, self.results_config())
+
+    async def ensure_metrics_bucket(self, js: JetStreamContext) -> KeyValue:
+        """The ``metrics`` bucket: one value per key (windows are final), direct gets on."""
+        return await ensure_bucket(js, METRICS_BUCKET, history=1, replicas=self.replicas)
