@@ -17,6 +17,7 @@ import itertools
 import logging
 import secrets
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
@@ -24,6 +25,7 @@ from faust.exceptions import ImproperlyConfigured
 from faust.transport.consumer import CONSUMER_FETCHING, RecordMap
 from faust.transport.consumer import Consumer as FaustConsumer
 from faust.types import TP, ConsumerMessage, Message
+from faust.types.tuples import ack_lock
 from mode import Service, ServiceT
 from mode.utils.times import Seconds
 
@@ -76,7 +78,6 @@ class Consumer(FaustConsumer):
         self._data = asyncio.Event()
         self._reader_ids = itertools.count(1)
         self._instance = secrets.token_hex(3)
-        self._rotation = 0
         options = self._session.options
         self._reader_config = ReaderConfig(
             batch=options.fetch_batch, capacity=options.fetch_capacity
@@ -246,43 +247,30 @@ class Consumer(FaustConsumer):
             reader.reset_after_reconnect()
 
     # -- fetching -------------------------------------------------------------------------
-
-    async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> RecordMap:
-        deadline = asyncio.get_running_loop().time() + timeout
-        limit = self.app.conf.broker_max_poll_records or 500
-        while True:
-            records = self._take_buffered(active_partitions, limit)
-            if records or not self.flow_active:
-                return records
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                return {}
-            self._data.clear()
-            try:
-                await asyncio.wait_for(self._data.wait(), remaining)
-            except TimeoutError:
-                return {}
+    #
+    # faust's own fetch loop (``Consumer._drain_messages`` over ``getmany``) races the delivery
+    # of *every* message against ``suspend_flow`` with ``Service.wait_first`` — four tasks per
+    # message, about half a worker's time here — and silently drops what it fetched when flow
+    # stops or the generation changes mid-batch. This loop races one task per batch, delivers a
+    # message only while its generation is current and flow is on, and puts back whatever it
+    # did not deliver, so a record taken from a reader is either delivered or read again.
 
     async def _drain_messages(self, fetcher: ServiceT) -> None:
-        """faust's fetch loop, delivering each fetched batch in one abortable task.
-
-        faust's own loop (``Consumer._drain_messages``) races the delivery of *every* message
-        against ``suspend_flow`` with ``Service.wait_first``, which creates four tasks per
-        message and costs about half a worker's time here. This loop keeps its semantics —
-        offsets, gaps, ``broker_commit_every``, a rebalance aborting the delivery in flight,
-        nothing delivered once flow stops or the generation changes — but races one task per
-        batch. Messages of a superseded generation that slip through are skipped by faust's
-        streams before they are tracked, so they are neither processed nor committed.
-        """
         fetcher_stopped = cast(Service, fetcher)._stopped.is_set
         consumer_stopped = self._stopped.is_set
         try:
             while not (consumer_stopped() or fetcher_stopped()):
+                if not self.flow_active:
+                    await self.wait(cast(Any, self.can_resume_flow))
+                    continue
                 self.diag.set_flag(CONSUMER_FETCHING)
-                batch = [pair async for pair in self.getmany(timeout=1.0)]
+                batch = await self._next_batch(self._get_active_partitions(), timeout=1.0)
                 await self.sleep(0)
-                if batch and not self.should_stop:
-                    await self.wait_first(self._deliver(batch), self.suspend_flow.wait())
+                if batch:
+                    if self.should_stop:
+                        self._unread(batch)
+                    else:
+                        await self.wait_first(self._deliver(batch), self.suspend_flow.wait())
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
@@ -300,32 +288,92 @@ class Consumer(FaustConsumer):
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
 
-    async def _deliver(self, batch: list[tuple[TP, Message]]) -> None:
+    async def _deliver(self, batch: list[_Taken]) -> None:
+        """Hand a batch to faust's conductor in order; put back what is not delivered."""
         callback = self.callback
         read_offset = self._read_offset
         acks_enabled_for = self.app.topics.acks_enabled_for
         commit_every = self._commit_every
-        generation = self.app.consumer_generation_id
-        for index, (tp, message) in enumerate(batch):
-            if not self.flow_active or self.app.consumer_generation_id != generation:
-                return
-            offset = message.offset
-            previous = read_offset[tp]
-            if previous is not None and offset < previous:
-                continue  # re-read after a seek back; faust drops these too
-            if previous and offset - previous > 1 and acks_enabled_for(message.topic):
-                await self._add_gap(tp, previous + 1, offset)
-            if commit_every is not None and self._n_acked >= commit_every:
-                self._n_acked = 0
-                await self.commit()
-            await callback(message)
-            read_offset[tp] = offset
-            if index % _YIELD_EVERY == _YIELD_EVERY - 1:
-                # Let the agents drain their queues before they fill up.
-                await asyncio.sleep(0)
+        delivered = 0
+        try:
+            for item in batch:
+                message = item.message
+                if not self._may_deliver(message):
+                    return
+                tp = item.tp
+                offset = message.offset
+                previous = read_offset[tp]
+                if previous and offset - previous > 1 and acks_enabled_for(message.topic):
+                    await self._add_gap(tp, previous + 1, offset)
+                if commit_every is not None and self._n_acked >= commit_every:
+                    self._n_acked = 0
+                    await self.commit()
+                delivered += 1  # counted before the await: a cancelled delivery is not redone
+                await callback(message)
+                read_offset[tp] = offset
+                if delivered % _YIELD_EVERY == 0:
+                    # Let the agents drain their queues before they fill up.
+                    await asyncio.sleep(0)
+        finally:
+            self._unread(batch[delivered:])
+
+    def _may_deliver(self, message: ConsumerMessage) -> bool:
+        """Streams skip — and ack — messages of a superseded generation or of stopped flow."""
+        return (
+            self.flow_active
+            and self.app.flow_control.is_active()
+            and message.generation_id == self.app.consumer_generation_id
+        )
+
+    def _unread(self, items: list[_Taken]) -> None:
+        by_reader: dict[TP, list[_Taken]] = {}
+        for item in items:
+            by_reader.setdefault(item.tp, []).append(item)
+        for tp, taken in by_reader.items():
+            taken[0].reader.unread([t.record for t in taken], taken[0].epoch)
+
+    def ack(self, message: Message) -> bool:
+        """Record an ack — unless the message belongs to a superseded generation.
+
+        faust's streams ack the messages they skip (stale generation, flow stopped), and after
+        a rebalance the consumer would count those acks, letting a later commit jump over
+        messages nobody processed. Such a message is only marked done here.
+        """
+        if message.generation_id != self.app.consumer_generation_id:
+            with ack_lock:
+                message.acked = True
+                self._unacked_messages.discard(message)
+            return False
+        return super().ack(message)
+
+    async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> RecordMap:
+        """faust's contract; this consumer's own fetch loop uses :meth:`_next_batch` instead."""
+        records: dict[TP, list[ConsumerMessage]] = {}
+        for item in await self._next_batch(active_partitions, timeout):
+            records.setdefault(item.tp, []).append(item.message)
+        return records
+
+    async def _next_batch(self, active: set[TP] | None, timeout: float) -> list[_Taken]:
+        """The next records of the active partitions, round-robin; waits up to ``timeout``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        limit = self.app.conf.broker_max_poll_records or 500
+        while True:
+            batch = self._take_buffered(active, limit)
+            if batch or not self.flow_active:
+                return batch
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return []
+            self._data.clear()
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._data.wait()
+            except TimeoutError:
+                return []
 
     # Buffered records become deliverable again when a partition is resumed or its stream's
-    # buffer drains: wake _getmany, which otherwise waits for *new* records to arrive.
+    # buffer drains: wake the fetch loop, which otherwise waits for *new* records to arrive.
 
     def on_buffer_drop(self, tp: TP) -> None:
         super().on_buffer_drop(tp)
@@ -339,23 +387,27 @@ class Consumer(FaustConsumer):
         super().resume_flow()
         self._data.set()
 
-    def _take_buffered(self, active: set[TP] | None, limit: int) -> RecordMap:
+    def _take_buffered(self, active: set[TP] | None, limit: int) -> list[_Taken]:
         tps = list(active if active is not None else self._readers)
         if not tps:
-            return {}
-        # Start from a different partition each call so none is starved.
-        self._rotation = (self._rotation + 1) % len(tps)
-        tps = tps[self._rotation:] + tps[: self._rotation]
+            return []
         share = max(1, limit // len(tps))
-        out: dict[TP, list[ConsumerMessage]] = {}
+        per_tp: dict[TP, list[_Taken]] = {}
         for tp in tps:
             reader = self._readers.get(tp)
             if reader is None or not reader.buffered or tp in self._awaiting_seek:
                 continue
-            messages = [m for r in reader.take(share) if (m := self._decode(tp, r)) is not None]
-            if messages:
-                out[tp] = messages
-        return out
+            epoch = reader.epoch
+            taken = [
+                _Taken(tp, reader, epoch, record, message)
+                for record in reader.take(share)
+                if (message := self._decode(tp, record)) is not None
+            ]
+            if taken:
+                per_tp[tp] = taken
+                self.app.monitor.track_tp_end_offset(tp, reader.highwater)
+        # faust's scheduler interleaves topics and partitions, so none is starved.
+        return [item for _, item in self.scheduler.iterate(per_tp)]
 
     def _decode(self, tp: TP, record: Record) -> ConsumerMessage | None:
         msg = record.msg
@@ -410,6 +462,8 @@ class Consumer(FaustConsumer):
             return False
         if fenced:
             log.warning("commits refused for %s: this worker was fenced off", sorted(fenced))
+            if self._coordinator is not None:
+                await self._coordinator.verify_membership()
             return False
         return True
 
@@ -521,6 +575,17 @@ class Consumer(FaustConsumer):
 
     def verify_event_path(self, now: float, tp: TP) -> None:
         """faust's livelock detector hook; our readers report their own stalls."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Taken:
+    """A record taken from a reader, with what is needed to put it back."""
+
+    tp: TP
+    reader: PartitionReader
+    epoch: int
+    record: Record
+    message: ConsumerMessage
 
 
 class _Listener:

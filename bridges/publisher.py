@@ -181,7 +181,8 @@ class PipelinedPublisher:
     async def flush(self, timeout: float | None = None) -> None:
         """Wait until every message sent so far is acknowledged or has failed."""
         if self._pending:
-            await asyncio.wait_for(self._idle.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
 
     async def close(self, timeout: float = 10.0) -> None:
         """Wait (bounded) for outstanding acks, then stop. Idempotent."""

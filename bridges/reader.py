@@ -126,6 +126,11 @@ class PartitionReader:
     def buffered(self) -> int:
         return len(self._buffer)
 
+    @property
+    def epoch(self) -> int:
+        """Increases at every seek; records taken under an older epoch cannot be returned."""
+        return self._epoch
+
     async def start(self, offset: int) -> None:
         # Pull requests of consumer epoch N ask for replies on <inbox>.N: status replies (which,
         # unlike data, arrive on the reply subject itself) of a replaced consumer are then told
@@ -192,6 +197,18 @@ class PartitionReader:
         self._wake()
         return out
 
+    def unread(self, records: list[Record], epoch: int) -> None:
+        """Put back records taken but not delivered, so the next take returns them again.
+
+        Ignored when the reader was repositioned since they were taken (a seek already decided
+        what comes next).
+        """
+        if not records or epoch != self._epoch:
+            return
+        self._buffer.extendleft(reversed(records))
+        self._next_offset = records[0].offset
+        self._on_data()
+
     def reset_after_reconnect(self) -> None:
         """Recreate the consumer where reading stopped (the server may have lost it)."""
         if not self._closed:
@@ -202,9 +219,12 @@ class PartitionReader:
             return
         self._closed = True
         if self._pump is not None:
-            self._pump.cancel()
+            self._wake()
             try:
-                await self._pump
+                async with asyncio.timeout(5.0):
+                    await self._pump
+            except TimeoutError:  # stuck in a publish: cancel it
+                self._pump.cancel()
             except asyncio.CancelledError:
                 pass
         if self._seeking is not None and not self._seeking.done():
@@ -275,11 +295,14 @@ class PartitionReader:
         self._pump_wakeup.set()
 
     async def _run_pump(self) -> None:
+        # Ends when the reader closes (not by cancellation alone: Python 3.11's wait_for can
+        # swallow a cancel that coincides with a wake-up, which would leave close() waiting).
         config = self._config
-        while True:
+        while not self._closed:
             try:
                 # The timeout doubles as the watchdog for requests lost in a reconnect.
-                await asyncio.wait_for(self._pump_wakeup.wait(), config.expires)
+                async with asyncio.timeout(config.expires):
+                    await self._pump_wakeup.wait()
             except TimeoutError:
                 pass
             self._pump_wakeup.clear()

@@ -111,8 +111,11 @@ class _Changes:
         self._event = asyncio.Event()
 
     async def wait(self, timeout: float) -> None:
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the cancel that
+        # stops the coordinator's tasks when it coincides with a change.
         try:
-            await asyncio.wait_for(self._event.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._event.wait()
         except TimeoutError:
             pass
 
@@ -200,6 +203,12 @@ class GroupCoordinator:
         else:
             await self._publish_record()
 
+    async def verify_membership(self) -> bool:
+        """Check the lease now (after a refused commit, say); a lost one triggers the rejoin."""
+        if self._closed or self._member_id is None:
+            return False
+        return await self._keeper.renew_now()
+
     async def stop(self) -> None:
         """Leave the group: delete the leases so others take over at once. Idempotent."""
         if self._closed:
@@ -227,6 +236,7 @@ class GroupCoordinator:
             subscription=tuple(sorted(self._listener.subscription())),
             metadata=self._listener.metadata(),
             acked=self._applied,
+            applied=self._applied,
             host=socket.gethostname(),
             pid=os.getpid(),
         )

@@ -116,6 +116,11 @@ class LeaseKeeper:
         """Take the leader lease if nobody holds it."""
         return await self._call(self._try_lead(member_id))
 
+    async def renew_now(self) -> bool:
+        """Renew the leases at once; False if the membership turned out to be lost."""
+        await self._call(self._renew_all())
+        return self._member is not None
+
     async def leave(self) -> None:
         """Give up both leases now (a clean shutdown), so others need not wait for the TTL."""
         await self._call(self._leave())
@@ -154,7 +159,8 @@ class LeaseKeeper:
         try:
             while not self._stopping.is_set():
                 try:
-                    await asyncio.wait_for(self._stopping.wait(), interval)
+                    async with asyncio.timeout(interval):
+                        await self._stopping.wait()
                 except TimeoutError:
                     pass
                 if not self._stopping.is_set():

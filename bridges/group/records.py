@@ -24,13 +24,14 @@ class MemberRecord:
     ``metadata`` is faust's assignor metadata (``ConsumerProtocolMemberMetadata.encode()``): it
     carries the member's current assignment, which makes the assignment sticky. ``acked`` is the
     newest generation whose revocation this member has finished (it committed and stopped
-    processing what it held before).
+    processing what it held before); ``applied`` the generation whose partitions it holds now.
     """
 
     member_id: str
     subscription: tuple[str, ...]
     metadata: bytes
     acked: int = 0
+    applied: int = 0
     host: str = ""
     pid: int = 0
 
@@ -41,6 +42,7 @@ class MemberRecord:
                 "subscription": list(self.subscription),
                 "metadata": base64.b64encode(self.metadata).decode(),
                 "acked": self.acked,
+                "applied": self.applied,
                 "host": self.host,
                 "pid": self.pid,
             },
@@ -55,6 +57,7 @@ class MemberRecord:
             subscription=tuple(data["subscription"]),
             metadata=base64.b64decode(data["metadata"]),
             acked=int(data.get("acked", 0)),
+            applied=int(data.get("applied", 0)),
             host=data.get("host", ""),
             pid=int(data.get("pid", 0)),
         )

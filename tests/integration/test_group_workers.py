@@ -1,0 +1,211 @@
+"""Scaling one agent by process count: real worker subprocesses sharing partitions over KV."""
+
+from __future__ import annotations
+
+import collections
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from bridges.server import NatsServer
+from tests.support.group import GroupState, read_group
+from tests.support.producer import faust_producer
+from tests.support.traffic import Sent, Traffic
+from tests.support.workers import WorkerProcess, Workers, poll_until, read_jsonl
+
+pytestmark = pytest.mark.integration
+
+APP = "tests.apps.counter"
+GROUP = "counter"
+TOPIC = "numbers"
+PARTITIONS = 8
+SESSION_TIMEOUT = 3.0
+KEYS = [f"k{i}" for i in range(10)]
+
+
+@pytest.fixture
+def seen_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "seen"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def workers(tmp_path: Path, nats_server: NatsServer, seen_dir: Path):
+    env = {
+        "BROKER": f"{nats_server.url}?session_timeout={SESSION_TIMEOUT}",
+        "SEEN_DIR": str(seen_dir),
+        "PARTITIONS": str(PARTITIONS),
+    }
+    with Workers(tmp_path / "logs", env) as pool:
+        yield pool
+
+
+def rows(seen_dir: Path) -> list[dict]:
+    return [r for path in sorted(seen_dir.glob("*.jsonl")) for r in read_jsonl(path)]
+
+
+def member_of(state: GroupState, worker: WorkerProcess) -> str | None:
+    ids = [m for m, record in state.members.items() if record.pid == worker.pid]
+    return ids[0] if len(ids) == 1 else None
+
+
+async def held_by(url: str, held: list[WorkerProcess], *, timeout: float) -> GroupState:
+    """Wait until every partition is held by exactly one of ``held``, each holding some."""
+
+    async def check() -> GroupState | None:
+        state = await read_group(url, GROUP)
+        ids = {member_of(state, w) for w in held}
+        if None in ids or not state.fully_owned(TOPIC, PARTITIONS, by=ids):  # type: ignore[arg-type]
+            return None
+        if any(not state.partitions_of(m, TOPIC) for m in ids if m):
+            return None
+        return state
+
+    names = ", ".join(w.name for w in held)
+    try:
+        return await poll_until(check, timeout=timeout, interval=0.1, what=f"partitions held by {names}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{await diagnose(url, held)}") from None
+
+
+async def diagnose(url: str, workers: list[WorkerProcess]) -> str:
+    """The group's state and every live worker's task stacks (mode prints them on SIGUSR1)."""
+    state = await read_group(url, GROUP)
+    lines = [f"generation {state.generation}; members:"]
+    lines += [f"  {m}: pid {r.pid} acked {r.acked} applied {r.applied}" for m, r in state.members.items()]
+    for worker in workers:
+        if worker.alive():
+            before = worker.log_count("STARTED TASKS|TASKS")
+            worker.signal(signal.SIGUSR1)
+            try:
+                await poll_until(lambda w=worker: w.log_count("STARTED TASKS|TASKS") > before, timeout=5)
+            except AssertionError:
+                pass
+        lines.append(f"--- {worker.name} (pid {worker.pid}) ---\n{worker.log()[-12000:]}")
+    return "\n".join(lines)
+
+
+def assert_one_owner_per_generation(processed: list[dict]) -> None:
+    owners: dict[tuple[int, int], set[str]] = collections.defaultdict(set)
+    for row in processed:
+        owners[(row["g"], row["p"])].add(row["w"])
+    shared = {gp: ws for gp, ws in owners.items() if len(ws) > 1}
+    assert not shared, f"partitions processed by two workers in one generation: {shared}"
+
+
+async def assert_everything_processed_and_totals(
+    url: str, seen_dir: Path, sent: list[Sent]
+) -> dict[str, int]:
+    """At-least-once, and table totals equal to the input plus exactly what was replayed.
+
+    Returns the overcount per key (faust tables are at-least-once: a message processed twice
+    after a kill adds twice).
+    """
+    expected = {(s.partition, s.offset) for s in sent}
+    await poll_until(
+        lambda: {(r["p"], r["o"]) for r in rows(seen_dir) if r.get("t") == TOPIC} >= expected,
+        timeout=60,
+        what="every sent message to be processed",
+    )
+    async with faust_producer(url, partitions=PARTITIONS) as send:
+        before = len([r for r in rows(seen_dir) if "probe" in r])
+        await send.many(TOPIC, [(k.encode(), b"0") for k in KEYS])
+    probes = await poll_until(
+        lambda: (p := [r for r in rows(seen_dir) if "probe" in r])[before:] and len(p) - before >= len(KEYS) and p[before:],
+        timeout=30,
+        what="probe answers",
+    )
+    totals = {r["probe"]: r["total"] for r in probes}
+    processed = [r for r in rows(seen_dir) if r.get("t") == TOPIC]
+    times = collections.Counter((r["p"], r["o"]) for r in processed)
+    inputs = collections.Counter()
+    for s in sent:
+        inputs[s.key] += s.value
+    overcount = {}
+    for key in KEYS:
+        replayed = sum(r["v"] for r in processed if r["k"] == key and times[(r["p"], r["o"])] > 1) // 1
+        assert inputs[key] <= totals[key], f"{key}: total {totals[key]} below input {inputs[key]}: lost updates"
+        assert totals[key] - inputs[key] <= replayed, f"{key}: overcount beyond what was replayed"
+        overcount[key] = totals[key] - inputs[key]
+    return overcount
+
+
+async def test_workers_share_partitions_and_take_over_on_join_leave_and_kill(
+    nats_server: NatsServer, workers: Workers, seen_dir: Path
+) -> None:
+    url = nats_server.url
+    w1, w2, w3 = (workers.faust(APP, name=f"w{i}") for i in (1, 2, 3))
+    await held_by(url, [w1, w2, w3], timeout=60)
+    async with faust_producer(url, partitions=PARTITIONS) as send, Traffic(send, TOPIC, KEYS) as traffic:
+        await poll_until(lambda: len(traffic.sent) > 200, timeout=30, what="traffic")
+        w4 = workers.faust(APP, name="w4")
+        await held_by(url, [w1, w2, w3, w4], timeout=60)
+
+        started = time.monotonic()
+        w2.signal(signal.SIGTERM)
+        await held_by(url, [w1, w3, w4], timeout=2.0)
+        term_takeover = time.monotonic() - started
+        assert await w2.wait_exit() == 0
+
+        started = time.monotonic()
+        await w3.kill()
+        await held_by(url, [w1, w4], timeout=SESSION_TIMEOUT + 5)
+        kill_takeover = time.monotonic() - started
+        await poll_until(lambda: len(traffic.sent) > 2000, timeout=60, what="more traffic")
+    overcount = await assert_everything_processed_and_totals(url, seen_dir, traffic.sent)
+    assert_one_owner_per_generation([r for r in rows(seen_dir) if r.get("t") == TOPIC])
+    print(f"takeover after SIGTERM {term_takeover:.2f}s, after SIGKILL {kill_takeover:.2f}s; overcount {overcount}")
+
+
+async def test_a_paused_worker_is_fenced_and_rejoins_as_a_new_member(
+    nats_server: NatsServer, workers: Workers, seen_dir: Path
+) -> None:
+    url = nats_server.url
+    w1, w2 = workers.faust(APP, name="w1"), workers.faust(APP, name="w2")
+    before = await held_by(url, [w1, w2], timeout=60)
+    paused_member = member_of(before, w1)
+    async with faust_producer(url, partitions=PARTITIONS) as send, Traffic(send, TOPIC, KEYS) as traffic:
+        await poll_until(lambda: len(traffic.sent) > 200, timeout=30, what="traffic")
+        w1.signal(signal.SIGSTOP)
+        await held_by(url, [w2], timeout=SESSION_TIMEOUT + 25)
+        # w2 processes and commits past what w1 had committed while w1 is frozen.
+        await poll_until(lambda: len(traffic.sent) > 1200, timeout=30, what="traffic while paused")
+        w1.signal(signal.SIGCONT)
+        after = await held_by(url, [w1, w2], timeout=SESSION_TIMEOUT + 20)
+        assert member_of(after, w1) != paused_member, "the paused worker came back under its old id"
+        await poll_until(lambda: len(traffic.sent) > 2000, timeout=60, what="traffic after rejoin")
+    await w1.wait_for_log(r"lost its membership", timeout=5)
+    await assert_everything_processed_and_totals(url, seen_dir, traffic.sent)
+    processed = [r for r in rows(seen_dir) if r.get("t") == TOPIC]
+    assert_one_owner_per_generation(processed)
+    # The only errors the paused worker may log are its own late writes being refused.
+    log = w1.log()
+    errors = [line for line in log.splitlines() if "Error:" in line or "Exception:" in line]
+    assert all("fenced" in line for line in errors), errors
+    refused = log.count("a newer owner has fenced this worker") + log.count("commits refused")
+    print(f"late writes and commits refused after the pause: {refused}")
+
+
+async def test_the_leader_dying_mid_rebalance_does_not_leave_the_group_stuck(
+    nats_server: NatsServer, workers: Workers
+) -> None:
+    url = nats_server.url
+    w1 = workers.faust(APP, name="w1")
+    await held_by(url, [w1], timeout=60)
+    w2 = workers.faust(APP, name="w2")
+    await held_by(url, [w1, w2], timeout=60)
+    state = await read_group(url, GROUP)
+    leader = next(w for w in (w1, w2) if state.assignment and member_of(state, w) == state.assignment.leader)
+    others = [w for w in (w1, w2) if w is not leader]
+    generation = state.generation
+    w3 = workers.faust(APP, name="w3")
+
+    async def new_generation_written() -> bool:
+        return (await read_group(url, GROUP)).generation > generation
+
+    await poll_until(new_generation_written, timeout=60, interval=0.02, what="the leader to start a rebalance")
+    await leader.kill()  # after it wrote the new generation, before the members finished it
+    await held_by(url, [*others, w3], timeout=SESSION_TIMEOUT + 10)
