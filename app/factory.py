@@ -50,7 +50,7 @@ def make_app(name: str, settings: Settings, nats_urls: tuple[str, ...]) -> faust
         name,
         broker=settings.broker_url(nats_urls),
         broker_credentials=settings.credentials(),
-        store="memory://",
+        store="tracked-memory://",
         topic_partitions=settings.partitions,
         datadir=str(workers_dir / name),
         # Several workers of one agent run side by side: no web server to collide on a port,

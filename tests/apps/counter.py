@@ -15,7 +15,7 @@ import faust
 app = faust.App(
     os.environ.get("APP_ID", "counter"),
     broker=os.environ["BROKER"],
-    store="memory://",
+    store="tracked-memory://",
     web_enabled=False,
     # faust's assignor tells members apart by this URL; make it unique per process.
     canonical_url=f"http://worker-{os.getpid()}.invalid:6066",

@@ -7,9 +7,11 @@ import signal
 import time
 from pathlib import Path
 
+import nats
 import pytest
 
 from bridges.server import NatsServer
+from bridges.naming import Naming
 from tests.support.group import GroupState, read_group
 from tests.support.producer import faust_producer
 from tests.support.traffic import Sent, Traffic
@@ -209,3 +211,90 @@ async def test_the_leader_dying_mid_rebalance_does_not_leave_the_group_stuck(
     await poll_until(new_generation_written, timeout=60, interval=0.02, what="the leader to start a rebalance")
     await leader.kill()  # after it wrote the new generation, before the members finished it
     await held_by(url, [*others, w3], timeout=SESSION_TIMEOUT + 10)
+
+
+def last_recovery_tables(log: str, changelog: str) -> tuple[dict[int, int], dict[int, int]]:
+    """faust's last 'Highwater - Active' and 'Reading Starts At - Active' tables for a changelog."""
+
+    def parse(title: str) -> dict[int, int]:
+        block = log.rsplit(title, 1)[1].split("\n+", 2)[1]
+        rows: dict[int, int] = {}
+        topic = ""
+        for line in block.splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) != 3 or not cells[1].isdigit():
+                continue
+            topic = topic if cells[0] == "〃" else cells[0]
+            if topic == changelog:
+                rows[int(cells[1])] = int(cells[2])
+        return rows
+
+    return parse("Highwater - Active"), parse("Reading Starts At - Active")
+
+
+@pytest.mark.parametrize("standbys", [1, 0], ids=["with-standby", "without-standby"])
+async def test_a_standby_takes_over_without_replaying_the_whole_changelog(
+    nats_server: NatsServer, tmp_path: Path, seen_dir: Path, standbys: int
+) -> None:
+    url = nats_server.url
+    env = {
+        "BROKER": f"{url}?session_timeout={SESSION_TIMEOUT}",
+        "SEEN_DIR": str(seen_dir),
+        "PARTITIONS": "4",
+        "STANDBYS": str(standbys),
+    }
+    with Workers(tmp_path / "logs", env) as pool:
+        w1, w2 = pool.faust(APP, name="w1"), pool.faust(APP, name="w2")
+        state = await poll_until(
+            lambda: _two_way_split(url), timeout=60, interval=0.2, what="both workers holding partitions"
+        )
+        keys = [f"key-{i}" for i in range(2000)]
+        async with faust_producer(url, partitions=4) as send:
+            for start in range(0, len(keys), 500):
+                await send.many(TOPIC, [(k.encode(), b"1") for k in keys[start : start + 500]])
+        await poll_until(lambda: len([r for r in rows(seen_dir) if r.get("t") == TOPIC]) >= len(keys), timeout=60)
+        taken_over = state.partitions_of(member_of(state, w1) or "", TOPIC)
+        generation = state.generation
+        await w1.kill()
+        # What the changelog holds now is what a full replay would read: w2 cannot take the
+        # partitions over (and write to them) before the session timeout runs out.
+        full = await changelog_records(url, taken_over)
+        await poll_until(
+            lambda: w2.log_count(r"generation id \d+ app consumers") >= 2 and "Worker ready" in w2.log().rsplit("generation id", 1)[1],
+            timeout=SESSION_TIMEOUT + 20,
+            what="w2 to take over and recover",
+        )
+    highwaters, starts = last_recovery_tables(w2.log(), "counter-totals-changelog")
+    replayed = {p: highwaters[p] - starts[p] for p in taken_over}
+    # A full replay reads every data record the changelog partition holds.
+    assert generation >= 1 and taken_over and all(n >= 100 for n in full.values()), full
+    if standbys:
+        # Resumed from the standby copy: at most what was written after its last read.
+        assert all(replayed[p] <= full[p] // 20 for p in taken_over), (replayed, full)
+    else:
+        assert replayed == full, (replayed, full)
+    print(f"changelog records replayed at takeover ({standbys} standby): {replayed}")
+
+
+async def changelog_records(url: str, partitions: set[int]) -> dict[int, int]:
+    """Data records (fence markers excluded) in the counter table's changelog partitions."""
+    naming, topic = Naming(), "counter-totals-changelog"
+    client = await nats.connect(url)
+    try:
+        js = client.jetstream()
+        out = {}
+        for p in partitions:
+            info = await js.stream_info(naming.stream(topic, p), subjects_filter=naming.data_filter(topic, p, True))
+            out[p] = sum((info.state.subjects or {}).values())
+        return out
+    finally:
+        await client.close()
+
+
+async def _two_way_split(url: str) -> GroupState | None:
+    state = await read_group(url, GROUP)
+    if len(state.members) == 2 and state.fully_owned(TOPIC, 4) and all(
+        state.partitions_of(m, TOPIC) for m in state.members
+    ):
+        return state
+    return None
