@@ -16,6 +16,7 @@ import logging
 import ssl
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -99,11 +100,9 @@ class NatsCredentials(faust.auth.Credentials):
 
 
 def redact_url(url: str) -> str:
-    """``nats://user:pw@host:4222`` -> ``nats://host:4222``: safe to log."""
+    """``nats://user:pw@host:4222`` -> ``nats://host:4222``: safe to log (even when malformed)."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return f"{parts.scheme}://{netloc}"
+    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"  # user-info dropped
 
 
 @dataclass(frozen=True)
@@ -123,6 +122,8 @@ class ConnectionSettings:
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     ssl_context: ssl.SSLContext | None = field(default=None, compare=False)
+    #: a tls:// URL asks for TLS even when no CA or context is given (system trust store)
+    tls_required: bool = False
     name: str = "learning-streams"
     # Initial connect: how long to keep retrying before giving up with a clear error.
     connect_deadline: float = 60.0
@@ -145,16 +146,16 @@ class ConnectionSettings:
         found: dict[str, Any] = {}
         for url in raw:
             parts = urlsplit(url)
+            try:
+                parts.port  # noqa: B018 - raises ValueError on a bad port
+            except ValueError:
+                raise ConfigError("NATS_URL", redact_url(url), "has an invalid port") from None
             if parts.scheme not in _SCHEMES:
                 raise ConfigError(
                     "NATS_URL", redact_url(url), f"scheme must be one of {sorted(_SCHEMES)}"
                 )
             if not parts.hostname:
                 raise ConfigError("NATS_URL", redact_url(url), "has no host")
-            try:
-                parts.port  # noqa: B018 - raises ValueError on a bad port
-            except ValueError:
-                raise ConfigError("NATS_URL", redact_url(url), "has an invalid port") from None
             scheme = "nats" if parts.scheme == "tls" else parts.scheme
             servers.append(redact_url(f"{scheme}://{parts.netloc}"))
             if parts.scheme == "tls":
@@ -179,11 +180,10 @@ class ConnectionSettings:
             tls_cert_file=found.get("tls_cert"),
             tls_key_file=found.get("tls_key"),
             ssl_context=ssl_context,
+            tls_required=bool(found.get("tls_required")),
         )
         if "connect_deadline" in found:
             settings = replace(settings, connect_deadline=found["connect_deadline"])
-        if found.get("tls_required") and settings.ssl_context is None and not settings.tls_ca_file:
-            settings = replace(settings, ssl_context=ssl.create_default_context())
         settings = settings.with_credentials(credentials)
         return replace(settings, **overrides) if overrides else settings
 
@@ -223,10 +223,19 @@ class ConnectionSettings:
             "and SSLCredentials",
         )
 
+    @property
+    def uses_tls(self) -> bool:
+        return bool(self.ssl_context or self.tls_ca_file or self.tls_cert_file or self.tls_required)
+
     def tls_context(self) -> ssl.SSLContext | None:
+        """The TLS context to connect with, built once (it loads the certificate files)."""
+        return self._built_tls_context
+
+    @cached_property
+    def _built_tls_context(self) -> ssl.SSLContext | None:
         if self.ssl_context is not None:
             return self.ssl_context
-        if not (self.tls_ca_file or self.tls_cert_file):
+        if not self.uses_tls:
             return None
         context = ssl.create_default_context(cafile=self.tls_ca_file)
         if self.tls_cert_file and self.tls_key_file:
@@ -254,7 +263,7 @@ class ConnectionSettings:
         auth += [name for name in ("password", "token") if getattr(self, name) is not None]
         if self.creds_file:
             auth.append(f"creds_file={self.creds_file!r}")
-        if self.tls_context() is not None:
+        if self.uses_tls:
             auth.append("tls")
         return f"<ConnectionSettings servers={list(self.servers)} {' '.join(auth) or 'no-auth'}>"
 

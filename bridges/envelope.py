@@ -75,7 +75,7 @@ def decode_key(headers: Mapping[str, str] | None) -> bytes | None:
         return None
     try:
         return base64.b64decode(raw, validate=True)
-    except binascii.Error as exc:
+    except (binascii.Error, ValueError) as exc:  # ValueError: non-ASCII characters
         raise MalformedEnvelope(f"{HDR_KEY} is not base64: {exc}") from None
 
 

@@ -9,6 +9,7 @@ use ``broker_credentials=NatsCredentials(...)``.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +46,9 @@ class TransportOptions:
     def __post_init__(self) -> None:
         if self.replicas not in (1, 3, 5):
             raise ConfigError("replicas", self.replicas, "must be 1, 3 or 5", kind="Broker option")
+        for name in ("session_timeout", "ack_timeout", "duplicate_window", "rebalance_delay"):
+            if not math.isfinite(getattr(self, name)):
+                raise ConfigError(name, getattr(self, name), "must be a finite number", kind="Broker option")
         for name in ("session_timeout", "ack_timeout", "duplicate_window"):
             if getattr(self, name) <= 0:
                 raise ConfigError(name, getattr(self, name), "must be > 0", kind="Broker option")

@@ -23,6 +23,7 @@ import collections
 import enum
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -38,7 +39,7 @@ __all__ = ["Ack", "PipelinedPublisher", "PublisherState"]
 log = logging.getLogger(__name__)
 
 _SEQ = b'"seq":'
-_DUPLICATE = b'"duplicate":true'
+_DUPLICATE = re.compile(rb'"duplicate":\s*true')
 _ERR_WRONG_LAST_SEQUENCE = {10071, 10164}
 
 
@@ -232,7 +233,7 @@ class PipelinedPublisher:
             while stop < len(data) and 48 <= data[stop] <= 57:
                 stop += 1
             stream = _stream_name(data)
-            self._succeed(pending, Ack(stream, int(data[end:stop]), _DUPLICATE in data))
+            self._succeed(pending, Ack(stream, int(data[end:stop]), _DUPLICATE.search(data) is not None))
             return
         self._on_error_reply(pending, data)
 

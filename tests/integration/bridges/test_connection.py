@@ -213,3 +213,17 @@ async def test_a_server_verifying_clients_refuses_a_client_without_a_certificate
     await refused(settings)
 
 
+
+
+async def test_tls_url_with_our_ca_in_the_credentials_connects(
+    start_server: StartServer,
+    connections: Callable[[ConnectionSettings], Awaitable[Client]],
+    tls_files: TlsFiles,
+) -> None:
+    server = await start_server(tls_config(tls_files))
+    settings = ConnectionSettings.from_urls(
+        tls_url(server),
+        credentials=NatsCredentials(tls_ca_file=str(tls_files.ca_cert)),
+        connect_deadline=SHORT_DEADLINE,
+    )
+    await assert_usable(await connections(settings))

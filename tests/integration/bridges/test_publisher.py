@@ -66,3 +66,13 @@ async def test_a_send_before_its_stream_exists_lands_once_the_stream_is_created(
         assert not future.done()
         await registry.declare(TopicSpec("orders", 1))
         assert await asyncio.wait_for(future, DEADLINE) == Ack("FAUST_orders_0", 1, False)
+
+
+async def test_a_repeated_msg_id_is_acked_as_a_duplicate(nc: Client, registry: TopicRegistry) -> None:
+    await registry.declare(TopicSpec("orders", 1))
+    headers = msg_id()
+    async with PipelinedPublisher(nc) as publisher:
+        first = await asyncio.wait_for(await publisher.publish("faust.orders.0", b"a", headers), DEADLINE)
+        again = await asyncio.wait_for(await publisher.publish("faust.orders.0", b"a", dict(headers)), DEADLINE)
+    assert first == Ack("FAUST_orders_0", 1, False)
+    assert again == Ack("FAUST_orders_0", 1, True)

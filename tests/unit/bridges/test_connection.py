@@ -5,6 +5,7 @@ from __future__ import annotations
 import ssl
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import faust.auth
@@ -317,3 +318,35 @@ def test_secrets_never_appear_in_config_errors(fail: Callable[[], object]) -> No
         fail()
     text = "".join(traceback.format_exception(caught.value)) + repr(caught.value) + repr(caught.value.value)
     assert PASSWORD not in text and TOKEN not in text
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("nats://h:99999", id="port-out-of-range"),
+        pytest.param("nats://h:port", id="port-not-a-number"),
+        pytest.param(f"nats://alice:{PASSWORD}@h:99999", id="port-out-of-range-with-user-info"),
+        pytest.param("http://h:port", id="bad-scheme-and-bad-port"),
+    ],
+)
+def test_a_bad_port_raises_config_error_naming_nats_url(url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        ConnectionSettings.from_urls(url)
+    assert caught.value.field == "NATS_URL"
+    assert PASSWORD not in str(caught.value)
+
+
+def test_repr_does_not_need_the_tls_files_to_exist(tmp_path: Path) -> None:
+    # A settings object is "safe to print" even before its CA file is in place (or when a typo
+    # in the path is what the log line is meant to show).
+    settings = ConnectionSettings.from_urls(f"tls://h:4222?tls_ca={tmp_path / 'missing-ca.pem'}")
+    assert "tls" in repr(settings)
+
+
+def test_a_ca_file_from_the_credentials_is_used_for_a_tls_url(tmp_path: Path) -> None:
+    missing = tmp_path / "ca.pem"
+    settings = ConnectionSettings.from_urls("tls://h:4222", credentials=NatsCredentials(tls_ca_file=str(missing)))
+    # The context must be built from the CA file given (missing here, so building it fails loudly)
+    # rather than be the default context chosen for the tls:// scheme before the merge.
+    with pytest.raises(FileNotFoundError):
+        settings.tls_context()

@@ -137,3 +137,9 @@ def test_malformed_key_raises_malformed_envelope_naming_the_header(raw: str) -> 
 def test_malformed_user_headers_raise_malformed_envelope_naming_the_header(raw: str) -> None:
     with pytest.raises(MalformedEnvelope, match=HDR_HEADERS):
         decode_user_headers({HDR_HEADERS: raw})
+
+
+def test_a_non_ascii_key_header_raises_malformed_envelope() -> None:
+    # Another NATS client may put any UTF-8 text in the header; it is malformed like any other.
+    with pytest.raises(MalformedEnvelope, match=HDR_KEY):
+        decode_key({HDR_KEY: "é"})

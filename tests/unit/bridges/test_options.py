@@ -82,3 +82,11 @@ def test_invalid_options_name_the_option_and_the_value(query: str, field: str, v
     error = caught.value
     assert (error.field, error.value) == (field, value)
     assert f"Broker option {field!r} has value {value!r}" in str(error)
+
+
+@pytest.mark.parametrize("field", ["session_timeout", "rebalance_delay", "ack_timeout", "duplicate_window"])
+def test_nan_is_rejected_naming_the_option(field: str) -> None:
+    # float("nan") compares False with everything, so "<= 0" style checks let it through.
+    with pytest.raises(ConfigError) as caught:
+        TransportOptions.from_urls([f"nats://h:4222?{field}=nan"])
+    assert caught.value.field == field

@@ -393,3 +393,11 @@ async def test_close_wakes_a_publish_waiting_for_room_with_closed_error(
     await publisher.close(timeout=0)
     with pytest.raises(ClosedError):
         await settled(waiting)
+
+
+async def test_a_duplicate_ack_sets_the_duplicate_flag(publisher: PipelinedPublisher, fake: FakeNats) -> None:
+    future = await send(publisher, 1)
+    # Byte for byte what nats-server 2.15 answers to a Nats-Msg-Id it has already stored (the
+    # blank after the colon included: the server writes this suffix by hand).
+    await fake.reply(fake.sent[0], b'{"stream":"S","seq":3,"duplicate": true}')
+    assert await settled(future) == Ack("S", 3, True)
