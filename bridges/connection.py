@@ -210,8 +210,8 @@ class ConnectionSettings:
         if isinstance(credentials, faust.auth.SASLCredentials):
             return replace(
                 self,
-                user=credentials.username,
-                password=Secret(credentials.password) if credentials.password else None,
+                user=credentials.username or self.user,
+                password=Secret(credentials.password) if credentials.password else self.password,
                 ssl_context=credentials.ssl_context or self.ssl_context,
             )
         if isinstance(credentials, faust.auth.SSLCredentials):
