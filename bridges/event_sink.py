@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from nats.aio.client import Client
-from nats.aio.msg import Msg
 from nats.js.errors import NotFoundError
 
 from bridges.envelope import encode_headers
@@ -65,24 +64,6 @@ class SinkResult:
 
     accepted: int
     duplicates: int
-
-
-class _DuplicateAwarePublisher(PipelinedPublisher):
-    """The project's publisher, reading the ``duplicate`` flag as nats-server writes it.
-
-    ``bridges.publisher`` looks for ``"duplicate":true`` in a PubAck, but nats-server 2.15 writes
-    ``"duplicate": true`` (with a space), so every :class:`Ack` says ``duplicate=False``. Until
-    that module is fixed (reported; it is not ours to edit), the reply is normalised before it
-    is parsed; once fixed, this is a no-op. A test pins the server's spelling.
-    """
-
-    async def _on_reply(self, msg: Msg) -> None:
-        if _SPACED_DUPLICATE in msg.data:
-            msg.data = msg.data.replace(_SPACED_DUPLICATE, b'"duplicate":true')
-        await super()._on_reply(msg)
-
-
-_SPACED_DUPLICATE = b'"duplicate": true'
 
 
 class SinkState(enum.Enum):
@@ -125,7 +106,7 @@ class EventSink:
         self._clock = clock
         # Resend after 2 s without an ack; give up well after the caller stopped waiting, so a
         # send that outlives its request still lands (and a retry of the request finds it).
-        self._publisher = _DuplicateAwarePublisher(
+        self._publisher = PipelinedPublisher(
             client, max_in_flight=max_in_flight, ack_timeout=2.0, give_up_after=max(30.0, 3 * ack_deadline)
         )
         self._subjects: list[str] = []

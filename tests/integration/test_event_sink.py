@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import pytest
 from nats.aio.client import Client
-from nats.js.api import StreamConfig
 
 from bridges.event_sink import DEDUPE_WINDOW, EventSink, SinkResult, SinkState
 from bridges.naming import Naming
@@ -62,13 +61,6 @@ async def test_a_topic_a_worker_created_first_keeps_its_partitions_and_gets_the_
         assert await sink.publish([Sample("a", "s1"), Sample("a", "s1")]) == SinkResult(1, 1)
     for partition in range(2):
         assert (await js.stream_info(NAMING.stream("events", partition))).config.duplicate_window == 600
-
-
-async def test_nats_server_spells_the_duplicate_flag_with_a_space(client: Client) -> None:
-    # Why EventSink normalises PubAcks before bridges.publisher reads them (see event_sink).
-    await client.jetstream().add_stream(StreamConfig(name="SPELLING", subjects=["spelling"]))
-    replies = [(await client.request("spelling", b"x", headers={"Nats-Msg-Id": "one"})).data for _ in range(2)]
-    assert b'"duplicate": true' in replies[1]
 
 
 async def test_duplicates_are_counted_by_event_id(client: Client) -> None:
