@@ -172,6 +172,9 @@ class MetricsReader:
     async def _scan(self, filters: list[str]) -> list[MetricEntry]:
         """Every current value under ``filters``: one ephemeral consumer, pulled until complete."""
         self._require_open()
+        if not self._client.is_connected:
+            # Fail fast: a request made while reconnecting would wait out its whole timeout.
+            raise BrokenError("NATS is not connected")
         js = self._client.jetstream()
         name = f"scan-{secrets.token_hex(8)}"
         try:
