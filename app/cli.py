@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     nats.add_argument("--port", type=int, default=4222, help="client port (0: any free port)")
     nats.add_argument("--store", type=Path, default=None, help="JetStream store (default DATA_DIR/nats)")
     commands.add_parser("demo", help="embedded NATS, an echo worker and sample events: the main job")
+    commands.add_parser("web", help="HTTP ingest and query API, and the NATS ingest consumer (PORT)")
     return parser
 
 
@@ -59,6 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from app.demo import run_demo
 
             return asyncio.run(run_demo(settings))
+        if args.command == "web":
+            from app.web import run_web
+
+            return asyncio.run(run_web(settings, settings.nats_urls or (LOCAL_NATS_URL,)))
     except StreamsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,0 +1,106 @@
+"""``python -m app web`` as a process: it listens on PORT, and SIGTERM lets requests finish."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bridges.server import NatsServer
+from tests.oracle import generate_sessions
+from tests.support.streams import events_stored, nats_client
+from tests.support.workers import REPO, WorkerProcess, Workers
+
+pytestmark = pytest.mark.integration
+
+EVENTS = generate_sessions(seed=17, students=10, minutes=5, start_epoch=1_714_557_600)
+
+
+@pytest.fixture
+def workers(tmp_path: Path, nats_server: NatsServer) -> Iterator[Workers]:
+    env = {"NATS_URL": nats_server.url, "PORT": "0", "PARTITIONS": "4", "DATA_DIR": str(tmp_path / "data")}
+    with Workers(tmp_path / "logs", env) as pool:
+        yield pool
+
+
+async def start_web(workers: Workers, **env: str) -> tuple[WorkerProcess, str]:
+    web = workers.spawn([sys.executable, "-m", "app", "web"], name="web", **env)
+    await web.wait_for_log(r"web listening on http://\S+", timeout=60)
+    match = re.search(r"web listening on (http://\S+)", web.log())
+    assert match is not None
+    return web, match.group(1)
+
+
+def test_the_cli_lists_the_web_command() -> None:
+    shown = subprocess.run(
+        [sys.executable, "-m", "app", "--help"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
+    assert re.search(r"^\s+web\s+HTTP ingest and query API", shown, re.MULTILINE)
+
+
+async def test_the_process_serves_on_the_port_it_announces(workers: Workers, nats_server: NatsServer) -> None:
+    web, url = await start_web(workers)
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{url}/readyz") as response:
+            assert response.status == 200
+        async with session.post(f"{url}/v1/events", json={"events": EVENTS[:100]}) as response:
+            assert (response.status, await response.json()) == (202, {"accepted": 100, "duplicates": 0})
+    assert await web.terminate() == 0
+    assert "stopped" in web.log()
+
+
+async def test_the_ingest_token_setting_is_enforced(workers: Workers) -> None:
+    web, url = await start_web(workers, INGEST_TOKEN="tok-123")
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{url}/v1/events", json=EVENTS[0]) as response:
+            assert response.status == 401
+        headers = {"Authorization": "Bearer tok-123"}
+        async with session.post(f"{url}/v1/events", json=EVENTS[0], headers=headers) as response:
+            assert response.status == 202
+    assert "tok-123" not in web.log()  # a secret is never printed
+    await web.terminate()
+
+
+async def test_sigterm_lets_an_in_flight_request_finish(workers: Workers, nats_server: NatsServer) -> None:
+    web, url = await start_web(workers, LOG_LEVEL="debug")
+    batch = EVENTS[:200]
+    body = json.dumps({"events": batch}).encode()
+    half = len(body) // 2
+    signalled = asyncio.Event()
+
+    async def upload() -> AsyncIterator[bytes]:
+        yield body[:half]
+        await signalled.wait()  # the rest only once the process is shutting down
+        yield body[half:]
+
+    async with aiohttp.ClientSession() as session:
+        request = asyncio.ensure_future(
+            session.post(f"{url}/v1/events", data=upload(), headers={"Content-Type": "application/json"})
+        )
+        # The handler runs (it logs before reading the body, which is only half sent).
+        await web.wait_for_log(r"ingest request: reading a body of unknown bytes", timeout=10)
+        web.signal(signal.SIGTERM)
+        await web.wait_for_log(r"stopping: finishing in-flight requests", timeout=10)
+        signalled.set()
+        response = await asyncio.wait_for(request, 30)
+        assert (response.status, await response.json()) == (202, {"accepted": len(batch), "duplicates": 0})
+        response.release()
+    assert await web.wait_exit(30) == 0
+    async with nats_client(nats_server.url) as client:
+        assert await events_stored(client) == len(batch)
+
+
+async def test_without_nats_the_process_exits_with_an_error(tmp_path: Path) -> None:
+    env = {"NATS_URL": "nats://127.0.0.1:1?connect_deadline=1", "PORT": "0", "DATA_DIR": str(tmp_path / "data")}
+    with Workers(tmp_path / "logs", env) as pool:
+        web = pool.spawn([sys.executable, "-m", "app", "web"], name="web-without-nats")
+        assert await web.wait_exit(30) == 1
+        assert "cannot connect to NATS at nats://127.0.0.1:1 within 1s" in web.log()
