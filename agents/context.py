@@ -1,16 +1,42 @@
 """What the wiring hands an agent module: everything it may use, nothing it must look up.
 
 ``app`` builds one :class:`AgentContext` per worker and calls the module's
-``build(app, context)``; agents never import ``app`` (imports point ``app -> agents``).
+``build(app, context)``; agents never import ``app`` or ``bridges`` (imports point
+``app -> agents, bridges -> tables``), so what they need from NATS arrives here as protocols.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import faust
 
-__all__ = ["AgentContext"]
+from tables.changelog import StateOwner
+
+__all__ = ["AgentContext", "ResultWriter"]
+
+
+class ResultWriter(Protocol):
+    """Where closed windows and rejected events go (implemented in ``bridges``)."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def write_result(self, kv_key: str, subject: str, payload: bytes) -> Awaitable[None]:
+        """Store a window's final result once under ``kv_key`` and publish it on ``subject``.
+
+        Returns once the write is under way; the awaitable completes when it is stored.
+        """
+        ...
+
+    async def dead_letter(
+        self, subject: str, payload: bytes, *, reason: str, msg_id: str
+    ) -> Awaitable[None]:
+        """Publish a rejected event with the reason; ``msg_id`` makes a replay a no-op."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -20,3 +46,7 @@ class AgentContext:
     #: window size and grace of the learning metrics, in seconds (from the settings)
     window_seconds: int
     grace_seconds: int
+    #: results and dead letters of windowed metrics
+    results: ResultWriter
+    #: makes the consumer flush this state before committing and resume where it says
+    register_state: Callable[[StateOwner], None]

@@ -9,10 +9,14 @@ import socket
 from types import ModuleType
 
 import faust
+from typing import Any
 
 import agents
 from agents.context import AgentContext
 from app.settings import Settings
+from bridges.public_streams import PublicStreams
+from bridges.window_results import WindowResults
+from bridges.consumer import Consumer
 from tables.errors import ConfigError
 
 __all__ = ["EVENTS_TOPIC", "agent_names", "load_agent", "make_app"]
@@ -20,7 +24,7 @@ __all__ = ["EVENTS_TOPIC", "agent_names", "load_agent", "make_app"]
 #: the topic HTTP and NATS ingest write every valid event to
 EVENTS_TOPIC = "events"
 
-_NOT_AGENTS = {"context", "events", "results"}
+_NOT_AGENTS = {"context", "events", "results", "windowed"}
 
 
 def agent_names() -> list[str]:
@@ -60,12 +64,25 @@ def make_app(name: str, settings: Settings, nats_urls: tuple[str, ...]) -> faust
         broker_commit_interval=1.0,
     )
     events = app.topic(EVENTS_TOPIC, value_serializer="raw", key_serializer="raw")
+    transport: Any = app.transport
     module.build(
         app,
         AgentContext(
             events=events,
             window_seconds=settings.window_seconds,
             grace_seconds=settings.grace_seconds,
+            results=WindowResults(
+                transport.session, PublicStreams(settings.nats_prefix, settings.nats_replicas)
+            ),
+            register_state=transport_consumer(app).register_state_owner,
         ),
     )
     return app
+
+
+def transport_consumer(app: faust.App) -> Consumer:
+    """The app's consumer, which must be the nats:// transport's (it takes state owners)."""
+    consumer = app.consumer
+    if not isinstance(consumer, Consumer):
+        raise ConfigError("broker", str(app.conf.broker[0]), "windowed agents need the nats:// transport")
+    return consumer

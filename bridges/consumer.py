@@ -41,6 +41,7 @@ from bridges.offsets import OffsetStore, PartitionRef
 from bridges.producer import declare_faust_topic
 from bridges.reader import PartitionReader, ReaderConfig, Record
 from bridges.session import Fence, TransportSession, partition_for_key
+from tables.changelog import StateOwner
 from tables.errors import ClosedError, StreamsError
 
 __all__ = ["Consumer"]
@@ -67,6 +68,8 @@ class Consumer(FaustConsumer):
         self._subscription: set[str] = set()
         self._assignment: set[TP] = set()
         self._readers: dict[TP, PartitionReader] = {}
+        #: state (windowed tables) flushed before each commit and asked where to resume
+        self._state_owners: list[StateOwner] = []
         #: where each assigned partition started (committed offset, or the reset position)
         self._start_offsets: dict[TP, int] = {}
         #: newly assigned stream partitions not yet positioned by faust's seek_to_committed:
@@ -445,6 +448,25 @@ class Consumer(FaustConsumer):
 
     # -- offsets --------------------------------------------------------------------------
 
+    def register_state_owner(self, owner: StateOwner) -> None:
+        """Flush ``owner`` before every commit; let it say where its partitions resume."""
+        self._state_owners.append(owner)
+
+    async def _commit_offsets(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
+        """Commit order: state flushed (its changelogs stored), then faust flushes the producer
+        and commits the offsets. A failed flush fails the commit, so no offset gets ahead of the
+        state it belongs to."""
+        for owner in self._state_owners:
+            await owner.flush()
+        return await super()._commit_offsets(offsets, start_new_transaction=start_new_transaction)
+
+    def _resume_offset(self, tp: TP) -> int | None:
+        for owner in self._state_owners:
+            offset = owner.resume_offset(tp.topic, tp.partition)
+            if offset is not None:
+                return offset
+        return None
+
     async def _commit(self, offsets: Mapping[TP, int]) -> bool:
         if self._offsets is None:
             return False
@@ -481,13 +503,18 @@ class Consumer(FaustConsumer):
         out: dict[TP, int] = {}
         for tp in sources:
             offset = committed.get(PartitionRef(tp.topic, tp.partition))
-            target = offset or self._start_offsets.get(tp)
+            # A state owner's changelog knows better than the committed offset: its state may
+            # reflect more (flushed, then the commit failed) or less (a flush never completed).
+            resume = self._resume_offset(tp)
+            target = resume if resume is not None else (offset or self._start_offsets.get(tp))
             reader = self._readers.get(tp)
             if reader is not None and target is not None and reader.position != target:
                 await reader.seek(target)
             self._awaiting_seek.discard(tp)
-            if offset:
-                out[tp] = offset
+            # faust counts acks from what this returns and needs them contiguous from it.
+            reported = resume if resume is not None else offset
+            if reported:
+                out[tp] = reported
         self._data.set()
         return out
 

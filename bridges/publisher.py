@@ -34,7 +34,7 @@ from nats.aio.subscription import Subscription
 
 from tables.errors import BrokenError, ClosedError, FencedError
 
-__all__ = ["Ack", "PipelinedPublisher", "PublisherState"]
+__all__ = ["Ack", "ExpectationFailed", "PipelinedPublisher", "PublisherState"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,18 @@ class Ack(NamedTuple):
     stream: str
     seq: int
     duplicate: bool
+
+
+class ExpectationFailed(BrokenError):
+    """The stream refused a write whose ``Nats-Expected-...`` header did not hold.
+
+    A create-only KV write (expected revision 0) ends here when the key exists already.
+    """
+
+    def __init__(self, subject: str, description: str) -> None:
+        self.subject = subject
+        self.description = description
+        super().__init__(f"publish to {subject} refused: {description}")
 
 
 class PublisherState(enum.Enum):
@@ -248,7 +260,7 @@ class PipelinedPublisher:
             if pending.fence is not None:
                 self._fail(pending, FencedError("write", pending.fence))
             else:
-                self._fail(pending, BrokenError(f"publish to {pending.subject} refused: {description}"))
+                self._fail(pending, ExpectationFailed(pending.subject, description))
             return
         if error.get("code") == 503:
             self._schedule_retry(pending, description)

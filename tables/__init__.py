@@ -1,8 +1,9 @@
 """The pure domain of windowed aggregation. Imports nothing from the other packages.
 
 Windows (:mod:`tables.windows`), aggregators (:mod:`tables.aggregators`), the watermark
-(:mod:`tables.watermark`), a metric's definition (:mod:`tables.metric`) and the per-partition
-windowed state (:mod:`tables.windowed`). The clock is always passed in: nothing here reads it.
+(:mod:`tables.watermark`), a metric's definition (:mod:`tables.metric`), the per-partition
+windowed state (:mod:`tables.windowed`) and its exactly-once recovery from a changelog
+(:mod:`tables.changelog`). The clock is always passed in: nothing here reads it.
 """
 
 from tables.aggregators import (
@@ -17,6 +18,7 @@ from tables.aggregators import (
     Min,
     Sum,
 )
+from tables.changelog import ChangelogReplica, Marker, Restored, StateOwner
 from tables.errors import (
     BrokenError,
     ClosedError,
@@ -36,6 +38,7 @@ __all__ = [
     "Aggregates",
     "Aggregator",
     "BrokenError",
+    "ChangelogReplica",
     "ClosedError",
     "ClosedWindow",
     "ConfigError",
@@ -48,14 +51,17 @@ __all__ = [
     "InvalidEventError",
     "Last",
     "Late",
+    "Marker",
     "Max",
     "Mean",
     "MergeableAggregator",
     "MetricDefinition",
     "Min",
     "PartitionWindows",
+    "Restored",
     "Session",
     "StateError",
+    "StateOwner",
     "StreamsError",
     "Sum",
     "Tumbling",

@@ -1,0 +1,65 @@
+"""Running the metric workers and reading their results, for end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import nats
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError
+
+from agents.events import validate_event
+from bridges.event_sink import EventSink
+from tests.support.workers import WorkerProcess, Workers
+
+__all__ = ["METRIC_AGENTS", "ingest", "metrics_values", "start_metric_worker", "values_match"]
+
+METRIC_AGENTS = ("progression", "engagement", "outcomes")
+
+
+def start_metric_worker(pool: Workers, agent: str, *, name: str | None = None) -> WorkerProcess:
+    """``python -m app worker <agent>``, as the Procfile runs it."""
+    return pool.spawn([sys.executable, "-m", "app", "worker", agent], name=name or agent)
+
+
+async def ingest(url: str, events: list[dict[str, Any]], *, partitions: int, now: float) -> None:
+    """Through the real ingest path: validated, deduplicated, partitioned by student."""
+    client = await nats.connect(url)
+    try:
+        async with EventSink(client, partitions=partitions) as sink:
+            for start in range(0, len(events), 500):
+                await sink.publish([validate_event(e, now=now) for e in events[start : start + 500]])
+    finally:
+        await client.close()
+
+
+async def metrics_values(url: str) -> dict[str, dict[str, Any]]:
+    """Every value of the ``metrics`` KV bucket."""
+    client = await nats.connect(url)
+    try:
+        try:
+            kv = await client.jetstream().key_value("metrics")
+            keys = await kv.keys()
+        except (BucketNotFoundError, NoKeysError):
+            return {}
+        out = {}
+        for key in keys:
+            try:
+                out[key] = json.loads((await kv.get(key)).value)
+            except KeyNotFoundError:
+                continue
+        return out
+    finally:
+        await client.close()
+
+
+def values_match(actual: Any, expected: Any) -> bool:
+    """Equal, with floats compared to 1e-9 relative (sums of floats are order-dependent)."""
+    if isinstance(expected, float) and isinstance(actual, (int, float)) and not isinstance(actual, bool):
+        return abs(actual - expected) <= 1e-9 * max(1.0, abs(expected))
+    if isinstance(expected, dict):
+        return isinstance(actual, dict) and actual.keys() == expected.keys() and all(
+            values_match(actual[k], expected[k]) for k in expected
+        )
+    return actual == expected and type(actual) is type(expected)
