@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from pathlib import Path
@@ -11,7 +12,15 @@ import pytest
 
 from bridges.server import NatsServer
 from tests.oracle import expected_results, generate_sessions
-from tests.support.pipeline import METRIC_AGENTS, ingest, metrics_values, start_metric_worker, values_match
+from tests.support.pipeline import (
+    METRIC_AGENTS,
+    dead_letters,
+    ingest,
+    metrics_values,
+    start_metric_worker,
+    values_match,
+)
+from tests.support.producer import faust_producer
 from tests.support.workers import Workers, poll_until
 
 pytestmark = pytest.mark.integration
@@ -97,3 +106,80 @@ async def test_workers_killed_at_random_points_still_write_every_window_exactly_
         if re.search(r"resumes at offset \d+ with [1-9]\d* open windows", line)
     ]
     assert resumed, "no worker resumed mid-stream from restored state"
+
+
+def _event(event_id: str, student: str, at: float, **extra: object) -> dict:
+    moment = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1000):03d}Z"
+    return {"event_id": event_id, "student_id": student, "type": "interaction", "name": "answer",
+            "occurred_at": moment, "data": {"correct": True}, **extra}
+
+
+async def test_an_idle_stream_closes_its_last_window_on_time(nats_server: NatsServer, workers: Workers) -> None:
+    worker = start_metric_worker(workers, "engagement")
+    await worker.wait_for_log(r"Worker ready", timeout=60)
+    now = time.time()
+    window_end = (int(now) // WINDOW + 1) * WINDOW
+    await ingest(nats_server.url, [_event("idle-1", "s1", now)], partitions=PARTITIONS, now=now)
+    key = f"engagement.s1.{window_end - WINDOW}"
+    due = window_end + GRACE  # nothing else arrives: only the wall clock can close the window
+
+    async def written() -> float | None:
+        return time.time() if key in await metrics_values(nats_server.url) else None
+
+    seen_at = await poll_until(written, timeout=due - time.time() + 5, interval=0.05, what=f"{key} in KV")
+    latency = seen_at - due
+    print(f"idle window closed {latency:+.3f}s after end + grace")
+    assert -0.1 <= latency <= 1.0, f"final result {latency:+.2f}s after end + grace"
+
+
+async def test_late_and_unreadable_events_are_dead_lettered_with_a_reason_and_the_rest_counts(
+    nats_server: NatsServer, workers: Workers
+) -> None:
+    worker = start_metric_worker(workers, "engagement")
+    await worker.wait_for_log(r"Worker ready", timeout=60)
+    now = time.time()
+    base = (int(now) // WINDOW - 6) * WINDOW  # a window well in the past
+    early = [_event(f"e{i}", "s1", base + i) for i in range(3)]
+    # An event far enough ahead to close that window for good (its end + grace passed) ...
+    closer = _event("ahead", "s1", base + 3 * WINDOW + GRACE + 1)
+    await ingest(nats_server.url, [*early, closer], partitions=PARTITIONS, now=now)
+    first = f"engagement.s1.{base}"
+    await poll_until(lambda: _has(nats_server.url, first), timeout=30, what="the first window's result")
+    # ... so that one more event for it is late.
+    late = _event("late-1", "s1", base + 4)
+    await ingest(nats_server.url, [late], partitions=PARTITIONS, now=time.time())
+    # Unreadable events straight into the topic (HTTP/NATS ingest would have refused them).
+    async with faust_producer(nats_server.url, partitions=PARTITIONS) as send:
+        await send("events", json.dumps({**_event("no-time", "s1", now), "occurred_at": None}).encode(), key=b"s1")
+        await send("events", json.dumps({**_event("bad-time", "s1", now), "occurred_at": "yesterday"}).encode(), key=b"s1")
+        await send("events", b"{not json", key=b"s1")
+    after = _event("after", "s2", now)
+    await ingest(nats_server.url, [after], partitions=PARTITIONS, now=time.time())
+
+    letters = await poll_until(
+        lambda: _letters_when(nats_server.url, 4), timeout=30, what="four dead letters"
+    )
+    by_subject = {}
+    for subject, headers, payload in letters:
+        by_subject.setdefault(subject, []).append((headers["Reason"], payload))
+    assert [json.loads(p)["event_id"] for _, p in by_subject["deadletter.late.engagement"]] == ["late-1"]
+    assert "late" in by_subject["deadletter.late.engagement"][0][0]
+    reasons = [r for r, _ in by_subject["deadletter.invalid.engagement"]]
+    assert len(reasons) == 3 and all("occurred_at" in r for r in reasons[:2]), reasons
+    assert "JSON" in reasons[2]
+    # The first window kept its three events; the worker kept going and counted the next one.
+    assert (await metrics_values(nats_server.url))[first]["events"] == 3
+    await poll_until(
+        lambda: _has(nats_server.url, f"engagement.s2.{int(now) // WINDOW * WINDOW}"),
+        timeout=30, what="the event after the bad ones to be counted",
+    )
+    assert worker.alive()
+
+
+async def _has(url: str, key: str) -> bool:
+    return key in await metrics_values(url)
+
+
+async def _letters_when(url: str, count: int) -> list | None:
+    letters = await dead_letters(url)
+    return letters if len(letters) >= count else None

@@ -13,7 +13,7 @@ from agents.events import validate_event
 from bridges.event_sink import EventSink
 from tests.support.workers import WorkerProcess, Workers
 
-__all__ = ["METRIC_AGENTS", "ingest", "metrics_values", "start_metric_worker", "values_match"]
+__all__ = ["METRIC_AGENTS", "dead_letters", "ingest", "metrics_values", "start_metric_worker", "values_match"]
 
 METRIC_AGENTS = ("progression", "engagement", "outcomes")
 
@@ -63,3 +63,25 @@ def values_match(actual: Any, expected: Any) -> bool:
             values_match(actual[k], expected[k]) for k in expected
         )
     return actual == expected and type(actual) is type(expected)
+
+
+async def dead_letters(url: str, prefix: str = "faust") -> list[tuple[str, dict[str, str], bytes]]:
+    """Every message in the dead-letter stream: (subject, headers, payload)."""
+    client = await nats.connect(url)
+    try:
+        js = client.jetstream()
+        stream = f"{prefix.upper()}_DEADLETTER"
+        try:
+            info = await js.stream_info(stream)
+        except Exception:  # noqa: BLE001 - no stream yet: nothing dead-lettered
+            return []
+        out = []
+        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            try:
+                msg = await js.get_msg(stream, seq)
+            except Exception:  # noqa: BLE001 - deleted sequence
+                continue
+            out.append((msg.subject, dict(msg.headers or {}), msg.data or b""))
+        return out
+    finally:
+        await client.close()
