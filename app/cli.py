@@ -30,7 +30,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="<command>")
     worker = commands.add_parser("worker", help="run one worker process of an agent")
-    worker.add_argument("agent", choices=agent_names(), help="the agent module to run")
+    worker.add_argument(
+        "agent",
+        help=f"the agent to run: one of {', '.join(agent_names())}, or the path of a module file",
+    )
     nats = commands.add_parser("nats", help="run the embedded nats-server (JetStream) in the foreground")
     nats.add_argument("--port", type=int, default=4222, help="client port (0: any free port)")
     nats.add_argument("--store", type=Path, default=None, help="JetStream store (default DATA_DIR/nats)")

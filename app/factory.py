@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import pkgutil
 import socket
+from pathlib import Path
 from types import ModuleType
 
 import faust
@@ -19,7 +21,7 @@ from bridges.window_results import WindowResults
 from bridges.consumer import Consumer
 from tables.errors import ConfigError
 
-__all__ = ["EVENTS_TOPIC", "agent_names", "load_agent", "make_app"]
+__all__ = ["EVENTS_TOPIC", "agent_names", "app_name", "load_agent", "make_app"]
 
 #: the topic HTTP and NATS ingest write every valid event to
 EVENTS_TOPIC = "events"
@@ -37,17 +39,44 @@ def agent_names() -> list[str]:
 
 
 def load_agent(name: str) -> ModuleType:
-    if name not in agent_names():
-        raise ConfigError("agent", name, f"unknown agent; known: {', '.join(agent_names())}", kind="Argument")
-    module = importlib.import_module(f"agents.{name}")
+    """An agent module by name (``agents/<name>.py``) or by the path of a ``.py`` file.
+
+    A path lets a data engineer run a metric under development without adding it to the
+    package; the app is then named after the file (``hints.py`` -> app and group ``hints``).
+    """
+    if name.endswith(".py"):
+        module = _module_from_file(Path(name))
+    elif name in agent_names():
+        module = importlib.import_module(f"agents.{name}")
+    else:
+        raise ConfigError(
+            "agent", name, f"unknown agent; known: {', '.join(agent_names())}, or a path to a .py file",
+            kind="Argument",
+        )
     if not callable(getattr(module, "build", None)):
         raise ConfigError("agent", name, "its module defines no build(app, context)", kind="Argument")
     return module
 
 
+def _module_from_file(path: Path) -> ModuleType:
+    if not path.is_file():
+        raise ConfigError("agent", str(path), "is not a file", kind="Argument")
+    spec = importlib.util.spec_from_file_location(f"agents_extra.{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def app_name(agent: str) -> str:
+    """The app (and consumer group) name of an agent given by name or by file path."""
+    return Path(agent).stem if agent.endswith(".py") else agent
+
+
 def make_app(name: str, settings: Settings, nats_urls: tuple[str, ...]) -> faust.App:
-    """A faust app for agent ``name`` on the ``nats://`` transport, its agent built on it."""
+    """A faust app for agent ``name`` (or a module file) on the ``nats://`` transport."""
     module = load_agent(name)
+    name = app_name(name)
     workers_dir = settings.data_dir / "workers"
     workers_dir.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     app = faust.App(
