@@ -185,17 +185,20 @@ class DurablePuller:
                 log.debug("%s: %d pull requests still open at stop", self._stream, len(self._requests))
 
     async def close(self) -> None:
-        """Stop pulling and unsubscribe. Idempotent; buffered messages are redelivered later."""
+        """Stop pulling, give buffered messages back (NAK: redelivered at once, perhaps to
+        another process) and unsubscribe. Idempotent."""
         if self._state is PullerState.CLOSED:
             return
         if self._state is PullerState.PULLING:
             await self.stop_pulling(timeout=0)
         self._state = PullerState.CLOSED
-        if self._sub is not None:
-            try:
+        try:
+            if self._sub is not None:
                 await self._sub.unsubscribe()
-            except Exception:  # noqa: BLE001 - the connection may be closing
-                log.debug("unsubscribing %s failed", self._inbox, exc_info=True)
+            while self._buffer:
+                await self._client.publish(self._buffer.popleft().reply, b"-NAK")
+        except Exception:  # noqa: BLE001 - the connection may be closing: ack_wait redelivers
+            log.debug("closing the puller of %s failed", self._stream, exc_info=True)
         self._buffer.clear()
 
     # -- incoming -------------------------------------------------------------------------

@@ -169,9 +169,10 @@ class NatsIngest:
             self._draining = True
             self._data.set()
             if self._task is not None:
-                try:
-                    await asyncio.wait_for(asyncio.shield(self._task), max(0.0, deadline - time.monotonic()))
-                except TimeoutError:
+                # asyncio.wait, not wait_for: neither cancels the task on timeout nor raises the
+                # error of a task that failed (already logged by _report_end).
+                _, unfinished = await asyncio.wait({self._task}, timeout=max(0.0, deadline - time.monotonic()))
+                if unfinished:
                     log.warning("NATS ingest: %d messages unfinished at stop", self._puller.buffered)
         await self.close()
 
@@ -182,10 +183,7 @@ class NatsIngest:
         self._state = IngestState.CLOSED
         if self._task is not None and not self._task.done():
             self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await asyncio.wait({self._task})  # its end (cancelled or failed) is _report_end's
         await self._puller.close()
         await self._deadletters.close()
 

@@ -193,6 +193,14 @@ async def test_an_oversize_payload_is_dead_lettered_unread_and_cut(web: WebHarne
     await wait_stored(client, 1)
 
 
+async def test_reason_headers_are_one_line_of_ascii(web: WebHarness, client: Client) -> None:
+    # A subject token may be any UTF-8; NATS headers are ASCII lines, so the reason escapes it.
+    await client.publish("events.interaction.s\u00e9", encoded(event()))
+    (dead,) = await wait_dead_letters(client, 1)
+    assert dead.headers[HDR_REASON] == "student_id: the event says 's1' but the subject says 's\\xe9'"
+    assert dead.headers[HDR_ORIGINAL_SUBJECT] == "events.interaction.s\\xe9"
+
+
 async def test_a_payload_of_the_limit_is_judged_as_an_event(web: WebHarness, client: Client) -> None:
     body = encoded(event())
     padded = body + b" " * (MAX_EVENT_BYTES - len(body))
