@@ -94,7 +94,7 @@ async def serve_web(
     async with services:
         app = make_web_app(services, ingest_token=settings.ingest_token, drain=drain)
         # What is still running after the drain gets one more second before aiohttp cancels it.
-        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, host, settings.port)
         try:
