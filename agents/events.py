@@ -260,7 +260,8 @@ class Event(BaseModel):
     activity_id: _FreeText | None = None
     # JsonValue rather than Any: a Python caller's tuples, sets, non-string keys or NaN would
     # otherwise be accepted and then change (or fail) on the way out through to_json_bytes.
-    data: dict[str, JsonValue] = Field(default_factory=dict)
+    # validate_default: an absent data must still meet the data rules of its event name.
+    data: dict[str, JsonValue] = Field(default_factory=dict, validate_default=True)
 
     @model_validator(mode="before")
     @classmethod

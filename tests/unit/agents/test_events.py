@@ -490,3 +490,22 @@ def test_validate_event_leaves_the_callers_dict_alone() -> None:
     with pytest.raises(InvalidEvents):
         validate_event(document, now=NOW)
     assert "game_id" not in document
+
+
+@pytest.mark.parametrize(
+    ("type_", "name", "missing"),
+    [
+        ("game", "level_started", ["data.level"]),
+        ("game", "level_completed", ["data.duration_ms", "data.level", "data.score"]),
+        ("game", "game_finished", ["data.duration_ms", "data.outcome", "data.score"]),
+        ("engagement", "heartbeat", ["data.seconds"]),
+    ],
+)
+def test_an_absent_data_is_held_to_the_rules_of_its_event(type_: str, name: str, missing: list[str]) -> None:
+    event = {"event_id": "e1", "student_id": "s1", "type": type_, "name": name, "occurred_at": "2024-05-01T10:00:00Z"}
+    if type_ == "game":
+        event["game_id"] = "g1"
+    with pytest.raises(InvalidEvents) as caught:
+        validate_event(event, now=1_714_557_600.0)
+    assert sorted(e.field for e in caught.value.errors) == missing
+    assert all(e.message == "field required" for e in caught.value.errors)
