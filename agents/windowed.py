@@ -188,7 +188,10 @@ class WindowedRuntime:
             await self._wake.wait(self._seconds_to_next_close())
             if self.app.rebalancing or not self.app.flow_control.is_active():
                 continue  # partitions are moving: whoever holds them after closes them
-            await self.close_due(time.time())
+            try:
+                await self.close_due(time.time())
+            except Exception:  # noqa: BLE001 - e.g. a user finalize raising: the windows stay open
+                log.exception("%s: closing windows failed; trying again", self.definition.name)
             if time.monotonic() - last_stats >= _STATS_EVERY:
                 last_stats = time.monotonic()
                 log.info("%s: %s", self.definition.name, dict(sorted(self.stats.items())))
@@ -213,7 +216,14 @@ class WindowedRuntime:
             return
         kv_key = ".".join([closed.metric, *parts, str(int(closed.start))])
         payload = json.dumps(result_document(closed), separators=(",", ":")).encode()
-        self._pending.append(await self._results.write_result(kv_key, f"results.{closed.metric}.{parts[0]}", payload))
+        try:
+            written = await self._results.write_result(kv_key, f"results.{closed.metric}.{parts[0]}", payload)
+        except Exception as exc:  # noqa: BLE001 - recorded: the next flush must fail, not skip it
+            failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            failed.set_exception(exc)
+            written = failed
+        # The window has left the state; until its result is stored, no flush may record that.
+        self._pending.append(written)
 
     # -- the state owner protocol (called by the consumer) -------------------------------------
 
