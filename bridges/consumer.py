@@ -38,7 +38,7 @@ from bridges.envelope import (
 )
 from bridges.group import FaustAssigner, GroupCoordinator, GroupSettings
 from bridges.offsets import OffsetStore, PartitionRef
-from bridges.producer import declare_faust_topic
+from bridges.producer import create_topic
 from bridges.reader import PartitionReader, ReaderConfig, Record
 from bridges.session import Fence, TransportSession, partition_for_key
 from tables.changelog import StateOwner
@@ -575,23 +575,7 @@ class Consumer(FaustConsumer):
             return None
         return partition_for_key(key, spec.partitions)
 
-    async def create_topic(
-        self,
-        topic: str,
-        partitions: int,
-        replication: int,
-        *,
-        config: Mapping[str, Any] | None = None,
-        timeout: Seconds = 30.0,
-        retention: Seconds | None = None,
-        compacting: bool | None = None,
-        deleting: bool | None = None,
-        ensure_created: bool = False,
-    ) -> None:
-        await declare_faust_topic(
-            self._session, topic, partitions, config=config, retention=retention,
-            compacting=compacting, deleting=deleting,
-        )
+    create_topic = create_topic  # one body for the producer and the consumer
 
     def _new_topicpartition(self, topic: str, partition: int) -> TP:
         return TP(topic, partition)

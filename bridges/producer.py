@@ -33,6 +33,27 @@ __all__ = ["Producer"]
 log = logging.getLogger(__name__)
 
 
+async def create_topic(
+    self: Any,
+    topic: str,
+    partitions: int,
+    replication: int,
+    *,
+    config: Mapping[str, Any] | None = None,
+    timeout: Seconds = 30.0,
+    retention: Seconds | None = None,
+    compacting: bool | None = None,
+    deleting: bool | None = None,
+    ensure_created: bool = False,
+) -> None:
+    """faust's ``create_topic``, for both the producer and the consumer (their ``_session``)."""
+    await declare_faust_topic(
+        self._session, topic, partitions, config=config, retention=retention,
+        compacting=compacting, deleting=deleting,
+    )
+
+
+
 class Producer(FaustProducer):
     """Producer for the ``nats://`` transport (see module docstring)."""
 
@@ -118,23 +139,7 @@ class Producer(FaustProducer):
         await self.buffer.flush()
         await self._session.publisher.flush()
 
-    async def create_topic(
-        self,
-        topic: str,
-        partitions: int,
-        replication: int,
-        *,
-        config: Mapping[str, Any] | None = None,
-        timeout: Seconds = 30.0,
-        retention: Seconds | None = None,
-        compacting: bool | None = None,
-        deleting: bool | None = None,
-        ensure_created: bool = False,
-    ) -> None:
-        await declare_faust_topic(
-            self._session, topic, partitions, config=config, retention=retention,
-            compacting=compacting, deleting=deleting,
-        )
+    create_topic = create_topic  # faust asks the producer and the consumer alike
 
     def key_partition(self, topic: str, key: bytes) -> TP:
         spec = self._session.registry.cached(topic)

@@ -20,7 +20,7 @@ import pytest
 
 from bridges.server import NatsServer
 from tests.oracle import expected_results, generate_sessions
-from tests.support.pipeline import METRIC_AGENTS, metrics_values, start_metric_worker, values_match
+from tests.support.pipeline import METRIC_AGENTS, metric_env, metrics_values, start_metric_worker, values_match
 from tests.support.streams import events_stored, nats_client, read_stream
 from tests.support.workers import Workers, poll_until
 
@@ -32,15 +32,7 @@ BATCH = 8  # about 5 s of event time: well inside the grace, whichever path is s
 
 @pytest.fixture
 def workers(tmp_path: Path, nats_server: NatsServer):
-    env = {
-        "NATS_URL": nats_server.url,
-        "PORT": "0",
-        "METRICS_WINDOW_SECONDS": str(WINDOW),
-        "METRICS_GRACE_SECONDS": str(GRACE),
-        "PARTITIONS": str(PARTITIONS),
-        "SESSION_TIMEOUT": "3",
-        "DATA_DIR": str(tmp_path / "data"),
-    }
+    env = metric_env(nats_server.url, tmp_path / "data", window=WINDOW, grace=GRACE, partitions=PARTITIONS)
     with Workers(tmp_path / "logs", env) as pool:
         yield pool
 

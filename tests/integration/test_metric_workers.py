@@ -14,6 +14,7 @@ from bridges.server import NatsServer
 from tests.oracle import expected_results, generate_sessions
 from tests.support.pipeline import (
     METRIC_AGENTS,
+    metric_env,
     dead_letters,
     ingest,
     metrics_values,
@@ -30,14 +31,7 @@ WINDOW, GRACE, PARTITIONS = 5, 2, 4
 
 @pytest.fixture
 def workers(tmp_path: Path, nats_server: NatsServer):
-    env = {
-        "NATS_URL": nats_server.url,
-        "METRICS_WINDOW_SECONDS": str(WINDOW),
-        "METRICS_GRACE_SECONDS": str(GRACE),
-        "PARTITIONS": str(PARTITIONS),
-        "SESSION_TIMEOUT": "3",
-        "DATA_DIR": str(tmp_path / "data"),
-    }
+    env = metric_env(nats_server.url, tmp_path / "data", window=WINDOW, grace=GRACE, partitions=PARTITIONS)
     with Workers(tmp_path / "logs", env) as pool:
         yield pool
 

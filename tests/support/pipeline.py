@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -13,9 +14,30 @@ from agents.events import validate_event
 from bridges.event_sink import EventSink
 from tests.support.workers import WorkerProcess, Workers
 
-__all__ = ["METRIC_AGENTS", "dead_letters", "ingest", "metrics_values", "start_metric_worker", "values_match"]
+__all__ = [
+    "METRIC_AGENTS",
+    "dead_letters",
+    "ingest",
+    "metric_env",
+    "metrics_values",
+    "start_metric_worker",
+    "values_match",
+]
 
 METRIC_AGENTS = ("progression", "engagement", "outcomes")
+
+
+def metric_env(nats_url: str, data_dir: Path, *, window: int, grace: int, partitions: int) -> dict[str, str]:
+    """Settings for metric workers and the web process in a test: small windows, a short lease."""
+    return {
+        "NATS_URL": nats_url,
+        "PORT": "0",
+        "METRICS_WINDOW_SECONDS": str(window),
+        "METRICS_GRACE_SECONDS": str(grace),
+        "PARTITIONS": str(partitions),
+        "SESSION_TIMEOUT": "3",
+        "DATA_DIR": str(data_dir),
+    }
 
 
 def start_metric_worker(pool: Workers, agent: str, *, name: str | None = None) -> WorkerProcess:
