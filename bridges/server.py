@@ -11,6 +11,7 @@ with a deadline; its log goes to a file in the store directory, so nothing block
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import enum
 import json
 import logging
@@ -19,6 +20,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import sysconfig
 import time
 from collections.abc import Sequence
@@ -212,8 +214,11 @@ class NatsServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             # Its own process group: a Ctrl-C meant for the demo's supervisor must not reach the
-            # server before the workers have drained and committed.
+            # server before the workers have drained and committed ...
             start_new_session=True,
+            # ... but if the process that started it dies (a test runner killed by a timeout),
+            # the server goes too instead of running on as an orphan.
+            preexec_fn=_die_with_parent,
         )
         self._port = await self._wait_listening(ports_dir)
         log.info("nats-server pid %s listening on %s:%s", self._process.pid, self.host, self._port)
@@ -247,6 +252,16 @@ class NatsServer:
             log.warning("nats-server pid %s ignored SIGTERM for %ss; killing it", process.pid, timeout)
             process.kill()
             await asyncio.to_thread(process.wait)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux for SIGTERM when the parent exits (no-op elsewhere)."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def _read_client_port(ports_file: Path) -> int | None:
