@@ -255,7 +255,11 @@ class NatsServer:
 
 
 def _die_with_parent() -> None:
-    """In the child before exec: ask Linux for SIGTERM when the parent exits (no-op elsewhere)."""
+    """In the child before exec: ask Linux for SIGTERM when the parent exits (no-op elsewhere).
+
+    Linux ties this to the *thread* that started the child, so start servers from a thread that
+    lives as long as they should (the event loop's, as everything here does).
+    """
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
