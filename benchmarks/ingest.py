@@ -1,16 +1,19 @@
 """HTTP ingest throughput vs raw pipelined JetStream publishing of the same events, in one run.
 
 One embedded nats-server; the web process runs as its own process (``python -m app web``), as in
-production, so the HTTP server and this client do not share a core's event loop. Three phases,
+production, so the HTTP server and this client do not share a core's event loop. Four phases,
 each with its own event ids (so nothing is a duplicate) and the same number of events:
 
 - **raw**: the events' canonical JSON published into the events topic by this process with the
   project's ``PipelinedPublisher`` (Nats-Msg-Id, key, timestamp headers as ingest sets them),
   waiting for every ack — the ceiling of what ingest could do;
 - **http-100** and **http-1000**: ``POST /v1/events`` with batches of 100 and 1000 events,
-  ``--concurrency`` requests in flight; each answer comes after JetStream stored the batch.
+  ``--concurrency`` requests in flight; each answer comes after JetStream stored the batch;
+- **nats**: the NATS ingest path — each event published (pipelined, acknowledged by the ingest
+  stream) on ``events.<type>.<student_id>``, which the web process pulls, validates and writes
+  into the events topic; timed until the events topic holds every one.
 
-Printed: events/s, p50/p99 request latency, and each HTTP phase as a ratio to raw. The machines
+Printed: events/s, p50/p99 request latency, and each phase as a ratio to raw. The machines
 are noisy: compare figures of one run, as ratios.
 
     python -m benchmarks.ingest --events 50000
@@ -29,6 +32,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +42,7 @@ from agents.events import validate_event
 from bridges.connection import ConnectionSettings, connect
 from bridges.envelope import encode_headers
 from bridges.naming import Naming
+from bridges.public_streams import ingest_subject
 from bridges.publisher import PipelinedPublisher
 from bridges.server import NatsServer
 from bridges.session import partition_for_key
@@ -45,6 +50,16 @@ from tests.oracle import generate_sessions
 
 PARTITIONS = 4
 REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One ingest path's figures; latencies only where there are requests."""
+
+    name: str
+    rate: float
+    p50: float | None = None
+    p99: float | None = None
 
 
 def events_for(phase: str, count: int) -> list[dict[str, Any]]:
@@ -131,30 +146,67 @@ async def http_ingest(url: str, events: list[dict[str, Any]], batch: int, concur
     return elapsed, latencies
 
 
+async def nats_ingest(nats_url: str, events: list[dict[str, Any]]) -> float:
+    """Seconds from the first publish on ``events.<type>.<id>`` until the topic holds every event."""
+    naming = Naming("faust")
+    client = await connect(ConnectionSettings.from_urls(nats_url))
+    try:
+        js = client.jetstream()
+
+        async def stored() -> int:
+            infos = [await js.stream_info(naming.stream("events", p)) for p in range(PARTITIONS)]
+            return sum(info.state.messages for info in infos)
+
+        target = await stored() + len(events)
+        payloads = [(ingest_subject(e["type"], e["student_id"]), json.dumps(e).encode(), e["event_id"]) for e in events]
+        async with PipelinedPublisher(client) as publisher:
+            started = time.perf_counter()
+            futures = [await publisher.publish(subject, payload, {"Nats-Msg-Id": event_id})
+                       for subject, payload, event_id in payloads]
+            await asyncio.gather(*futures)
+            while await stored() < target:
+                await asyncio.sleep(0.02)
+            return time.perf_counter() - started
+    finally:
+        await client.drain()
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def main(events_per_phase: int, concurrency: int) -> None:
+async def measure(events_per_phase: int, concurrency: int) -> list[Phase]:
+    """Every phase in one run; the first is the raw reference."""
     with tempfile.TemporaryDirectory() as tmp:
         async with NatsServer(Path(tmp) / "nats") as server:
             with web_process(server.url, Path(tmp) / "data") as url:
                 # Warm-up: topic creation, connections, first-call costs.
                 await http_ingest(url, events_for("warmup", min(2000, events_per_phase)), 100, concurrency)
                 raw = await raw_publish(server.url, events_for("raw", events_per_phase))
-                rows = [("raw pipelined JetStream", events_per_phase / raw, None, None)]
+                phases = [Phase("raw pipelined JetStream", events_per_phase / raw)]
                 for batch in (100, 1000):
                     elapsed, latencies = await http_ingest(url, events_for(f"http{batch}", events_per_phase), batch, concurrency)
-                    rows.append(
-                        (f"HTTP batches of {batch}", events_per_phase / elapsed,
-                         percentile(latencies, 0.5), percentile(latencies, 0.99))
+                    phases.append(
+                        Phase(f"HTTP batches of {batch}", events_per_phase / elapsed,
+                              percentile(latencies, 0.5), percentile(latencies, 0.99))
                     )
+                elapsed = await nats_ingest(server.url, events_for("nats", events_per_phase))
+                phases.append(Phase("NATS ingest (events.>)", events_per_phase / elapsed))
+    return phases
+
+
+async def main(events_per_phase: int, concurrency: int) -> None:
+    phases = await measure(events_per_phase, concurrency)
     print(f"{events_per_phase} events per phase, {concurrency} requests in flight, {PARTITIONS} partitions")
     print(f"{'path':<26} {'events/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'vs raw':>7}")
-    for name, rate, p50, p99 in rows:
-        latency = f"{p50 * 1000:8.1f} {p99 * 1000:8.1f}" if p50 is not None else f"{'-':>8} {'-':>8}"
-        print(f"{name:<26} {rate:>10.0f} {latency} {rate / rows[0][1]:>7.2f}")
+    for phase in phases:
+        latency = (
+            f"{phase.p50 * 1000:8.1f} {phase.p99 * 1000:8.1f}"
+            if phase.p50 is not None and phase.p99 is not None
+            else f"{'-':>8} {'-':>8}"
+        )
+        print(f"{phase.name:<26} {phase.rate:>10.0f} {latency} {phase.rate / phases[0].rate:>7.2f}")
 
 
 if __name__ == "__main__":

@@ -21,5 +21,5 @@ def test_the_benchmark_runs_and_prints_each_phase() -> None:
     lines = finished.stdout.splitlines()
     assert lines[0] == "1000 events per phase, 2 requests in flight, 4 partitions"
     assert [line.split("  ")[0] for line in lines[2:]] == [
-        "raw pipelined JetStream", "HTTP batches of 100", "HTTP batches of 1000",
+        "raw pipelined JetStream", "HTTP batches of 100", "HTTP batches of 1000", "NATS ingest (events.>)",
     ]
