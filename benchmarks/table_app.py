@@ -1,0 +1,33 @@
+"""A one-table faust app for the scaling, failover and recovery stage; run by faust's own CLI.
+
+    faust -A benchmarks.table_app worker --without-web
+
+It counts messages per key in a faust ``Table`` (``tracked-memory://``, so a standby resumes
+from what it holds). Settings from the environment: ``BROKER`` (the nats:// URL),
+``APP_ID`` (the group), ``PARTITIONS``, ``STANDBYS`` (``table_standby_replicas``).
+"""
+
+import os
+
+import faust
+
+app = faust.App(
+    os.environ.get("APP_ID", "bench-table"),
+    broker=os.environ["BROKER"],
+    store="tracked-memory://",
+    web_enabled=False,
+    # faust's assignor tells members apart by this URL; make it unique per process.
+    canonical_url=f"http://bench-{os.getpid()}.invalid:6066",
+    topic_partitions=int(os.environ.get("PARTITIONS", "4")),
+    table_standby_replicas=int(os.environ.get("STANDBYS", "1")),
+    broker_commit_interval=0.5,
+)
+
+keys = app.topic("bench-keys", value_type=int)
+totals = app.Table("totals", default=int)
+
+
+@app.agent(keys)
+async def count(stream):  # type: ignore[no-untyped-def]
+    async for event in stream.events():
+        totals[event.message.key.decode()] += event.value
