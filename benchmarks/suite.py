@@ -1,0 +1,283 @@
+"""The benchmark suite behind ``python -m app bench``: every stage, one run, rows with ratios.
+
+Stages, each on its own embedded nats-server (port 0, a temporary store) so none sees another's
+streams, and each with its own reference measured in the same run:
+
+- ``throughput``: the ceiling (bare nats-py), faust's core with the three agents (windowed, and
+  with plain dicts), the full pipeline with 1 and 2 processes per agent — all over one dataset,
+  every stage's results checked against the oracle;
+- ``transport``: issue 2's trivial agent over nats:// vs faust's core;
+- ``ingest``: HTTP batches of 100 and 1000 and NATS ingest vs raw pipelined JetStream publishing;
+- ``latency``: window end + grace -> final result in KV, live events;
+- ``memory``: a worker's RSS at growing numbers of open windows;
+- ``groups``: one agent on 1 and 2 processes, failover after SIGTERM/SIGKILL, takeover of a
+  table with and without a standby.
+
+:data:`DEFAULT` takes about four to five minutes on a 2-core machine; :data:`QUICK` runs every
+stage on toy sizes in about a minute, to show the suite still works — its figures mean little.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nats
+from nats.aio.client import Client
+
+from benchmarks import ingest, transport_vs_core
+from benchmarks.ceiling import run_ceiling
+from benchmarks.core import run_core
+from benchmarks.dataset import Dataset, declare_topic, make_dataset, publish
+from benchmarks.groups import run_groups
+from benchmarks.latency import run_latency
+from benchmarks.memory import run_memory
+from benchmarks.pipeline import PipelineResult, run_pipeline
+from benchmarks.report import Row, Target
+from bridges.server import NatsServer
+
+__all__ = ["DEFAULT", "QUICK", "STAGES", "Scale", "SuiteResult", "run_suite"]
+
+STAGES = ("throughput", "transport", "ingest", "latency", "memory", "groups")
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How much work each stage does."""
+
+    name: str
+    #: events of the dataset the ceiling, faust core and the pipeline process
+    events: int
+    #: messages through issue 2's trivial agent
+    trivial: int
+    #: events per ingest phase, and HTTP requests in flight
+    ingest: int
+    ingest_concurrency: int
+    #: live events per second and for how long; the windows and grace they land in
+    latency_rate: float
+    latency_seconds: float
+    latency_window: int
+    latency_grace: int
+    #: open windows at which memory is read
+    memory_levels: tuple[int, ...]
+    #: keys per scaling run, failovers of each kind, keys of the recovered table
+    group_batch: int
+    group_rounds: int
+    group_keys: int
+    session_timeout: float
+    partitions: int = 4
+
+
+DEFAULT = Scale(
+    name="default", events=30_000, trivial=30_000, ingest=20_000, ingest_concurrency=4,
+    latency_rate=300, latency_seconds=10, latency_window=2, latency_grace=1,
+    memory_levels=(1_000, 10_000, 100_000), group_batch=15_000, group_rounds=3, group_keys=100_000,
+    session_timeout=3.0,
+)
+QUICK = Scale(
+    name="quick", events=2_000, trivial=2_000, ingest=1_000, ingest_concurrency=2,
+    latency_rate=100, latency_seconds=2, latency_window=1, latency_grace=1,
+    memory_levels=(100, 500, 1_000), group_batch=500, group_rounds=1, group_keys=2_000,
+    session_timeout=1.5,
+)
+
+
+@dataclass
+class SuiteResult:
+    rows: list[Row] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+async def run_suite(
+    scale: Scale, *, stages: Sequence[str] = STAGES, progress: Callable[[str], None] = print
+) -> SuiteResult:
+    """Run ``stages`` in order; ``progress`` hears about each as it finishes."""
+    result = SuiteResult()
+    runners = {
+        "throughput": _throughput,
+        "transport": _transport,
+        "ingest": _ingest,
+        "latency": _latency,
+        "memory": _memory,
+        "groups": _groups,
+    }
+    for stage in stages:
+        started = time.monotonic()
+        await runners[stage](scale, result)
+        progress(f"{stage}: done in {time.monotonic() - started:.0f} s")
+    return result
+
+
+@asynccontextmanager
+async def _server() -> AsyncIterator[tuple[str, Client, Path]]:
+    """A fresh nats-server, a client of it and a scratch directory, all gone afterwards."""
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        base = Path(tmp)
+        async with NatsServer(base / "nats") as server:
+            client = await nats.connect(server.url)
+            try:
+                yield server.url, client, base
+            finally:
+                await client.close()
+
+
+def _k(rate: float) -> str:
+    return f"{rate / 1000:.1f}k"
+
+
+# -- stages ---------------------------------------------------------------------------------
+
+
+async def _throughput(scale: Scale, result: SuiteResult) -> None:
+    dataset = make_dataset(scale.events, partitions=scale.partitions, window=60, grace=10)
+    async with _server() as (url, client, base):
+        await declare_topic(client, dataset.partitions)
+        await publish(client, dataset.messages())
+        ceiling = dataset.size / await run_ceiling(client, dataset)
+    async with _server() as (url, client, base):
+        core = dataset.size / await run_core(url, client, dataset, data_dir=base)
+    async with _server() as (url, client, base):
+        plain = dataset.size / await run_core(url, client, dataset, data_dir=base, plain=True)
+    pipelines = []
+    for processes in (1, 2):
+        async with _server() as (url, client, base):
+            pipelines.append(await run_pipeline(
+                url, client, dataset, processes=processes, base_dir=base, session_timeout=scale.session_timeout
+            ))
+    shape = f"{dataset.size:,} events, {len(dataset.expected):,} results, 60 s windows, {dataset.partitions} partitions"
+    result.rows += [
+        Row("ceiling", "ceiling", "bare nats-py aggregator, 3 metrics", ceiling, "events/s", None, "ceiling",
+            f"hand pull, pydantic_core.from_json, pipelined KV puts; {shape}"),
+        Row("core", "faust core", "3 windowed agents, messages handed to faust", core, "events/s",
+            core / ceiling, "ceiling", "one process, results to KV"),
+        Row("core-plain", "faust core", "same agents, windows in a plain dict", plain, "events/s",
+            plain / ceiling, "ceiling", f"windowed tables run at {core / plain:.2f} of this (the table layer)"),
+    ]
+    for run in pipelines:
+        result.rows.append(_pipeline_row(run, dataset, ceiling, core))
+    versus_core = dataset.size / pipelines[0].seconds / core
+    result.targets.append(
+        Target("full pipeline, 1 process per agent / faust core", versus_core, ">= 0.6", versus_core >= 0.6)
+    )
+
+
+def _pipeline_row(run: PipelineResult, dataset: Dataset, ceiling: float, core: float) -> Row:
+    rate = dataset.size / run.seconds
+    per_worker = ", ".join(
+        f"{agent} {_k(dataset.size / run.processes / seconds)}" for agent, seconds in run.per_agent.items()
+    )
+    workers = 3 * run.processes
+    return Row(
+        f"pipeline-{run.processes}", "full pipeline",
+        f"{run.processes} process{'es' if run.processes > 1 else ''} per agent ({workers} workers)",
+        rate, "events/s", rate / ceiling, "ceiling",
+        f"{rate / core:.2f} of faust core; events/s per worker: {per_worker}; publishing took {run.publish_seconds:.1f} s",
+    )
+
+
+async def _transport(scale: Scale, result: SuiteResult) -> None:
+    figures = await transport_vs_core.main(scale.trivial)
+    core, transport = figures["core"], figures["transport"]
+    result.rows += [
+        Row("trivial-core", "transport (issue 2)", "trivial agent, faust core", core, "msg/s", None, "faust core",
+            f"{scale.trivial:,} messages handed to the Conductor"),
+        Row("trivial-transport", "transport (issue 2)", "trivial agent over nats://", transport, "msg/s",
+            transport / core, "faust core", "stored in JetStream first, read by one worker"),
+    ]
+    result.targets.append(Target("transport / faust core (trivial agent)", transport / core, ">= 0.6", transport / core >= 0.6))
+
+
+async def _ingest(scale: Scale, result: SuiteResult) -> None:
+    phases = await ingest.measure(scale.ingest, scale.ingest_concurrency)
+    raw = phases[0].rate
+    keys = ["ingest-raw", "ingest-http-100", "ingest-http-1000", "ingest-nats"]
+    for key, phase in zip(keys, phases, strict=True):
+        detail = f"{scale.ingest:,} events"
+        if phase.p50 is not None and phase.p99 is not None:
+            detail = (
+                f"request p50 {phase.p50 * 1000:.0f} ms, p99 {phase.p99 * 1000:.0f} ms; {detail}, "
+                f"{scale.ingest_concurrency} requests in flight"
+            )
+        ratio = None if key == "ingest-raw" else phase.rate / raw
+        result.rows.append(Row(key, "ingest", phase.name, phase.rate, "events/s", ratio, "raw JetStream", detail))
+    http_1000 = phases[2].rate / raw
+    result.targets.append(Target("HTTP ingest, batches of 1000 / raw JetStream", http_1000, ">= 0.3", http_1000 >= 0.3))
+
+
+async def _latency(scale: Scale, result: SuiteResult) -> None:
+    async with _server() as (url, client, base):
+        latencies = sorted(await run_latency(
+            url, client, base_dir=base, partitions=scale.partitions, window=scale.latency_window,
+            grace=scale.latency_grace, rate=scale.latency_rate, seconds=scale.latency_seconds, students=100,
+            session_timeout=scale.session_timeout,
+        ))
+    p50, p99 = _percentile(latencies, 0.5), _percentile(latencies, 0.99)
+    shape = (
+        f"{len(latencies):,} windows of 3 metrics, {scale.latency_window} s windows, {scale.latency_grace} s grace, "
+        f"{scale.latency_rate:.0f} events/s live; max {latencies[-1]:.3f} s"
+    )
+    result.rows += [
+        Row("latency-p50", "latency", "close latency p50, beyond end + grace", p50, "s", p50, "1 s target", shape),
+        Row("latency-p99", "latency", "close latency p99, beyond end + grace", p99, "s", p99, "1 s target", shape),
+    ]
+    result.targets.append(Target("close latency p99 beyond end + grace, seconds", p99, "< 1 s", p99 < 1.0))
+
+
+async def _memory(scale: Scale, result: SuiteResult) -> None:
+    async with _server() as (url, client, base):
+        idle, points = await run_memory(
+            url, client, base_dir=base, partitions=scale.partitions, levels=scale.memory_levels,
+            session_timeout=scale.session_timeout,
+        )
+    result.rows.append(Row("memory-idle", "memory", "engagement worker, no open window", idle.rss_mb, "MB", None,
+                           "idle worker", "resident set after start-up"))
+    previous = idle
+    for step, point in enumerate(points, start=1):
+        slope = (point.rss_mb - previous.rss_mb) * 1024 / (point.windows - previous.windows)
+        result.rows.append(Row(
+            f"memory-step{step}", "memory", f"{point.windows:,} open windows", point.rss_mb, "MB",
+            point.rss_mb / idle.rss_mb, "idle worker",
+            f"peak {point.peak_mb:.1f} MB; +{slope:.2f} KB per window since the previous step",
+        ))
+        previous = point
+
+
+async def _groups(scale: Scale, result: SuiteResult) -> None:
+    async with _server() as (url, client, base):
+        groups = await run_groups(
+            url, client, base_dir=base, partitions=scale.partitions, batch=scale.group_batch,
+            rounds=scale.group_rounds, keys=scale.group_keys, session_timeout=scale.session_timeout,
+        )
+    timeout = groups.session_timeout
+    result.rows += [
+        Row("agent-1", "groups (issue 3)", "one table agent, 1 process", groups.one_process, "msg/s", None,
+            "1 process", f"{scale.group_batch:,} new keys; a faust Table, changelog write per message"),
+        Row("agent-2", "groups (issue 3)", "one table agent, 2 processes", groups.two_processes, "msg/s",
+            groups.two_processes / groups.one_process, "1 process", f"{scale.group_batch:,} new keys"),
+        Row("failover-sigterm", "groups (issue 3)", f"failover after SIGTERM, median of {len(groups.after_sigterm)}",
+            groups.sigterm_median, "s", groups.sigterm_median / timeout, "session timeout",
+            "until the survivor holds every partition; runs " + ", ".join(f"{s:.2f}" for s in groups.after_sigterm)),
+        Row("failover-sigkill", "groups (issue 3)", f"failover after SIGKILL, median of {len(groups.after_sigkill)}",
+            groups.sigkill_median, "s", groups.sigkill_median / timeout, "session timeout",
+            f"session timeout {timeout:g} s; runs " + ", ".join(f"{s:.2f}" for s in groups.after_sigkill)),
+    ]
+    cold = groups.without_standby
+    for key, what, takeover in (
+        ("recovery-standby", "with a standby", groups.with_standby),
+        ("recovery-cold", "without a standby", cold),
+    ):
+        result.rows.append(Row(
+            key, "recovery", f"takeover of a {takeover.keys:,}-key table {what}", takeover.seconds, "s",
+            takeover.seconds / cold.seconds if takeover is not cold else None, "no standby",
+            f"SIGKILL -> survivor ready, table recovered; {takeover.replayed:,} changelog records replayed; "
+            f"session timeout {timeout:g} s",
+        ))
+
+
+def _percentile(ordered: list[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
