@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from app.bench import add_arguments as add_bench_arguments
 from app.factory import agent_names
 from app.settings import VARIABLES, Settings
 from tables.errors import StreamsError
@@ -39,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     nats.add_argument("--store", type=Path, default=None, help="JetStream store (default DATA_DIR/nats)")
     commands.add_parser("demo", help="embedded NATS, an echo worker and sample events: the main job")
     commands.add_parser("web", help="HTTP ingest and query API, and the NATS ingest consumer (PORT)")
+    add_bench_arguments(commands.add_parser("bench", help="run the benchmark suite and write BENCHMARKS.md"))
     return parser
 
 
@@ -67,6 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from app.web import run_web
 
             return asyncio.run(run_web(settings, settings.nats_urls or (LOCAL_NATS_URL,)))
+        if args.command == "bench":
+            from app.bench import run_bench
+
+            return run_bench(args)
     except StreamsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,0 +1,66 @@
+"""``python -m app bench --quick`` runs every stage and reports every row with its ratio.
+
+A smoke test: the machines are shared and noisy, so no speed is asserted — only that the suite
+still runs end to end, checks its results against the oracle (a stage computing wrong results
+fails the run) and writes a complete report without touching the text around it.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.workers import REPO
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ROWS = [
+    "ceiling", "core", "core-plain", "pipeline-1", "pipeline-2",
+    "trivial-core", "trivial-transport",
+    "ingest-raw", "ingest-http-100", "ingest-http-1000", "ingest-nats",
+    "latency-p50", "latency-p99",
+    "memory-idle", "memory-step1", "memory-step2", "memory-step3",
+    "agent-1", "agent-2", "failover-sigterm", "failover-sigkill", "recovery-standby", "recovery-cold",
+]
+TARGETS = [
+    "full pipeline, 1 process per agent / faust core",
+    "transport / faust core (trivial agent)",
+    "HTTP ingest, batches of 1000 / raw JetStream",
+    "close latency p99 beyond end + grace, seconds",
+]
+
+
+@pytest.mark.timeout(400)
+def test_the_quick_bench_reports_every_row_with_a_ratio(tmp_path: Path) -> None:
+    report = tmp_path / "BENCHMARKS.md"
+    report.write_text("# Benchmarks\n\nnotes kept by hand\n")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "bench", "--quick", "--output", str(report)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        output, _ = process.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGTERM)  # the bench then stops its own servers and workers
+        output, _ = process.communicate(timeout=60)
+        pytest.fail(f"the quick bench took over 300 s:\n{output[-4000:]}")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, output[-4000:]
+
+    text = report.read_text()
+    assert text.startswith("# Benchmarks\n\nnotes kept by hand\n")
+    assert "Command: `python -m app bench --quick`" in text and "Machine: " in text
+    rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| `")]
+    assert [row[0].strip("| `") for row in rows] == ROWS
+    ratios = [row[4] for row in rows]
+    assert all(" of " in ratio or ratio == "1.00 (reference)" for ratio in ratios), ratios
+    targets = [line.split(" | ")[0].strip("| ") for line in text.splitlines() if line.endswith(("| met |", "| **missed** |"))]
+    assert targets == TARGETS
+    assert [line.split()[0] for line in output.splitlines() if line.split() and line.split()[0] in ROWS] == ROWS
