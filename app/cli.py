@@ -13,6 +13,7 @@ from pathlib import Path
 from app.bench import add_arguments as add_bench_arguments
 from app.factory import agent_names
 from app.settings import VARIABLES, Settings
+from app.simulator_cli import add_simulate_arguments, simulator_options
 from tables.errors import StreamsError
 
 __all__ = ["LOCAL_NATS_URL", "main"]
@@ -39,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     nats.add_argument("--port", type=int, default=4222, help="client port (0: any free port)")
     nats.add_argument("--store", type=Path, default=None, help="JetStream store (default DATA_DIR/nats)")
     commands.add_parser("demo", help="embedded NATS, an echo worker and sample events: the main job")
+    add_simulate_arguments(
+        commands.add_parser("simulate", help="a simulated class sending events to HTTP or NATS ingest")
+    )
     commands.add_parser("web", help="HTTP ingest and query API, and the NATS ingest consumer (PORT)")
     add_bench_arguments(commands.add_parser("bench", help="run the benchmark suite and write BENCHMARKS.md"))
     return parser
@@ -65,6 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from app.demo import run_demo
 
             return asyncio.run(run_demo(settings))
+        if args.command == "simulate":
+            from app.simulator import run_simulator
+
+            return asyncio.run(run_simulator(simulator_options(args, settings, LOCAL_NATS_URL)))
         if args.command == "web":
             from app.web import run_web
 
