@@ -21,7 +21,8 @@ from pathlib import Path
 
 __all__ = ["add_arguments", "run_bench"]
 
-_REPORT = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+_REPO = Path(__file__).resolve().parents[1]
+_REPORT = _REPO / "BENCHMARKS.md"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from benchmarks.report import format_table, machine, render, write_report
+    from benchmarks.report import code_version, format_table, machine, render, write_report
     from benchmarks.suite import DEFAULT, QUICK, STAGES, SuiteResult, run_suite
 
     stages = STAGES if args.only is None else tuple(s.strip() for s in args.only.split(","))
@@ -71,8 +72,8 @@ def run_bench(args: argparse.Namespace) -> int:
             ["python -m app bench", *(["--quick"] if args.quick else []), *([f"--only {args.only}"] if args.only else [])]
         )
         block = render(
-            result.rows, result.targets, command=command, started=started, seconds=seconds, host=machine(),
-            notes=result.notes,
+            result.rows, result.targets, command=command, code=code_version(_REPO), started=started, seconds=seconds,
+            host=machine(),
         )
         write_report(output, block)
         print(f"\nwritten to {output}")

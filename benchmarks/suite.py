@@ -75,7 +75,7 @@ class Scale:
 DEFAULT = Scale(
     name="default", events=30_000, trivial=30_000, ingest=20_000, ingest_concurrency=4,
     latency_rate=300, latency_seconds=10, latency_window=2, latency_grace=1,
-    memory_levels=(1_000, 10_000, 100_000), group_batch=15_000, group_rounds=3, group_keys=100_000,
+    memory_levels=(1_000, 10_000, 100_000), group_batch=10_000, group_rounds=3, group_keys=100_000,
     session_timeout=3.0,
 )
 QUICK = Scale(
@@ -90,7 +90,6 @@ QUICK = Scale(
 class SuiteResult:
     rows: list[Row] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
 
 
 async def run_suite(
