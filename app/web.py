@@ -3,7 +3,8 @@ NATS ingest consumer, on one NATS connection.
 
 Shutdown on SIGTERM or SIGINT is a drain with a deadline (``shutdown_timeout``):
 
-1. stop listening, and at the same time stop pulling the NATS ingest stream;
+1. end the dashboard's event streams; stop listening, and at the same time stop pulling the
+   NATS ingest stream;
 2. let in-flight HTTP requests finish, uploads included (their events stored and answered; see
    :mod:`app.draining`), and finish the chunk the NATS ingest consumer holds (forwarded,
    dead-lettered, acked); a request arriving meanwhile on a kept-alive connection gets 503;
@@ -23,6 +24,7 @@ from typing import Final
 from aiohttp import web
 
 from app.cli import until_signalled
+from app.dashboard import add_dashboard
 from app.draining import RequestDrain
 from app.http_ingest import IngestHandler
 from app.http_models import Health, json_response
@@ -93,6 +95,11 @@ async def serve_web(
     drain = RequestDrain(retry_after=_RETRY_AFTER)
     async with services:
         app = make_web_app(services, ingest_token=settings.ingest_token, drain=drain)
+        # The dashboard's pages are not the API (the OpenAPI document describes make_web_app's
+        # routes), so they are added here, where the web process is put together.
+        dashboard = add_dashboard(
+            app, services.reader, window_seconds=settings.window_seconds, grace_seconds=settings.grace_seconds
+        )
         # What is still running after the drain gets one more second before aiohttp cancels it.
         runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
@@ -103,6 +110,7 @@ async def serve_web(
             on_listening(f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}")  # noqa: S104
             await until
             log.info("stopping: finishing in-flight requests and NATS ingest")
+            await dashboard.close()  # open event streams end now instead of holding the drain
             await site.stop()
             await asyncio.gather(drain.drain(shutdown_timeout), services.ingest.stop(shutdown_timeout))
         finally:

@@ -1,0 +1,57 @@
+// The dashboard's only script: follow the page's event stream and swap in the fragments it
+// sends. Everything shown is rendered (and escaped) by the server; this file only places it.
+(function () {
+  "use strict";
+
+  var streamUrl = document.body.getAttribute("data-stream");
+  var live = document.getElementById("live");
+  var updates = 0;
+
+  function setLive(state, text) {
+    if (live) {
+      live.setAttribute("data-state", state);
+      live.textContent = text;
+    }
+  }
+
+  // A new overview row goes where its student id sorts, so the table stays in order.
+  function insertRow(parent, html, studentId) {
+    var rows = parent.children;
+    for (var i = 0; i < rows.length; i++) {
+      if (rows[i].getAttribute("data-student") > studentId) {
+        rows[i].insertAdjacentHTML("beforebegin", html);
+        return;
+      }
+    }
+    parent.insertAdjacentHTML("beforeend", html);
+  }
+
+  function apply(patch) {
+    var element = document.getElementById(patch.id);
+    if (element) {
+      element.outerHTML = patch.html;
+    } else if (patch.parent) {
+      var parent = document.getElementById(patch.parent);
+      if (parent) {
+        insertRow(parent, patch.html, patch.id.replace(/^row-/, ""));
+      }
+    }
+  }
+
+  if (!streamUrl || !window.EventSource) {
+    setLive("off", "not live: reload to update");
+    return;
+  }
+  var source = new EventSource(streamUrl);
+  source.addEventListener("open", function () {
+    setLive("on", "live");
+  });
+  source.addEventListener("error", function () {
+    setLive("off", source.readyState === EventSource.CLOSED ? "disconnected: reload" : "reconnecting");
+  });
+  source.addEventListener("patch", function (event) {
+    apply(JSON.parse(event.data));
+    updates += 1;
+    document.body.setAttribute("data-updates", String(updates));
+  });
+})();
