@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
-from faust.exceptions import ImproperlyConfigured
+from faust.exceptions import ImproperlyConfigured, ProducerSendError
 from faust.transport.consumer import CONSUMER_FETCHING, RecordMap
 from faust.transport.consumer import Consumer as FaustConsumer
 from faust.types import TP, ConsumerMessage, Message
@@ -42,7 +42,7 @@ from bridges.producer import create_topic
 from bridges.reader import PartitionReader, ReaderConfig, Record
 from bridges.session import Fence, TransportSession, partition_for_key
 from tables.changelog import StateOwner
-from tables.errors import ClosedError, StreamsError
+from tables.errors import ClosedError, FencedError, StreamsError
 
 __all__ = ["Consumer"]
 
@@ -455,9 +455,23 @@ class Consumer(FaustConsumer):
     async def _commit_offsets(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
         """Commit order: state flushed (its changelogs stored), then faust flushes the producer
         and commits the offsets. A failed flush fails the commit, so no offset gets ahead of the
-        state it belongs to."""
-        for owner in self._state_owners:
-            await owner.flush()
+        state it belongs to.
+
+        A flush refused by a changelog fence means a newer owner took a partition over (this
+        worker was paused or cut off past its lease): the commit is skipped, as a fenced offset
+        commit is, and the lease is checked so the worker rejoins — instead of the error
+        escaping into faust's commit timer, which crashes the worker.
+        """
+        try:
+            for owner in self._state_owners:
+                await owner.flush()
+        except ProducerSendError as exc:
+            if not _caused_by_fence(exc):
+                raise
+            log.warning("not committing: a state flush was refused, this worker was fenced off (%s)", exc)
+            if self._coordinator is not None:
+                await self._coordinator.verify_membership()
+            return False
         return await super()._commit_offsets(offsets, start_new_transaction=start_new_transaction)
 
     def _resume_offset(self, tp: TP) -> int | None:
@@ -619,3 +633,13 @@ class _Listener:
 
     def on_lost(self) -> None:
         self._consumer._lost()
+
+
+def _caused_by_fence(exc: BaseException) -> bool:
+    """Whether a changelog fence refused the write behind ``exc`` (anywhere in its causes)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, FencedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -214,7 +214,9 @@ def _metadata_future(
             return
         exc = future.exception()
         if exc is not None:
-            result.set_exception(ProducerSendError(f"send to {topic}[{partition}] failed: {exc}"))
+            error = ProducerSendError(f"send to {topic}[{partition}] failed: {exc}")
+            error.__cause__ = exc  # a FencedError must stay recognisable (see Consumer._commit_offsets)
+            result.set_exception(error)
             return
         ack = future.result()
         result.set_result(
