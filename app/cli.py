@@ -13,7 +13,7 @@ from pathlib import Path
 from app.bench import add_arguments as add_bench_arguments
 from app.factory import agent_names
 from app.settings import VARIABLES, Settings
-from app.simulator_cli import add_simulate_arguments, simulator_options
+from app.simulator_cli import add_class_arguments, add_simulate_arguments, simulator_options
 from tables.errors import StreamsError
 
 __all__ = ["LOCAL_NATS_URL", "main"]
@@ -39,7 +39,11 @@ def _parser() -> argparse.ArgumentParser:
     nats = commands.add_parser("nats", help="run the embedded nats-server (JetStream) in the foreground")
     nats.add_argument("--port", type=int, default=4222, help="client port (0: any free port)")
     nats.add_argument("--store", type=Path, default=None, help="JetStream store (default DATA_DIR/nats)")
-    commands.add_parser("demo", help="embedded NATS, an echo worker and sample events: the main job")
+    demo = commands.add_parser(
+        "demo", help="the main job: NATS, the metric workers, the web process and dashboard, a simulated class"
+    )
+    add_class_arguments(demo)
+    demo.add_argument("--status-every", type=float, default=5.0, help="seconds between status lines (default 5)")
     add_simulate_arguments(
         commands.add_parser("simulate", help="a simulated class sending events to HTTP or NATS ingest")
     )
@@ -68,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from app.demo import run_demo
 
-            return asyncio.run(run_demo(settings))
+            return asyncio.run(run_demo(settings, students=args.students, rate=args.rate, status_every=args.status_every))
         if args.command == "simulate":
             from app.simulator import run_simulator
 
