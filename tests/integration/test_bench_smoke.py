@@ -24,7 +24,7 @@ ROWS = [
     "ingest-raw", "ingest-http-100", "ingest-http-1000", "ingest-nats",
     "latency-p50", "latency-p99",
     "memory-idle", "memory-step1", "memory-step2", "memory-step3",
-    "agent-1", "agent-2", "failover-sigterm", "failover-sigkill", "recovery-standby", "recovery-cold",
+    "agent-1", "agent-2", "agent-2-nostandby", "failover-sigterm", "failover-sigkill", "recovery-standby", "recovery-cold",
 ]
 TARGETS = [
     "full pipeline, 1 process per agent / faust core",
