@@ -38,7 +38,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from app.demo_children import Child
+from app.demo_children import Child, ChildExited
 from app.demo_status import Counts, StreamCounts, parse_report, status_line
 from app.settings import Settings
 from bridges.connection import connect
@@ -158,9 +158,13 @@ class _Demo:
             _say(f"up    {child.name:<12} pid {child.pid:<8} {what.format(*match.groups())}  (log {child.log_path})")
             return match.group(1) if match.groups() else ""
 
-        waits = [ready(w, r"Worker ready", "ready") for w in self.workers]
-        waits.append(ready(self.web, r"web listening on (http://\S+)", "{0}"))
-        *_, url = await self.signals.unless_stopped(asyncio.gather(*waits))
+        waits = [asyncio.ensure_future(ready(w, r"Worker ready", "ready")) for w in self.workers]
+        waits.append(asyncio.ensure_future(ready(self.web, r"web listening on (http://\S+)", "{0}")))
+        try:
+            *_, url = await self.signals.unless_stopped(asyncio.gather(*waits))
+        finally:
+            for wait in waits:  # one failed, or a signal came: the others stop waiting
+                wait.cancel()
         self.simulator = self._child(
             "simulator",
             ["simulate", "--url", url, "--ingest", "both", "--students", str(self.students), "--rate", f"{self.rate:g}",
@@ -214,7 +218,7 @@ class _Demo:
             ("workers", self.workers, _STOP_TIMEOUTS["worker"]),
         ]
         for what, children, timeout in steps:
-            started = [c for c in children if c.returncode is not None or c.running]
+            started = [c for c in children if c.started]
             if not started:
                 continue
             codes = await asyncio.gather(*(c.stop(timeout, force=force) for c in started))
@@ -222,10 +226,6 @@ class _Demo:
             shown = ", ".join(f"{c.name} {code}" for c, code in zip(started, codes, strict=True))
             _say(f"stopped {what} (exit codes: {shown})")
         return clean
-
-    def kill_all(self) -> None:
-        for child in self.children:
-            child.kill()
 
 
 async def run_demo(settings: Settings, *, students: int = 12, rate: float = 10.0, status_every: float = 5.0) -> int:
@@ -239,8 +239,9 @@ async def run_demo(settings: Settings, *, students: int = 12, rate: float = 10.0
             f"PORT set to a free port (PORT=0 picks one)."
         )
         return 2
-    # The server's own start-up log line would repeat the "up" line below in another format.
-    logging.getLogger("bridges.server").setLevel(max(logging.WARNING, logging.getLogger().level))
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        # The server's own start-up log line would repeat the "up" line below in another format.
+        logging.getLogger("bridges.server").setLevel(logging.WARNING)
     signals = _Signals()
     signals.install()
     data_dir = settings.data_dir
@@ -255,13 +256,11 @@ async def run_demo(settings: Settings, *, students: int = 12, rate: float = 10.0
             try:
                 code = await _serve(demo, server, settings)
             finally:
-                if signals.force.is_set():
-                    demo.kill_all()
                 if not await demo.stop():
                     code = code or 1
             _say("stopping nats-server")
         _say(f"stopped; the data in {data_dir}/ is kept for the next run")
-    except (StreamsError, TimeoutError) as exc:  # a child that failed to start, NATS unreachable
+    except StreamsError as exc:  # the server did not start, NATS unreachable
         _say(f"error: {exc}")
         code = 1
     finally:
@@ -274,6 +273,9 @@ async def _serve(demo: _Demo, server: NatsServer, settings: Settings) -> int:
         url = await demo.start(server)
     except _Stopped:
         return 0
+    except (ChildExited, TimeoutError) as exc:
+        _say(f"error: {exc}")
+        return 1
     window, grace = settings.window_seconds, settings.grace_seconds
     first = (int(time.time()) // window + 1) * window + grace
     _say(

@@ -76,6 +76,10 @@ class Child:
         return self._process.pid
 
     @property
+    def started(self) -> bool:
+        return self._process is not None
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.returncode is None
 

@@ -9,6 +9,7 @@ A screenshot of each page is saved under ``artifacts/`` (git-ignored); the test 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from collections import Counter
@@ -131,7 +132,7 @@ async def test_the_demo_dashboard_in_a_browser_and_ctrl_c_leaves_nothing_behind(
 
         # Ctrl-C: everything stops, in order, and nothing the demo started survives.
         started.update(demo.started())
-        process.signal(signal.SIGINT)
+        os.killpg(process.pid, signal.SIGINT)  # a terminal's Ctrl-C: the whole foreground group
         assert await process.wait_exit(120) == 0, process.log()
         log = process.log()
         for line in ("stopped simulator", "stopped web", "stopped workers", "stopped; the data in"):

@@ -4,6 +4,7 @@ line is one the CLI accepts, and the process types it names exist."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import signal
@@ -105,7 +106,7 @@ async def test_quick_start_run_starts_the_demo_and_ctrl_c_stops_everything(tmp_p
         async with aiohttp.ClientSession() as session, session.get(demo.dashboard) as response:
             assert response.status == 200 and "Classroom" in await response.text()
         await process.wait_for_log(r"events \d+\.\d/s", timeout=30)  # the status line
-        process.signal(signal.SIGINT)
+        os.killpg(process.pid, signal.SIGINT)  # a terminal's Ctrl-C: the whole foreground group
         assert await process.wait_exit(120) == 0, process.log()
         assert "stopped; the data in" in process.log()
         assert survivors(started) == []
