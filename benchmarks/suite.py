@@ -40,7 +40,7 @@ from benchmarks.pipeline import PipelineResult, run_pipeline
 from benchmarks.report import Row, Target
 from bridges.server import NatsServer
 
-__all__ = ["DEFAULT", "QUICK", "STAGES", "Scale", "SuiteResult", "run_suite"]
+__all__ = ["DEFAULT", "QUICK", "STAGES", "Scale", "SuiteResult", "fresh_server", "run_suite"]
 
 STAGES = ("throughput", "transport", "ingest", "latency", "memory", "groups")
 
@@ -113,7 +113,7 @@ async def run_suite(
 
 
 @asynccontextmanager
-async def _server() -> AsyncIterator[tuple[str, Client, Path]]:
+async def fresh_server() -> AsyncIterator[tuple[str, Client, Path]]:
     """A fresh nats-server, a client of it and a scratch directory, all gone afterwards."""
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         base = Path(tmp)
@@ -134,17 +134,17 @@ def _k(rate: float) -> str:
 
 async def _throughput(scale: Scale, result: SuiteResult) -> None:
     dataset = make_dataset(scale.events, partitions=scale.partitions, window=60, grace=10)
-    async with _server() as (url, client, base):
+    async with fresh_server() as (url, client, base):
         await declare_topic(client, dataset.partitions)
         await publish(client, dataset.messages())
         ceiling = dataset.size / await run_ceiling(client, dataset)
-    async with _server() as (url, client, base):
+    async with fresh_server() as (url, client, base):
         core = dataset.size / await run_core(url, client, dataset, data_dir=base)
-    async with _server() as (url, client, base):
+    async with fresh_server() as (url, client, base):
         plain = dataset.size / await run_core(url, client, dataset, data_dir=base, plain=True)
     pipelines = []
     for processes in (1, 2):
-        async with _server() as (url, client, base):
+        async with fresh_server() as (url, client, base):
             pipelines.append(await run_pipeline(
                 url, client, dataset, processes=processes, base_dir=base, session_timeout=scale.session_timeout
             ))
@@ -209,7 +209,7 @@ async def _ingest(scale: Scale, result: SuiteResult) -> None:
 
 
 async def _latency(scale: Scale, result: SuiteResult) -> None:
-    async with _server() as (url, client, base):
+    async with fresh_server() as (url, client, base):
         latencies = sorted(await run_latency(
             url, client, base_dir=base, partitions=scale.partitions, window=scale.latency_window,
             grace=scale.latency_grace, rate=scale.latency_rate, seconds=scale.latency_seconds, students=100,
@@ -228,7 +228,7 @@ async def _latency(scale: Scale, result: SuiteResult) -> None:
 
 
 async def _memory(scale: Scale, result: SuiteResult) -> None:
-    async with _server() as (url, client, base):
+    async with fresh_server() as (url, client, base):
         idle, points = await run_memory(
             url, client, base_dir=base, partitions=scale.partitions, levels=scale.memory_levels,
             session_timeout=scale.session_timeout,
@@ -247,7 +247,7 @@ async def _memory(scale: Scale, result: SuiteResult) -> None:
 
 
 async def _groups(scale: Scale, result: SuiteResult) -> None:
-    async with _server() as (url, client, base):
+    async with fresh_server() as (url, client, base):
         groups = await run_groups(
             url, client, base_dir=base, partitions=scale.partitions, batch=scale.group_batch,
             rounds=scale.group_rounds, keys=scale.group_keys, session_timeout=scale.session_timeout,
