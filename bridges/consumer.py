@@ -76,6 +76,8 @@ class Consumer(FaustConsumer):
         #: faust resumes partitions *before* that seek, and anything handed out in between
         #: would be dropped by its streams or delivered twice after the rewind
         self._awaiting_seek: set[TP] = set()
+        #: set when the group lease was lost; the next revoke then drops every partition's state
+        self._membership_lost = False
         self._offsets: OffsetStore | None = None
         self._coordinator: GroupCoordinator | None = None
         self._data = asyncio.Event()
@@ -176,6 +178,13 @@ class Consumer(FaustConsumer):
         for tp in revoked:
             self._session.fences.pop((tp.topic, tp.partition), None)
         await self._close_readers(revoked)
+        if self._membership_lost:
+            # Others may have processed what this worker held while it was cut off, so its
+            # in-memory state is stale. faust keeps the state of partitions a new assignment
+            # gives back ("kept", not revoked); an empty assignment first makes it drop all of
+            # it, and whatever comes next is recovered from the changelogs.
+            self._membership_lost = False
+            await self.on_partitions_assigned(set(), self.app.consumer_generation_id)
 
     async def _assign(self, generation: int, raw: bytes) -> None:
         protocol = ConsumerProtocolMemberAssignment.decode(raw)
@@ -219,6 +228,7 @@ class Consumer(FaustConsumer):
     def _lost(self) -> None:
         self.stop_flow()
         self.app.flow_control.suspend()
+        self._membership_lost = True
 
     # -- readers --------------------------------------------------------------------------
 
