@@ -375,6 +375,14 @@ class StateTable(faust.Table):
             if tp.topic == changelog:
                 self._runtime.deactivate(tp.partition)
                 self._replicas.pop(tp.partition, None)
+        # A partition this worker keeps only as a standby is no longer its own: faust does not
+        # count it as revoked, but its windows now belong to the new active owner. Left active,
+        # they would be closed here too, with the events seen before the move only, racing the
+        # owner's complete result into the create-only KV key; and the standby would skip the
+        # owner's changelog records as "our own writes". It is read as a standby from now on.
+        for tp in assigned & self.app.assignor.assigned_standbys():
+            if tp.topic == changelog and self._runtime.is_active(tp.partition):
+                self._runtime.deactivate(tp.partition)
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
 
     async def on_recovery_completed(self, active_tps: set[TP], standby_tps: set[TP]) -> None:
