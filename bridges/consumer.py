@@ -76,6 +76,8 @@ class Consumer(FaustConsumer):
         #: faust resumes partitions *before* that seek, and anything handed out in between
         #: would be dropped by its streams or delivered twice after the rewind
         self._awaiting_seek: set[TP] = set()
+        #: partitions seek_to_committed positioned, held until faust resumes its flow
+        self._positioned: set[TP] = set()
         #: set when the group lease was lost; the next revoke then drops every partition's state
         self._membership_lost = False
         self._offsets: OffsetStore | None = None
@@ -215,6 +217,7 @@ class Consumer(FaustConsumer):
             starts[tp] = offset
         self._start_offsets = starts
         self._awaiting_seek = set(sources)
+        self._positioned = set()
         await asyncio.gather(*(self._open_reader(tp, offset) for tp, offset in starts.items()))
 
     async def _fence(self, tp: TP, generation: int) -> None:
@@ -398,6 +401,10 @@ class Consumer(FaustConsumer):
 
     def resume_flow(self) -> None:
         super().resume_flow()
+        # After faust's flow control resumed (and cleared the agents' queues): partitions
+        # positioned by seek_to_committed may hand out records now.
+        self._awaiting_seek -= self._positioned
+        self._positioned.clear()
         self._data.set()
 
     def _take_buffered(self, active: set[TP] | None, limit: int) -> list[_Taken]:
@@ -520,6 +527,12 @@ class Consumer(FaustConsumer):
         and when it finds the flow stopped, to re-read whatever was fetched in between. Newly
         assigned partitions hand out nothing until this first positioning (see
         ``_awaiting_seek``), so the rewind never delivers a message twice.
+
+        Nor do they right after it: faust's recovery seeks first and only then resumes its flow
+        control, and that resume empties every agent's queue (faust's channels are
+        ``clear_on_resume``). A record delivered in between would be dropped there, after the
+        reader had moved past it, and the windowed state would skip it for good. Positioned
+        partitions are therefore released by the :meth:`resume_flow` that follows.
         """
         assert self._offsets is not None
         sources = [tp for tp in self._assignment if tp.topic not in self.app.tables.changelog_topics]
@@ -534,7 +547,7 @@ class Consumer(FaustConsumer):
             reader = self._readers.get(tp)
             if reader is not None and target is not None and reader.position != target:
                 await reader.seek(target)
-            self._awaiting_seek.discard(tp)
+            self._positioned.add(tp)
             # faust counts acks from what this returns and needs them contiguous from it.
             reported = resume if resume is not None else offset
             if reported:
