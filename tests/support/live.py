@@ -1,0 +1,210 @@
+"""Live traffic for fault-injection tests: valid events stamped with the wall clock, sent over
+HTTP while faults happen, and the record of which ones the web process acknowledged.
+
+Why the wall clock: the workers' watermark advances with it, so events stamped "now" and sent at
+once are on time unless something stalls them for longer than the grace period — which is
+exactly what a fault test wants to notice. The oracle (:func:`tests.oracle.expected_results`) is
+computed from :attr:`HttpTraffic.accepted` only: a batch counts once it was answered 202.
+A batch answered 503 (or not answered) is sent again, unchanged, until it is accepted: only
+then is it known what was stored (a 503 may follow a partial store, and the retry's
+duplicates make the store whole).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import random
+import time
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+
+from tests.oracle import expected_results
+from tests.support.pipeline import METRIC_AGENTS, dead_letters, metrics_values, values_match
+from tests.support.workers import poll_until
+
+__all__ = ["HttpTraffic", "LiveEvents", "assert_results_exact", "rfc3339"]
+
+
+def rfc3339(epoch: float) -> str:
+    """``epoch`` as RFC 3339 in UTC with milliseconds (rounded down, never into the future)."""
+    moment = datetime.fromtimestamp(int(epoch * 1000) / 1000, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@dataclass
+class LiveEvents:
+    """Valid events of ``students`` students, each stamped with the time it is made.
+
+    Every metric gets input: heartbeats, sessions and answers (engagement), levels started,
+    completed and failed (progression), games finished (outcomes). Same seed, same sequence of
+    kinds; ids are unique within a run (``run`` keeps runs of one test apart).
+    """
+
+    seed: int = 1
+    students: int = 12
+    run: str = "live"
+    _rng: random.Random = field(init=False, repr=False)
+    _count: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    def make(self, now: float) -> dict[str, Any]:
+        rng = self._rng
+        self._count += 1
+        student = f"s{rng.randrange(self.students):03d}"
+        base = {"event_id": f"{self.run}-{self._count:07d}", "student_id": student, "occurred_at": rfc3339(now)}
+        roll = rng.random()
+        game = {"game_id": rng.choice(["g-math", "g-words"])}
+        level = rng.randrange(6)
+        if roll < 0.2:
+            return {**base, "type": "engagement", "name": "heartbeat", "data": {"seconds": rng.choice([15, 30, 12.5])}}
+        if roll < 0.25:
+            return {**base, "type": "engagement", "name": "session_started"}
+        if roll < 0.5:
+            return {**base, "type": "interaction", "name": "answer_submitted", "data": {"correct": rng.random() < 0.6}}
+        if roll < 0.55:
+            return {**base, "type": "interaction", "name": "hint_opened"}
+        if roll < 0.68:
+            return {**base, "type": "game", "name": "level_started", "data": {"level": level}, **game}
+        if roll < 0.8:
+            data = {"level": level, "score": rng.randrange(10, 200), "duration_ms": rng.randrange(4_000, 40_000)}
+            return {**base, "type": "game", "name": "level_completed", "data": data, **game}
+        if roll < 0.88:
+            return {**base, "type": "game", "name": "level_failed", "data": {"level": level, "duration_ms": 5_000}, **game}
+        outcome = rng.choice(["win", "win", "loss", "abandon"])
+        data = {"outcome": outcome, "score": rng.randrange(0, 500), "duration_ms": rng.randrange(10_000, 90_000)}
+        return {**base, "type": "game", "name": "game_finished", "data": data, **game}
+
+    def batch(self, size: int, now: float) -> list[dict[str, Any]]:
+        return [self.make(now) for _ in range(size)]
+
+
+@dataclass
+class HttpTraffic:
+    """Posts a batch of live events to ``POST /v1/events`` every ``interval`` seconds.
+
+    Each batch is retried, unchanged, until it is answered 202; only then are its events added
+    to :attr:`accepted`. :attr:`statuses` counts every answer (``"error"``: no answer at all).
+    """
+
+    url: str
+    events: LiveEvents
+    batch: int = 20
+    interval: float = 0.1
+    token: str | None = None
+    accepted: list[dict[str, Any]] = field(default_factory=list)
+    statuses: collections.Counter[str] = field(default_factory=collections.Counter)
+    _task: asyncio.Task[None] | None = None
+    _stopping: bool = False
+
+    async def _run(self) -> None:
+        headers = {"Content-Type": "application/json"}
+        if self.token is not None:
+            headers["Authorization"] = f"Bearer {self.token}"
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            while not self._stopping:
+                batch = self.events.batch(self.batch, time.time())
+                body = json.dumps({"events": batch}).encode()
+                while True:
+                    status = await self._post(session, body, headers)
+                    self.statuses[status] += 1
+                    if status == "202":
+                        break
+                    if status not in ("503", "error"):
+                        raise AssertionError(f"live traffic refused with {status}")
+                    await asyncio.sleep(0.2)
+                self.accepted.extend(batch)
+                await asyncio.sleep(self.interval)
+
+    async def _post(self, session: aiohttp.ClientSession, body: bytes, headers: dict[str, str]) -> str:
+        try:
+            async with session.post(f"{self.url}/v1/events", data=body, headers=headers) as response:
+                await response.read()
+                return str(response.status)
+        except (aiohttp.ClientError, TimeoutError):
+            return "error"
+
+    async def wait_accepted(self, count: int, *, timeout: float = 60.0) -> None:
+        """Until at least ``count`` events are acknowledged."""
+        await poll_until(
+            lambda: len(self.accepted) >= count, timeout=timeout, interval=0.1,
+            what=f"{count} events acknowledged (have {len(self.accepted)}, answers {dict(self.statuses)})",
+        )
+
+    async def stop(self) -> None:
+        """Finish the batch in hand (it is retried until accepted), then stop."""
+        self._stopping = True
+        if self._task is not None:
+            await asyncio.wait_for(self._task, 120)
+
+    async def __aenter__(self) -> HttpTraffic:
+        self._task = asyncio.create_task(self._run(), name="http-traffic")
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._task is not None and not self._task.done():
+            if exc_type is None:
+                await self.stop()
+            else:
+                self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
+
+
+async def assert_results_exact(
+    nats_url: str,
+    accepted: list[dict[str, Any]],
+    *,
+    window: int,
+    metrics: Collection[str] = METRIC_AGENTS,
+    timeout: float = 90.0,
+) -> dict[str, dict[str, Any]]:
+    """Wait until every window the oracle expects is final in KV, then require KV == oracle.
+
+    Nothing missing (an event lost), nothing extra, every value equal (an event counted twice or
+    not at all). Only the keys of ``metrics`` are compared (a test may run some agents only).
+    On a mismatch the dead letters are shown: a fault that stalled events past the grace period
+    shows up there as late events.
+    """
+    expected = {
+        k: v for k, v in expected_results(accepted, window_seconds=window).items() if v["metric"] in metrics
+    }
+
+    async def current() -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in (await metrics_values(nats_url)).items() if k.split(".", 1)[0] in metrics}
+
+    async def complete() -> dict[str, dict[str, Any]] | None:
+        values = await current()
+        return values if values.keys() >= expected.keys() else None
+
+    try:
+        values = await poll_until(complete, timeout=timeout, interval=0.5, what="every expected window in KV")
+    except AssertionError:
+        values = await current()
+        missing = sorted(expected.keys() - values.keys())
+        raise AssertionError(
+            f"{len(missing)} of {len(expected)} windows missing, e.g. {missing[:5]}; "
+            f"dead letters: {await _dead_letter_summary(nats_url)}"
+        ) from None
+    extra = sorted(values.keys() - expected.keys())
+    wrong = {k: (values[k], expected[k]) for k in expected if not values_match(values[k], expected[k])}
+    if extra or wrong:
+        raise AssertionError(
+            f"{len(extra)} unexpected windows {extra[:5]}, {len(wrong)} wrong values "
+            f"{dict(list(wrong.items())[:3])}; dead letters: {await _dead_letter_summary(nats_url)}"
+        )
+    return values
+
+
+async def _dead_letter_summary(nats_url: str) -> dict[str, int]:
+    return dict(collections.Counter(subject for subject, _, _ in await dead_letters(nats_url)))
