@@ -49,13 +49,9 @@ class StreamCounts:
         self._streams = streams
 
     async def read(self) -> Counts:
-        js = self._client.jetstream()
-        await self._streams.ensure_results(js)
-        await self._streams.ensure_deadletter(js)
-        results = await js.stream_info(self._streams.results)
-        letters = await js.stream_info(self._streams.deadletter, subjects_filter="deadletter.>")
-        late, invalid = count_letters(letters.state.subjects or {})
-        return Counts(windows=results.state.messages, late=late, invalid=invalid)
+        windows, subjects = await self._streams.counts(self._client.jetstream())
+        late, invalid = count_letters(subjects)
+        return Counts(windows=windows, late=late, invalid=invalid)
 
 
 def parse_report(line: str) -> dict[str, Any] | None:

@@ -8,21 +8,17 @@ will never take) raises :class:`IngestRefused`: retrying would not help.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import aiohttp
 
-from bridges.connection import ConnectionSettings, Secret, connect
-from bridges.public_streams import ingest_subject
+from bridges.connection import ConnectionSettings, Secret
+from bridges.ingest_client import NatsIngestClient
 from tables.errors import BrokenError, StreamsError
-
-if TYPE_CHECKING:  # for annotations only: at run time only bridges imports nats
-    from nats.aio.client import Client
 
 __all__ = ["Delivery", "HttpSender", "IngestRefused", "IngestUnavailable", "NatsSender", "Sender"]
 
@@ -107,46 +103,25 @@ class HttpSender:
 
 
 class NatsSender:
-    """A JetStream publish of each event's JSON to ``events.<type>.<student_id>``.
+    """Each event published to ``events.<type>.<student_id>`` (see ``bridges.ingest_client``).
 
-    JetStream rather than core publishes: the ingest stream's acknowledgement says the event is
-    stored, so nothing is lost silently while the web processes are down. Invalid events are
-    taken too and dead-lettered later by NATS ingest, with the reason in a header.
+    Invalid events are taken too and dead-lettered later by NATS ingest, with the reason.
     """
 
     name = "NATS"
 
-    def __init__(self, client: Client, *, timeout: float = 10.0) -> None:
+    def __init__(self, client: NatsIngestClient) -> None:
         self._client = client
-        self._timeout = timeout
 
     @classmethod
     async def connect(cls, settings: ConnectionSettings) -> NatsSender:
-        return cls(await connect(settings, name=f"{settings.name}:simulator"))
+        return cls(await NatsIngestClient.connect(settings))
 
     async def send(self, events: Sequence[dict[str, Any]]) -> Delivery:
-        if not self._client.is_connected:
-            raise IngestUnavailable("NATS is not connected")
-        js = self._client.jetstream()
-        publishes = [
-            js.publish(
-                ingest_subject(str(event["type"]), str(event["student_id"])),
-                json.dumps(event, separators=(",", ":")).encode(),
-                timeout=self._timeout,
-            )
-            for event in events
-        ]
-        outcomes = await asyncio.gather(*publishes, return_exceptions=True)
-        failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
-        if failed:
-            raise IngestUnavailable(
-                f"{len(failed)} of {len(events)} NATS publishes failed: {type(failed[0]).__name__}"
-            )
-        return Delivery(accepted=len(events))
+        try:
+            return Delivery(accepted=await self._client.publish(events))
+        except BrokenError as exc:
+            raise IngestUnavailable(str(exc)) from None
 
     async def close(self) -> None:
-        try:
-            await self._client.drain()
-        except Exception:  # noqa: BLE001 - closing anyway
-            log.debug("draining the simulator's NATS connection failed", exc_info=True)
-            await self._client.close()
+        await self._client.close()

@@ -16,7 +16,7 @@ def run_worker(agent: str, settings: Settings, nats_urls: tuple[str, ...]) -> in
     worker = faust.Worker(
         app,
         loglevel=settings.log_level,
-        # Agents print to stdout on purpose (echo); faust would turn prints into log warnings.
+        # Output goes where the process's stdout goes; faust would turn prints into log warnings.
         redirect_stdouts=False,
         override_logging=False,
     )

@@ -160,6 +160,14 @@ class PublicStreams:
     async def ensure_results(self, js: JetStreamContext) -> None:
         await ensure_stream(js, self.results_config())
 
+    async def counts(self, js: JetStreamContext) -> tuple[int, dict[str, int]]:
+        """Results published so far, and the dead-letter stream's message count per subject."""
+        await self.ensure_results(js)
+        await self.ensure_deadletter(js)
+        results = await js.stream_info(self.results)
+        letters = await js.stream_info(self.deadletter, subjects_filter="deadletter.>")
+        return int(results.state.messages), dict(letters.state.subjects or {})
+
     async def ensure_metrics_bucket(self, js: JetStreamContext) -> KeyValue:
         """The ``metrics`` bucket: one value per key (windows are final), direct gets on."""
         return await ensure_bucket(js, METRICS_BUCKET, history=1, replicas=self.replicas)
