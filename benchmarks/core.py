@@ -35,10 +35,10 @@ from bridges.public_streams import PublicStreams
 from bridges.window_results import WindowResults
 from tables import MetricDefinition
 from tables.micros import from_micros
+from tests.support.pipeline import METRIC_AGENTS
 
-__all__ = ["METRIC_AGENTS", "run_core"]
+__all__ = ["run_core"]
 
-METRIC_AGENTS = ("progression", "engagement", "outcomes")
 #: messages handed to the Conductor between yields to the loop, as the transport's fetcher does
 _YIELD_EVERY = 50
 
@@ -100,7 +100,7 @@ def _context(app: faust.App, topic: faust.TopicT, dataset: Dataset) -> AgentCont
 async def _ready(app: faust.App) -> None:
     while not (app.consumer.assignment() and not app.rebalancing):
         await asyncio.sleep(0.05)
-    await app.tables.recovery.completed.wait()
+    await app.tables.recovery.completed.wait()  # type: ignore[attr-defined]  # faust's TableManager has it
 
 
 async def _feed(app: faust.App, messages: list[Message]) -> None:

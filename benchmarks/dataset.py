@@ -20,7 +20,7 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -191,7 +191,7 @@ class ResultWatch:
         """When the newest result of ``metric`` was written."""
         return max((at for key, at in self.seen.items() if key.startswith(f"{metric}.")), default=0.0)
 
-    async def wait_for(self, keys: Sequence[str] | set[str], *, timeout: float) -> None:
+    async def wait_for(self, keys: Iterable[str], *, timeout: float) -> None:
         """Until every key in ``keys`` has been written; TimeoutError names how many are missing."""
         wanted = set(keys)
         deadline = time.monotonic() + timeout

@@ -18,13 +18,13 @@ from typing import Any
 
 from nats.aio.client import Client
 
-from benchmarks.core import METRIC_AGENTS
 from benchmarks.dataset import EVENTS_TOPIC, ResultWatch, declare_topic
 from benchmarks.workers import metric_env, spawn_metric_workers, wait_ready
 from bridges.envelope import encode_headers
 from bridges.naming import Naming
 from bridges.publisher import PipelinedPublisher
 from bridges.session import partition_for_key
+from tests.support.pipeline import METRIC_AGENTS
 from tests.support.workers import Workers
 
 __all__ = ["run_latency"]
@@ -84,8 +84,9 @@ async def _publish_one(
     now_ms = int(time.time() * 1000)
     student = f"s{n % students}"
     kind, name, data = _KINDS[n % len(_KINDS)]
+    event_id = f"live-{n}"
     event = {
-        "event_id": f"live-{n}", "student_id": student, "type": kind, "name": name, "game_id": "g-live",
+        "event_id": event_id, "student_id": student, "type": kind, "name": name, "game_id": "g-live",
         "occurred_at": datetime.fromtimestamp(now_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
         "data": data,
     }
@@ -97,5 +98,5 @@ async def _publish_one(
     elif name == "game_finished":
         due[f"outcomes.{student}.g-live.{start}"] = closes
     key = student.encode()
-    headers = encode_headers(msg_id=event["event_id"], key=key, value_is_null=False, timestamp=time.time(), headers=None)
+    headers = encode_headers(msg_id=event_id, key=key, value_is_null=False, timestamp=time.time(), headers=None)
     return await publisher.publish(subjects[partition_for_key(key, len(subjects))], json.dumps(event).encode(), headers)

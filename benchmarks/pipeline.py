@@ -16,9 +16,9 @@ from pathlib import Path
 
 from nats.aio.client import Client
 
-from benchmarks.core import METRIC_AGENTS
 from benchmarks.dataset import EVENTS_TOPIC, Dataset, ResultWatch, declare_topic, publish, verify_sample
 from benchmarks.workers import metric_env, spawn_metric_workers, wait_owned, wait_ready
+from tests.support.pipeline import METRIC_AGENTS
 from tests.support.workers import Workers
 
 __all__ = ["PipelineResult", "run_pipeline"]
