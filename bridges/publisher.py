@@ -14,6 +14,11 @@ Delivery guarantees:
   the older value after the newer one. Its future resolves with the newer send's outcome.
 - A rejected expectation header (``Nats-Expected-...``) is final: it fails the future with
   :class:`FencedError` when the expectation was a fence, else with :class:`BrokenError`.
+- With ``serial_fences`` (streams replicated by a cluster), sends that state the same fence go
+  out one at a time: a clustered stream accepts only one write per expected-last-subject-sequence
+  subject while its proposal is in flight and refuses the others with "wrong last sequence",
+  which would read as a fence. Single-server streams check in order, so there they stay
+  pipelined.
 """
 
 from __future__ import annotations
@@ -101,6 +106,7 @@ class PipelinedPublisher:
         max_in_flight: unacknowledged messages allowed before :meth:`publish` waits.
         ack_timeout: seconds before an unacknowledged message is sent again.
         give_up_after: seconds after the first attempt when a message fails for good.
+        serial_fences: send the messages of one fence one at a time (see the module docstring).
     """
 
     def __init__(
@@ -110,8 +116,12 @@ class PipelinedPublisher:
         max_in_flight: int = 8192,
         ack_timeout: float = 5.0,
         give_up_after: float = 300.0,
+        serial_fences: bool = False,
     ) -> None:
         self._client = client
+        self._serial_fences = serial_fences
+        #: fence -> its sends not yet settled, oldest first; only the first one is out
+        self._fence_queues: dict[str, collections.deque[_Pending]] = {}
         self._max_in_flight = max_in_flight
         self._ack_timeout = ack_timeout
         self._give_up_after = give_up_after
@@ -188,6 +198,12 @@ class PipelinedPublisher:
                 key_state = self._keys[supersede_key] = _KeyState()
             key_state.tokens.append(token)
             key_state.newest = token
+        if fence is not None and self._serial_fences:
+            queue = self._fence_queues.setdefault(fence, collections.deque())
+            queue.append(pending)
+            if len(queue) > 1:
+                pending.retry_at = float("inf")  # parked: sent when the sends before it settled
+                return future
         await self._client.publish(subject, payload, reply=f"{self._inbox}.{token}", headers=headers)
         return future
 
@@ -287,6 +303,8 @@ class PipelinedPublisher:
 
     def _forget(self, pending: _Pending) -> None:
         self._pending.pop(pending.token, None)
+        if pending.fence is not None and self._serial_fences:
+            self._next_of_fence(pending)
         key = pending.supersede_key
         if key is not None:
             key_state = self._keys.get(key)
@@ -301,6 +319,22 @@ class PipelinedPublisher:
             self._space.set()
         if not self._pending:
             self._idle.set()
+
+    def _next_of_fence(self, settled: _Pending) -> None:
+        """Take a settled send out of its fence's queue; send the next one if it was first."""
+        assert settled.fence is not None
+        queue = self._fence_queues.get(settled.fence)
+        if not queue or settled not in queue:
+            return
+        was_first = queue[0] is settled
+        queue.remove(settled)
+        if not queue:
+            del self._fence_queues[settled.fence]
+        elif was_first and self._state is PublisherState.OPEN:
+            following = queue[0]
+            following.attempts = 0  # _resend counts this first send as attempt 1
+            following.first_sent = time.monotonic()
+            asyncio.get_running_loop().create_task(self._resend(following, following.first_sent))
 
     def _resolve_superseded(self, key_state: _KeyState) -> None:
         """Settle older sends of the key that wait for a retry: the acked newer one wins."""
@@ -323,7 +357,9 @@ class PipelinedPublisher:
     def _superseded(self, pending: _Pending) -> bool:
         """True (and the send settled) when a newer send for the same key makes a retry wrong."""
         key = pending.supersede_key
-        if key is None:
+        if key is None or (self._serial_fences and pending.fence is not None):
+            # Serial sends of a fence go out in order: retrying the older one cannot overtake
+            # a newer one, which waits behind it (parking it here would deadlock the two).
             return False
         key_state = self._keys.get(key)
         if key_state is None or key_state.newest == pending.token:

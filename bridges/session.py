@@ -93,7 +93,10 @@ class TransportSession:
         self._registry = TopicRegistry(self._js, self.naming, replicas=self.options.replicas)
         await self._registry.start()
         self._publisher = await PipelinedPublisher(
-            client, max_in_flight=self.options.max_in_flight, ack_timeout=self.options.ack_timeout
+            client,
+            max_in_flight=self.options.max_in_flight,
+            ack_timeout=self.options.ack_timeout,
+            serial_fences=self.options.replicas > 1,
         ).start()
 
     async def _close(self) -> None:
