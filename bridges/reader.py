@@ -211,8 +211,9 @@ class PartitionReader:
 
     def reset_after_reconnect(self) -> None:
         """Recreate the consumer where reading stopped (the server may have lost it)."""
-        if not self._closed:
-            self._seeking = asyncio.create_task(self._reseek(), name=f"reseek-{self._stream}")
+        if self._closed or (self._seeking is not None and not self._seeking.done()):
+            return  # one recreation at a time; the one under way reads from the same place
+        self._seeking = asyncio.create_task(self._reseek(), name=f"reseek-{self._stream}")
 
     async def close(self) -> None:
         if self._closed:
@@ -285,8 +286,13 @@ class PartitionReader:
             if self._requests:
                 self._requests.popleft()
         elif status == "503":
-            log.warning("%s: no responders for pull request; retrying", self._stream)
+            # Nobody serves this consumer any more: in a cluster, the server that held it (an
+            # ephemeral consumer has one replica) is gone. Asking again would be answered the
+            # same way at once, in a busy loop; the consumer is recreated where reading stopped.
+            log.warning("%s: no responders for the pull request; recreating the consumer", self._stream)
             self._requests.clear()
+            self.reset_after_reconnect()
+            return
         self._wake()
 
     # -- pulling --------------------------------------------------------------------------
@@ -332,11 +338,18 @@ class PartitionReader:
             self._requests.clear()
 
     async def _reseek(self) -> None:
-        try:
-            # Buffered records are dropped by the seek and read again: simplest and in order.
-            await self.seek(self._next_offset)
-        except Exception as exc:  # noqa: BLE001 - retried on the next reconnect/watchdog
-            log.warning("%s: recreating the consumer failed: %s", self._stream, exc)
+        # Until it works: while the stream has no leader (a cluster electing one after a node
+        # died) creating the consumer fails, and a reader without a consumer reads nothing.
+        backoff = 0.25
+        while not self._closed:
+            try:
+                # Buffered records are dropped by the seek and read again: simplest and in order.
+                await self.seek(self._next_offset)
+                return
+            except Exception as exc:  # noqa: BLE001 - tried again after a pause
+                log.warning("%s: recreating the consumer failed (%s); trying again in %.2fs", self._stream, exc, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
 
     async def _delete_consumer(self, name: str) -> None:
         try:
