@@ -18,6 +18,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
@@ -134,18 +135,47 @@ class OffsetStore:
         raise BrokenError(f"could not claim offsets of {ref.topic}[{ref.partition}]: contended")
 
     async def _commit_one(self, ref: PartitionRef, offset: int) -> None:
+        """Compare-and-set the offset against the revision this worker wrote last.
+
+        A write whose answer is lost (a cluster electing a new stream leader: no response, or
+        a timeout) may still have been stored, and then the revision held here is one behind.
+        So a refused compare-and-set reads the key first: if its value is this owner's of this
+        generation, the lost write did land, and the commit is made again on top of it.
+        Otherwise someone claimed the partition: fenced.
+        """
         revision = self._revisions.get(ref)
         resource = f"{ref.topic}[{ref.partition}]"
         if revision is None:
             raise FencedError("offset commit", resource)
+        for attempt in (1, 2):
+            try:
+                self._revisions[ref] = await self._bucket().update(
+                    self._key(ref), self._encode(offset), last=revision
+                )
+                return
+            except KeyWrongLastSequenceError:
+                current = await self._own_revision(ref) if attempt == 1 else None
+                if current is None:
+                    self._revisions.pop(ref, None)
+                    log.warning("offset commit for %s refused: another worker owns it now", resource)
+                    raise FencedError("offset commit", resource) from None
+                revision = current
+            except (NatsError, TimeoutError) as exc:
+                raise BrokenError(f"offset commit for {resource} failed: {exc or type(exc).__name__}") from None
+
+    async def _own_revision(self, ref: PartitionRef) -> int | None:
+        """The key's revision if its value was written by this owner in this generation."""
         try:
-            self._revisions[ref] = await self._bucket().update(
-                self._key(ref), self._encode(offset), last=revision
-            )
-        except KeyWrongLastSequenceError:
-            self._revisions.pop(ref, None)
-            log.warning("offset commit for %s refused: another worker owns it now", resource)
-            raise FencedError("offset commit", resource) from None
+            entry = await self._bucket().get(self._key(ref))
+        except (KeyNotFoundError, NatsError, TimeoutError):
+            return None
+        try:
+            value = json.loads(entry.value or b"{}")
+        except ValueError:
+            return None
+        if value.get("owner") == self._owner and value.get("generation") == self._generation:
+            return entry.revision
+        return None
 
     def _bucket(self) -> KeyValue:
         if self._kv is None:
