@@ -182,11 +182,14 @@ class Consumer(FaustConsumer):
         await self._close_readers(revoked)
         if self._membership_lost:
             # Others may have processed what this worker held while it was cut off, so its
-            # in-memory state is stale. faust keeps the state of partitions a new assignment
-            # gives back ("kept", not revoked); an empty assignment first makes it drop all of
-            # it, and whatever comes next is recovered from the changelogs.
+            # in-memory state is stale. faust would keep the state of partitions a new
+            # assignment gives back ("kept", not revoked), so the tables are told now that all
+            # of it is revoked: they drop it, and the next assignment recovers it from the
+            # changelogs. (Not through faust's own rebalance with an empty assignment: the
+            # recovery that starts races the next assignment's.)
             self._membership_lost = False
-            await self.on_partitions_assigned(set(), self.app.consumer_generation_id)
+            for table in self.app.tables.values():
+                await table.on_rebalance(set(), revoked, set(), self.app.consumer_generation_id)
 
     async def _assign(self, generation: int, raw: bytes) -> None:
         protocol = ConsumerProtocolMemberAssignment.decode(raw)
