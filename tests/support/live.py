@@ -199,9 +199,10 @@ async def assert_results_exact(
     extra = sorted(values.keys() - expected.keys())
     wrong = {k: (values[k], expected[k]) for k in expected if not values_match(values[k], expected[k])}
     if extra or wrong:
+        counts = {k: f"{got['events']} events, expected {want['events']}" for k, (got, want) in wrong.items()}
         raise AssertionError(
-            f"{len(extra)} unexpected windows {extra[:5]}, {len(wrong)} wrong values "
-            f"{dict(list(wrong.items())[:3])}; dead letters: {await _dead_letter_summary(nats_url)}"
+            f"{len(extra)} unexpected windows {extra[:5]}, {len(wrong)} wrong values {counts}, e.g. "
+            f"{dict(list(wrong.items())[:1])}; dead letters: {await _dead_letter_summary(nats_url)}"
         )
     return values
 
