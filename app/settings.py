@@ -31,6 +31,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "NATS_TLS_CA": ("", "CA certificate file for TLS"),
     "NATS_TLS_CERT": ("", "client certificate file for TLS"),
     "NATS_TLS_KEY": ("", "client key file for TLS"),
+    "NATS_INBOX_PREFIX": ("_INBOX", "subject prefix of this process's reply inboxes (one per role with NATS permissions)"),
     "NATS_PREFIX": ("faust", "prefix of every subject, stream and bucket the workers create"),
     "NATS_REPLICAS": ("1", "JetStream replicas of streams and buckets (1, 3 or 5)"),
     "SESSION_TIMEOUT": ("6", "seconds after which a silent worker's partitions move to others"),
@@ -56,6 +57,7 @@ class Settings:
     nats_tls_ca: str | None = None
     nats_tls_cert: str | None = None
     nats_tls_key: str | None = None
+    nats_inbox_prefix: str = "_INBOX"
     nats_prefix: str = "faust"
     nats_replicas: int = 1
     session_timeout: float = 6.0
@@ -88,12 +90,16 @@ class Settings:
         servers = urls or self.nats_urls
         if not servers:
             raise ConfigError("NATS_URL", "", "not set and no embedded server is running")
-        return ConnectionSettings.from_urls(servers, credentials=self.credentials(), name=name)
+        return ConnectionSettings.from_urls(
+            servers, credentials=self.credentials(), name=name, inbox_prefix=self.nats_inbox_prefix
+        )
 
     def broker_url(self, urls: tuple[str, ...] | None = None) -> str:
         """faust's broker URL: servers plus transport options, never credentials."""
         servers = urls or self.nats_urls
         query = f"prefix={self.nats_prefix}&replicas={self.nats_replicas}&session_timeout={self.session_timeout}"
+        if self.nats_inbox_prefix != "_INBOX":
+            query += f"&inbox_prefix={self.nats_inbox_prefix}"
         return ";".join(f"{url}?{query}" for url in servers)
 
     @classmethod
@@ -117,6 +123,7 @@ class Settings:
             nats_tls_ca=_existing_file(env, "NATS_TLS_CA"),
             nats_tls_cert=_existing_file(env, "NATS_TLS_CERT"),
             nats_tls_key=_existing_file(env, "NATS_TLS_KEY"),
+            nats_inbox_prefix=_read(env, "NATS_INBOX_PREFIX", "_INBOX", str),
             nats_prefix=_read(env, "NATS_PREFIX", "faust", str),
             nats_replicas=_read(env, "NATS_REPLICAS", 1, int, allowed=(1, 3, 5)),
             session_timeout=_read(env, "SESSION_TIMEOUT", 6.0, float, minimum=1.5),

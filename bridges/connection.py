@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import ssl
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -129,6 +130,12 @@ class ConnectionSettings:
     connect_deadline: float = 60.0
     # Once connected, reconnect forever (a worker should ride out a NATS restart).
     reconnect_wait: float = 1.0
+    #: subject prefix of this client's reply inboxes (``_INBOX`` by default); a role of its own
+    #: lets server permissions give each user only its own replies (see docs/operations.md)
+    inbox_prefix: str = "_INBOX"
+
+    def __post_init__(self) -> None:
+        _inbox_prefix(self.inbox_prefix)
 
     @classmethod
     def from_urls(
@@ -170,6 +177,8 @@ class ConnectionSettings:
                     found.setdefault(key, values[-1])
                 elif key == "connect_deadline":
                     found.setdefault(key, _positive_float(key, values[-1]))
+                elif key == "inbox_prefix":
+                    found.setdefault(key, _inbox_prefix(values[-1]))
         settings = cls(
             servers=tuple(servers),
             user=found.get("user"),
@@ -184,6 +193,8 @@ class ConnectionSettings:
         )
         if "connect_deadline" in found:
             settings = replace(settings, connect_deadline=found["connect_deadline"])
+        if "inbox_prefix" in found:
+            settings = replace(settings, inbox_prefix=found["inbox_prefix"])
         settings = settings.with_credentials(credentials)
         return replace(settings, **overrides) if overrides else settings
 
@@ -245,6 +256,8 @@ class ConnectionSettings:
     def connect_options(self) -> dict[str, Any]:
         """Keyword arguments for ``nats.aio.client.Client.connect`` (secrets included)."""
         options: dict[str, Any] = {"servers": list(self.servers), "name": self.name}
+        if self.inbox_prefix != "_INBOX":
+            options["inbox_prefix"] = self.inbox_prefix
         if self.user is not None:
             options["user"] = self.user
         if self.password is not None:
@@ -276,6 +289,16 @@ def _positive_float(name: str, raw: str) -> float:
     if value <= 0:
         raise ConfigError(name, raw, "must be > 0", kind="Broker option")
     return value
+
+
+_INBOX_PREFIX = re.compile(r"[A-Za-z0-9_$-]+(?:\.[A-Za-z0-9_$-]+)*")
+
+
+def _inbox_prefix(raw: str) -> str:
+    """A subject prefix for reply inboxes: literal tokens only (no wildcards, no empty token)."""
+    if not _INBOX_PREFIX.fullmatch(raw):
+        raise ConfigError("inbox_prefix", raw, "must be subject tokens of A-Z a-z 0-9 _ $ - joined by dots")
+    return raw
 
 
 def _split_urls(urls: str | Iterable[Any]) -> list[str]:

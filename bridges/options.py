@@ -20,7 +20,7 @@ from tables.errors import ConfigError
 __all__ = ["TransportOptions"]
 
 #: read by ConnectionSettings.from_urls instead
-_CONNECTION_PARAMS = {"creds", "tls_ca", "tls_cert", "tls_key", "connect_deadline"}
+_CONNECTION_PARAMS = {"creds", "tls_ca", "tls_cert", "tls_key", "connect_deadline", "inbox_prefix"}
 
 
 @dataclass(frozen=True)
