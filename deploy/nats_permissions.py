@@ -1,0 +1,160 @@
+"""Renders ``deploy/nats-accounts.conf``: a NATS server configuration with one user per role and
+least-privilege permissions, for a deployment with a given prefix, partition count and agents.
+
+    python deploy/nats_permissions.py > deploy/nats-accounts.conf      # the defaults
+    python deploy/nats_permissions.py --partitions 16 --agents engagement outcomes progression hints
+
+Why generated: JetStream permissions name streams whole (``$JS.API.STREAM.INFO.FAUST_events_3``;
+a wildcard cannot stand for part of a token), and the project makes one stream per topic
+partition, so the lists depend on the partition count and on the agents. Passwords are read by
+nats-server from its environment (``$NATS_INGEST_PASSWORD`` ...), never written here.
+
+Roles (each also gets only its own reply inboxes, ``_INBOX_<role>.>``; set NATS_INBOX_PREFIX):
+
+- ``producer`` publishes events to ``events.<type>.<student_id>`` and nothing else;
+- ``ingest`` (the web process) pulls the INGEST stream, writes the events topic, dead-letters
+  invalid events and reads the metrics bucket for the query API;
+- ``worker`` (the metric workers) reads the events topic, keeps its groups' offsets, leases and
+  changelogs, and writes its metrics' results, result subjects and dead letters - it cannot
+  write events, nor read the raw INGEST stream or the dead letters;
+- ``reader`` (dashboards, adaptive services) reads the metrics bucket, the RESULTS stream and
+  ``results.>``, and nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable, Sequence
+
+__all__ = ["ROLES", "render"]
+
+ROLES = ("producer", "ingest", "worker", "reader")
+_API = "$JS.API"
+
+
+def _stream_admin(stream: str, *, create: bool = True) -> list[str]:
+    """Creating (idempotently) and inspecting a stream, and reading it through consumers."""
+    out = [f"{_API}.STREAM.INFO.{stream}"]
+    if create:
+        out.append(f"{_API}.STREAM.CREATE.{stream}")
+    return out
+
+
+def _stream_reader(stream: str) -> list[str]:
+    """Ephemeral or durable consumers of ``stream``: create, inspect, pull, delete, direct gets."""
+    return [
+        f"{_API}.CONSUMER.CREATE.{stream}", f"{_API}.CONSUMER.CREATE.{stream}.>",
+        f"{_API}.CONSUMER.INFO.{stream}.*", f"{_API}.CONSUMER.DELETE.{stream}.*",
+        f"{_API}.CONSUMER.MSG.NEXT.{stream}.*", f"{_API}.STREAM.MSG.GET.{stream}",
+        f"{_API}.DIRECT.GET.{stream}", f"{_API}.DIRECT.GET.{stream}.>",
+    ]
+
+
+def _bucket(bucket: str, keys: Iterable[str], *, create: bool = True, watch: bool = False) -> list[str]:
+    """A KV bucket: open (and create), read and write ``keys`` (subject patterns under it)."""
+    stream = f"KV_{bucket}"
+    out = [*_stream_admin(stream, create=create), f"{_API}.DIRECT.GET.{stream}.>", f"{_API}.STREAM.MSG.GET.{stream}"]
+    out += [f"$KV.{bucket}.{key}" for key in keys]
+    if watch:
+        out += [f"{_API}.CONSUMER.CREATE.{stream}", f"{_API}.CONSUMER.CREATE.{stream}.>",
+                f"{_API}.CONSUMER.INFO.{stream}.*", f"{_API}.CONSUMER.DELETE.{stream}.*"]
+    return out
+
+
+def permissions(role: str, prefix: str, partitions: int, agents: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(publish allow, subscribe allow) of ``role``."""
+    upper = prefix.upper()
+    inbox = f"_INBOX_{role}.>"
+    events = [f"{upper}_events_{p}" for p in range(partitions)]
+    if role == "producer":
+        return ["events.*.*"], [inbox]
+    if role == "ingest":
+        pub = _bucket(f"{prefix}_topics", ["events"])
+        for p, stream in enumerate(events):
+            pub += [*_stream_admin(stream), f"{_API}.STREAM.UPDATE.{stream}", f"{prefix}.events.{p}"]
+        pub += _stream_admin(f"{upper}_INGEST") + _stream_admin(f"{upper}_DEADLETTER")
+        pub += [
+            f"{_API}.CONSUMER.CREATE.{upper}_INGEST.web-ingest", f"{_API}.CONSUMER.CREATE.{upper}_INGEST.web-ingest.>",
+            f"{_API}.CONSUMER.MSG.NEXT.{upper}_INGEST.web-ingest", f"$JS.ACK.{upper}_INGEST.web-ingest.>",
+            "deadletter.invalid",
+        ]
+        pub += _bucket("metrics", [], watch=False) + _stream_reader("KV_metrics")
+        return sorted(set(pub)), [inbox]
+    if role == "worker":
+        pub = [f"{_API}.INFO"]
+        topics = ["events"]
+        offsets: list[str] = []
+        groups: list[str] = []
+        for stream in events:
+            pub += _stream_admin(stream) + _stream_reader(stream)
+        for agent in agents:
+            changelog, assignor = f"{agent}-{agent}-windows-changelog", f"{agent}-__assignor-__leader"
+            topics += [changelog, assignor]
+            offsets.append(f"{agent}.>")
+            groups.append(f"{agent}.>")
+            pub += _stream_admin(f"{upper}_{assignor}_0") + _stream_reader(f"{upper}_{assignor}_0")
+            pub.append(f"{prefix}.{assignor}.0")
+            for p in range(partitions):
+                stream = f"{upper}_{changelog}_{p}"
+                pub += _stream_admin(stream) + _stream_reader(stream) + [f"{prefix}.{changelog}.{p}.>"]
+            pub += [f"results.{agent}.*", f"deadletter.*.{agent}", f"$KV.metrics.{agent}.>",
+                    f"{_API}.DIRECT.GET.KV_metrics.$KV.metrics.{agent}.>"]
+        pub += _bucket(f"{prefix}_topics", topics)
+        pub += _bucket(f"{prefix}_offsets", offsets)
+        pub += _bucket(f"{prefix}_groups", groups, watch=True)
+        pub += _stream_admin("KV_metrics") + _stream_admin(f"{upper}_RESULTS") + _stream_admin(f"{upper}_DEADLETTER")
+        return sorted(set(pub)), [inbox]
+    if role == "reader":
+        # The project's clients create the metrics bucket and the results stream when they are
+        # missing (a reader may start first); creating an existing one changes nothing.
+        pub = [f"{_API}.INFO", *_stream_admin("KV_metrics"), *_stream_reader("KV_metrics")]
+        pub += [*_stream_admin(f"{upper}_RESULTS"), *_stream_reader(f"{upper}_RESULTS"),
+                f"$JS.FC.{upper}_RESULTS.>", "$JS.FC.KV_metrics.>"]
+        return sorted(set(pub)), [inbox, "results.>"]
+    raise ValueError(f"unknown role {role!r}; known: {', '.join(ROLES)}")
+
+
+def _list(items: list[str], indent: str) -> str:
+    return "[\n" + "".join(f'{indent}  "{item}"\n' for item in items) + f"{indent}]"
+
+
+def render(prefix: str = "faust", partitions: int = 8, agents: Sequence[str] = ("engagement", "outcomes", "progression")) -> str:
+    agents = sorted(agents)
+    lines = [
+        "# Least-privilege users for learning-streams - generated by deploy/nats_permissions.py",
+        f"#   --prefix {prefix} --partitions {partitions} --agents {' '.join(agents)}",
+        "# Passwords come from nats-server's environment; every user reads only its own replies",
+        "# (the processes run with NATS_INBOX_PREFIX=_INBOX_<role>). See docs/operations.md.",
+        "accounts {",
+        "  LEARNING {",
+        "    jetstream: enabled",
+        "    users: [",
+    ]
+    for role in ROLES:
+        publish, subscribe = permissions(role, prefix, partitions, agents)
+        indent = " " * 10
+        lines += [
+            "      {",
+            f"        user: {role}",
+            f"        password: $NATS_{role.upper()}_PASSWORD",
+            "        permissions: {",
+            f"          publish: {{ allow: {_list(publish, indent)} }}",
+            f"          subscribe: {{ allow: {_list(subscribe, indent)} }}",
+            "        }",
+            "      }",
+        ]
+    lines += ["    ]", "  }", "}", ""]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--prefix", default="faust", help="NATS_PREFIX of the deployment")
+    parser.add_argument("--partitions", type=int, default=8, help="PARTITIONS of the deployment")
+    parser.add_argument("--agents", nargs="+", default=["engagement", "outcomes", "progression"])
+    args = parser.parse_args(argv)
+    print(render(args.prefix, args.partitions, args.agents), end="")
+
+
+if __name__ == "__main__":
+    main()
