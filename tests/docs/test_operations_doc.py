@@ -1,0 +1,36 @@
+"""docs/operations.md: the settings it names exist, its roles are the sample configuration's, and
+the command it shows renders the committed configuration."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from app.settings import VARIABLES
+from deploy.nats_permissions import ROLES
+
+REPO = Path(__file__).resolve().parents[2]
+DOC = (REPO / "docs" / "operations.md").read_text()
+
+
+def test_every_setting_it_names_is_a_setting() -> None:
+    named = set(re.findall(r"\b(?:NATS_[A-Z_]+|INGEST_TOKEN|LOG_LEVEL)\b", DOC))
+    server_side = {f"NATS_{role.upper()}_PASSWORD" for role in ROLES}
+    assert named - server_side <= VARIABLES.keys(), sorted(named - server_side - VARIABLES.keys())
+
+
+def test_its_roles_are_the_configuration_s() -> None:
+    table_roles = re.findall(r"^\| `([a-z]+)` \| ", DOC, re.MULTILINE)
+    assert tuple(table_roles) == ROLES
+
+
+def test_the_generator_command_renders_the_committed_configuration() -> None:
+    (command,) = re.findall(r"^\.venv/bin/python (deploy/nats_permissions\.py .*?) > deploy/nats-accounts\.conf$",
+                            DOC.replace("\\\n    ", ""), re.MULTILINE)
+    rendered = subprocess.run(
+        [sys.executable, *shlex.split(command)], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
+    assert rendered == (REPO / "deploy" / "nats-accounts.conf").read_text()
