@@ -290,7 +290,22 @@ class WindowedRuntime:
         )
 
     def deactivate(self, partition: int) -> None:
-        self._partitions.pop(partition, None)
+        active = self._partitions.pop(partition, None)
+        if active is not None:
+            self._report(partition, active, "given up")
+
+    def report_positions(self, why: str) -> None:
+        """Log where each partition stands: applied beyond flushed means events processed here
+        that the partition's next owner processes again (a worker killed or fenced); after a
+        clean hand-over or a SIGTERM the two are equal."""
+        for partition, active in sorted(self._partitions.items()):
+            self._report(partition, active, why)
+
+    def _report(self, partition: int, active: _Active, why: str) -> None:
+        log.info(
+            "%s: partition %d %s at offset %s, flushed up to %s",
+            self.definition.name, partition, why, active.applied, active.flushed,
+        )
 
     def changelog_offset(self, partition: int) -> int | None:
         active = self._partitions.get(partition)
@@ -333,6 +348,7 @@ class StateTable(faust.Table):
         await self._runtime._results.start()
 
     async def on_stop(self) -> None:
+        self._runtime.report_positions("stopped")
         with contextlib.suppress(Exception):
             await self._runtime._results.close()
         await super().on_stop()

@@ -1,10 +1,10 @@
 """Graceful shutdown of a metric worker: SIGTERM while events are in flight.
 
 The worker stops fetching, finishes what it holds, flushes its state and commits, then leaves,
-within a deadline. Shown three ways: it exits 0 in time; the committed offset of every partition
-equals the source offset of the last state flush (nothing processed was left uncommitted); and
-its successor resumes every partition exactly there — it re-processes nothing — with the
-results still equal to the oracle.
+within a deadline. Shown four ways: it exits 0 in time; it gives up every partition at the offset
+its last flush covers (nothing processed was left unflushed); the committed offset of every
+partition equals that flush's source offset; and its successor resumes every partition exactly
+there — it re-processes nothing — with the results still equal to the oracle.
 """
 
 from __future__ import annotations
@@ -91,6 +91,13 @@ async def test_sigterm_drains_and_commits_so_the_successor_reprocesses_nothing(
     # the two agree: no event was processed without being committed.
     assert all(s.committed_at >= signalled_at and s.flushed_at >= signalled_at for s in stopped.values()), stopped
     assert all(s.committed is not None and s.committed == s.flushed for s in stopped.values()), stopped
+    # The worker let go of each partition with nothing processed beyond its last flush.
+    given_up = {
+        int(p): (applied, flushed)
+        for p, applied, flushed in re.findall(r"partition (\d+) stopped at offset (\w+), flushed up to (\w+)", worker.log())
+    }
+    assert given_up.keys() == stopped.keys(), given_up
+    assert all(applied == flushed == str(stopped[p].committed) for p, (applied, flushed) in given_up.items()), given_up
     resumed = {
         int(p): int(offset)
         for p, offset in re.findall(r"partition (\d+) resumes at offset (\d+)", successor.log())
