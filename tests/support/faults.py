@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from tests.support.group import read_group
 from tests.support.pipeline import METRIC_AGENTS, start_metric_worker
 from tests.support.workers import WorkerProcess, Workers, poll_until
 
-__all__ = ["Deployment", "fault_env", "start_web_process"]
+__all__ = ["Deployment", "PARTITIONS", "SESSION_TIMEOUT", "fault_env", "start_web_process"]
 
 #: the events topic's partitions in fault tests (two workers per agent share them)
 PARTITIONS = 4
@@ -74,7 +74,7 @@ class Deployment:
     def alive(self, agent: str) -> list[WorkerProcess]:
         return [w for w in self.workers[agent] if w.alive()]
 
-    def replace(self, agent: str, env: Mapping[str, str] | None = None) -> WorkerProcess:
+    def replace(self, agent: str) -> WorkerProcess:
         """Start a worker for ``agent`` in place of the dead ones."""
         self.restarts += 1
         worker = start_metric_worker(self.pool, agent, name=f"{agent}-r{self.restarts}")
