@@ -70,6 +70,10 @@ async def test_replicated_three_times_and_a_killed_node_changes_no_result(tmp_pa
     assert set(replicas.values()) == {3}, {name: n for name, n in replicas.items() if n != 3}
     rewritten = [name for name, log in logs.items() if "already final with another value" in log]
     assert not rewritten, rewritten
+    # One worker per agent and none paused: nobody can have fenced anybody off, so a refused
+    # flush or commit would be the cluster refusing a worker's own writes.
+    fenced = [name for name, log in logs.items() if "fenced off" in log]
+    assert not fenced, fenced
     print(
         f"FAULTS cluster-node-sigkill kills=1 streams={len(replicas)} events={len(traffic.accepted)} "
         f"windows={len(values)} answers={dict(traffic.statuses)}"
