@@ -147,9 +147,10 @@ class Workers:
     def spawn(self, argv: Sequence[str], *, name: str | None = None, **env: str) -> WorkerProcess:
         self._counter += 1
         name = name or f"worker{self._counter}"
-        worker = WorkerProcess(
-            name, argv, {**self.env, "WORKER_NAME": name, **env}, self.base_dir / f"{name}.log"
-        )
+        # faust keeps a data directory per app, by default beside the caller's working directory;
+        # each worker gets its own under the run's directory, so nothing lands in the checkout.
+        defaults = {"WORKER_NAME": name, "APP_DATADIR": str(self.base_dir / f"{name}-data")}
+        worker = WorkerProcess(name, argv, {**self.env, **defaults, **env}, self.base_dir / f"{name}.log")
         self.started.append(worker)
         return worker.start()
 
