@@ -30,7 +30,7 @@ from tables.errors import (
 )
 from tables.metric import MetricDefinition
 from tables.watermark import Watermark
-from tables.windowed import AddResult, ClosedWindow, Counted, Ignored, Late, PartitionWindows
+from tables.windowed import AddResult, ClosedWindow, Counted, Ignored, Late, OpenWindowResult, PartitionWindows
 from tables.windows import Hopping, Session, Tumbling, Window, window_ranges
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "MergeableAggregator",
     "MetricDefinition",
     "Min",
+    "OpenWindowResult",
     "PartitionWindows",
     "Restored",
     "Session",

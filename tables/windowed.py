@@ -9,6 +9,8 @@ Life cycle, as the caller (an agent) drives it::
     results = windows.close_due(now)         # after a batch, and when the timer armed at
     timer_at = windows.next_close_at(now)    #   next_close_at(now) fires
     changes = windows.take_changes()         # at commit: what to write to the changelog
+    current = windows.take_updates()         # now and then, with track_updates=True: the
+                                             #   current values of the open windows that changed
 
 Late rule. The watermark is read *before* the event is observed, so an event never makes itself
 late (and the first event of a partition is never late). With ``W`` that watermark and ``G`` the
@@ -29,15 +31,22 @@ Storage: see :mod:`tables.storage_keys` for the key format. A window's value is
 ``{"end_us": int, "events": int, "state": <the Aggregates state>}`` and the watermark's is
 ``Watermark.to_json()``. Nothing is serialised per event: ``add`` marks what changed, and
 ``take_changes`` builds the dict of changes (the caller serialises it) once per commit.
+
+Current values. With ``track_updates=True`` (fixed windows only), ``take_updates`` returns an
+:class:`OpenWindowResult` for each open window that counted an event since the previous call: what
+its result would be if it closed now. It is tracked apart from ``take_changes``, so the two are
+taken at their own pace. Sessions are left out by design: a session's start moves when an earlier
+event extends or merges it, so a value published under its start could never be replaced by the
+final one and would be left behind.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, TypeAlias, TypeVar
 
-from tables.errors import StateError
+from tables.errors import ConfigError, StateError
 from tables.metric import MetricDefinition
 from tables.micros import format_micros, from_micros, to_micros
 from tables.schedule import CloseSchedule, OpenWindow
@@ -45,7 +54,7 @@ from tables.storage_keys import parse_window_key, watermark_key, window_key
 from tables.watermark import Watermark
 from tables.windows import Session
 
-__all__ = ["AddResult", "ClosedWindow", "Counted", "Ignored", "Late", "PartitionWindows"]
+__all__ = ["AddResult", "ClosedWindow", "Counted", "Ignored", "Late", "OpenWindowResult", "PartitionWindows"]
 
 Key: TypeAlias = tuple[str, ...]
 #: A horizon below every representable event time (year 1 is about -6.2e16 microseconds): before
@@ -103,6 +112,25 @@ class ClosedWindow:
     values: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class OpenWindowResult:
+    """A window still open: its values so far, which later events may still change.
+
+    The fields mean what they mean in :class:`ClosedWindow`; the window's final values come as a
+    :class:`ClosedWindow` when it closes.
+    """
+
+    metric: str
+    key: dict[str, str]
+    start: float
+    end: float
+    events: int
+    values: dict[str, Any]
+
+
+_Result = TypeVar("_Result", ClosedWindow, OpenWindowResult)
+
+
 class PartitionWindows:
     """One metric's windows on one partition; see the module docstring for the rules.
 
@@ -129,7 +157,16 @@ class PartitionWindows:
                   end=1714557660.0, events=1, values={'answers': 1})]
     """
 
-    def __init__(self, definition: MetricDefinition) -> None:
+    def __init__(self, definition: MetricDefinition, *, track_updates: bool = False) -> None:
+        """``track_updates``: keep what :meth:`take_updates` needs (fixed windows only)."""
+        if track_updates and isinstance(definition.window, Session):
+            raise ConfigError(
+                "track_updates",
+                track_updates,
+                f"applies to fixed windows only; metric {definition.name!r} has sessions, whose start can move",
+                kind="Argument",
+            )
+        self._track_updates = track_updates
         self._definition = definition
         self._where = definition.where
         self._read_key = definition.read_key
@@ -150,6 +187,8 @@ class PartitionWindows:
         self._schedule = CloseSchedule()
         self._dirty: dict[OpenWindow, None] = {}
         self._removed: dict[tuple[Key, int], None] = {}
+        #: open windows that counted an event since the last take_updates (with track_updates)
+        self._updated: dict[OpenWindow, None] = {}
 
     @property
     def definition(self) -> MetricDefinition:
@@ -212,6 +251,8 @@ class PartitionWindows:
             window.events += 1
             window.state = state
             self._dirty[window] = None
+            if self._track_updates:
+                self._updated[window] = None
         return _COUNTED_ONCE if len(updates) == 1 else Counted(len(updates))
 
     def _add_to_session(self, key: Key, t_us: int, horizon_us: int, event: Any) -> Counted | Late:
@@ -282,7 +323,7 @@ class PartitionWindows:
         due = self._schedule.pop_until(limit_us)
         due.sort(key=lambda w: (w.end_us, w.start_us, w.key))
         try:
-            closed = [self._closed(window) for window in due]
+            closed = [self._result(window, ClosedWindow) for window in due]
         except BaseException:
             for window in due:
                 self._schedule.add(window)
@@ -331,6 +372,21 @@ class PartitionWindows:
         self._removed = {}
         self._watermark_dirty = False
         return changes
+
+    def take_updates(self) -> list[OpenWindowResult]:
+        """The current values of every open window that counted an event since the previous call.
+
+        Ordered by end, start, key; each window appears once however many events it counted, and
+        a window that closed meanwhile does not appear (its :class:`ClosedWindow` replaces it).
+        Always empty unless the state was made with ``track_updates=True``. If computing a result
+        raises (a user ``finalize``), nothing is taken: the next call returns them all again.
+        """
+        if not self._updated:
+            return []
+        updated = sorted(self._updated, key=lambda w: (w.end_us, w.start_us, w.key))
+        results = [self._result(window, OpenWindowResult) for window in updated]
+        self._updated = {}
+        return results
 
     def load(self, items: Iterable[tuple[str, Mapping[str, Any] | None]]) -> None:
         """Replace the whole state with what a changelog replay describes.
@@ -402,6 +458,7 @@ class PartitionWindows:
         else:
             del self._fixed[(window.key, window.start_us)]
         self._dirty.pop(window, None)
+        self._updated.pop(window, None)
         self._forget_stored(window)
 
     def _forget_stored(self, window: OpenWindow) -> None:
@@ -410,8 +467,8 @@ class PartitionWindows:
             self._removed[(window.key, window.start_us)] = None
             window.stored = False
 
-    def _closed(self, window: OpenWindow) -> ClosedWindow:
-        return ClosedWindow(
+    def _result(self, window: OpenWindow, kind: type[_Result]) -> _Result:
+        return kind(
             metric=self._definition.name,
             key=dict(zip(self._definition.key_fields, window.key)),
             start=from_micros(window.start_us),
