@@ -96,8 +96,8 @@ _COUNTED_ONCE: Final = Counted(1)
 
 
 @dataclass(frozen=True, slots=True)
-class ClosedWindow:
-    """A window the watermark has passed: its final values, reported exactly once.
+class _WindowResult:
+    """The result of one window of one key.
 
     ``key`` maps each key field to its value; ``start``/``end`` are epoch seconds (for a session,
     ``end`` is its last event time + gap); ``events`` counts the events aggregated into it and
@@ -113,19 +113,16 @@ class ClosedWindow:
 
 
 @dataclass(frozen=True, slots=True)
-class OpenWindowResult:
+class ClosedWindow(_WindowResult):
+    """A window the watermark has passed: its final values, reported exactly once."""
+
+
+@dataclass(frozen=True, slots=True)
+class OpenWindowResult(_WindowResult):
     """A window still open: its values so far, which later events may still change.
 
-    The fields mean what they mean in :class:`ClosedWindow`; the window's final values come as a
-    :class:`ClosedWindow` when it closes.
+    Never equal to a :class:`ClosedWindow`; the window's final values come as one when it closes.
     """
-
-    metric: str
-    key: dict[str, str]
-    start: float
-    end: float
-    events: int
-    values: dict[str, Any]
 
 
 _Result = TypeVar("_Result", ClosedWindow, OpenWindowResult)
