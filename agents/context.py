@@ -32,6 +32,15 @@ class ResultWriter(Protocol):
         """
         ...
 
+    async def write_provisional(self, kv_key: str, payload: bytes) -> Awaitable[None]:
+        """Write the current value of an open window (``"final": false``) under ``kv_key``.
+
+        Best effort, and never over a final value. Returns once the write is under way; the
+        awaitable, which never fails, completes when the value is stored, superseded by a newer
+        one or dropped. Nothing needs to wait for it.
+        """
+        ...
+
     async def dead_letter(
         self, subject: str, payload: bytes, *, reason: str, msg_id: str
     ) -> Awaitable[None]:
@@ -50,3 +59,5 @@ class AgentContext:
     results: ResultWriter
     #: makes the consumer flush this state before committing and resume where it says
     register_state: Callable[[StateOwner], None]
+    #: seconds between provisional writes of the open windows that changed; 0: final results only
+    update_seconds: float = 0.0

@@ -169,5 +169,5 @@ class PublicStreams:
         return int(results.state.messages), dict(letters.state.subjects or {})
 
     async def ensure_metrics_bucket(self, js: JetStreamContext) -> KeyValue:
-        """The ``metrics`` bucket: one value per key (windows are final), direct gets on."""
+        """The ``metrics`` bucket: one value per key (a window's latest), direct gets on."""
         return await ensure_bucket(js, METRICS_BUCKET, history=1, replicas=self.replicas)
