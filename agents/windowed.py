@@ -8,6 +8,10 @@ A metric module in ``agents/`` defines a :class:`~tables.MetricDefinition` and e
   with the reason, never dropped);
 - a **closer** that wakes when the earliest open window falls due (the watermark advances with
   the wall clock, so an idle stream closes its windows too) and writes each final result once;
+  with ``update_seconds`` (``METRICS_UPDATE_SECONDS``) it also writes, that often, the current
+  value of each open fixed window that changed, ``"final": false``, under the key its final value
+  will take (best effort, never in the way of a flush, never over a final value; see
+  :mod:`bridges.window_results`). Sessions have none: their start, hence their key, can move;
 - a **state table**, a faust table whose changelog holds the open windows, flushed at every commit
   — coalesced, one record per changed window — in the exactly-once order of
   :mod:`tables.changelog`: pending results and dead letters stored, then the changed windows
@@ -41,14 +45,17 @@ from mode import Service
 from agents.context import AgentContext, ResultWriter
 from tables import (
     ChangelogReplica,
+    ClosedError,
     ClosedWindow,
     Counted,
     InvalidEventError,
     Late,
     Marker,
     MetricDefinition,
+    OpenWindowResult,
     PartitionWindows,
     Restored,
+    Session,
     Watermark,
 )
 
@@ -80,15 +87,18 @@ def windowed_metric(
     return build
 
 
-def result_document(closed: ClosedWindow) -> dict[str, Any]:
-    """The public JSON of a final window (see ``agents.results`` and docs/api.md)."""
+def result_document(window: ClosedWindow | OpenWindowResult) -> dict[str, Any]:
+    """The public JSON of a window (see ``agents.results`` and docs/api.md).
+
+    ``"final": true`` for a closed window; an open window's current values say ``false``.
+    """
     return {
-        "metric": closed.metric,
-        "key": dict(closed.key),
-        "window": {"start": _rfc3339(closed.start), "end": _rfc3339(closed.end)},
-        "final": True,
-        "events": closed.events,
-        "values": closed.values,
+        "metric": window.metric,
+        "key": dict(window.key),
+        "window": {"start": _rfc3339(window.start), "end": _rfc3339(window.end)},
+        "final": isinstance(window, ClosedWindow),
+        "events": window.events,
+        "values": window.values,
     }
 
 
@@ -122,6 +132,12 @@ class WindowedRuntime:
         self.app = app
         self._events_topic = context.events.get_topic_name()
         self._results: ResultWriter = context.results
+        self._update_seconds = context.update_seconds
+        if self._update_seconds and isinstance(definition.window, Session):
+            log.info("%s: session windows have no provisional values (a session's start can move)", definition.name)
+            self._update_seconds = 0.0
+        #: time.monotonic() of the next provisional values
+        self._next_update = 0.0
         self._partitions: dict[int, _Active] = {}
         self._pending: list[Awaitable[None]] = []
         self._wake = _Wakeup()
@@ -182,24 +198,34 @@ class WindowedRuntime:
     # -- closing ------------------------------------------------------------------------------
 
     async def run_closer(self, service: Service) -> None:
-        """Close windows as they fall due; runs as a task of the state table."""
+        """Close windows as they fall due, and write provisional values when due; runs as a task
+        of the state table. Closing comes first, so a window due now gets its final value only."""
         last_stats = time.monotonic()
         while not service.should_stop:
-            await self._wake.wait(self._seconds_to_next_close())
+            await self._wake.wait(self._seconds_to_wake())
             if self.app.rebalancing or not self.app.flow_control.is_active():
                 continue  # partitions are moving: whoever holds them after closes them
             try:
                 await self.close_due(time.time())
             except Exception:  # noqa: BLE001 - e.g. a user finalize raising: the windows stay open
                 log.exception("%s: closing windows failed; trying again", self.definition.name)
+            if self._update_seconds and time.monotonic() >= self._next_update:
+                self._next_update = time.monotonic() + self._update_seconds
+                try:
+                    await self.write_updates()
+                except Exception:  # noqa: BLE001 - e.g. a user finalize raising: tried again next time
+                    log.exception("%s: writing provisional values failed", self.definition.name)
             if time.monotonic() - last_stats >= _STATS_EVERY:
                 last_stats = time.monotonic()
                 log.info("%s: %s", self.definition.name, dict(sorted(self.stats.items())))
 
-    def _seconds_to_next_close(self) -> float:
+    def _seconds_to_wake(self) -> float:
         now = time.time()
         times = [t for a in self._partitions.values() if (t := a.windows.next_close_at(now)) is not None]
-        return min(max(0.0, min(times) - now), 1.0) if times else 1.0
+        seconds = min(max(0.0, min(times) - now), 1.0) if times else 1.0
+        if self._update_seconds:
+            seconds = min(seconds, max(0.0, self._next_update - time.monotonic()))
+        return seconds
 
     async def close_due(self, now: float) -> None:
         for active in list(self._partitions.values()):
@@ -207,17 +233,34 @@ class WindowedRuntime:
                 self.stats["windows_closed"] += 1
                 await self._write(closed)
 
+    async def write_updates(self) -> None:
+        """Write the current value of every open window that changed since the last call.
+
+        Best effort: nothing waits for these writes, and they never enter ``_pending``, so they
+        can neither hold up nor fail a flush.
+        """
+        for active in list(self._partitions.values()):
+            for window in active.windows.take_updates():
+                address = _address(window)
+                if address is None:
+                    continue  # the final result logs it and counts it unwritable
+                payload = json.dumps(result_document(window), separators=(",", ":")).encode()
+                try:
+                    await self._results.write_provisional(address[0], payload)
+                except ClosedError:
+                    return  # the worker is stopping: its windows' final values are what matter
+                self.stats["provisional_values"] += 1
+
     async def _write(self, closed: ClosedWindow) -> None:
-        parts = list(closed.key.values())
-        bad = [p for p in parts if not _ID.fullmatch(p)]
-        if bad:
-            log.error("%s: key parts %r cannot name a KV key; result not written", closed.metric, bad)
+        address = _address(closed)
+        if address is None:
+            log.error("%s: key %r cannot name a KV key; result not written", closed.metric, closed.key)
             self.stats["unwritable"] += 1
             return
-        kv_key = ".".join([closed.metric, *parts, str(int(closed.start))])
+        kv_key, subject = address
         payload = json.dumps(result_document(closed), separators=(",", ":")).encode()
         try:
-            written = await self._results.write_result(kv_key, f"results.{closed.metric}.{parts[0]}", payload)
+            written = await self._results.write_result(kv_key, subject, payload)
         except Exception as exc:  # noqa: BLE001 - recorded: the next flush must fail, not skip it
             failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             failed.set_exception(exc)
@@ -272,7 +315,7 @@ class WindowedRuntime:
         return partition in self._partitions
 
     def activate(self, partition: int, restored: Restored) -> None:
-        windows = PartitionWindows(self.definition)
+        windows = PartitionWindows(self.definition, track_updates=self._update_seconds > 0)
         marker = restored.marker
         if marker is not None:
             windows.load(_frozen_watermark(restored.items, self.definition.name, marker, time.time()))
@@ -310,6 +353,14 @@ class WindowedRuntime:
     def changelog_offset(self, partition: int) -> int | None:
         active = self._partitions.get(partition)
         return active.changelog_offset if active is not None else None
+
+
+def _address(window: ClosedWindow | OpenWindowResult) -> tuple[str, str] | None:
+    """The window's KV key and result subject; None when a key part could not name a key."""
+    parts = list(window.key.values())
+    if not all(_ID.fullmatch(p) for p in parts):
+        return None
+    return ".".join([window.metric, *parts, str(int(window.start))]), f"results.{window.metric}.{parts[0]}"
 
 
 def _frozen_watermark(

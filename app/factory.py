@@ -104,6 +104,7 @@ def make_app(name: str, settings: Settings, nats_urls: tuple[str, ...]) -> faust
                 transport.session, PublicStreams(settings.nats_prefix, settings.nats_replicas)
             ),
             register_state=transport_consumer(app).register_state_owner,
+            update_seconds=settings.update_seconds,
         ),
     )
     return app

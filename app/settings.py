@@ -8,6 +8,7 @@ never printed.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "INGEST_TOKEN": ("", "when set, HTTP ingest requires 'Authorization: Bearer <token>' (secret)"),
     "METRICS_WINDOW_SECONDS": ("60", "tumbling window size of the learning metrics"),
     "METRICS_GRACE_SECONDS": ("10", "how long after a window's end late events still count"),
+    "METRICS_UPDATE_SECONDS": ("0", "how often open windows' current values go to KV, marked \"final\": false; 0: never"),
     "LOG_LEVEL": ("info", "debug, info, warning or error"),
 }
 
@@ -67,6 +69,7 @@ class Settings:
     ingest_token: Secret | None = None
     window_seconds: int = 60
     grace_seconds: int = 10
+    update_seconds: float = 0.0
     log_level: str = "info"
 
     @property
@@ -133,8 +136,11 @@ class Settings:
             ingest_token=_secret(env, "INGEST_TOKEN"),
             window_seconds=_read(env, "METRICS_WINDOW_SECONDS", 60, int, minimum=1),
             grace_seconds=_read(env, "METRICS_GRACE_SECONDS", 10, int, minimum=0),
+            update_seconds=_read(env, "METRICS_UPDATE_SECONDS", 0.0, float, minimum=0),
             log_level=unknown,
         )
+        if not math.isfinite(settings.update_seconds):
+            raise ConfigError("METRICS_UPDATE_SECONDS", env["METRICS_UPDATE_SECONDS"], "must be a finite number of seconds")
         if settings.nats_password is not None and settings.nats_user is None:
             raise ConfigError("NATS_PASSWORD", Secret("x"), "needs NATS_USER as well")
         if (settings.nats_tls_cert is None) != (settings.nats_tls_key is None):
