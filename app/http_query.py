@@ -1,7 +1,10 @@
 """``GET /v1/metrics/{metric}/{student_id}[/latest]``: windows from the ``metrics`` KV bucket.
 
-- ``?from=<RFC 3339>&to=<RFC 3339>`` select windows by start: ``from <= start < to``; either may be
-  left out. ``&game_id=`` narrows ``outcomes`` to one game (without it, every game's windows).
+- ``?from=<RFC 3339>&to=<RFC 3339>`` select final windows by start: ``from <= start < to``; either
+  may be left out. ``&game_id=`` narrows ``outcomes`` to one game (without it, every game's
+  windows). ``&include_open=true`` adds the provisional values (``"final": false``) of windows
+  still open, which the workers write when ``METRICS_UPDATE_SECONDS`` is set; by default a client
+  sees final values only, as before that setting existed.
 - ``/latest`` answers the final window with the largest start, or 404.
 
 Ids are checked before they get anywhere near a key: the path and query are decoded by then, so
@@ -36,6 +39,8 @@ log = logging.getLogger(__name__)
 
 _ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
 _ID_RULE: Final = "must be 1-64 characters of A-Z a-z 0-9 _ -"
+#: the spellings of a boolean query parameter (OpenAPI's, for a schema of type boolean)
+_BOOLEANS: Final = ("true", "false")
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,7 @@ class _Query:
     game_id: str | None
     start_from: int | None
     start_to: int | None
+    include_open: bool = False
 
 
 class QueryHandlers:
@@ -55,13 +61,13 @@ class QueryHandlers:
         self._retry_after = str(retry_after)
 
     async def windows(self, request: web.Request) -> web.Response:
-        query = _parse(request, allowed=("from", "to", "game_id"))
+        query = _parse(request, allowed=("from", "to", "game_id", "include_open"))
         if isinstance(query, web.Response):
             return query
         try:
             entries = await self._reader.windows(
                 query.metric, query.student_id, game_id=query.game_id,
-                start_from=query.start_from, start_to=query.start_to,
+                start_from=query.start_from, start_to=query.start_to, include_open=query.include_open,
             )
         except (BrokenError, ClosedError) as exc:
             return self._unavailable(exc)
@@ -106,9 +112,12 @@ def _parse(request: web.Request, *, allowed: tuple[str, ...]) -> _Query | web.Re
     start_to = _window_bound(params, "to", errors)
     if start_from is not None and start_to is not None and start_to < start_from:
         errors.append(FieldError(-1, "to", "must not be before from"))
+    include_open = params.get("include_open", "false")
+    if include_open not in _BOOLEANS:
+        errors.append(FieldError(-1, "include_open", "must be true or false"))
     if errors:
         return errors_response(422, errors)
-    return _Query(metric, student_id, game_id, start_from, start_to)
+    return _Query(metric, student_id, game_id, start_from, start_to, include_open == "true")
 
 
 def _single_params(

@@ -86,6 +86,12 @@ def _metric_parameters(*, with_range: bool) -> list[dict[str, Any]]:
                 {"name": name, "in": "query", "required": False, "description": meaning,
                  "schema": {"type": "string", "format": "date-time"}}
             )
+        parameters.append(
+            {"name": "include_open", "in": "query", "required": False,
+             "description": 'also the provisional values ("final": false) of windows still open; '
+             "the workers write them only when METRICS_UPDATE_SECONDS is set",
+             "schema": {"type": "boolean", "default": False}}
+        )
     parameters.append(
         {"name": "game_id", "in": "query", "required": False, "description": "outcomes only: one game",
          "schema": {"type": "string", "pattern": _ID_PATTERN}}
@@ -119,7 +125,7 @@ def _paths(result: dict[str, Any]) -> dict[str, Any]:
         "/v1/metrics/{metric}/{student_id}": {
             "get": {
                 "operationId": "listWindows",
-                "summary": "A student's final windows by start: from <= start < to",
+                "summary": "A student's final windows by start: from <= start < to (include_open: open ones too)",
                 "parameters": _metric_parameters(with_range=True),
                 "responses": {
                     "200": _body(_ref("Windows"), "the windows, ordered by start"),

@@ -146,10 +146,13 @@ class MetricsReader:
         game_id: str | None = None,
         start_from: int | None = None,
         start_to: int | None = None,
+        include_open: bool = False,
     ) -> list[MetricEntry]:
-        """Windows with ``start_from <= window_start < start_to`` (epoch seconds, either open).
+        """Final windows with ``start_from <= window_start < start_to`` (epoch seconds, either open).
 
-        Ordered by window start, then game id (outcomes of several games share starts).
+        With ``include_open``, also the provisional values (``"final": false``) of windows still
+        open, when the workers write them (``METRICS_UPDATE_SECONDS``). Ordered by window start,
+        then game id (outcomes of several games share starts).
         """
         entries = await self._scan(key_filters(metric, student_id, game_id))
         selected = [
@@ -157,6 +160,7 @@ class MetricsReader:
             for entry in entries
             if (start_from is None or entry.window_start >= start_from)
             and (start_to is None or entry.window_start < start_to)
+            and (include_open or _is_final(entry.value))
         ]
         selected.sort(key=lambda entry: (entry.window_start, entry.game_id or ""))
         return selected
@@ -164,10 +168,7 @@ class MetricsReader:
     async def latest(self, metric: str, student_id: str, *, game_id: str | None = None) -> MetricEntry | None:
         """The window with the largest start whose value says ``"final": true``, or None."""
         entries = await self.windows(metric, student_id, game_id=game_id)
-        for entry in reversed(entries):
-            if _is_final(entry.value):
-                return entry
-        return None
+        return entries[-1] if entries else None
 
     async def _scan(self, filters: list[str]) -> list[MetricEntry]:
         """Every current value under ``filters``: one ephemeral consumer, pulled until complete."""

@@ -24,6 +24,18 @@ RESULTS = expected_results(generate_sessions(seed=13, students=10, minutes=12, s
 ID_RULE = "must be 1-64 characters of A-Z a-z 0-9 _ -"
 
 
+def _open_window_after_the_last(metric: str, student: str) -> tuple[str, dict[str, Any]]:
+    """A provisional value (``"final": false``) of the window after the student's last final one."""
+    last = max((key for key in RESULTS if key.startswith(f"{metric}.{student}.")), key=lambda k: int(k.rsplit(".", 1)[1]))
+    start = int(last.rsplit(".", 1)[1]) + 60
+    value = {**RESULTS[last], "final": False, "window": {"start": format_window_time(start), "end": format_window_time(start + 60)}}
+    return f"{metric}.{student}.{start}", value
+
+
+#: the workers' provisional values, which only include_open=true shows
+OPEN = dict([_open_window_after_the_last("engagement", "s0009")])
+
+
 def start_of(key: str) -> int:
     return int(key.rsplit(".", 1)[1])
 
@@ -46,7 +58,7 @@ def at(seconds: int) -> str:
 async def web(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[WebHarness]:
     async with NatsServer(tmp_path_factory.mktemp("nats")) as server:
         async with nats_client(server.url) as client:
-            await put_results(client, RESULTS)
+            await put_results(client, {**RESULTS, **OPEN})
         async with running_web(server.url) as harness:
             yield harness
 
@@ -109,6 +121,33 @@ async def test_latest_is_the_newest_final_window(web: WebHarness) -> None:
         status, body = await get(web, f"/v1/metrics/{metric}/s0005/latest")
         assert status == 200
         assert body == oracle(metric, "s0005")[-1]
+
+
+async def test_open_windows_only_when_asked(web: WebHarness) -> None:
+    finals = oracle("engagement", "s0009")
+    (open_value,) = OPEN.values()
+    assert await get(web, "/v1/metrics/engagement/s0009") == (200, {"windows": finals})
+    assert await get(web, "/v1/metrics/engagement/s0009", include_open="false") == (200, {"windows": finals})
+    assert await get(web, "/v1/metrics/engagement/s0009", include_open="true") == (
+        200, {"windows": [*finals, open_value]},
+    )
+    start = open_value["window"]["start"]
+    assert await get(web, "/v1/metrics/engagement/s0009", include_open="true", **{"from": start}) == (
+        200, {"windows": [open_value]},
+    )
+    assert await get(web, "/v1/metrics/engagement/s0009/latest") == (200, finals[-1])
+
+
+@pytest.mark.parametrize("flag", ["yes", "1", "True", ""])
+async def test_include_open_is_true_or_false(web: WebHarness, flag: str) -> None:
+    assert await get(web, "/v1/metrics/engagement/s0009", include_open=flag) == (
+        422, {"errors": [{"index": -1, "field": "include_open", "message": "must be true or false"}]},
+    )
+
+
+async def test_latest_takes_no_include_open(web: WebHarness) -> None:
+    status, body = await get(web, "/v1/metrics/engagement/s0009/latest", include_open="true")
+    assert status == 422 and body["errors"][0]["field"] == "include_open"
 
 
 async def test_latest_of_one_game(web: WebHarness) -> None:

@@ -130,6 +130,18 @@ async def test_latest_is_the_largest_final_start_whatever_the_write_order(client
     assert latest is not None and latest.window_start == T0 + 120
 
 
+async def test_provisional_values_of_open_windows_only_when_asked(client: Client, reader: MetricsReader) -> None:
+    await put_results(client, {
+        f"engagement.s1.{T0}": value("engagement", "s1", T0),
+        f"engagement.s1.{T0 + 60}": value("engagement", "s1", T0 + 60, final=False),
+        f"engagement.s1.{T0 + 120}": value("engagement", "s1", T0 + 120),
+        f"engagement.s1.{T0 + 180}": value("engagement", "s1", T0 + 180, final=False),
+    })
+    assert [e.window_start - T0 for e in await reader.windows("engagement", "s1")] == [0, 120]
+    every = await reader.windows("engagement", "s1", include_open=True, start_from=T0 + 60)
+    assert [(e.window_start - T0, json.loads(e.value)["final"]) for e in every] == [(60, False), (120, True), (180, False)]
+
+
 async def test_deleted_keys_and_keys_off_the_contract_are_left_out(client: Client, reader: MetricsReader) -> None:
     await put_results(client, {
         f"engagement.s1.{T0}": value("engagement", "s1", T0),
