@@ -1,4 +1,4 @@
-"""The result of one closed window: the public contract of the KV values and result messages.
+"""The result of one window: the public contract of the KV values and result messages.
 
 The same JSON is the value of ``metrics`` KV key ``<metric>.<student_id>[.<game_id>].<start>``
 and the payload published on ``results.<metric>.<student_id>``::
@@ -8,6 +8,10 @@ and the payload published on ``results.<metric>.<student_id>``::
      "final": true, "events": 2,
      "values": {"interactions": 2, "answers": 2, "correct": 1, "accuracy": 0.5,
                 "active_seconds": 0, "sessions": 0}}
+
+``final`` is true for a closed window. With ``METRICS_UPDATE_SECONDS`` the KV key of a window still
+open holds its value so far, ``"final": false`` (never published on a result subject), until the
+final value replaces it for good; the models take both.
 
 The models live here, beside the event contract, rather than in ``bridges``: the metric agents
 (which may not import ``bridges``) build results with them, and the NATS client in
@@ -139,6 +143,7 @@ class _Result(_Model, Generic[M, K, V]):
     metric: M
     key: K
     window: ResultWindow
+    #: False: the current value of a window still open (KV only), replaced by the final one
     final: bool
     #: events counted in the window (a window without any has no result)
     events: PositiveInt

@@ -14,7 +14,8 @@ Two ways in, both yielding typed results::
   workers publish when a window closes (persisted in ``<PREFIX>_RESULTS``), for one student or
   all, from now or replayed from a start time.
 - :meth:`ResultsClient.watch` follows the ``metrics`` KV keys instead, which also shows the
-  current state first.
+  current state first, and the provisional values (``"final": false``) of open windows when the
+  workers write them: a key's last value is its final one.
 
 Typing is done by the ``parse`` callable (``agents.results.parse_result``; bridges cannot import
 it). A message it refuses is logged and skipped, so one bad value does not end a subscription;
