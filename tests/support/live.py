@@ -183,17 +183,23 @@ async def assert_results_exact(
     async def current() -> dict[str, dict[str, Any]]:
         return {k: v for k, v in (await metrics_values(nats_url)).items() if k.split(".", 1)[0] in metrics}
 
+    def final_keys(values: dict[str, dict[str, Any]]) -> set[str]:
+        # With METRICS_UPDATE_SECONDS a key holds "final": false while its window is open.
+        return {k for k, v in values.items() if v.get("final") is True}
+
     async def complete() -> dict[str, dict[str, Any]] | None:
         values = await current()
-        return values if values.keys() >= expected.keys() else None
+        return values if final_keys(values) >= expected.keys() else None
 
     try:
-        values = await poll_until(complete, timeout=timeout, interval=0.5, what="every expected window in KV")
+        values = await poll_until(complete, timeout=timeout, interval=0.5, what="every expected window final in KV")
     except AssertionError:
         values = await current()
         missing = sorted(expected.keys() - values.keys())
+        provisional = sorted((expected.keys() & values.keys()) - final_keys(values))
         raise AssertionError(
             f"{len(missing)} of {len(expected)} windows missing, e.g. {missing[:5]}; "
+            f"{len(provisional)} not final, e.g. {provisional[:5]}; "
             f"dead letters: {await _dead_letter_summary(nats_url)}"
         ) from None
     extra = sorted(values.keys() - expected.keys())
