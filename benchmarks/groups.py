@@ -32,6 +32,7 @@ from benchmarks.dataset import Message, declare_topic, publish
 from benchmarks.workers import log_time, wait_owned
 from bridges.naming import Naming
 from bridges.session import partition_for_key
+from tests.support.faust_logs import replayed_records
 from tests.support.group import read_group
 from tests.support.workers import WorkerProcess, Workers, poll_until
 
@@ -192,32 +193,9 @@ class _Group:
         await survivor.wait_for_log(r"Worker ready", timeout=120, count=before + 1)
         ready_at = log_time(survivor, r"Worker ready", after=killed_at)
         assert ready_at is not None
-        return Takeover(keys, ready_at - killed_at, _replayed(survivor.log(), self.changelog))
+        return Takeover(keys, ready_at - killed_at, replayed_records(survivor.log(), self.changelog))
 
 
 def _message(n: int, partitions: int) -> Message:
     key = f"key-{n}".encode()
     return Message(partition_for_key(key, partitions), key, b"1", f"bench-key-{n}")
-
-
-def _replayed(log: str, changelog: str) -> int:
-    """Changelog records the last recovery read: highwater - start, from faust's log tables."""
-
-    def table(title: str) -> dict[int, int]:
-        block = log.rsplit(title, 1)[1].split("\n+", 2)[1]
-        rows: dict[int, int] = {}
-        topic = ""
-        for line in block.splitlines():
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if len(cells) != 3 or not cells[1].isdigit():
-                continue
-            topic = topic if cells[0] == "〃" else cells[0]
-            if topic == changelog:
-                rows[int(cells[1])] = int(cells[2])
-        return rows
-
-    if "Reading Starts At - Active" not in log:
-        return 0
-    highwaters = table("Highwater - Active")
-    starts = table("Reading Starts At - Active")
-    return sum(max(0, highwaters[p] - starts.get(p, highwaters[p])) for p in highwaters)

@@ -1,8 +1,8 @@
 """faust's Consumer on JetStream.
 
-Partitions come from the group coordinator (:mod:`bridges.group`), messages from one
-:class:`~bridges.reader.PartitionReader` per assigned partition, and committed offsets go to the
-KV offset store with compare-and-set. The rebalance order is the one faust's aiokafka driver
+Partitions come from the group coordinator (:mod:`bridges.group`), messages from the readers of
+the assigned partitions (:mod:`bridges.partition_readers`), and committed offsets go to the KV
+offset store with compare-and-set. The rebalance order is the one faust's aiokafka driver
 follows: ``app.on_rebalance_start()``, revoke everything (faust drains and commits), set the
 generation, ``assignor.on_assignment()``, then ``on_partitions_assigned``.
 
@@ -13,11 +13,8 @@ faust drops commits for partitions outside the assignment.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
@@ -29,17 +26,11 @@ from faust.types.tuples import ack_lock
 from mode import Service, ServiceT
 from mode.utils.times import Seconds
 
-from bridges.envelope import (
-    HDR_NULL,
-    HDR_TS,
-    MalformedEnvelope,
-    decode_key,
-    decode_user_headers,
-)
 from bridges.group import FaustAssigner, GroupCoordinator, GroupSettings
 from bridges.offsets import OffsetStore, PartitionRef
 from bridges.producer import create_topic
-from bridges.reader import PartitionReader, ReaderConfig, Record
+from bridges.partition_readers import PartitionReaders, Taken
+from bridges.reader import ReaderConfig
 from bridges.session import Fence, TransportSession, partition_for_key
 from tables.changelog import StateOwner
 from tables.errors import ClosedError, FencedError, StreamsError
@@ -67,7 +58,6 @@ class Consumer(FaustConsumer):
         self._session: TransportSession = cast(Any, self.transport).session
         self._subscription: set[str] = set()
         self._assignment: set[TP] = set()
-        self._readers: dict[TP, PartitionReader] = {}
         #: state (windowed tables) flushed before each commit and asked where to resume
         self._state_owners: list[StateOwner] = []
         #: where each assigned partition started (committed offset, or the reset position)
@@ -82,12 +72,9 @@ class Consumer(FaustConsumer):
         self._membership_lost = False
         self._offsets: OffsetStore | None = None
         self._coordinator: GroupCoordinator | None = None
-        self._data = asyncio.Event()
-        self._reader_ids = itertools.count(1)
-        self._instance = secrets.token_hex(3)
         options = self._session.options
-        self._reader_config = ReaderConfig(
-            batch=options.fetch_batch, capacity=options.fetch_capacity
+        self._readers = PartitionReaders(
+            self._session, ReaderConfig(batch=options.fetch_batch, capacity=options.fetch_capacity)
         )
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -122,7 +109,7 @@ class Consumer(FaustConsumer):
         await super().on_stop()  # faust commits what it can here
         if self._coordinator is not None:
             await self._coordinator.stop()
-        await self._close_readers(set(self._readers))
+        await self._readers.close(self._readers)
         await self._session.release()
 
     def close(self) -> None:
@@ -179,7 +166,7 @@ class Consumer(FaustConsumer):
             self._offsets.release(PartitionRef(tp.topic, tp.partition) for tp in revoked)
         for tp in revoked:
             self._session.fences.pop((tp.topic, tp.partition), None)
-        await self._close_readers(revoked)
+        await self._readers.close(revoked)
         if self._membership_lost:
             # Others may have processed what this worker held while it was cut off, so its
             # in-memory state is stale. faust would keep the state of partitions a new
@@ -221,7 +208,7 @@ class Consumer(FaustConsumer):
         self._start_offsets = starts
         self._awaiting_seek = set(sources)
         self._positioned = set()
-        await asyncio.gather(*(self._open_reader(tp, offset) for tp, offset in starts.items()))
+        await asyncio.gather(*(self._readers.open(tp, offset) for tp, offset in starts.items()))
 
     async def _fence(self, tp: TP, generation: int) -> None:
         """Write the changelog partition's fence marker: older owners' writes now fail."""
@@ -236,34 +223,8 @@ class Consumer(FaustConsumer):
         self.app.flow_control.suspend()
         self._membership_lost = True
 
-    # -- readers --------------------------------------------------------------------------
-
-    async def _open_reader(self, tp: TP, offset: int) -> None:
-        spec = self._session.registry.cached(tp.topic) or await self._session.registry.lookup(tp.topic)
-        if spec is None:
-            log.warning("assigned %s but topic %r is not registered; skipping", tp, tp.topic)
-            return
-        naming = self._session.naming
-        reader = PartitionReader(
-            self._session.client,
-            self._session.js,
-            stream=naming.stream(tp.topic, tp.partition),
-            filter_subject=naming.data_filter(tp.topic, tp.partition, spec.compacting),
-            name=f"{self._instance}-{next(self._reader_ids)}",
-            on_data=self._data.set,
-            config=self._reader_config,
-        )
-        self._readers[tp] = reader
-        await reader.start(offset)
-        reader.resume()
-
-    async def _close_readers(self, tps: set[TP]) -> None:
-        readers = [self._readers.pop(tp) for tp in tps if tp in self._readers]
-        await asyncio.gather(*(reader.close() for reader in readers))
-
     async def _on_reconnected(self) -> None:
-        for reader in self._readers.values():
-            reader.reset_after_reconnect()
+        self._readers.reset_after_reconnect()
 
     # -- fetching -------------------------------------------------------------------------
     #
@@ -287,7 +248,7 @@ class Consumer(FaustConsumer):
                 await self.sleep(0)
                 if batch:
                     if self.should_stop:
-                        self._unread(batch)
+                        self._readers.unread(batch)
                     else:
                         await self.wait_first(self._deliver(batch), self.suspend_flow.wait())
                 self.diag.unset_flag(CONSUMER_FETCHING)
@@ -307,7 +268,7 @@ class Consumer(FaustConsumer):
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
 
-    async def _deliver(self, batch: list[_Taken]) -> None:
+    async def _deliver(self, batch: list[Taken]) -> None:
         """Hand a batch to faust's conductor in order; put back what is not delivered."""
         callback = self.callback
         read_offset = self._read_offset
@@ -334,7 +295,7 @@ class Consumer(FaustConsumer):
                     # Let the agents drain their queues before they fill up.
                     await asyncio.sleep(0)
         finally:
-            self._unread(batch[delivered:])
+            self._readers.unread(batch[delivered:])
 
     def _may_deliver(self, message: ConsumerMessage) -> bool:
         """Streams skip — and ack — messages of a superseded generation or of stopped flow."""
@@ -343,13 +304,6 @@ class Consumer(FaustConsumer):
             and self.app.flow_control.is_active()
             and message.generation_id == self.app.consumer_generation_id
         )
-
-    def _unread(self, items: list[_Taken]) -> None:
-        by_reader: dict[TP, list[_Taken]] = {}
-        for item in items:
-            by_reader.setdefault(item.tp, []).append(item)
-        for tp, taken in by_reader.items():
-            taken[0].reader.unread([t.record for t in taken], taken[0].epoch)
 
     def ack(self, message: Message) -> bool:
         """Record an ack — unless the message belongs to a superseded generation.
@@ -372,7 +326,7 @@ class Consumer(FaustConsumer):
             records.setdefault(item.tp, []).append(item.message)
         return records
 
-    async def _next_batch(self, active: set[TP] | None, timeout: float) -> list[_Taken]:
+    async def _next_batch(self, active: set[TP] | None, timeout: float) -> list[Taken]:
         """The next records of the active partitions, round-robin; waits up to ``timeout``."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
@@ -384,23 +338,18 @@ class Consumer(FaustConsumer):
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return []
-            self._data.clear()
-            try:
-                async with asyncio.timeout(remaining):
-                    await self._data.wait()
-            except TimeoutError:
-                return []
+            await self._readers.wait_for_data(remaining)
 
     # Buffered records become deliverable again when a partition is resumed or its stream's
     # buffer drains: wake the fetch loop, which otherwise waits for *new* records to arrive.
 
     def on_buffer_drop(self, tp: TP) -> None:
         super().on_buffer_drop(tp)
-        self._data.set()
+        self._readers.wake()
 
     def resume_partitions(self, tps: Iterable[TP]) -> None:
         super().resume_partitions(tps)
-        self._data.set()
+        self._readers.wake()
 
     def resume_flow(self) -> None:
         super().resume_flow()
@@ -408,60 +357,18 @@ class Consumer(FaustConsumer):
         # positioned by seek_to_committed may hand out records now.
         self._awaiting_seek -= self._positioned
         self._positioned.clear()
-        self._data.set()
+        self._readers.wake()
 
-    def _take_buffered(self, active: set[TP] | None, limit: int) -> list[_Taken]:
-        tps = list(active if active is not None else self._readers)
+    def _take_buffered(self, active: set[TP] | None, limit: int) -> list[Taken]:
+        tps = [tp for tp in (active if active is not None else self._readers) if tp not in self._awaiting_seek]
         if not tps:
             return []
         share = max(1, limit // len(tps))
-        per_tp: dict[TP, list[_Taken]] = {}
-        for tp in tps:
-            reader = self._readers.get(tp)
-            if reader is None or not reader.buffered or tp in self._awaiting_seek:
-                continue
-            epoch = reader.epoch
-            taken = [
-                _Taken(tp, reader, epoch, record, message)
-                for record in reader.take(share)
-                if (message := self._decode(tp, record)) is not None
-            ]
-            if taken:
-                per_tp[tp] = taken
-                self.app.monitor.track_tp_end_offset(tp, reader.highwater)
+        per_tp = self._readers.take(tps, share, self.app.consumer_generation_id)
+        for tp, taken in per_tp.items():
+            self.app.monitor.track_tp_end_offset(tp, taken[0].reader.highwater)
         # faust's scheduler interleaves topics and partitions, so none is starved.
         return [item for _, item in self.scheduler.iterate(per_tp)]
-
-    def _decode(self, tp: TP, record: Record) -> ConsumerMessage | None:
-        msg = record.msg
-        headers = msg.headers
-        try:
-            key = decode_key(headers)
-            user_headers = decode_user_headers(headers)
-            raw_ts = headers.get(HDR_TS) if headers else None
-            timestamp = float(raw_ts) if raw_ts is not None else record.timestamp_ns / 1e9
-        except (MalformedEnvelope, ValueError) as exc:
-            log.error(
-                "skipping undecodable message %s[%d] offset %d: %s",
-                tp.topic, tp.partition, record.offset, exc,
-            )
-            return None
-        value = None if headers and headers.get(HDR_NULL) else msg.data
-        return ConsumerMessage(
-            tp.topic,
-            tp.partition,
-            record.offset,
-            timestamp,
-            0,
-            user_headers,
-            key,
-            value,
-            None,
-            len(key) if key else 0,
-            len(value) if value else 0,
-            tp,
-            generation_id=self.app.consumer_generation_id,
-        )
 
     def _to_message(self, tp: TP, record: Any) -> ConsumerMessage:
         return cast(ConsumerMessage, record)  # already built by _getmany
@@ -555,7 +462,7 @@ class Consumer(FaustConsumer):
             reported = resume if resume is not None else offset
             if reported:
                 out[tp] = reported
-        self._data.set()
+        self._readers.wake()
         return out
 
     async def _seek(self, partition: TP, offset: int) -> None:
@@ -626,17 +533,6 @@ class Consumer(FaustConsumer):
 
     def verify_event_path(self, now: float, tp: TP) -> None:
         """faust's livelock detector hook; our readers report their own stalls."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Taken:
-    """A record taken from a reader, with what is needed to put it back."""
-
-    tp: TP
-    reader: PartitionReader
-    epoch: int
-    record: Record
-    message: ConsumerMessage
 
 
 class _Listener:

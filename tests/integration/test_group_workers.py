@@ -12,6 +12,7 @@ import pytest
 
 from bridges.server import NatsServer
 from bridges.naming import Naming
+from tests.support.faust_logs import last_recovery_tables
 from tests.support.group import GroupState, read_group
 from tests.support.producer import faust_producer
 from tests.support.traffic import Sent, Traffic
@@ -211,25 +212,6 @@ async def test_the_leader_dying_mid_rebalance_does_not_leave_the_group_stuck(
     await poll_until(new_generation_written, timeout=60, interval=0.02, what="the leader to start a rebalance")
     await leader.kill()  # after it wrote the new generation, before the members finished it
     await held_by(url, [*others, w3], timeout=SESSION_TIMEOUT + 10)
-
-
-def last_recovery_tables(log: str, changelog: str) -> tuple[dict[int, int], dict[int, int]]:
-    """faust's last 'Highwater - Active' and 'Reading Starts At - Active' tables for a changelog."""
-
-    def parse(title: str) -> dict[int, int]:
-        block = log.rsplit(title, 1)[1].split("\n+", 2)[1]
-        rows: dict[int, int] = {}
-        topic = ""
-        for line in block.splitlines():
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if len(cells) != 3 or not cells[1].isdigit():
-                continue
-            topic = topic if cells[0] == "〃" else cells[0]
-            if topic == changelog:
-                rows[int(cells[1])] = int(cells[2])
-        return rows
-
-    return parse("Highwater - Active"), parse("Reading Starts At - Active")
 
 
 @pytest.mark.parametrize("standbys", [1, 0], ids=["with-standby", "without-standby"])
