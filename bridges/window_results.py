@@ -61,7 +61,7 @@ log = logging.getLogger(__name__)
 _EXPECTED: Final = "Nats-Expected-Last-Subject-Sequence"
 #: reads and compare-and-set writes a final write tries over provisional values before failing
 #: (which fails the flush: the window is closed again by whoever replays it)
-FINAL_ATTEMPTS: Final = 5
+_FINAL_ATTEMPTS: Final = 5
 #: keys whose provisional revision is remembered; forgetting one costs a refused write and a read
 _TRACKED_KEYS: Final = 100_000
 
@@ -166,7 +166,7 @@ class WindowResults:
 
     async def _replace_unexpected(self, kv_key: str, payload: bytes) -> None:
         """The final write found the key at another revision than it stated: see what is there."""
-        for attempt in range(FINAL_ATTEMPTS):
+        for attempt in range(_FINAL_ATTEMPTS):
             if attempt:
                 # Give the other writer's burst, or a replica behind the leader answering the
                 # read, a moment to settle.
@@ -185,7 +185,7 @@ class WindowResults:
                 continue  # written again since the read: read once more
             return
         raise BrokenError(
-            f"window {kv_key}: the final value was refused {FINAL_ATTEMPTS} times, "
+            f"window {kv_key}: the final value was refused {_FINAL_ATTEMPTS} times, "
             "each time over a newer provisional value"
         )
 
