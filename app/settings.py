@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from bridges.connection import ConnectionSettings, NatsCredentials, Secret
 from tables.errors import ConfigError
@@ -25,6 +26,7 @@ T = TypeVar("T")
 #: name -> (default shown in docs, meaning)
 VARIABLES: dict[str, tuple[str, str]] = {
     "NATS_URL": ("(embedded server)", "NATS server URLs, comma-separated; unset: start an embedded nats-server"),
+    "NATS_CONNECT_DEADLINE": ("60", "seconds a process keeps trying to reach NATS at start before it gives up"),
     "NATS_USER": ("", "user name for NATS"),
     "NATS_PASSWORD": ("", "password for NATS (secret)"),
     "NATS_TOKEN": ("", "token for NATS (secret)"),
@@ -52,6 +54,7 @@ _LOG_LEVELS = ("debug", "info", "warning", "error")
 @dataclass(frozen=True)
 class Settings:
     nats_urls: tuple[str, ...] = ()
+    nats_connect_deadline: float = 60.0
     nats_user: str | None = None
     nats_password: Secret | None = None
     nats_token: Secret | None = None
@@ -94,13 +97,20 @@ class Settings:
         if not servers:
             raise ConfigError("NATS_URL", "", "not set and no embedded server is running")
         return ConnectionSettings.from_urls(
-            servers, credentials=self.credentials(), name=name, inbox_prefix=self.nats_inbox_prefix
+            servers,
+            credentials=self.credentials(),
+            name=name,
+            inbox_prefix=self.nats_inbox_prefix,
+            connect_deadline=self.nats_connect_deadline,
         )
 
     def broker_url(self, urls: tuple[str, ...] | None = None) -> str:
         """faust's broker URL: servers plus transport options, never credentials."""
         servers = urls or self.nats_urls
-        query = f"prefix={self.nats_prefix}&replicas={self.nats_replicas}&session_timeout={self.session_timeout}"
+        query = (
+            f"prefix={self.nats_prefix}&replicas={self.nats_replicas}&session_timeout={self.session_timeout}"
+            f"&connect_deadline={self.nats_connect_deadline}"
+        )
         if self.nats_inbox_prefix != "_INBOX":
             query += f"&inbox_prefix={self.nats_inbox_prefix}"
         return ";".join(f"{url}?{query}" for url in servers)
@@ -117,8 +127,19 @@ class Settings:
                 raise ConfigError(
                     "NATS_URL", "<redacted>", "must not contain credentials; use NATS_USER/NATS_PASSWORD or NATS_TOKEN"
                 )
+            parts = urlsplit(url)
+            if parts.path not in ("", "/") or "?" in url or "#" in url:
+                # The transport's options come from their own settings (NATS_PREFIX,
+                # SESSION_TIMEOUT, ...): a second source could disagree between processes.
+                # The options are not shown: one could be a token.
+                raise ConfigError(
+                    "NATS_URL",
+                    f"{parts.scheme}://{parts.netloc}{parts.path}?...",
+                    "must name servers only (scheme://host:port), without a path or ?options",
+                )
         settings = cls(
             nats_urls=urls,
+            nats_connect_deadline=_read(env, "NATS_CONNECT_DEADLINE", 60.0, float, minimum=1),
             nats_user=env.get("NATS_USER") or None,
             nats_password=_secret(env, "NATS_PASSWORD"),
             nats_token=_secret(env, "NATS_TOKEN"),
@@ -139,6 +160,8 @@ class Settings:
             update_seconds=_read(env, "METRICS_UPDATE_SECONDS", 0.0, float, minimum=0),
             log_level=unknown,
         )
+        if not math.isfinite(settings.nats_connect_deadline):
+            raise ConfigError("NATS_CONNECT_DEADLINE", env["NATS_CONNECT_DEADLINE"], "must be a finite number of seconds")
         if not math.isfinite(settings.update_seconds):
             raise ConfigError("METRICS_UPDATE_SECONDS", env["METRICS_UPDATE_SECONDS"], "must be a finite number of seconds")
         if settings.nats_password is not None and settings.nats_user is None:

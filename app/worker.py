@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 
 import faust
 
 from app.factory import make_app
 from app.settings import Settings
+from bridges.connection import ConnectionSettings, connect
 
 __all__ = ["run_worker"]
 
@@ -17,7 +19,17 @@ _GC_THRESHOLD = (50_000, 20, 20)
 
 
 def run_worker(agent: str, settings: Settings, nats_urls: tuple[str, ...]) -> int:
-    """Run until SIGTERM/SIGINT: faust's Worker drains, commits and leaves the group."""
+    """Run until SIGTERM/SIGINT: faust's Worker drains, commits and leaves the group.
+
+    Raises:
+        BrokenError: NATS could not be reached (or refused the credentials) within
+            ``NATS_CONNECT_DEADLINE``; the CLI prints it as one line.
+    """
+    # faust reports a NATS it cannot reach as a crash of its start-up, tracebacks and all:
+    # reach it first, on the loop faust then runs on, so that case is one clear error.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(_reach_nats(settings.connection(nats_urls, name=f"learning-streams:{agent}")))
     app = make_app(agent, settings, nats_urls)
     _tune_gc()
     worker = faust.Worker(
@@ -29,6 +41,11 @@ def run_worker(agent: str, settings: Settings, nats_urls: tuple[str, ...]) -> in
     )
     worker.execute_from_commandline()
     return 0
+
+
+async def _reach_nats(connection: ConnectionSettings) -> None:
+    client = await connect(connection)
+    await client.close()
 
 
 def _tune_gc() -> None:

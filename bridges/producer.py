@@ -63,17 +63,22 @@ class Producer(FaustProducer):
         self._id_prefix = secrets.token_hex(6)
         self._counter = itertools.count(1)
         self._round_robin: dict[str, itertools.count[int]] = {}
+        self._acquired = False
 
     async def on_start(self) -> None:
         await super().on_start()
         await self._session.acquire()
+        self._acquired = True
 
     async def on_stop(self) -> None:
-        try:
-            await self._session.publisher.flush(timeout=30)
-        except (TimeoutError, StreamsError) as exc:
-            log.warning("stopping the producer with sends unacknowledged: %s", exc)
-        await self._session.release()
+        # faust stops what failed to start too (NATS refused us): nothing to flush or release.
+        if self._acquired:
+            self._acquired = False
+            try:
+                await self._session.publisher.flush(timeout=30)
+            except (TimeoutError, StreamsError) as exc:
+                log.warning("stopping the producer with sends unacknowledged: %s", exc)
+            await self._session.release()
         await super().on_stop()
 
     async def send(
@@ -137,7 +142,8 @@ class Producer(FaustProducer):
 
     async def flush(self) -> None:
         await self.buffer.flush()
-        await self._session.publisher.flush()
+        if self._acquired:  # faust flushes on stop even after a start that never connected
+            await self._session.publisher.flush()
 
     create_topic = create_topic  # faust asks the producer and the consumer alike
 
