@@ -229,7 +229,9 @@ class WindowResults:
             state.busy = None
             busy.set_result(None)
             raise
-        state.task = asyncio.create_task(self._follow_provisional(kv_key, state, payload, sent), name=f"provisional:{kv_key}")
+        state.task = asyncio.create_task(
+            self._follow_provisional(kv_key, state, payload, sent), name=f"provisional:{kv_key}"
+        )
         return busy
 
     def _forget_least_recent(self) -> None:

@@ -106,7 +106,8 @@ async def test_an_open_window_shows_its_current_value_until_the_final_one_replac
                 # Proof that the worker wrote provisional values after that: a window of another
                 # student, opened once the first was final, shows its current value.
                 later = start + WINDOW + 0.5
-                await ingest(nats_server.url, [answer("b1", "s-2", later, correct=True)], partitions=PARTITIONS, now=time.time())
+                late_event = answer("b1", "s-2", later, correct=True)
+                await ingest(nats_server.url, [late_event], partitions=PARTITIONS, now=time.time())
                 later_key = f"engagement.s-2.{start + WINDOW}"
                 await poll_until(
                     lambda: any(r.kv_key == later_key and not r.final for r in seen),
