@@ -223,7 +223,7 @@ async def test_wrong_credentials_fail_start_up_without_printing_them(
     server: NatsServer, passwords: dict[str, str], tmp_path: Path
 ) -> None:
     wrong = f"wrong-{secrets.token_urlsafe(12)}"
-    env = {"NATS_URL": f"{server.url}?connect_deadline=2", "NATS_USER": "worker", "NATS_PASSWORD": wrong,
+    env = {"NATS_URL": server.url, "NATS_CONNECT_DEADLINE": "2", "NATS_USER": "worker", "NATS_PASSWORD": wrong,
            "DATA_DIR": str(tmp_path / "data"), "PORT": "0", "LOG_LEVEL": "debug"}
     with Workers(tmp_path / "logs", env) as pool:
         web = pool.spawn([sys.executable, "-m", "app", "web"], name="web-wrong-password")

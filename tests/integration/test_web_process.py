@@ -99,7 +99,7 @@ async def test_sigterm_lets_an_in_flight_request_finish(workers: Workers, nats_s
 
 
 async def test_without_nats_the_process_exits_with_an_error(tmp_path: Path) -> None:
-    env = {"NATS_URL": "nats://127.0.0.1:1?connect_deadline=1", "PORT": "0", "DATA_DIR": str(tmp_path / "data")}
+    env = {"NATS_URL": "nats://127.0.0.1:1", "NATS_CONNECT_DEADLINE": "1", "PORT": "0", "DATA_DIR": str(tmp_path / "data")}
     with Workers(tmp_path / "logs", env) as pool:
         web = pool.spawn([sys.executable, "-m", "app", "web"], name="web-without-nats")
         assert await web.wait_exit(30) == 1
