@@ -44,11 +44,16 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "INGEST_TOKEN": ("", "when set, HTTP ingest requires 'Authorization: Bearer <token>' (secret)"),
     "METRICS_WINDOW_SECONDS": ("60", "tumbling window size of the learning metrics"),
     "METRICS_GRACE_SECONDS": ("10", "how long after a window's end late events still count"),
-    "METRICS_UPDATE_SECONDS": ("0", "how often open windows' current values go to KV, marked \"final\": false; 0: never"),
+    "METRICS_UPDATE_SECONDS": (
+        "0", "how often open windows' current values go to KV, marked \"final\": false; 0: never, else at least 0.1"
+    ),
     "LOG_LEVEL": ("info", "debug, info, warning or error"),
 }
 
 _LOG_LEVELS = ("debug", "info", "warning", "error")
+
+#: the shortest period of provisional values other than 0 (off)
+_MIN_UPDATE_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -157,13 +162,18 @@ class Settings:
             ingest_token=_secret(env, "INGEST_TOKEN"),
             window_seconds=_read(env, "METRICS_WINDOW_SECONDS", 60, int, minimum=1),
             grace_seconds=_read(env, "METRICS_GRACE_SECONDS", 10, int, minimum=0),
-            update_seconds=_read(env, "METRICS_UPDATE_SECONDS", 0.0, float, minimum=0),
+            update_seconds=_read(env, "METRICS_UPDATE_SECONDS", 0.0, float),
             log_level=unknown,
         )
         if not math.isfinite(settings.nats_connect_deadline):
             raise ConfigError("NATS_CONNECT_DEADLINE", env["NATS_CONNECT_DEADLINE"], "must be a finite number of seconds")
         if not math.isfinite(settings.update_seconds):
             raise ConfigError("METRICS_UPDATE_SECONDS", env["METRICS_UPDATE_SECONDS"], "must be a finite number of seconds")
+        if settings.update_seconds != 0 and settings.update_seconds < _MIN_UPDATE_SECONDS:
+            # A shorter period would be a near-continuous loop rewriting every open window's key.
+            raise ConfigError(
+                "METRICS_UPDATE_SECONDS", env["METRICS_UPDATE_SECONDS"], f"must be 0 (off) or >= {_MIN_UPDATE_SECONDS}"
+            )
         if settings.nats_password is not None and settings.nats_user is None:
             raise ConfigError("NATS_PASSWORD", Secret("x"), "needs NATS_USER as well")
         if (settings.nats_tls_cert is None) != (settings.nats_tls_key is None):

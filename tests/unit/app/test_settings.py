@@ -12,7 +12,7 @@ URL = {"NATS_URL": "nats://127.0.0.1:4222"}
 
 @pytest.mark.parametrize(
     ("raw", "seconds"),
-    [(None, 0.0), ("", 0.0), ("0", 0.0), ("0.25", 0.25), (" 2 ", 2.0), ("1e1", 10.0)],
+    [(None, 0.0), ("", 0.0), ("0", 0.0), ("0.0", 0.0), ("0.1", 0.1), ("0.25", 0.25), (" 2 ", 2.0), ("1e1", 10.0)],
 )
 def test_update_seconds_is_read_as_seconds(raw: str | None, seconds: float) -> None:
     env = URL if raw is None else {**URL, "METRICS_UPDATE_SECONDS": raw}
@@ -22,7 +22,10 @@ def test_update_seconds_is_read_as_seconds(raw: str | None, seconds: float) -> N
 @pytest.mark.parametrize(
     ("raw", "problem"),
     [
-        ("-1", "must be >= 0"),
+        ("-1", "must be 0 (off) or >= 0.1"),
+        ("0.001", "must be 0 (off) or >= 0.1"),
+        ("0.099", "must be 0 (off) or >= 0.1"),
+        ("-0.05", "must be 0 (off) or >= 0.1"),
         ("soon", "is not a valid float"),
         ("nan", "must be a finite number of seconds"),
         ("inf", "must be a finite number of seconds"),
@@ -36,7 +39,7 @@ def test_a_bad_update_seconds_names_the_variable_and_the_value(raw: str, problem
 
 def test_update_seconds_is_documented_with_its_default() -> None:
     default, meaning = VARIABLES["METRICS_UPDATE_SECONDS"]
-    assert default == "0" and '"final": false' in meaning
+    assert default == "0" and '"final": false' in meaning and "at least 0.1" in meaning
 
 
 @pytest.mark.parametrize(
