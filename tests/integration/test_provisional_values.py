@@ -29,8 +29,13 @@ from tests.support.workers import Workers, poll_until
 
 pytestmark = pytest.mark.integration
 
-WINDOW, GRACE, PARTITIONS = 6, 1, 2
+WINDOW, GRACE, PARTITIONS = 12, 1, 2
 UPDATE_SECONDS = 0.2
+# The window closes about WINDOW + GRACE - 1 s after the worker takes the first batch (its latest
+# event is 1 s into the window, and the watermark then advances with the wall clock). Before that
+# the test must see a first provisional value and still ingest the second batch: it waits for the
+# value at most FIRST_VALUE_WAIT, which leaves the second batch 4 s even on a loaded machine.
+FIRST_VALUE_WAIT = WINDOW + GRACE - 1 - 4
 
 
 def answer(event_id: str, student: str, at: float, *, correct: bool) -> dict[str, Any]:
@@ -89,7 +94,7 @@ async def test_an_open_window_shows_its_current_value_until_the_final_one_replac
                         return json.loads((await kv.get(key)).value)
                     return None
 
-                value = await poll_until(stored, timeout=5, interval=0.05, what=f"a value under {key}")
+                value = await poll_until(stored, timeout=FIRST_VALUE_WAIT, interval=0.05, what=f"a value under {key}")
                 assert value["final"] is False, "the window should still be open: no final value yet"
                 assert any(values_match(value, p) for p in prefixes[:2]), value
 
@@ -99,7 +104,7 @@ async def test_an_open_window_shows_its_current_value_until_the_final_one_replac
                     current = await stored()
                     return current if current is not None and current["final"] else None
 
-                value = await poll_until(final_stored, timeout=30, interval=0.1, what=f"the final value of {key}")
+                value = await poll_until(final_stored, timeout=40, interval=0.1, what=f"the final value of {key}")
                 assert values_match(value, final), (value, final)
                 entry = await kv.get(key)
 
