@@ -18,10 +18,13 @@ a revision is only ever stated when the value at it was seen to be provisional:
   refused value is sent once more over it; a final value there ends provisional writes of the key.
   So a provisional value only ever creates a key or replaces a provisional one, never a final one.
 - The final write states the revision of this worker's last provisional write of the key, or 0.
-  When refused, the key is read: a provisional value is replaced by a write stating its revision
-  (a few attempts: an old owner not yet fenced may still be writing), and a final value is
-  compared as above. Once final, no write states a revision at or after the final one, so no
-  provisional value can follow it.
+  When refused, the key is read: a provisional value (or a delete marker) is replaced by a write
+  stating its revision, a key that reads as absent is written stating 0 (a replica behind the
+  leader may have answered the read: the leader then refuses again, and the key is read again),
+  and a final value is compared as above. This repeats, backing off, until the final value is
+  stored or found (an old owner not yet fenced may still be writing provisional values for a
+  moment). Once final, no write states a revision at or after the final one, so no provisional
+  value can follow it.
 - At most one provisional write of a key is in flight (a newer value waits, only the newest), and
   the final write waits for the one in flight: it must state the revision that write gets, and
   must not race it to the stream (a clustered stream refuses a second write stating the same
@@ -29,7 +32,9 @@ a revision is only ever stated when the value at it was seen to be provisional:
   behind the final one of its key in the stream.
 
 Provisional writes are best effort: they never fail a caller, and what they leave undone the next
-value or the final write takes care of.
+value or the final write takes care of. They go through a publisher of their own, with a small
+in-flight budget, so a burst of them can neither use up the session's budget nor hold up a commit
+(faust's commit flushes the session's publisher).
 
 Everything goes through the transport session's pipelined publisher: the caller gets an
 awaitable per write and decides when to wait (the windowed table waits before it flushes its
@@ -50,7 +55,7 @@ from nats.js.kv import KeyValue
 
 from bridges.envelope import HDR_MSG_ID
 from bridges.public_streams import METRICS_BUCKET, PublicStreams
-from bridges.publisher import Ack, ExpectationFailed
+from bridges.publisher import Ack, ExpectationFailed, PipelinedPublisher
 from bridges.session import TransportSession
 from tables.errors import BrokenError, ClosedError
 
@@ -59,9 +64,15 @@ __all__ = ["WindowResults"]
 log = logging.getLogger(__name__)
 
 _EXPECTED: Final = "Nats-Expected-Last-Subject-Sequence"
-#: reads and compare-and-set writes a final write tries over provisional values before failing
-#: (which fails the flush: the window is closed again by whoever replays it)
-_FINAL_ATTEMPTS: Final = 5
+#: how long a refused final write keeps reading and writing again before it fails (which fails
+#: the flush and stops the worker: whoever replays the partition closes the window again)
+_FINAL_DEADLINE: Final = 30.0
+#: first and longest pause between those attempts
+_FINAL_BACKOFF: Final = (0.02, 1.0)
+#: unacknowledged provisional writes before the next one waits
+_PROVISIONAL_IN_FLIGHT: Final = 512
+#: how long closing waits for final writes still under way
+_CLOSE_TIMEOUT: Final = 30.0
 #: keys whose provisional revision is remembered; forgetting one costs a refused write and a read
 _TRACKED_KEYS: Final = 100_000
 
@@ -85,16 +96,26 @@ class _Provisional:
 
 @dataclass(frozen=True, slots=True)
 class _Stored:
+    """The key's last entry: a value, or a delete marker (``deleted``)."""
+
     revision: int
     value: bytes
+    deleted: bool = False
 
     @property
     def provisional(self) -> bool:
+        if self.deleted:
+            return False
         try:
             document = json.loads(self.value)
         except ValueError:
             return False
         return isinstance(document, dict) and document.get("final") is False
+
+    @property
+    def replaceable(self) -> bool:
+        """A final value may be written over this entry (anything but a value that is final)."""
+        return self.deleted or self.provisional
 
 
 class WindowResults:
@@ -104,7 +125,10 @@ class WindowResults:
         self._session = session
         self._streams = streams
         self._kv: KeyValue | None = None
+        self._provisional_out: PipelinedPublisher | None = None
         self._open = False
+        #: final writes under way (awaited by close, so none is cut off by it)
+        self._finals: set[asyncio.Future[None]] = set()
         #: per KV key, least recently written first (the bound forgets from there)
         self._provisional: dict[str, _Provisional] = {}
 
@@ -116,19 +140,34 @@ class WindowResults:
         await self._streams.ensure_results(js)
         await self._streams.ensure_deadletter(js)
         self._kv = await self._streams.ensure_metrics_bucket(js)
+        self._provisional_out = await PipelinedPublisher(
+            self._session.client,
+            max_in_flight=_PROVISIONAL_IN_FLIGHT,
+            ack_timeout=self._session.options.ack_timeout,
+        ).start()
         self._open = True
 
     async def close(self) -> None:
-        if self._open:
-            self._open = False
-            # Provisional values still to be sent are not worth waiting for on the way out.
-            tasks = [state.task for state in self._provisional.values() if state.task is not None]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            self._provisional.clear()
-            await self._session.publisher.flush(timeout=30)
-            await self._session.release()
+        if not self._open:
+            return
+        # Provisional values still to be sent are not worth waiting for on the way out; cancelled,
+        # they release the final writes waiting behind them.
+        tasks = [state.task for state in self._provisional.values() if state.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        # Final writes already accepted are finished while the writer is still open.
+        if self._finals:
+            done, pending = await asyncio.wait(set(self._finals), timeout=_CLOSE_TIMEOUT)
+            if pending:
+                log.warning("closing with %d final results not stored", len(pending))
+        self._open = False
+        self._provisional.clear()
+        if self._provisional_out is not None:
+            await self._provisional_out.close(timeout=1.0)
+            self._provisional_out = None
+        await self._session.publisher.flush(timeout=30)
+        await self._session.release()
 
     # -- final results --------------------------------------------------------------------
 
@@ -136,12 +175,19 @@ class WindowResults:
         self._require_open()
         state = self._provisional.pop(kv_key, None)
         if state is None:
-            return await self._write_final(kv_key, subject, payload, revision=0)
-        state.final = True
-        state.queued = None
-        if state.busy is None:
-            return await self._write_final(kv_key, subject, payload, revision=state.revision)
-        return asyncio.ensure_future(self._write_final_after(state.busy, state, kv_key, subject, payload))
+            written = await self._write_final(kv_key, subject, payload, revision=0)
+        else:
+            state.final = True
+            state.queued = None
+            if state.busy is None:
+                written = await self._write_final(kv_key, subject, payload, revision=state.revision)
+            else:
+                written = asyncio.ensure_future(
+                    self._write_final_after(state.busy, state, kv_key, subject, payload)
+                )
+        self._finals.add(written)
+        written.add_done_callback(self._finals.discard)
+        return written
 
     async def _write_final(self, kv_key: str, subject: str, payload: bytes, *, revision: int) -> asyncio.Future[None]:
         publisher = self._require_open().publisher
@@ -165,34 +211,48 @@ class WindowResults:
         await published
 
     async def _replace_unexpected(self, kv_key: str, payload: bytes) -> None:
-        """The final write found the key at another revision than it stated: see what is there."""
-        for attempt in range(_FINAL_ATTEMPTS):
-            if attempt:
-                # Give the other writer's burst, or a replica behind the leader answering the
-                # read, a moment to settle.
-                await asyncio.sleep(0.05 * attempt)
+        """The final write found the key at another revision than it stated: see what is there.
+
+        Raises:
+            BrokenError: the key kept changing under the final value for ``_FINAL_DEADLINE``.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _FINAL_DEADLINE
+        pause, longest = _FINAL_BACKOFF
+        publisher = self._require_open().publisher
+        while True:
             stored = await self._read(kv_key)
-            if stored is None or not stored.provisional:
+            if stored is not None and not stored.replaceable:
                 self._compare_existing(kv_key, payload, stored)
                 return
-            # A provisional value this worker did not know of: the partition's previous owner
-            # wrote it, or the ack of our own got lost. The final value replaces it.
-            log.debug("window %s: replacing the provisional value at revision %d", kv_key, stored.revision)
-            publisher = self._require_open().publisher
+            # A provisional value this worker did not know of (the partition's previous owner
+            # wrote it, or the ack of our own got lost), a delete marker, or no key at all as far
+            # as the replica that answered knows: the final value goes over it.
+            expected = 0 if stored is None else stored.revision
+            if stored is None:
+                log.debug("window %s: the key reads as absent; writing the final value again", kv_key)
+            else:
+                what = "delete marker" if stored.deleted else "provisional value"
+                log.debug("window %s: replacing the %s at revision %d", kv_key, what, expected)
             try:
-                await (await publisher.publish(_kv_subject(kv_key), payload, {_EXPECTED: str(stored.revision)}))
+                await (await publisher.publish(_kv_subject(kv_key), payload, {_EXPECTED: str(expected)}))
             except ExpectationFailed:
-                continue  # written again since the read: read once more
-            return
-        raise BrokenError(
-            f"window {kv_key}: the final value was refused {_FINAL_ATTEMPTS} times, "
-            "each time over a newer provisional value"
-        )
+                pass  # written again since the read, or the read was behind: read once more
+            else:
+                return
+            if loop.time() >= deadline:
+                raise BrokenError(
+                    f"window {kv_key}: the final value was refused for {_FINAL_DEADLINE:.0f}s, "
+                    "each time over a value changed since it was read"
+                )
+            # Give the other writer's burst, or a replica behind the leader, a moment to settle.
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, longest)
 
-    def _compare_existing(self, kv_key: str, payload: bytes, stored: _Stored | None) -> None:
-        existing = stored.value if stored is not None else None
+    def _compare_existing(self, kv_key: str, payload: bytes, stored: _Stored) -> None:
+        existing = stored.value
         try:
-            same = existing is not None and json.loads(existing) == json.loads(payload)
+            same = json.loads(existing) == json.loads(payload)
         except ValueError:
             same = False
         if not same:
@@ -211,7 +271,7 @@ class WindowResults:
         the newest value waits). The awaitable completes when no write of the key is in flight
         any more — this value, or a newer one, stored or dropped; it never fails.
         """
-        publisher = self._require_open().publisher
+        publisher = self._provisional_publisher()
         state = self._provisional.pop(kv_key, None)
         if state is None:
             self._forget_least_recent()
@@ -255,7 +315,7 @@ class WindowResults:
                 except ExpectationFailed:
                     stored = await self._read_quietly(kv_key)
                     log.debug("provisional value of %s refused; the key holds %s", kv_key, stored)
-                    if stored is not None and stored.provisional:
+                    if stored is not None and stored.replaceable:
                         state.revision = stored.revision
                         if not resent and state.queued is None:
                             state.queued, resent = payload, True  # once more, over the value found
@@ -271,7 +331,7 @@ class WindowResults:
                     return
                 payload, state.queued = state.queued, None
                 try:
-                    sent = await self._require_open().publisher.publish(
+                    sent = await self._provisional_publisher().publish(
                         _kv_subject(kv_key), payload, {_EXPECTED: str(state.revision)}
                     )
                 except Exception as exc:  # noqa: BLE001 - best effort: the writer is closing
@@ -294,8 +354,12 @@ class WindowResults:
             raise ClosedError("the window results writer is not started")
         try:
             entry = await self._kv.get(kv_key)
-        except KeyNotFoundError:
-            return None
+        except KeyNotFoundError as exc:
+            # nats-py reports a delete marker as not found, with the marker's entry attached.
+            marker = getattr(exc, "entry", None)
+            if marker is None:
+                return None
+            return _Stored(marker.revision or 0, b"", deleted=True)
         return _Stored(entry.revision or 0, entry.value or b"")
 
     # -- dead letters ---------------------------------------------------------------------
@@ -314,6 +378,11 @@ class WindowResults:
         if not self._open:
             raise ClosedError("the window results writer is not started")
         return self._session
+
+    def _provisional_publisher(self) -> PipelinedPublisher:
+        self._require_open()
+        assert self._provisional_out is not None  # set whenever the writer is open
+        return self._provisional_out
 
 
 def _kv_subject(kv_key: str) -> str:

@@ -190,3 +190,28 @@ async def test_the_final_value_is_published_on_the_result_subject_and_provisiona
     assert (await reader.js.stream_info(stream)).state.messages == 1
     message = await reader.js.get_last_msg(stream, SUBJECT)
     assert json.loads(message.data) == json.loads(document(2, final=True))
+
+
+async def test_a_final_write_replaces_a_delete_marker(
+    writers: dict[str, WindowResults], kv: KeyValue, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="bridges.window_results")
+    # Someone deleted the key (an operator, a clean-up): the marker is the key's last entry, so a
+    # write stating "no key" is refused; the final value goes over the marker.
+    await provisional(writers["old"], document(1, final=False))
+    assert await kv.delete(KEY)
+    await final(writers["new"], document(2, final=True))
+    assert json.loads((await kv.get(KEY)).value) == json.loads(document(2, final=True))
+    assert any("replacing the delete marker at revision" in m for m in caplog.messages), caplog.messages
+    assert not errors(caplog)
+
+
+async def test_closing_finishes_a_final_write_waiting_behind_a_provisional_one(
+    writers: dict[str, WindowResults], kv: KeyValue
+) -> None:
+    writer = writers["new"]
+    await writer.write_provisional(KEY, document(1, final=False))  # in flight, not awaited
+    written = await writer.write_result(KEY, SUBJECT, document(2, final=True))
+    await writer.close()  # a SIGTERM arriving now
+    await asyncio.wait_for(written, DEADLINE)  # stored, not failed by the close
+    assert (await history(kv))[-1] == (True, 2)
