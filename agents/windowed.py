@@ -8,10 +8,11 @@ A metric module in ``agents/`` defines a :class:`~tables.MetricDefinition` and e
   with the reason, never dropped);
 - a **closer** that wakes when the earliest open window falls due (the watermark advances with
   the wall clock, so an idle stream closes its windows too) and writes each final result once;
-  with ``update_seconds`` (``METRICS_UPDATE_SECONDS``) it also writes, that often, the current
-  value of each open fixed window that changed, ``"final": false``, under the key its final value
-  will take (best effort, never in the way of a flush, never over a final value; see
-  :mod:`bridges.window_results`). Sessions have none: their start, hence their key, can move;
+- with ``update_seconds`` (``METRICS_UPDATE_SECONDS``), an **updater** that writes, that often,
+  the current value of each open fixed window that changed, ``"final": false``, under the key its
+  final value will take (best effort, never in the way of a flush or of closing, never over a
+  final value; see :mod:`bridges.window_results`). Sessions have none: their start, hence their
+  key, can move;
 - a **state table**, a faust table whose changelog holds the open windows, flushed at every commit
   — coalesced, one record per changed window — in the exactly-once order of
   :mod:`tables.changelog`: pending results and dead letters stored, then the changed windows
@@ -67,6 +68,8 @@ SRC_HEADER = "Src-Offset"
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 #: how often counters are logged
 _STATS_EVERY = 30.0
+#: how soon the closer looks again while partitions are moving
+_PAUSED_RECHECK = 0.1
 
 
 def windowed_metric(
@@ -136,8 +139,6 @@ class WindowedRuntime:
         if self._update_seconds and isinstance(definition.window, Session):
             log.info("%s: session windows have no provisional values (a session's start can move)", definition.name)
             self._update_seconds = 0.0
-        #: time.monotonic() of the next provisional values
-        self._next_update = 0.0
         self._partitions: dict[int, _Active] = {}
         self._pending: list[Awaitable[None]] = []
         self._wake = _Wakeup()
@@ -198,34 +199,45 @@ class WindowedRuntime:
     # -- closing ------------------------------------------------------------------------------
 
     async def run_closer(self, service: Service) -> None:
-        """Close windows as they fall due, and write provisional values when due; runs as a task
-        of the state table. Closing comes first, so a window due now gets its final value only."""
+        """Close windows as they fall due; runs as a task of the state table."""
         last_stats = time.monotonic()
         while not service.should_stop:
-            await self._wake.wait(self._seconds_to_wake())
-            if self.app.rebalancing or not self.app.flow_control.is_active():
-                continue  # partitions are moving: whoever holds them after closes them
+            await self._wake.wait(self._seconds_to_next_close())
+            if self._paused():
+                # Partitions are moving: whoever holds them after closes them. A window may be
+                # due meanwhile, so look again shortly (activate() wakes this sooner) rather
+                # than spin on a wait of zero.
+                await self._wake.wait(_PAUSED_RECHECK)
+                continue
             try:
                 await self.close_due(time.time())
             except Exception:  # noqa: BLE001 - e.g. a user finalize raising: the windows stay open
                 log.exception("%s: closing windows failed; trying again", self.definition.name)
-            if self._update_seconds and time.monotonic() >= self._next_update:
-                self._next_update = time.monotonic() + self._update_seconds
-                try:
-                    await self.write_updates()
-                except Exception:  # noqa: BLE001 - e.g. a user finalize raising: tried again next time
-                    log.exception("%s: writing provisional values failed", self.definition.name)
             if time.monotonic() - last_stats >= _STATS_EVERY:
                 last_stats = time.monotonic()
                 log.info("%s: %s", self.definition.name, dict(sorted(self.stats.items())))
 
-    def _seconds_to_wake(self) -> float:
+    async def run_updater(self, service: Service) -> None:
+        """Every ``update_seconds``, write the open windows' current values; a task of the state
+        table of its own, so closing windows never waits for these writes."""
+        if not self._update_seconds:
+            return
+        while not service.should_stop:
+            await service.sleep(self._update_seconds)
+            if self._paused():
+                continue
+            try:
+                await self.write_updates()
+            except Exception:  # noqa: BLE001 - e.g. a user finalize raising: tried again next time
+                log.exception("%s: writing provisional values failed", self.definition.name)
+
+    def _paused(self) -> bool:
+        return bool(self.app.rebalancing) or not self.app.flow_control.is_active()
+
+    def _seconds_to_next_close(self) -> float:
         now = time.time()
         times = [t for a in self._partitions.values() if (t := a.windows.next_close_at(now)) is not None]
-        seconds = min(max(0.0, min(times) - now), 1.0) if times else 1.0
-        if self._update_seconds:
-            seconds = min(seconds, max(0.0, self._next_update - time.monotonic()))
-        return seconds
+        return min(max(0.0, min(times) - now), 1.0) if times else 1.0
 
     async def close_due(self, now: float) -> None:
         for active in list(self._partitions.values()):
@@ -239,8 +251,10 @@ class WindowedRuntime:
         Best effort: nothing waits for these writes, and they never enter ``_pending``, so they
         can neither hold up nor fail a flush.
         """
-        for active in list(self._partitions.values()):
+        for partition, active in list(self._partitions.items()):
             for window in active.windows.take_updates():
+                if self._partitions.get(partition) is not active:
+                    break  # given up during a write: its windows are the new owner's now
                 address = _address(window)
                 if address is None:
                     continue  # the final result logs it and counts it unwritable
@@ -393,6 +407,10 @@ class StateTable(faust.Table):
     @Service.task
     async def _closer(self) -> None:
         await self._runtime.run_closer(self)
+
+    @Service.task
+    async def _updater(self) -> None:
+        await self._runtime.run_updater(self)
 
     async def on_start(self) -> None:
         await super().on_start()
