@@ -35,7 +35,7 @@ from deploy.nats_permissions import ROLES, render
 from tests.oracle import expected_results
 from tests.support.faults import Deployment, fault_env, start_web_process
 from tests.support.live import HttpTraffic, LiveEvents
-from tests.support.pipeline import values_match
+from tests.support.pipeline import bucket_values, values_match
 from tests.support.workers import REPO, Workers, poll_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -105,15 +105,6 @@ async def attempt(coro: Any) -> None:
     raise AssertionError("the request was answered")
 
 
-async def reader_values(reader: Session) -> dict[str, Any]:
-    kv = await reader.client.jetstream().key_value("metrics")
-    try:
-        keys = await kv.keys()
-    except Exception:  # noqa: BLE001 - no keys yet
-        return {}
-    return {key: json.loads((await kv.get(key)).value) for key in keys}
-
-
 async def test_each_role_does_its_job_and_is_refused_outside_it(
     server: NatsServer, passwords: dict[str, str], tmp_path: Path
 ) -> None:
@@ -150,7 +141,7 @@ async def test_each_role_does_its_job_and_is_refused_outside_it(
             expected = expected_results(accepted, window_seconds=WINDOW)
 
             async def all_final() -> dict[str, Any] | None:
-                values = await reader_values(reader)
+                values = await bucket_values(reader.client)
                 return values if values.keys() >= expected.keys() else None
 
             values = await poll_until(all_final, timeout=90, interval=0.5, what="every window, read as reader")
@@ -210,7 +201,7 @@ async def test_each_role_does_its_job_and_is_refused_outside_it(
 
 async def _values_as(server: NatsServer, role: str, password: str) -> dict[str, Any]:
     async with session(server, role, password) as reader:
-        return await reader_values(reader)
+        return await bucket_values(reader.client)
 
 
 @asynccontextmanager

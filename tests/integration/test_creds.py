@@ -8,7 +8,6 @@ does not trust fails with a clear error naming the server, neither a hang nor a 
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -26,7 +25,7 @@ from tests.oracle import expected_results
 from tests.support.faults import Deployment, fault_env, start_web_process
 from tests.support.live import HttpTraffic, LiveEvents
 from tests.support.nats_jwt import Operator
-from tests.support.pipeline import values_match
+from tests.support.pipeline import metrics_values, values_match
 from tests.support.workers import Workers, poll_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -47,19 +46,6 @@ async def server(tmp_path: Path, operator: Operator) -> AsyncIterator[NatsServer
         yield started
 
 
-async def kv_values(settings: ConnectionSettings) -> dict[str, dict[str, Any]]:
-    client = await connect(settings)
-    try:
-        kv = await client.jetstream().key_value("metrics")
-        try:
-            keys = await kv.keys()
-        except Exception:  # noqa: BLE001 - no keys yet
-            return {}
-        return {key: json.loads((await kv.get(key)).value) for key in keys}
-    finally:
-        await client.close()
-
-
 async def test_the_web_process_and_a_worker_run_on_creds_files_alone(
     server: NatsServer, operator: Operator, tmp_path: Path
 ) -> None:
@@ -78,7 +64,7 @@ async def test_the_web_process_and_a_worker_run_on_creds_files_alone(
         reader = ConnectionSettings.from_urls(server.url, creds_file=str(creds["reader"]))
 
         async def all_final() -> dict[str, dict[str, Any]] | None:
-            values = await kv_values(reader)
+            values = await metrics_values(server.url, user_credentials=str(creds["reader"]))
             return values if {k for k, v in values.items() if v["final"]} >= expected.keys() else None
 
         values = await poll_until(all_final, timeout=90, interval=0.5, what="every engagement window final in KV")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import nats
+from nats.aio.client import Client
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError
 
 from agents.events import validate_event
@@ -16,6 +17,7 @@ from tests.support.workers import WorkerProcess, Workers
 
 __all__ = [
     "METRIC_AGENTS",
+    "bucket_values",
     "dead_letters",
     "ingest",
     "metric_env",
@@ -56,24 +58,30 @@ async def ingest(url: str, events: list[dict[str, Any]], *, partitions: int, now
         await client.close()
 
 
-async def metrics_values(url: str) -> dict[str, dict[str, Any]]:
-    """Every value of the ``metrics`` KV bucket."""
-    client = await nats.connect(url)
+async def metrics_values(url: str, **connect_options: Any) -> dict[str, dict[str, Any]]:
+    """Every value of the ``metrics`` KV bucket, over a connection of its own (``connect_options``
+    go to ``nats.connect``: credentials, an inbox prefix)."""
+    client = await nats.connect(url, **connect_options)
     try:
-        try:
-            kv = await client.jetstream().key_value("metrics")
-            keys = await kv.keys()
-        except (BucketNotFoundError, NoKeysError):
-            return {}
-        out = {}
-        for key in keys:
-            try:
-                out[key] = json.loads((await kv.get(key)).value)
-            except KeyNotFoundError:
-                continue
-        return out
+        return await bucket_values(client)
     finally:
         await client.close()
+
+
+async def bucket_values(client: Client) -> dict[str, dict[str, Any]]:
+    """Every value of the ``metrics`` KV bucket, read through ``client``."""
+    try:
+        kv = await client.jetstream().key_value("metrics")
+        keys = await kv.keys()
+    except (BucketNotFoundError, NoKeysError):
+        return {}
+    out = {}
+    for key in keys:
+        try:
+            out[key] = json.loads((await kv.get(key)).value)
+        except KeyNotFoundError:
+            continue
+    return out
 
 
 def values_match(actual: Any, expected: Any) -> bool:
