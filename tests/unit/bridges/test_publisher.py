@@ -16,7 +16,6 @@ from typing import Any, cast
 import pytest
 from nats.aio.client import Client
 
-import bridges.publisher
 from bridges.publisher import Ack, PipelinedPublisher, PublisherState
 from tables.errors import BrokenError, ClosedError, FencedError
 from tests.support.workers import poll_until
@@ -34,18 +33,6 @@ DEADLINE = 10.0
 WRONG_LAST_SEQUENCE = error_body(400, 10071, "wrong last sequence: 3")
 
 StartPublisher = Callable[..., Awaitable[PipelinedPublisher]]
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeMonotonic:
-    clock = FakeMonotonic()
-    monkeypatch.setattr(bridges.publisher, "time", clock)
-    return clock
-
-
-@pytest.fixture
-def fake() -> FakeNats:
-    return FakeNats()
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from typing import Any, cast
 import pytest
 from nats.aio.client import Client
 
-import bridges.publisher
 from bridges.publisher import Ack, PipelinedPublisher
 from tables.errors import FencedError
 from tests.support.workers import poll_until
@@ -24,18 +23,6 @@ from .fake_nats import NO_RESPONDERS, FakeMonotonic, FakeNats, ack_body, error_b
 
 FENCE_A, FENCE_B = "tbl-changelog[0]", "tbl-changelog[1]"
 DEADLINE = 10.0
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeMonotonic:
-    clock = FakeMonotonic()
-    monkeypatch.setattr(bridges.publisher, "time", clock)
-    return clock
-
-
-@pytest.fixture
-def fake() -> FakeNats:
-    return FakeNats()
 
 
 @pytest.fixture
