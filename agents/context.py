@@ -7,15 +7,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 import faust
 
 from tables.changelog import StateOwner
+from tables.watermark import Promise
 
-__all__ = ["AgentContext", "ResultWriter"]
+__all__ = ["AgentContext", "ArrivalClock", "ResultWriter"]
+
+
+class ArrivalClock(Protocol):
+    """What the streams promise about the arrivals still to come (implemented in ``bridges``)."""
+
+    async def read(self, topic: str, partitions: Collection[int]) -> Mapping[int, Promise]:
+        """A promise per partition of ``topic`` that could be read (a missing one is left out):
+        every record after ``after_offset`` arrived at or after ``arrived_from``.
+
+        Raises a :class:`~tables.errors.StreamsError` when NATS cannot be read.
+        """
+        ...
 
 
 class ResultWriter(Protocol):
@@ -59,5 +72,7 @@ class AgentContext:
     results: ResultWriter
     #: makes the consumer flush this state before committing and resume where it says
     register_state: Callable[[StateOwner], None]
+    #: how far arrival time has progressed on each partition: what closes windows
+    clock: ArrivalClock
     #: seconds between provisional writes of the open windows that changed; 0: final results only
     update_seconds: float = 0.0

@@ -3,11 +3,15 @@
 A metric module in ``agents/`` defines a :class:`~tables.MetricDefinition` and exposes
 ``build = windowed_metric(define)``. That gives, per worker:
 
-- an **agent** over the events topic adding each event to its partition's
+- an **agent** over the events topic adding each event, with its arrival time (the message's
+  timestamp: when the platform first stored the event), to its partition's
   :class:`~tables.PartitionWindows` (late events and events that cannot be read are dead-lettered
   with the reason, never dropped);
-- a **closer** that wakes when the earliest open window falls due (the watermark advances with
-  the wall clock, so an idle stream closes its windows too) and writes each final result once;
+- a **closer** that, every :data:`CLOCK_INTERVAL`, reads the arrival clock (what the streams
+  promise about the arrivals still to come, see :mod:`tables.watermark`), moves each partition's
+  watermark accordingly (an idle stream's too), and writes each closed window's final result
+  once; a window whose result cannot be computed goes to ``deadletter.error.<metric>`` instead,
+  and the others close normally;
 - with ``update_seconds`` (``METRICS_UPDATE_SECONDS``), an **updater** that writes, that often,
   the current value of each open fixed window that changed, ``"final": false``, under the key its
   final value will take (best effort, never in the way of a flush or of closing, never over a
@@ -34,7 +38,7 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -43,12 +47,13 @@ import faust
 from faust.types import TP, EventT
 from mode import Service
 
-from agents.context import AgentContext, ResultWriter
+from agents.context import AgentContext, ArrivalClock, ResultWriter
 from tables import (
     ChangelogReplica,
     ClosedError,
     ClosedWindow,
     Counted,
+    FailedWindow,
     InvalidEventError,
     Late,
     Marker,
@@ -57,19 +62,23 @@ from tables import (
     PartitionWindows,
     Restored,
     Session,
-    Watermark,
 )
 
-__all__ = ["WindowedRuntime", "result_document", "windowed_metric"]
+__all__ = ["CLOCK_INTERVAL", "WindowedRuntime", "result_document", "windowed_metric"]
 
 log = logging.getLogger(__name__)
 
 SRC_HEADER = "Src-Offset"
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: seconds between readings of the arrival clock: what an idle stream's windows wait at most
+#: beyond their end + grace, besides the clock's own tolerance
+CLOCK_INTERVAL = 0.25
 #: how often counters are logged
 _STATS_EVERY = 30.0
 #: how soon the closer looks again while partitions are moving
 _PAUSED_RECHECK = 0.1
+#: the longest pause between closer rounds that keep failing (NATS away, a write refused)
+_FAILING_BACKOFF = 5.0
 
 
 def windowed_metric(
@@ -85,7 +94,9 @@ def windowed_metric(
         async def process(stream: faust.StreamT[bytes]) -> None:
             async for event in stream.events():
                 message = event.message
-                await runtime.add(message.partition, message.offset, event.value)
+                # The transport gives a message the time JetStream stored it, or the one ingest
+                # carried over from the NATS ingest stream: when the platform first stored it.
+                await runtime.add(message.partition, message.offset, event.value, message.timestamp)
 
     return build
 
@@ -103,6 +114,11 @@ def result_document(window: ClosedWindow | OpenWindowResult) -> dict[str, Any]:
         "events": window.events,
         "values": window.values,
     }
+
+
+def _strict_json(document: Any) -> bytes:
+    """Compact JSON that strict parsers read: NaN and Infinity raise instead of being written."""
+    return json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _rfc3339(epoch: float) -> str:
@@ -135,6 +151,7 @@ class WindowedRuntime:
         self.app = app
         self._events_topic = context.events.get_topic_name()
         self._results: ResultWriter = context.results
+        self._clock: ArrivalClock = context.clock
         self._update_seconds = context.update_seconds
         if self._update_seconds and isinstance(definition.window, Session):
             log.info("%s: session windows have no provisional values (a session's start can move)", definition.name)
@@ -158,13 +175,13 @@ class WindowedRuntime:
 
     # -- events -----------------------------------------------------------------------------
 
-    async def add(self, partition: int, offset: int, raw: bytes) -> None:
+    async def add(self, partition: int, offset: int, raw: bytes, arrived_at: float) -> None:
+        """Add one event of the events topic, first stored by the platform at ``arrived_at``."""
         active = self._partitions.get(partition)
         if active is None:
             return  # a message of a partition given up meanwhile; its new owner reads it
-        now = time.time()
         try:
-            outcome = active.windows.add(json.loads(raw), now)
+            outcome = active.windows.add(json.loads(raw), arrived_at)
         except InvalidEventError as exc:
             await self._reject("invalid", partition, offset, raw, str(exc))
         except ValueError as exc:  # not JSON
@@ -177,9 +194,6 @@ class WindowedRuntime:
                 await self._reject("late", partition, offset, raw, outcome.reason)
             elif isinstance(outcome, Counted):
                 self.stats["counted"] += 1
-                due = active.windows.next_close_at(now)
-                if due is not None and due < self._wake.planned:
-                    self._wake.set()  # e.g. a jump in event time made a window due now
             else:
                 self.stats["ignored"] += 1
         active.applied = offset + 1
@@ -199,20 +213,33 @@ class WindowedRuntime:
     # -- closing ------------------------------------------------------------------------------
 
     async def run_closer(self, service: Service) -> None:
-        """Close windows as they fall due; runs as a task of the state table."""
+        """Read the arrival clock and close what fell due, every ``CLOCK_INTERVAL``; runs as a
+        task of the state table. Rounds that fail (NATS away, a write refused) are counted and
+        retried after a pause that doubles up to ``_FAILING_BACKOFF``: the closer never spins."""
         last_stats = time.monotonic()
+        failures = 0
+        pause = CLOCK_INTERVAL
         while not service.should_stop:
-            await self._wake.wait(self._seconds_to_next_close())
+            await self._wake.wait(pause)
             if self._paused():
-                # Partitions are moving: whoever holds them after closes them. A window may be
-                # due meanwhile, so look again shortly (activate() wakes this sooner) rather
-                # than spin on a wait of zero.
-                await self._wake.wait(_PAUSED_RECHECK)
+                # Partitions are moving: whoever holds them after closes them (activate() wakes
+                # this sooner).
+                pause = _PAUSED_RECHECK
                 continue
             try:
-                await self.close_due(time.time())
-            except Exception:  # noqa: BLE001 - e.g. a user finalize raising: the windows stay open
-                log.exception("%s: closing windows failed; trying again", self.definition.name)
+                await self.tick()
+            except Exception as exc:  # noqa: BLE001 - counted, retried after a pause
+                failures += 1
+                self.stats["closer_failures"] += 1
+                pause = min(CLOCK_INTERVAL * 2**failures, _FAILING_BACKOFF)
+                if failures == 1:
+                    log.exception("%s: closing windows failed; trying again", self.definition.name)
+                elif pause == _FAILING_BACKOFF and failures % 12 == 0:
+                    log.warning("%s: closing windows still fails (%d rounds): %s", self.definition.name, failures, exc)
+            else:
+                if failures:
+                    log.info("%s: closing windows works again after %d failed rounds", self.definition.name, failures)
+                failures, pause = 0, CLOCK_INTERVAL
             if time.monotonic() - last_stats >= _STATS_EVERY:
                 last_stats = time.monotonic()
                 log.info("%s: %s", self.definition.name, dict(sorted(self.stats.items())))
@@ -234,16 +261,30 @@ class WindowedRuntime:
     def _paused(self) -> bool:
         return bool(self.app.rebalancing) or not self.app.flow_control.is_active()
 
-    def _seconds_to_next_close(self) -> float:
-        now = time.time()
-        times = [t for a in self._partitions.values() if (t := a.windows.next_close_at(now)) is not None]
-        return min(max(0.0, min(times) - now), 1.0) if times else 1.0
+    async def tick(self) -> None:
+        """One round of the closer: read the arrival clock, then close every window now due.
 
-    async def close_due(self, now: float) -> None:
+        1. Read what the streams promise about each active partition's arrivals still to come.
+        2. Hand each promise to its partition's windows (it counts once the partition has been
+           processed past the promised offset) and count the promises that became due since.
+        3. Close what the watermark has passed; write each final result (or, for a window that
+           failed, its dead letter). Nothing waits for the writes: the next flush does.
+        """
+        partitions = sorted(self._partitions)
+        readings = await self._clock.read(self._events_topic, partitions) if partitions else {}
+        for partition, promise in readings.items():
+            active = self._partitions.get(partition)
+            if active is not None:
+                active.windows.promise(promise.after_offset, promise.arrived_from, next_offset=active.applied)
         for active in list(self._partitions.values()):
-            for closed in active.windows.close_due(now):
-                self.stats["windows_closed"] += 1
-                await self._write(closed)
+            if active.applied is not None:
+                active.windows.processed(active.applied)
+            for closed in active.windows.close_due():
+                if isinstance(closed, FailedWindow):
+                    await self._write_failed(closed)
+                else:
+                    self.stats["windows_closed"] += 1
+                    await self._write(closed)
 
     async def write_updates(self) -> None:
         """Write the current value of every open window that changed since the last call.
@@ -258,7 +299,10 @@ class WindowedRuntime:
                 address = _address(window)
                 if address is None:
                     continue  # the final result logs it and counts it unwritable
-                payload = json.dumps(result_document(window), separators=(",", ":")).encode()
+                try:
+                    payload = _strict_json(result_document(window))
+                except ValueError:
+                    continue  # not finite: its final result fails and says so
                 try:
                     await self._results.write_provisional(address[0], payload)
                 except ClosedError:
@@ -272,7 +316,7 @@ class WindowedRuntime:
             self.stats["unwritable"] += 1
             return
         kv_key, subject = address
-        payload = json.dumps(result_document(closed), separators=(",", ":")).encode()
+        payload = _strict_json(result_document(closed))
         try:
             written = await self._results.write_result(kv_key, subject, payload)
         except Exception as exc:  # noqa: BLE001 - recorded: the next flush must fail, not skip it
@@ -281,6 +325,31 @@ class WindowedRuntime:
             written = failed
         # The window has left the state; until its result is stored, no flush may record that.
         self._pending.append(written)
+
+    async def _write_failed(self, failed: FailedWindow) -> None:
+        """Dead-letter a window whose result could not be computed: its key, window and error."""
+        self.stats["windows_failed"] += 1
+        start = _rfc3339(failed.start)
+        log.error(
+            "%s: window %s [%s, %s) failed and goes to deadletter.error.%s: %s",
+            failed.metric, failed.key, start, _rfc3339(failed.end), failed.metric, failed.error,
+        )
+        document = {
+            "metric": failed.metric,
+            "key": failed.key,
+            "window": {"start": start, "end": _rfc3339(failed.end)},
+            "events": failed.events,
+            "error": failed.error,
+        }
+        key_id = ".".join([failed.metric, *failed.key.values(), str(int(failed.start))])
+        self._pending.append(
+            await self._results.dead_letter(
+                f"deadletter.error.{failed.metric}",
+                _strict_json(document),
+                reason=failed.error,
+                msg_id=f"window-error:{key_id}",
+            )
+        )
 
     # -- the state owner protocol (called by the consumer) -------------------------------------
 
@@ -332,7 +401,7 @@ class WindowedRuntime:
         windows = PartitionWindows(self.definition, track_updates=self._update_seconds > 0)
         marker = restored.marker
         if marker is not None:
-            windows.load(_frozen_watermark(restored.items, self.definition.name, marker, time.time()))
+            windows.load(restored.items)
         self._partitions[partition] = _Active(
             windows=windows,
             applied=marker.src if marker else None,
@@ -375,25 +444,6 @@ def _address(window: ClosedWindow | OpenWindowResult) -> tuple[str, str] | None:
     if not all(_ID.fullmatch(p) for p in parts):
         return None
     return ".".join([window.metric, *parts, str(int(window.start))]), f"results.{window.metric}.{parts[0]}"
-
-
-def _frozen_watermark(
-    items: Iterable[tuple[str, Mapping[str, Any]]], metric: str, marker: Marker, now: float
-) -> list[tuple[str, Mapping[str, Any]]]:
-    """The items with the watermark frozen at the flush: downtime must not count as stream time.
-
-    Otherwise every window open at the crash would close the moment the state is restored and
-    the events replayed after it would be late, changing results that must come out exactly as
-    if nothing had happened.
-    """
-    key = f"{metric}.watermark"
-    out = []
-    for storage_key, value in items:
-        if storage_key == key and value:
-            at_flush = Watermark.from_json(value, key=storage_key).value_us(marker.flushed_at_us)
-            value = {"base_us": at_flush, "wall_us": round(now * 1_000_000)}
-        out.append((storage_key, value))
-    return out
 
 
 class StateTable(faust.Table):
@@ -479,14 +529,10 @@ class StateTable(faust.Table):
 
 
 class _Wakeup:
-    """An event that can be waited on with a timeout, created on the running loop when needed.
-
-    ``planned`` is when the current wait ends on its own, so callers wake it only if sooner.
-    """
+    """An event that can be waited on with a timeout, created on the running loop when needed."""
 
     def __init__(self) -> None:
         self._event: asyncio.Event | None = None
-        self.planned = 0.0
 
     def set(self) -> None:
         if self._event is not None:
@@ -495,7 +541,6 @@ class _Wakeup:
     async def wait(self, timeout: float) -> None:
         if self._event is None:
             self._event = asyncio.Event()
-        self.planned = time.time() + timeout
         try:
             async with asyncio.timeout(timeout):
                 await self._event.wait()

@@ -16,6 +16,7 @@ from typing import Any
 import agents
 from agents.context import AgentContext
 from app.settings import Settings
+from bridges.arrival_clock import ArrivalClock
 from bridges.public_streams import PublicStreams
 from bridges.window_results import WindowResults
 from bridges.consumer import Consumer
@@ -94,16 +95,16 @@ def make_app(name: str, settings: Settings, nats_urls: tuple[str, ...]) -> faust
     )
     events = app.topic(EVENTS_TOPIC, value_serializer="raw", key_serializer="raw")
     transport: Any = app.transport
+    streams = PublicStreams(settings.nats_prefix, settings.nats_replicas)
     module.build(
         app,
         AgentContext(
             events=events,
             window_seconds=settings.window_seconds,
             grace_seconds=settings.grace_seconds,
-            results=WindowResults(
-                transport.session, PublicStreams(settings.nats_prefix, settings.nats_replicas)
-            ),
+            results=WindowResults(transport.session, streams),
             register_state=transport_consumer(app).register_state_owner,
+            clock=ArrivalClock(transport.session, naming=transport.session.naming, ingest_stream=streams.ingest),
             update_seconds=settings.update_seconds,
         ),
     )

@@ -108,7 +108,7 @@ class WebServices:
             self._client = await connect(self._connection, name=f"{self._connection.name}:web")
             self._sink = await EventSink(
                 self._client, topic=EVENTS_TOPIC, prefix=options.prefix, partitions=options.partitions,
-                replicas=options.replicas, ack_deadline=options.ack_deadline, clock=self._clock,
+                replicas=options.replicas, ack_deadline=options.ack_deadline,
             ).start()
             self._reader = await MetricsReader(self._client, streams=self._streams).start()
             self._ingest = await NatsIngest(

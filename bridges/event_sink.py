@@ -12,7 +12,12 @@ lands in another partition and is not recognised as a duplicate; and a retry of 
 first copy was stored but whose ack was lost is reported as a duplicate (it is one: stored once).
 
 The message is a faust message as :mod:`bridges.envelope` defines it: key = ``student_id``,
-timestamp = ingest wall time, value = the event's canonical JSON.
+value = the event's canonical JSON, and as its timestamp the event's **arrival**: when the
+platform first stored it. For an event from the NATS ingest stream that is the stored time of
+its message there, which the caller passes in and the message carries (``Faust-Ts``), so a
+backlog in between changes nothing; an HTTP event is first stored right here, so its message
+carries no timestamp and readers take the time JetStream stored it (see
+:mod:`bridges.arrival_clock` for why this, and not the time ingest accepted it).
 """
 
 from __future__ import annotations
@@ -20,8 +25,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -82,7 +86,6 @@ class EventSink:
         partitions: partitions to create the topic with; an existing topic keeps its own count.
         replicas: JetStream replicas of the topic's streams.
         ack_deadline: seconds :meth:`publish` waits for every acknowledgement.
-        clock: wall clock, epoch seconds (the message timestamp).
     """
 
     def __init__(
@@ -95,7 +98,6 @@ class EventSink:
         replicas: int = 1,
         ack_deadline: float = 10.0,
         max_in_flight: int = 8192,
-        clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
         self._naming = Naming(prefix)
@@ -103,7 +105,6 @@ class EventSink:
             name=topic, partitions=partitions, replicas=replicas, duplicate_window=DEDUPE_WINDOW
         )
         self._ack_deadline = ack_deadline
-        self._clock = clock
         # Resend after 2 s without an ack; give up well after the caller stopped waiting, so a
         # send that outlives its request still lands (and a retry of the request finds it).
         self._publisher = PipelinedPublisher(
@@ -162,13 +163,20 @@ class EventSink:
                 config.duplicate_window = DEDUPE_WINDOW
                 await js.update_stream(config)
 
-    async def publish(self, events: Sequence[IngestEvent]) -> SinkResult:
+    async def publish(
+        self, events: Sequence[IngestEvent], *, arrivals: Sequence[float] | None = None
+    ) -> SinkResult:
         """Publish ``events`` in order and wait until JetStream stored (or already had) each.
+
+        ``arrivals``: for events stored by the platform before (the NATS ingest stream), when
+        each was first stored, in epoch seconds; None for events first stored here (HTTP).
 
         Raises :class:`BrokenError` when NATS is not connected, refuses a message, or does not
         acknowledge all of them within ``ack_deadline``; some may then be stored, and publishing
         the same events again is safe (they come back as duplicates).
         """
+        if arrivals is not None and len(arrivals) != len(events):
+            raise ValueError(f"{len(arrivals)} arrival times for {len(events)} events")
         if self._state is not SinkState.OPEN:
             raise ClosedError(f"the event sink is {self._state.value}")
         if not self._client.is_connected:
@@ -177,14 +185,17 @@ class EventSink:
             raise BrokenError("NATS is not connected")
         if not events:
             return SinkResult(0, 0)
-        now = self._clock()
         subjects = self._subjects
         partitions = len(subjects)
         futures: list[asyncio.Future[Ack]] = []
-        for event in events:
+        for index, event in enumerate(events):
             key = event.student_id.encode()
             headers = encode_headers(
-                msg_id=event.event_id, key=key, value_is_null=False, timestamp=now, headers=None
+                msg_id=event.event_id,
+                key=key,
+                value_is_null=False,
+                timestamp=None if arrivals is None else arrivals[index],
+                headers=None,
             )
             subject = subjects[partition_for_key(key, partitions)]
             futures.append(await self._publisher.publish(subject, event.to_json_bytes(), headers))

@@ -14,7 +14,9 @@ A message is judged in this order, and the first problem found is its reason:
 4. the subject's ``type`` and ``student_id`` tokens equal the event's.
 
 Valid events go through the same :class:`~bridges.event_sink.EventSink` as HTTP ingest (so an
-event sent both ways counts once); invalid ones are published to ``deadletter.invalid`` with the
+event sent both ways counts once), each carrying its **arrival**, the time the ingest stream
+stored it: a backlog here or anywhere downstream does not make it look later than it was. The
+contract's "not too far in the future" rule is checked against that arrival too. Invalid ones are published to ``deadletter.invalid`` with the
 original payload and the headers ``Reason`` and ``Original-Subject``. Processing continues.
 """
 
@@ -71,7 +73,7 @@ class Rejection:
     reason: str
 
 
-#: (payload, server clock in epoch seconds) -> the event, or why it is not one
+#: (payload, the event's arrival in epoch seconds) -> the event, or why it is not one
 EventValidator = Callable[[bytes, float], IngestEvent | Rejection]
 
 
@@ -217,18 +219,20 @@ class NatsIngest:
         If (3) or (4) fails, the whole chunk is NAKed instead of acked: it is redelivered (here
         or to another process) and the events already forwarded come back as duplicates.
         """
-        now = self._clock()
         events: list[IngestEvent] = []
+        arrivals: list[float] = []
         dead: list[tuple[Msg, str]] = []
         for msg in batch:
-            verdict = self._judge(msg, now)
+            arrived_at = self._arrival(msg)
+            verdict = self._judge(msg, arrived_at)
             if isinstance(verdict, Rejection):
                 dead.append((msg, verdict.reason))
             else:
                 events.append(verdict)
+                arrivals.append(arrived_at)
         try:
             acks = [await self._dead_letter(msg, reason) for msg, reason in dead]
-            await self._sink.publish(events)
+            await self._sink.publish(events, arrivals=arrivals)
             await self._wait(acks)
         except StreamsError as exc:
             log.warning("NATS ingest: %d messages will be redelivered: %s", len(batch), exc)
@@ -242,6 +246,11 @@ class NatsIngest:
                 log.info("dead-lettered %s: %s", msg.subject, reason)
         finally:
             self._puller.settle(len(batch))
+
+    def _arrival(self, msg: Msg) -> float:
+        """When the ingest stream stored ``msg`` (from its reply subject); the clock if unknown."""
+        ack = parse_ack_subject(msg.reply) if msg.reply else None
+        return ack.timestamp_ns / 1e9 if ack is not None else self._clock()
 
     def _judge(self, msg: Msg, now: float) -> IngestEvent | Rejection:
         tokens = msg.subject.split(".")

@@ -16,7 +16,8 @@ Roles (each also gets only its own reply inboxes, ``_INBOX_<role>.>``; set NATS_
   invalid events and reads the metrics bucket for the query API;
 - ``worker`` (the metric workers) reads the events topic, keeps its groups' offsets, leases and
   changelogs, and writes its metrics' results, result subjects and dead letters - it cannot
-  write events, nor read the raw INGEST stream or the dead letters;
+  write events, nor read the raw INGEST stream or the dead letters (it reads only the INGEST
+  stream's info: its oldest message's time is what the arrival clock needs);
 - ``reader`` (dashboards, adaptive services) reads the metrics bucket, the RESULTS stream and
   ``results.>``, and nothing else.
 """
@@ -103,6 +104,7 @@ def permissions(role: str, prefix: str, partitions: int, agents: Sequence[str]) 
         pub += _bucket(f"{prefix}_offsets", offsets)
         pub += _bucket(f"{prefix}_groups", groups, watch=True)
         pub += _stream_admin("KV_metrics") + _stream_admin(f"{upper}_RESULTS") + _stream_admin(f"{upper}_DEADLETTER")
+        pub.append(f"{_API}.STREAM.INFO.{upper}_INGEST")  # the arrival clock (bridges/arrival_clock.py)
         return sorted(set(pub)), [inbox]
     if role == "reader":
         # The project's clients create the metrics bucket and the results stream when they are

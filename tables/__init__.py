@@ -29,8 +29,17 @@ from tables.errors import (
     StreamsError,
 )
 from tables.metric import MetricDefinition
-from tables.watermark import Watermark
-from tables.windowed import AddResult, ClosedWindow, Counted, Ignored, Late, OpenWindowResult, PartitionWindows
+from tables.watermark import Promise, Watermark
+from tables.windowed import (
+    AddResult,
+    ClosedWindow,
+    Counted,
+    FailedWindow,
+    Ignored,
+    Late,
+    OpenWindowResult,
+    PartitionWindows,
+)
 from tables.windows import Hopping, Session, Tumbling, Window, window_ranges
 
 __all__ = [
@@ -45,6 +54,7 @@ __all__ = [
     "Count",
     "CountDistinct",
     "Counted",
+    "FailedWindow",
     "FencedError",
     "Hopping",
     "Ignored",
@@ -59,6 +69,7 @@ __all__ = [
     "Min",
     "OpenWindowResult",
     "PartitionWindows",
+    "Promise",
     "Restored",
     "Session",
     "StateError",

@@ -3,29 +3,37 @@
 Life cycle, as the caller (an agent) drives it::
 
     windows = PartitionWindows(definition)
-    windows.load(changelog_items)            # on start-up: rebuild from the changelog
-    for each event:
-        outcome = windows.add(event, now)    # Counted | Late | Ignored; InvalidEventError if bad
-    results = windows.close_due(now)         # after a batch, and when the timer armed at
-    timer_at = windows.next_close_at(now)    #   next_close_at(now) fires
-    changes = windows.take_changes()         # at commit: what to write to the changelog
-    current = windows.take_updates()         # now and then, with track_updates=True: the
-                                             #   current values of the open windows that changed
+    windows.load(changelog_items)              # on start-up: rebuild from the changelog
+    for each record of the partition, in order:
+        outcome = windows.add(event, arrived_at)   # Counted | Late | Ignored; InvalidEventError if bad
+    windows.promise(after_offset, arrived_from, next_offset=...)   # now and then: see Watermark
+    results = windows.close_due()              # ClosedWindow | FailedWindow, once the watermark moved
+    changes = windows.take_changes()           # at commit: what to write to the changelog
+    current = windows.take_updates()           # now and then, with track_updates=True: the
+                                               #   current values of the open windows that changed
 
-Late rule. The watermark is read *before* the event is observed, so an event never makes itself
-late (and the first event of a partition is never late). With ``W`` that watermark and ``G`` the
-grace:
+Time. ``arrived_at`` is when the platform first stored the event; the watermark ``W`` is the
+arrival time every event still to come is at or after (:mod:`tables.watermark`). An event's own
+time (its ``time_field``) only places it in its windows. With ``G`` the grace:
 
-- fixed windows (tumbling, hopping): a window ``[start, end)`` is open while ``end + G > W``. The
-  event is counted in each of its windows that is open; it is late only if none is. A hopping
-  event can therefore count in its later windows after its earliest ones have closed.
-- sessions: the event is late if the session it would start, ``[t, t + gap)``, would already be
-  closed: ``t + gap + G <= W``. Otherwise it joins every open session of its key that
+- fixed windows (tumbling, hopping): the event is counted in each of its windows ``[start, end)``
+  with ``end + G > max(W, arrived_at)``, and is late only if there is none. So an event is late
+  exactly when it arrived at or after its window's end + ``G`` (the watermark never passes an
+  arrival still to come; were it to, the event is reported late too, with that reason). A hopping
+  event can count in its later windows after its earliest ones have closed.
+- sessions: likewise with the session it would start, ``[t, t + gap)``: late if
+  ``t + gap + G <= max(W, arrived_at)``. Otherwise it joins every open session of its key that
   ``[t, t + gap)`` overlaps (merging them) or starts a new one. Sessions that are due but not yet
   collected by ``close_due`` count as closed, so results never depend on when ``close_due`` runs.
 
-Hence: events that arrive at most ``G`` behind the watermark are never late, and an event arriving
-after its window's end + ``G`` is always reported as :class:`Late`, never silently dropped.
+Hence a window holds exactly the events of its time range that arrived before its end + grace:
+whatever the worker's speed, restarts or lag, processing the same stored events again gives the
+same windows and the same late events. An event dated in the future (a device clock running
+ahead) is counted in its own window and moves nothing.
+
+Closing. ``close_due`` closes every window with ``end + G <= W``, each on its own: a window whose
+result cannot be computed (an aggregator raising, a value that is not a finite number) comes out
+as a :class:`FailedWindow` carrying the error, and the others close normally.
 
 Storage: see :mod:`tables.storage_keys` for the key format. A window's value is
 ``{"end_us": int, "events": int, "state": <the Aggregates state>}`` and the watermark's is
@@ -42,6 +50,7 @@ final one and would be left behind.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias, TypeVar
@@ -54,12 +63,18 @@ from tables.storage_keys import parse_window_key, watermark_key, window_key
 from tables.watermark import Watermark
 from tables.windows import Session
 
-__all__ = ["AddResult", "ClosedWindow", "Counted", "Ignored", "Late", "OpenWindowResult", "PartitionWindows"]
+__all__ = [
+    "AddResult",
+    "ClosedWindow",
+    "Counted",
+    "FailedWindow",
+    "Ignored",
+    "Late",
+    "OpenWindowResult",
+    "PartitionWindows",
+]
 
 Key: TypeAlias = tuple[str, ...]
-#: A horizon below every representable event time (year 1 is about -6.2e16 microseconds): before
-#: the first event nothing has closed.
-_BEFORE_ALL_TIME: Final = -(10**20)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,11 +90,15 @@ class Counted:
 
 @dataclass(frozen=True, slots=True)
 class Late:
-    """The event's windows had closed; it was not counted. ``reason`` is for the dead-letter."""
+    """The event's windows had closed; it was not counted. ``reason`` is for the dead-letter.
+
+    ``watermark`` is None when nothing had been promised yet (the event arrived late on its own).
+    """
 
     reason: str
     event_time: float
-    watermark: float
+    arrived_at: float
+    watermark: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +144,23 @@ class OpenWindowResult(_WindowResult):
     """
 
 
+@dataclass(frozen=True, slots=True)
+class FailedWindow:
+    """A window that closed without a result: computing it raised, or gave a non-finite number.
+
+    It has left the state like any closed window (a failure would recur on every attempt, and
+    holding it would hold up nothing but itself); ``error`` says what went wrong, for the
+    dead-letter that replaces its result.
+    """
+
+    metric: str
+    key: dict[str, str]
+    start: float
+    end: float
+    events: int
+    error: str
+
+
 _Result = TypeVar("_Result", ClosedWindow, OpenWindowResult)
 
 
@@ -141,15 +177,24 @@ class PartitionWindows:
     ...     aggregates=Aggregates({"answers": Count()}),
     ... )
     >>> windows = PartitionWindows(answers)
-    >>> windows.add({"student_id": "s1", "ts": "2024-05-01T10:00:10Z"}, now=1714557611.0)
+
+    An answer given at 10:00:10 and stored a second later, as record 1 of the partition:
+
+    >>> windows.add({"student_id": "s1", "ts": "2024-05-01T10:00:10Z"}, arrived_at=1714557611.0)
     Counted(windows=1)
 
-    The watermark is 10:00:10 and advances with the wall clock; the window ends at 10:01:00 and
-    closes 5 s of grace later, at watermark 10:01:05, so 55 s from now:
+    Its window ends at 10:01:00 and closes 5 s of grace later, once the watermark reaches 10:01:05:
 
-    >>> windows.next_close_at(now=1714557611.0) - 1714557611.0
-    55.0
-    >>> windows.close_due(now=1714557666.0)  # doctest: +NORMALIZE_WHITESPACE
+    >>> windows.next_due() - 1714557600.0
+    65.0
+    >>> windows.close_due()
+    []
+
+    A reading of the stream promises that every record after record 1 arrived at 10:01:06 or later:
+
+    >>> windows.promise(1, arrived_from=1714557666.0, next_offset=2)
+    True
+    >>> windows.close_due()  # doctest: +NORMALIZE_WHITESPACE
     [ClosedWindow(metric='answers_per_minute', key={'student_id': 's1'}, start=1714557600.0,
                   end=1714557660.0, events=1, values={'answers': 1})]
     """
@@ -192,37 +237,53 @@ class PartitionWindows:
         """The metric this state belongs to."""
         return self._definition
 
-    def watermark(self, now: float) -> float | None:
-        """The partition's watermark at wall time ``now``; None before the first event."""
-        return self._watermark.value(now)
+    def watermark(self) -> float | None:
+        """The partition's watermark (epoch seconds); None before anything was promised."""
+        value_us = self._watermark.value_us
+        return None if value_us is None else from_micros(value_us)
 
-    def add(self, event: Any, now: float) -> AddResult:
-        """Aggregate ``event`` (arrived at wall time ``now``) into its open windows.
+    def promise(self, after_offset: int, arrived_from: float, *, next_offset: int | None) -> bool:
+        """Every record of the partition after ``after_offset`` arrived at or after ``arrived_from``.
+
+        ``next_offset`` is the offset of the next record to process (None: none processed yet);
+        the promise counts once the partition is processed past ``after_offset`` (see
+        :class:`~tables.watermark.Watermark`). Returns whether the watermark moved; call
+        :meth:`close_due` then.
+        """
+        moved = self._watermark.promise(after_offset, to_micros(arrived_from), next_offset=next_offset)
+        self._watermark_dirty |= moved
+        return moved
+
+    def processed(self, next_offset: int) -> bool:
+        """The partition is processed up to ``next_offset``: count the promises now due.
+
+        Returns whether the watermark moved.
+        """
+        moved = self._watermark.processed(next_offset)
+        self._watermark_dirty |= moved
+        return moved
+
+    def add(self, event: Any, arrived_at: float) -> AddResult:
+        """Aggregate ``event``, first stored by the platform at ``arrived_at``, into its open windows.
 
         Raises :class:`InvalidEventError` for a missing or bad key or time field, or a value an
-        aggregator refuses; nothing is applied then.
+        aggregator refuses; nothing is applied then. The watermark does not move.
         """
         if self._where is not None and not self._where(event):
             return _IGNORED
         key = self._read_key(event)
         t_us = self._read_time_us(event)
-        now_us = to_micros(now)
-        watermark_us = self._watermark.value_us(now_us)
-        # Windows with end > horizon (end + grace > watermark) are open.
-        horizon_us = _BEFORE_ALL_TIME if watermark_us is None else watermark_us - self._grace_us
+        arrived_us = to_micros(arrived_at)
+        watermark_us = self._watermark.value_us
+        # Windows with end > horizon (end + grace > max(watermark, arrival)) take the event.
+        horizon_us = (arrived_us if watermark_us is None else max(watermark_us, arrived_us)) - self._grace_us
         ranges_us = self._ranges_us
         if ranges_us is None:
-            outcome = self._add_to_session(key, t_us, horizon_us, event)
-        else:
-            outcome = self._add_to_fixed(key, t_us, ranges_us(t_us), horizon_us, event)
-        if isinstance(outcome, Late):
-            return outcome
-        self._watermark.observe_us(t_us, now_us)
-        self._watermark_dirty = True
-        return outcome
+            return self._add_to_session(key, t_us, arrived_us, horizon_us, event)
+        return self._add_to_fixed(key, t_us, arrived_us, ranges_us(t_us), horizon_us, event)
 
     def _add_to_fixed(
-        self, key: Key, t_us: int, ranges: list[tuple[int, int]], horizon_us: int, event: Any
+        self, key: Key, t_us: int, arrived_us: int, ranges: list[tuple[int, int]], horizon_us: int, event: Any
     ) -> Counted | Late:
         aggregates = self._aggregates
         ts = from_micros(t_us)
@@ -236,7 +297,7 @@ class PartitionWindows:
             start_us, end_us = ranges[-1]
             which = "its window" if len(ranges) == 1 else f"all {len(ranges)} of its windows, the last"
             return self._late(
-                t_us, horizon_us, f"{which} [{format_micros(start_us)}, {format_micros(end_us)})"
+                t_us, arrived_us, end_us, f"{which} [{format_micros(start_us)}, {format_micros(end_us)})"
             )
         # Every aggregate was computed before anything is changed: a refused value leaves no trace.
         for start_us, end_us, found, state in updates:
@@ -252,16 +313,18 @@ class PartitionWindows:
                 self._updated[window] = None
         return _COUNTED_ONCE if len(updates) == 1 else Counted(len(updates))
 
-    def _add_to_session(self, key: Key, t_us: int, horizon_us: int, event: Any) -> Counted | Late:
+    def _add_to_session(self, key: Key, t_us: int, arrived_us: int, horizon_us: int, event: Any) -> Counted | Late:
         gap_us = self._gap_us
         if t_us + gap_us <= horizon_us:
             return self._late(
                 t_us,
-                horizon_us,
-                f"the session it would start, [{format_micros(t_us)}, {format_micros(t_us + gap_us)}),",
+                arrived_us,
+                t_us + gap_us,
+                f"the session it would start, [{format_micros(t_us)}, {format_micros(t_us + gap_us)})",
             )
         sessions = self._sessions.get(key)
-        # The open sessions that [t, t + gap) overlaps: at most two, as open sessions never overlap.
+        # The open sessions that [t, t + gap) overlaps. Usually at most two, but open sessions of a
+        # key can overlap: an event that arrived too late to join one may still start its own.
         joined = sorted(
             (
                 s
@@ -297,51 +360,64 @@ class PartitionWindows:
         self._dirty[window] = None
         return _COUNTED_ONCE
 
-    def _late(self, t_us: int, horizon_us: int, what: str) -> Late:
-        watermark_us = horizon_us + self._grace_us
+    def _late(self, t_us: int, arrived_us: int, end_us: int, what: str) -> Late:
         grace = from_micros(self._grace_us)
-        reason = (
-            f"metric {self._definition.name!r}: event time {format_micros(t_us)} is late: {what} closed "
-            f"once the watermark reached its end + grace ({grace:g}s); the watermark is {format_micros(watermark_us)}"
+        closes_us = end_us + self._grace_us
+        watermark_us = self._watermark.value_us
+        head = f"metric {self._definition.name!r}: event time {format_micros(t_us)} is late: "
+        if arrived_us >= closes_us:
+            reason = (
+                f"{head}it arrived at {format_micros(arrived_us)}, at or after {what} closed "
+                f"({format_micros(closes_us)}, its end + grace of {grace:g}s)"
+            )
+        else:
+            # The watermark passed an arrival still to come: whoever promised it was wrong
+            # (a clock further off than the reading's tolerance). Said as it is, not hidden.
+            reason = (
+                f"{head}it arrived at {format_micros(arrived_us)}, before {what} was due to close "
+                f"({format_micros(closes_us)}), but the watermark had already passed that "
+                f"({format_micros(watermark_us or closes_us)})"
+            )
+        return Late(
+            reason=reason,
+            event_time=from_micros(t_us),
+            arrived_at=from_micros(arrived_us),
+            watermark=None if watermark_us is None else from_micros(watermark_us),
         )
-        return Late(reason=reason, event_time=from_micros(t_us), watermark=from_micros(watermark_us))
 
-    def close_due(self, now: float) -> list[ClosedWindow]:
-        """Remove and return every window with end + grace <= watermark(now), by end, start, key.
+    def close_due(self) -> list[ClosedWindow | FailedWindow]:
+        """Remove and return every window with end + grace <= watermark, by end, start, key.
 
-        Each window is returned exactly once. If computing a result raises (a user ``finalize``),
-        no window is removed.
+        Each window is returned exactly once, on its own: one whose result raises or is not
+        finite comes out as a :class:`FailedWindow` and the others close normally.
         """
-        now_us = to_micros(now)
-        watermark_us = self._watermark.value_us(now_us)
+        watermark_us = self._watermark.value_us
         if watermark_us is None:
             return []
-        limit_us = watermark_us - self._grace_us
-        due = self._schedule.pop_until(limit_us)
+        due = self._schedule.pop_until(watermark_us - self._grace_us)
         due.sort(key=lambda w: (w.end_us, w.start_us, w.key))
-        try:
-            closed = [self._result(window, ClosedWindow) for window in due]
-        except BaseException:
-            for window in due:
-                self._schedule.add(window)
-            raise
+        closed: list[ClosedWindow | FailedWindow] = []
+        for index, window in enumerate(due):
+            try:
+                closed.append(self._result(window, ClosedWindow))
+            except Exception as exc:  # noqa: BLE001 - a user aggregator or finalize: the window's own failure
+                closed.append(self._failed(window, exc))
+            except BaseException:
+                # KeyboardInterrupt, SystemExit, cancellation: not the window's fault. What was not
+                # closed yet goes back on the schedule, so a later call closes it.
+                for remaining in due[index:]:
+                    self._schedule.add(remaining)
+                for done in due[:index]:
+                    self._drop(done)
+                raise
         for window in due:
             self._drop(window)
-        if due:
-            # Keep the watermark these windows closed at, even if the wall clock steps back.
-            self._watermark.advance_us(now_us)
-            self._watermark_dirty = True
         return closed
 
-    def next_close_at(self, now: float) -> float | None:
-        """The wall time at which the earliest open window closes if no further event arrives.
-
-        Never earlier than ``now`` (``now`` itself when a window is already due); None when no
-        window is open. Arm one timer for it and call ``close_due`` when it fires.
-        """
+    def next_due(self) -> float | None:
+        """The watermark at which the earliest open window closes; None when none is open."""
         window = self._schedule.earliest()
-        at_us = None if window is None else self._watermark.reaches_at_us(window.end_us + self._grace_us)
-        return None if at_us is None else from_micros(max(at_us, to_micros(now)))
+        return None if window is None else from_micros(window.end_us + self._grace_us)
 
     def take_changes(self) -> dict[str, dict[str, Any] | None]:
         """Storage key -> JSON-compatible value of everything changed since the previous call.
@@ -375,14 +451,19 @@ class PartitionWindows:
 
         Ordered by end, start, key; each window appears once however many events it counted, and
         a window that closed meanwhile does not appear (its :class:`ClosedWindow` replaces it).
-        Always empty unless the state was made with ``track_updates=True``. If computing a result
-        raises (a user ``finalize``), nothing is taken: the next call returns them all again.
+        Always empty unless the state was made with ``track_updates=True``. A window whose result
+        cannot be computed now is left out (closing reports it, if it still fails then).
         """
         if not self._updated:
             return []
         updated = sorted(self._updated, key=lambda w: (w.end_us, w.start_us, w.key))
-        results = [self._result(window, OpenWindowResult) for window in updated]
         self._updated = {}
+        results = []
+        for window in updated:
+            try:
+                results.append(self._result(window, OpenWindowResult))
+            except Exception:  # noqa: BLE001 - a user aggregator or finalize; see close_due
+                continue
         return results
 
     def load(self, items: Iterable[tuple[str, Mapping[str, Any] | None]]) -> None:
@@ -394,9 +475,9 @@ class PartitionWindows:
         nothing is pending in ``take_changes``. Raises :class:`StateError` for a key or value
         this definition cannot have written (the state is then left unchanged).
 
-        The watermark resumes from its stored anchor, so wall time spent down counts as elapsed:
-        windows that fell due during an outage close at the first ``close_due``, and events held
-        up by the outage for longer than the grace are reported late (not lost).
+        The watermark resumes from its stored value; time spent down does not count (arrival
+        times are stored with the events), so events held up by an outage are judged exactly as
+        they would have been without it. Promises pending before are gone: they are read again.
         """
         latest: dict[str, Mapping[str, Any] | None] = dict(items)
         watermark = Watermark()
@@ -408,8 +489,6 @@ class PartitionWindows:
                 watermark = Watermark.from_json(value, key=storage_key)
             else:
                 windows.append(self._decode_window(storage_key, value))
-        if windows and watermark.value_us(0) is None:
-            raise StateError(self._watermark_key, "windows are stored but the watermark is not")
         self._reset(watermark)
         for window in windows:
             if self._ranges_us is None:
@@ -465,11 +544,48 @@ class PartitionWindows:
             window.stored = False
 
     def _result(self, window: OpenWindow, kind: type[_Result]) -> _Result:
+        values = self._aggregates.result(window.state)
+        problem = _not_finite(values)
+        if problem is not None:
+            raise ValueError(f"value {problem} is not a finite number")
         return kind(
             metric=self._definition.name,
             key=dict(zip(self._definition.key_fields, window.key)),
             start=from_micros(window.start_us),
             end=from_micros(window.end_us),
             events=window.events,
-            values=self._aggregates.result(window.state),
+            values=values,
         )
+
+    def _failed(self, window: OpenWindow, error: Exception) -> FailedWindow:
+        return FailedWindow(
+            metric=self._definition.name,
+            key=dict(zip(self._definition.key_fields, window.key)),
+            start=from_micros(window.start_us),
+            end=from_micros(window.end_us),
+            events=window.events,
+            error=f"{type(error).__name__}: {error}",
+        )
+
+
+def _not_finite(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first number in ``value`` that is NaN or infinite, else None.
+
+    Results are written as strict JSON, which has no NaN or Infinity (JavaScript and Go clients
+    refuse them); a window whose values hold one fails instead of poisoning every reader.
+    """
+    if type(value) is float:
+        return None if math.isfinite(value) else (path or "(the result)")
+    if isinstance(value, dict):
+        for name, item in value.items():
+            found = _not_finite(item, f"{path}.{name}" if path else str(name))
+            if found is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found = _not_finite(item, f"{path}.{index}" if path else str(index))
+            if found is not None:
+                return found
+    elif isinstance(value, float):  # a float subclass, e.g. numpy's float64
+        return None if math.isfinite(value) else (path or "(the result)")
+    return None

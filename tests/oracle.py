@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-__all__ = ["expected_results", "format_window_time", "generate_sessions"]
+__all__ = ["event_epoch", "expected_results", "format_window_time", "generate_sessions"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _PROGRESSION_NAMES = frozenset({"level_started", "level_completed", "level_failed"})
@@ -36,6 +36,11 @@ _PROGRESSION_NAMES = frozenset({"level_started", "level_completed", "level_faile
 def format_window_time(epoch_seconds: int) -> str:
     """A window bound as ``YYYY-MM-DDTHH:MM:SSZ``."""
     return datetime.fromtimestamp(epoch_seconds, UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+
+
+def event_epoch(event: Mapping[str, Any]) -> float:
+    """The event's ``occurred_at`` in epoch seconds."""
+    return datetime.fromisoformat(event["occurred_at"].upper()).timestamp()
 
 
 def _window_start(occurred_at: str, window_seconds: int) -> int:

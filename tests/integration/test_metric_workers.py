@@ -1,4 +1,9 @@
-"""The three metric workers end to end: events in, final windows in KV, equal to the oracle."""
+"""The three metric workers end to end: events in, final windows in KV, equal to the oracle.
+
+Lateness is decided by arrival (when NATS first stored an event), so a backlog stored while no
+worker ran is counted in full, live events survive workers killed at random points, and only an
+event that arrives after its window's end + grace is late.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bridges.server import NatsServer
-from tests.oracle import expected_results, generate_sessions
+from tests.oracle import event_epoch, expected_results, generate_sessions
 from tests.support.pipeline import (
     METRIC_AGENTS,
     metric_env,
@@ -21,6 +26,7 @@ from tests.support.pipeline import (
     start_metric_worker,
     values_match,
 )
+from tests.support.live import pace, relive
 from tests.support.producer import faust_producer
 from tests.support.workers import Workers, poll_until
 
@@ -36,14 +42,17 @@ def workers(tmp_path: Path, nats_server: NatsServer):
         yield pool
 
 
-async def test_every_final_window_equals_the_oracle(nats_server: NatsServer, workers: Workers) -> None:
-    for agent in METRIC_AGENTS:
-        start_metric_worker(workers, agent)
-    for worker in workers:
-        await worker.wait_for_log(r"Worker ready", timeout=60)
+async def test_a_backlog_stored_before_the_workers_start_is_counted_in_full(
+    nats_server: NatsServer, workers: Workers
+) -> None:
+    # Three minutes of events, each stored half a second after it occurred, while no worker ran:
+    # every one arrived in time for its window, however long ago that window ended.
     now = time.time()
     events = generate_sessions(seed=7, students=20, minutes=3, start_epoch=int(now) - 240)
-    await ingest(nats_server.url, events, partitions=PARTITIONS, now=now)
+    arrivals = [event_epoch(e) + 0.5 for e in events]
+    await ingest(nats_server.url, events, partitions=PARTITIONS, now=now, arrivals=arrivals)
+    for agent in METRIC_AGENTS:
+        start_metric_worker(workers, agent)
     expected = expected_results(events, window_seconds=WINDOW)
     assert len(events) > 250 and len(expected) > 200
 
@@ -51,10 +60,11 @@ async def test_every_final_window_equals_the_oracle(nats_server: NatsServer, wor
         values = await metrics_values(nats_server.url)
         return values if values.keys() >= expected.keys() else None
 
-    values = await poll_until(all_written, timeout=60, interval=0.5, what="every final window in KV")
+    values = await poll_until(all_written, timeout=90, interval=0.5, what="every final window in KV")
     assert values.keys() == expected.keys()
     wrong = {k: (values[k], expected[k]) for k in expected if not values_match(values[k], expected[k])}
     assert not wrong, wrong
+    assert not await dead_letters(nats_server.url), "an event of the backlog was dead-lettered"
 
 
 async def test_workers_killed_at_random_points_still_write_every_window_exactly_once(
@@ -66,16 +76,21 @@ async def test_workers_killed_at_random_points_still_write_every_window_exactly_
     pool = {agent: [start_metric_worker(workers, agent, name=f"{agent}-{i}") for i in (1, 2)] for agent in METRIC_AGENTS}
     for worker in workers:
         await worker.wait_for_log(r"Worker ready", timeout=60)
-    now = time.time()
-    events = generate_sessions(seed=3, students=24, minutes=4, start_epoch=int(now) - 300)
+    # Four minutes of sessions, live and twelve times faster: about 20 s of traffic, each event
+    # sent when it occurs. A restart takes longer than the grace, which must change nothing.
+    events = relive(
+        generate_sessions(seed=3, students=24, minutes=4, start_epoch=int(time.time())),
+        start=time.time() + 1, speed=12,
+    )
     expected = expected_results(events, window_seconds=WINDOW)
     batches = [events[i : i + len(events) // 12 + 1] for i in range(0, len(events), len(events) // 12 + 1)]
     restarts = 0
     for batch in batches:
+        for event in batch:
+            await pace(event)
         await ingest(nats_server.url, batch, partitions=PARTITIONS, now=time.time())
-        # The stream's own pace: the workers flush their state once a second, and kills must
-        # land between flushes, half-way through them, and before any.
-        await asyncio.sleep(rng.uniform(0.2, 2.5))
+        # Kills must land between flushes (once a second), half-way through them, and before any.
+        await asyncio.sleep(rng.uniform(0.0, 1.0))
         agent = rng.choice(METRIC_AGENTS)
         victim = rng.choice([w for w in pool[agent] if w.alive()])
         await victim.kill()
@@ -91,6 +106,7 @@ async def test_workers_killed_at_random_points_still_write_every_window_exactly_
     assert values.keys() == expected.keys()
     wrong = {k: (values[k], expected[k]) for k in expected if not values_match(values[k], expected[k])}
     assert not wrong, wrong
+    assert not await dead_letters(nats_server.url), "an on-time event was dead-lettered"
     rewritten = [w.name for w in workers if "already final with another value" in w.log()]
     assert not rewritten, f"a window was computed twice with different values in {rewritten}"
     # The kills must have hit live state: some partition was resumed from a flushed marker
@@ -132,23 +148,22 @@ async def test_late_and_unreadable_events_are_dead_lettered_with_a_reason_and_th
     worker = start_metric_worker(workers, "engagement")
     await worker.wait_for_log(r"Worker ready", timeout=60)
     now = time.time()
-    base = (int(now) // WINDOW - 6) * WINDOW  # a window well in the past
-    early = [_event(f"e{i}", "s1", base + i) for i in range(3)]
-    # An event far enough ahead to close that window for good (its end + grace passed) ...
-    closer = _event("ahead", "s1", base + 3 * WINDOW + GRACE + 1)
-    await ingest(nats_server.url, [*early, closer], partitions=PARTITIONS, now=now)
+    base = int(now) // WINDOW * WINDOW  # the window open now
+    early = [_event(f"e{i}", "s1", now) for i in range(3)]
+    await ingest(nats_server.url, early, partitions=PARTITIONS, now=now)
     first = f"engagement.s1.{base}"
     await poll_until(lambda: _has(nats_server.url, first), timeout=30, what="the first window's result")
-    # ... so that one more event for it is late.
-    late = _event("late-1", "s1", base + 4)
+    # The window closed at its end + grace: one more event for it arrives after that, so is late.
+    late = _event("late-1", "s1", base + 1)
     await ingest(nats_server.url, [late], partitions=PARTITIONS, now=time.time())
     # Unreadable events straight into the topic (HTTP/NATS ingest would have refused them).
     async with faust_producer(nats_server.url, partitions=PARTITIONS) as send:
         await send("events", json.dumps({**_event("no-time", "s1", now), "occurred_at": None}).encode(), key=b"s1")
         await send("events", json.dumps({**_event("bad-time", "s1", now), "occurred_at": "yesterday"}).encode(), key=b"s1")
         await send("events", b"{not json", key=b"s1")
-    after = _event("after", "s2", now)
-    await ingest(nats_server.url, [after], partitions=PARTITIONS, now=time.time())
+    after_at = time.time()
+    after = _event("after", "s2", after_at)
+    await ingest(nats_server.url, [after], partitions=PARTITIONS, now=after_at)
 
     letters = await poll_until(
         lambda: _letters_when(nats_server.url, 4), timeout=30, what="four dead letters"
@@ -164,7 +179,7 @@ async def test_late_and_unreadable_events_are_dead_lettered_with_a_reason_and_th
     # The first window kept its three events; the worker kept going and counted the next one.
     assert (await metrics_values(nats_server.url))[first]["events"] == 3
     await poll_until(
-        lambda: _has(nats_server.url, f"engagement.s2.{int(now) // WINDOW * WINDOW}"),
+        lambda: _has(nats_server.url, f"engagement.s2.{int(after_at) // WINDOW * WINDOW}"),
         timeout=30, what="the event after the bad ones to be counted",
     )
     assert worker.alive()

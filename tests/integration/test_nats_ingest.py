@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -10,7 +11,8 @@ import pytest
 from nats.aio.client import Client
 
 from bridges.nats_ingest import HDR_ORIGINAL_SIZE, HDR_ORIGINAL_SUBJECT, HDR_REASON, MAX_EVENT_BYTES
-from bridges.public_streams import INGEST_CONSUMER
+from bridges.envelope import HDR_TS
+from bridges.public_streams import INGEST_CONSUMER, PublicStreams
 from bridges.server import NatsServer
 from tests.oracle import generate_sessions
 from tests.support.streams import events_stored, nats_client, read_stream, stream_count
@@ -109,6 +111,22 @@ async def test_the_forwarded_message_is_the_canonical_event(web: WebHarness, cli
         b'"occurred_at":"2024-05-01T10:00:00.500000Z","student_id":"s1","type":"interaction"}'
     )
     assert msg.headers["Nats-Msg-Id"] == "nats-1"
+
+
+async def test_a_forwarded_event_carries_the_time_the_ingest_stream_stored_it(
+    nats_server: NatsServer, client: Client
+) -> None:
+    # Stored while no web process runs: the bridge forwards it later, and its arrival must stay
+    # the moment NATS first stored it, not the moment the backlog was worked off.
+    await PublicStreams().ensure_ingest(client.jetstream())
+    ack = await client.jetstream().publish("events.interaction.s1", encoded(event(2)))
+    stored_at = (await client.jetstream().get_msg(INGEST, ack.seq)).time.timestamp()
+    await asyncio.sleep(1.5)  # real time must pass for the backlog to be older than its forwarding
+    async with running_web(nats_server.url):
+        await wait_stored(client, 1)
+        (msg,) = [m for p in range(4) for m in await read_stream(client, f"FAUST_events_{p}")]
+    assert float(msg.headers[HDR_TS]) == pytest.approx(stored_at, abs=1e-6)
+    assert msg.metadata.timestamp.timestamp() >= stored_at + 1.5, "forwarded after the backlog waited"
 
 
 INVALID: list[tuple[str, str, bytes, str]] = [

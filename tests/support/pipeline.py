@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,13 +48,30 @@ def start_metric_worker(pool: Workers, agent: str, *, name: str | None = None) -
     return pool.spawn([sys.executable, "-m", "app", "worker", agent], name=name or agent)
 
 
-async def ingest(url: str, events: list[dict[str, Any]], *, partitions: int, now: float) -> None:
-    """Through the real ingest path: validated, deduplicated, partitioned by student."""
+async def ingest(
+    url: str,
+    events: list[dict[str, Any]],
+    *,
+    partitions: int,
+    now: float,
+    arrivals: Sequence[float] | None = None,
+) -> None:
+    """Through the real ingest path: validated, deduplicated, partitioned by student.
+
+    ``arrivals``: when each event was first stored, for a backlog stored before the workers
+    start (as NATS ingest passes them on); None: they arrive now, as HTTP events do. Arrivals in
+    the past are only honest while no worker has read the partitions since: a running worker has
+    been promised that nothing older is still to come (see bridges/arrival_clock.py).
+    """
     client = await nats.connect(url)
     try:
         async with EventSink(client, partitions=partitions) as sink:
             for start in range(0, len(events), 500):
-                await sink.publish([validate_event(e, now=now) for e in events[start : start + 500]])
+                chunk = slice(start, start + 500)
+                await sink.publish(
+                    [validate_event(e, now=now) for e in events[chunk]],
+                    arrivals=None if arrivals is None else arrivals[chunk],
+                )
     finally:
         await client.close()
 

@@ -1,8 +1,10 @@
 """The windowed runtime's closer and updater in one process, with results kept in memory.
 
 A real faust app (memory broker, never started) hosts the engagement metric; the writer records
-what it is asked to write. The closer must close a due window once flow resumes, and must not
-spin while partitions are moving; the updater writes provisional values only when switched on.
+what it is asked to write and a scripted arrival clock says what the streams promise. The closer
+must close a due window once flow resumes and must not spin while partitions are moving or while
+reading the clock keeps failing; a window whose result fails is dead-lettered and the others
+close; the updater writes provisional values only when switched on.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Collection, Mapping
 from typing import Any
 
 import faust
@@ -19,7 +21,8 @@ import pytest
 from agents import engagement
 from agents.context import AgentContext
 from agents.windowed import WindowedRuntime
-from tables import ChangelogReplica
+from tables import Aggregates, ChangelogReplica, Count, MetricDefinition, Promise, Tumbling
+from tables.errors import BrokenError
 
 WINDOW, GRACE = 60, 10
 
@@ -28,6 +31,7 @@ class RecordingResults:
     def __init__(self) -> None:
         self.finals: dict[str, dict[str, Any]] = {}
         self.provisional: list[dict[str, Any]] = []
+        self.dead: list[tuple[str, dict[str, Any], str]] = []
 
     async def start(self) -> None: ...
 
@@ -42,7 +46,23 @@ class RecordingResults:
         return _done()
 
     async def dead_letter(self, subject: str, payload: bytes, *, reason: str, msg_id: str) -> Awaitable[None]:
+        self.dead.append((subject, json.loads(payload), reason))
         return _done()
+
+
+class ScriptedClock:
+    """Promises what the test says; ``failing`` makes every read raise, as NATS away would."""
+
+    def __init__(self) -> None:
+        self.promises: dict[int, Promise] = {}
+        self.failing = False
+        self.reads = 0
+
+    async def read(self, topic: str, partitions: Collection[int]) -> Mapping[int, Promise]:
+        self.reads += 1
+        if self.failing:
+            raise BrokenError("NATS is not connected")
+        return {p: self.promises[p] for p in partitions if p in self.promises}
 
 
 def _done() -> asyncio.Future[None]:
@@ -67,7 +87,13 @@ class Stopper:
         await asyncio.sleep(min(seconds, max(0.0, self.until - time.monotonic())))
 
 
-def runtime_with(results: RecordingResults, *, update_seconds: float = 0.0) -> WindowedRuntime:
+def runtime_with(
+    results: RecordingResults,
+    clock: ScriptedClock | None = None,
+    *,
+    update_seconds: float = 0.0,
+    definition: MetricDefinition | None = None,
+) -> WindowedRuntime:
     app = faust.App(f"closer-{time.monotonic_ns()}", broker="memory://")
     context = AgentContext(
         events=app.topic("events", value_type=bytes),
@@ -75,9 +101,10 @@ def runtime_with(results: RecordingResults, *, update_seconds: float = 0.0) -> W
         grace_seconds=GRACE,
         results=results,
         register_state=lambda owner: None,
+        clock=clock or ScriptedClock(),
         update_seconds=update_seconds,
     )
-    runtime = WindowedRuntime(app, engagement.define(WINDOW, GRACE), context)
+    runtime = WindowedRuntime(app, definition or engagement.define(WINDOW, GRACE), context)
     runtime.activate(0, ChangelogReplica().restore())
     app.flow_control.resume()  # as a started worker's is between rebalances
     return runtime
@@ -93,11 +120,14 @@ def event(occurred_at: float, n: int) -> bytes:
 
 async def test_a_due_window_waits_while_partitions_move_without_spinning_then_closes() -> None:
     results = RecordingResults()
-    runtime = runtime_with(results)
-    # An event two windows before the next: the next moves the watermark past the first
-    # window's end + grace, so that window is due at once.
-    await runtime.add(0, 0, event(time.time() - 2 * WINDOW - GRACE, 1))
-    await runtime.add(0, 1, event(time.time(), 2))
+    clock = ScriptedClock()
+    runtime = runtime_with(results, clock)
+    old = time.time() - 2 * WINDOW - GRACE
+    await runtime.add(0, 1, event(old, 1), old + 1)
+    await runtime.add(0, 2, event(time.time(), 2), time.time())
+    # The stream promises that everything after record 2 arrived from now on: the first
+    # window's end + grace is behind that, so it is due at once.
+    clock.promises[0] = Promise(2, time.time())
     runtime.app.rebalancing = True
     paused = Stopper(0.5)
     await runtime.run_closer(paused)  # type: ignore[arg-type]
@@ -113,7 +143,7 @@ async def test_a_due_window_waits_while_partitions_move_without_spinning_then_cl
 async def test_the_updater_writes_open_windows_only_when_switched_on(update_seconds: float) -> None:
     results = RecordingResults()
     runtime = runtime_with(results, update_seconds=update_seconds)
-    await runtime.add(0, 0, event(time.time(), 1))  # an open window
+    await runtime.add(0, 1, event(time.time(), 1), time.time())  # an open window
     await runtime.run_updater(Stopper(0.35))  # type: ignore[arg-type]
     if update_seconds:
         # written once: it did not change after the first write
@@ -121,3 +151,67 @@ async def test_the_updater_writes_open_windows_only_when_switched_on(update_seco
     else:
         assert results.provisional == []
     assert results.finals == {}
+
+
+async def test_a_promise_counts_only_once_the_partition_is_processed_past_it() -> None:
+    results = RecordingResults()
+    clock = ScriptedClock()
+    runtime = runtime_with(results, clock)
+    old = time.time() - 2 * WINDOW - GRACE
+    await runtime.add(0, 1, event(old, 1), old + 1)
+    # A backlog: the stream holds 5 records, only 1 is processed; nothing may close yet, since
+    # records 2-5 may belong in the window (they arrived before its end + grace).
+    clock.promises[0] = Promise(5, time.time())
+    await runtime.tick()
+    assert results.finals == {}
+    for offset in (2, 3, 4, 5):
+        await runtime.add(0, offset, event(old + offset, offset), old + offset)
+    await runtime.tick()
+    assert [v["events"] for v in results.finals.values()] == [5]
+
+
+def _breaking_result(values: dict[str, Any]) -> dict[str, Any]:
+    if values["n"] == 2:
+        raise ZeroDivisionError("a bug in finalize")
+    return {}
+
+
+async def test_a_window_whose_result_fails_is_dead_lettered_and_the_others_close() -> None:
+    results = RecordingResults()
+    clock = ScriptedClock()
+    definition = MetricDefinition(
+        name="fragile",
+        key_fields=("student_id",),
+        time_field="occurred_at",
+        window=Tumbling(WINDOW),
+        grace=GRACE,
+        aggregates=Aggregates({"n": Count()}, finalize=_breaking_result),
+    )
+    runtime = runtime_with(results, clock, definition=definition)
+    at = time.time() - 2 * WINDOW - GRACE
+    for offset, student in enumerate(["s1", "s2", "s2", "s3"], start=1):
+        raw = json.loads(event(at, offset))
+        raw["student_id"] = student
+        await runtime.add(0, offset, json.dumps(raw).encode(), at + 1)
+    clock.promises[0] = Promise(4, time.time())
+    await runtime.tick()
+    assert sorted(v["key"]["student_id"] for v in results.finals.values()) == ["s1", "s3"]
+    [(subject, document, reason)] = results.dead
+    assert subject == "deadletter.error.fragile"
+    assert document["key"] == {"student_id": "s2"} and document["events"] == 2
+    assert reason == document["error"] == "ZeroDivisionError: a bug in finalize"
+    assert runtime.stats["windows_failed"] == 1 and runtime.stats["windows_closed"] == 2
+    await runtime.tick()  # the failed window left the state: it is not reported again
+    assert len(results.dead) == 1
+
+
+async def test_a_clock_that_cannot_be_read_slows_the_closer_down_instead_of_spinning() -> None:
+    results = RecordingResults()
+    clock = ScriptedClock()
+    clock.failing = True
+    runtime = runtime_with(results, clock)
+    await runtime.run_closer(Stopper(1.0))  # type: ignore[arg-type]
+    # Pauses of 0.5 s, 1 s, ... after the first failures: a handful of reads in a second, where
+    # a loop without backoff would read every CLOCK_INTERVAL (4) or spin (thousands).
+    assert 1 <= clock.reads <= 3, clock.reads
+    assert runtime.stats["closer_failures"] == clock.reads

@@ -21,7 +21,7 @@ Results = dict[tuple[str, int], tuple[int, dict[str, Any]]]
 
 @dataclass(frozen=True)
 class Arrival:
-    """One event as it reached the partition: its event time and its wall-clock arrival."""
+    """One event as it reached the partition: its event time and its arrival."""
 
     student: str
     t_ms: int
@@ -57,33 +57,6 @@ def reference_values(items: list[Arrival]) -> dict[str, Any]:
         "last": last,
         "questions": len({item.question for item in items}),
     }
-
-
-def fixed_oracle(
-    arrivals: list[Arrival], size_ms: int, step_ms: int, grace_ms: int
-) -> tuple[Results, set[int]]:
-    """Per-window results and the indices of late arrivals, for tumbling/hopping windows.
-
-    The watermark when arrival ``i`` comes in is ``max(t_j + now_i - now_j)`` over the earlier
-    arrivals; arrival ``i`` counts in each window holding ``t_i`` whose end + grace is above it,
-    and is late when there is none.
-    """
-    members: dict[tuple[str, int], list[Arrival]] = defaultdict(list)
-    late: set[int] = set()
-    for i, arrival in enumerate(arrivals):
-        earlier = arrivals[:i]
-        watermark = max((a.t_ms + arrival.now_ms - a.now_ms for a in earlier), default=None)
-        starts = [
-            k * step_ms
-            for k in range((arrival.t_ms - size_ms) // step_ms, arrival.t_ms // step_ms + 1)
-            if k * step_ms <= arrival.t_ms < k * step_ms + size_ms
-        ]
-        open_starts = [s for s in starts if watermark is None or s + size_ms + grace_ms > watermark]
-        if not open_starts:
-            late.add(i)
-        for start in open_starts:
-            members[(arrival.student, start)].append(arrival)
-    return _results(members), late
 
 
 def session_oracle(arrivals: list[Arrival], gap_ms: int) -> Results:
