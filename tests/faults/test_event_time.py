@@ -1,0 +1,240 @@
+"""Event time in the real world: device clocks that run fast, bursts that outrun the workers, a
+worker stopped for longer than the grace, and a killed worker's replay.
+
+An event is late only if it *arrived* (was first stored by NATS) after its window's end + grace;
+its ``occurred_at`` only places it in a window. So none of these may dead-letter an on-time event
+or change a final value. Each case runs the real deployment: nats-server, ``python -m app web``
+and metric workers as subprocesses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from nats.aio.msg import Msg
+
+from bridges.server import NatsServer
+from tests.oracle import expected_results
+from tests.support.faults import Deployment, fault_env, start_web_process
+from tests.support.live import HttpTraffic, LiveEvents, assert_results_exact, rfc3339
+from tests.support.pipeline import dead_letters, metrics_values, values_match
+from tests.support.streams import nats_client
+from tests.support.workers import Workers, poll_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+WINDOW, GRACE = 5, 2
+#: most events a burst may take to put the workers far enough behind (about 60,000 do here)
+BURST_CAP = 300_000
+
+
+async def post_all(url: str, events: list[dict[str, Any]], *, batch: int = 1000) -> None:
+    """POST ``events`` in batches as fast as ingest takes them; every batch must be accepted."""
+    async with aiohttp.ClientSession() as session:
+        for start in range(0, len(events), batch):
+            async with session.post(f"{url}/v1/events", json={"events": events[start : start + batch]}) as response:
+                assert response.status == 202, await response.text()
+
+
+@contextlib.asynccontextmanager
+async def finals_seen(nats_url: str) -> AsyncIterator[dict[str, float]]:
+    """KV key -> when its final value was written (seen on ``$KV.metrics.>``, within ms)."""
+    seen: dict[str, float] = {}
+
+    async def record(msg: Msg) -> None:
+        if msg.data and json.loads(msg.data).get("final") is True:
+            seen.setdefault(msg.subject.removeprefix("$KV.metrics."), time.time())
+
+    async with nats_client(nats_url) as client:
+        subscription = await client.subscribe("$KV.metrics.>", cb=record)
+        try:
+            yield seen
+        finally:
+            await subscription.unsubscribe()
+
+
+def worst_delay(seen: dict[str, float], *, window: int, grace: int) -> float:
+    """How long after its end + grace the slowest window's final was written."""
+    return max(at - (int(key.rsplit(".", 1)[1]) + window + grace) for key, at in seen.items())
+
+
+async def late_letters(nats_url: str) -> Counter[str]:
+    return Counter(subject for subject, _, _ in await dead_letters(nats_url) if subject.startswith("deadletter.late."))
+
+
+@pytest.mark.timeout(300)
+async def test_devices_whose_clocks_run_fast_delay_no_one(nats_server: NatsServer, tmp_path: Path) -> None:
+    # Eight partitions, 48 accurate students over HTTP, and two devices over NATS whose clocks
+    # run 40 s and 299 s fast (the contract accepts up to 300 s). Their events land in windows
+    # that lie ahead; nobody else's event may be judged late because of them.
+    env = fault_env(nats_server.url, tmp_path / "data", window=WINDOW, grace=GRACE, PARTITIONS="8",
+                    METRICS_UPDATE_SECONDS="0.5")
+    with Workers(tmp_path / "logs", env) as pool:
+        _, url = await start_web_process(pool)
+        await Deployment(pool, nats_server.url, per_agent=1).start()
+        fast: dict[float, list[dict[str, Any]]] = {40.0: [], 299.0: []}
+        live = LiveEvents(seed=12, students=48, run="accurate")
+        async with nats_client(nats_server.url) as client, HttpTraffic(url, live, batch=20, interval=0.1) as traffic:
+            deadline = time.time() + 12
+            n = 0
+            while time.time() < deadline:
+                for ahead, sent in fast.items():
+                    n += 1
+                    event = {**live.make(time.time() + ahead), "event_id": f"fast{ahead:.0f}-{n}",
+                             "student_id": f"fast{ahead:.0f}"}
+                    await client.publish(f"events.{event['type']}.{event['student_id']}", json.dumps(event).encode())
+                    sent.append(event)
+                await asyncio.sleep(0.2)  # each device's own pace
+            await client.flush()
+        accurate = traffic.accepted
+        assert len(accurate) > 1000 and all(fast.values())
+
+        # Every accurate window and every window of the 40 s device closes, exactly as the oracle
+        # says, with nothing late.
+        await assert_results_exact(nats_server.url, [*accurate, *fast[40.0]], window=WINDOW, timeout=120,
+                                   open_windows_allowed=True)
+        assert not await late_letters(nats_server.url)
+        # The 299 s device's windows are still open: each already holds its events (the value so
+        # far, written every 0.5 s), in the windows of their own occurred_at.
+        expected_ahead = expected_results(fast[299.0], window_seconds=WINDOW)
+
+        async def counted_ahead() -> dict[str, Any] | None:
+            values = await metrics_values(nats_server.url)
+            return values if all(k in values for k in expected_ahead) else None
+
+        values = await poll_until(counted_ahead, timeout=30, interval=0.5, what="the fast device's open windows")
+        for key, want in expected_ahead.items():
+            assert values[key]["final"] is False
+            assert values_match({**values[key], "final": True}, want), (values[key], want)
+
+
+@pytest.mark.timeout(300)
+async def test_a_burst_that_outruns_the_workers_and_a_stopped_worker_lose_nothing(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    # Short windows and grace, so that windows fall due while the workers are behind.
+    window, grace = 2, 1
+    env = fault_env(nats_server.url, tmp_path / "data", window=window, grace=grace)
+    with Workers(tmp_path / "logs", env) as pool:
+        _, url = await start_web_process(pool)
+        deployment = await Deployment(pool, nats_server.url, per_agent=1).start()
+        live = LiveEvents(seed=5, students=64, run="burst")
+        # Events stamped as they are made, posted as fast as ingest takes them (several times what
+        # the workers process), until some window's final comes more than 3 graces after its end
+        # + grace: however fast this machine, the workers are then that far behind.
+        burst: list[dict[str, Any]] = []
+        sent_at = time.time()
+        async with finals_seen(nats_server.url) as seen:
+            async with aiohttp.ClientSession() as session:
+                while len(burst) < BURST_CAP and not (seen and worst_delay(seen, window=window, grace=grace) > 3 * grace):
+                    batch = live.batch(1000, time.time())
+                    async with session.post(f"{url}/v1/events", json={"events": batch}) as response:
+                        assert response.status == 202
+                    burst.extend(batch)
+            posted_in = time.time() - sent_at
+            await assert_results_exact(nats_server.url, burst, window=window, timeout=240)
+        behind = worst_delay(seen, window=window, grace=grace)
+        print(f"{len(burst)} events posted in {posted_in:.1f}s; the slowest final came {behind:.1f}s after end + grace")
+        assert behind > 3 * grace, "the burst did not outrun the workers: the test proves nothing"
+        assert not await late_letters(nats_server.url)
+
+        # A worker stopped for ten times the grace while live traffic goes on, then started again.
+        engagement = deployment.workers["engagement"][0]
+        async with HttpTraffic(url, live, batch=20, interval=0.1) as traffic:
+            await engagement.terminate()
+            await asyncio.sleep(10 * grace)  # the outage itself: real time has to pass
+            deployment.replace("engagement")
+            await traffic.wait_accepted(len(traffic.accepted) + 200)
+        await assert_results_exact(nats_server.url, [*burst, *traffic.accepted], window=window, timeout=120)
+        assert not await late_letters(nats_server.url)
+
+
+_REPLAY_METRIC = '''
+"""The engagement metric under another name, so that two apps compute it side by side."""
+from dataclasses import replace
+
+from agents.engagement import define as engagement
+from agents.windowed import windowed_metric
+
+
+def define(window_seconds, grace_seconds):
+    return replace(engagement(window_seconds, grace_seconds), name="{name}")
+
+
+build = windowed_metric(define)
+'''
+
+
+@pytest.mark.timeout(300)
+async def test_a_killed_worker_replays_to_the_same_finals_and_dead_letters(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    # Two apps compute the same metric from the same stored events: "steady" is left alone,
+    # "killed" is killed mid-burst and started again, so it replays from its last flush. Both
+    # must reach the same finals and dead-letter the same late events.
+    for name in ("steady", "killed"):
+        (tmp_path / f"{name}.py").write_text(_REPLAY_METRIC.format(name=name))
+    env = fault_env(nats_server.url, tmp_path / "data", window=WINDOW, grace=GRACE)
+    with Workers(tmp_path / "logs", env) as pool:
+        _, url = await start_web_process(pool)
+        steady = pool.spawn([sys.executable, "-m", "app", "worker", str(tmp_path / "steady.py")], name="steady")
+        killed = pool.spawn([sys.executable, "-m", "app", "worker", str(tmp_path / "killed.py")], name="killed")
+        for worker in (steady, killed):
+            await worker.wait_for_log(r"Worker ready", timeout=90)
+        live = LiveEvents(seed=8, students=40, run="replay")
+        on_time: list[dict[str, Any]] = []
+        late: list[dict[str, Any]] = []
+        async with aiohttp.ClientSession() as session:
+            for round_ in range(24):
+                batch = live.batch(997, time.time())
+                # A few events of a window that closed long before they arrive: late in any run.
+                stale = [{**e, "event_id": f"stale-{round_}-{i}", "occurred_at": rfc3339(time.time() - 30)}
+                         for i, e in enumerate(live.batch(3, time.time()))]
+                async with session.post(f"{url}/v1/events", json={"events": [*batch, *stale]}) as response:
+                    assert response.status == 202
+                on_time.extend(batch)
+                late.extend(stale)
+                if round_ == 12:
+                    await killed.kill()  # mid-burst: its state since the last flush is lost
+                    killed = pool.spawn(
+                        [sys.executable, "-m", "app", "worker", str(tmp_path / "killed.py")], name="killed-again"
+                    )
+        expected = expected_results(on_time, window_seconds=WINDOW)
+        want = {key.split(".", 1)[1]: value for key, value in expected.items() if value["metric"] == "engagement"}
+
+        async def both_final() -> dict[str, dict[str, Any]] | None:
+            values = await metrics_values(nats_server.url)
+            finals = {name: {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith(f"{name}.")}
+                      for name in ("steady", "killed")}
+            return finals if all(f.keys() >= want.keys() for f in finals.values()) else None
+
+        finals = await poll_until(both_final, timeout=240, interval=1.0, what="both apps' finals")
+        for name in ("steady", "killed"):
+            assert finals[name].keys() == want.keys(), name
+            for key, value in finals[name].items():
+                assert values_match({**value, "metric": "engagement"}, want[key]), (name, key, value, want[key])
+
+        async def letters() -> dict[str, list[str]] | None:
+            found: dict[str, list[str]] = {"steady": [], "killed": []}
+            for subject, _, payload in await dead_letters(nats_server.url):
+                name = subject.rsplit(".", 1)[1]
+                if subject.startswith("deadletter.late.") and name in found:
+                    found[name].append(json.loads(payload)["event_id"])
+            return found if all(len(ids) >= len(late) for ids in found.values()) else None
+
+        found = await poll_until(letters, timeout=60, interval=1.0, what="both apps' late dead letters")
+        assert sorted(found["steady"]) == sorted(found["killed"]) == sorted(e["event_id"] for e in late)
+        # The successor resumed from a flush with open windows: it replayed, not started afresh.
+        assert re.search(r"resumes at offset \d+ with [1-9]\d* open windows", killed.log()), killed.log()[-2000:]
+        assert killed.alive()
