@@ -464,6 +464,24 @@ def test_numbers_at_the_bound_round_trip_exactly() -> None:
     assert validate_event(event.to_json_bytes(), now=NOW) == event
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Digits a double does not keep are rounded away first, as every JSON reader of doubles
+        # does: 2**53 + 1 written as a fraction is read as 2**53, the integer is kept exact.
+        ("9007199254740993.0", []),
+        ("9007199254740993", [("data.x", NUMBER)]),
+        ("9007199254740993.5", [("data.x", NUMBER)]),  # the nearest double is 2**53 + 2
+        ("-9007199254740993", [("data.x", NUMBER)]),
+        ("9.007199254740992e15", []),
+        ("1e16", [("data.x", NUMBER)]),
+    ],
+)
+def test_a_json_number_is_judged_as_it_is_read(text: str, expected: list[tuple[str, str]]) -> None:
+    body = json.dumps(changed(INTERACTION, data={"x": 0})).replace('"x": 0', f'"x": {text}')
+    assert problems(body.encode()) == expected
+
+
 def test_out_of_range_numbers_in_raw_json_are_refused_in_every_event_of_a_batch() -> None:
     # 10**400 and its neighbours as JSON text, the way an HTTP body arrives: every problem of
     # every event in one answer, and no event of the batch returned.
