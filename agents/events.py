@@ -13,6 +13,11 @@ a whole batch from one answer. Bytes that are not JSON at all raise :class:`Malf
 Ids end up as NATS subject tokens and KV key parts downstream, which is why their character sets
 leave out ``*``, ``>``, whitespace and (except in ``event_id``) ``.``.
 
+Every number anywhere in ``data`` is finite and at most :data:`MAX_DATA_NUMBER` (2**53) in
+magnitude, so that whatever the contract admits is a double exactly, can be summed by a window
+without overflowing, and comes out as strict JSON. A problem inside ``data`` is reported at its
+dotted path: object keys as they are, array positions as 0-based numbers (``data.items.3.score``).
+
 "Optional" means the key may be absent; ``null`` is not a value of any field. A present field must
 satisfy its rule, so there is exactly one way to say "no session".
 
@@ -25,9 +30,8 @@ re-reading an already admitted event wants.
 from __future__ import annotations
 
 import json
-import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
@@ -53,6 +57,7 @@ __all__ = [
     "InvalidEvents",
     "MAX_BATCH_EVENTS",
     "MAX_DATA_BYTES",
+    "MAX_DATA_NUMBER",
     "MAX_FUTURE_SECONDS",
     "MalformedJSON",
     "validate_batch",
@@ -64,6 +69,13 @@ MAX_BATCH_EVENTS: Final = 1000
 
 MAX_DATA_BYTES: Final = 16 * 1024
 """Largest ``data``, measured as its compact JSON encoding in UTF-8."""
+
+MAX_DATA_NUMBER: Final = 2**53
+"""Largest magnitude of any number in ``data``, integer or not.
+
+Doubles hold every integer up to 2**53 exactly, and JavaScript and Go clients read every JSON
+number as a double; a sum of a window's values stays far from float overflow (1.8e308).
+"""
 
 MAX_FUTURE_SECONDS: Final = 300.0
 """How far ``occurred_at`` may be ahead of the server's clock (producers' clocks drift)."""
@@ -90,7 +102,8 @@ _EVENT_ID: Final = "must be 1-128 characters of A-Z a-z 0-9 _ . : -"
 _SUBJECT_ID: Final = "must be 1-64 characters of A-Z a-z 0-9 _ -"
 _FREE_TEXT: Final = "must be a string of at most 128 characters"
 _OCCURRED_AT: Final = "must be RFC 3339 with a UTC offset"
-_JSON_ONLY: Final = "must hold only JSON values (no NaN or Infinity)"
+_JSON_ONLY: Final = "must hold only JSON values"
+_NUMBER: Final = f"must be a number >= -{MAX_DATA_NUMBER} and <= {MAX_DATA_NUMBER}"
 _UNICODE_ONLY: Final = "must hold only valid Unicode text"
 
 # What a failed built-in pydantic check on each top-level field means, in the contract's words.
@@ -159,11 +172,14 @@ def _problem(message: str) -> PydanticCustomError:
 
 def _is_count(value: Any) -> bool:
     # type() rather than isinstance(): bool is a subclass of int, and True is not a level.
-    return type(value) is int and value >= 0
+    # (pydantic has already turned int and float subclasses into plain ones.)
+    return type(value) is int and 0 <= value <= MAX_DATA_NUMBER
 
 
 def _is_number(value: Any) -> bool:
-    return type(value) is int or (type(value) is float and math.isfinite(value))
+    # NaN fails every comparison, so the bounds refuse it along with the infinities.
+    kind = type(value)
+    return (kind is int or kind is float) and -MAX_DATA_NUMBER <= value <= MAX_DATA_NUMBER
 
 
 def _is_amount(value: Any) -> bool:
@@ -190,9 +206,10 @@ class _DataRule:
     required: bool = True
 
 
-_LEVEL = _DataRule("level", _is_count, "must be an integer >= 0")
-_SCORE = _DataRule("score", _is_amount, "must be a number >= 0")
-_DURATION = _DataRule("duration_ms", _is_count, "must be an integer >= 0")
+_COUNT: Final = f"must be an integer >= 0 and <= {MAX_DATA_NUMBER}"
+_LEVEL = _DataRule("level", _is_count, _COUNT)
+_SCORE = _DataRule("score", _is_amount, f"must be a number >= 0 and <= {MAX_DATA_NUMBER}")
+_DURATION = _DataRule("duration_ms", _is_count, _COUNT)
 
 _DATA_RULES: Final[dict[tuple[str, str], tuple[_DataRule, ...]]] = {
     ("game", "level_started"): (_LEVEL,),
@@ -214,6 +231,28 @@ _INTERACTION_RULES: Final = (_DataRule("correct", _is_bool, "must be a boolean",
 
 def _data_rules(type_: str | None, name: str | None) -> tuple[_DataRule, ...]:
     return _DATA_RULES.get((type_, name), _INTERACTION_RULES if type_ == "interaction" else ())
+
+
+_Path = tuple[str | int, ...]
+
+
+def _numbers_out_of_range(items: Iterable[tuple[str | int, JsonValue]], path: _Path, found: list[_Path]) -> None:
+    """Appends to ``found`` the path of every number among ``items`` (and inside them) that is
+    not finite or has a magnitude above :data:`MAX_DATA_NUMBER`.
+
+    On the ingest hot path: a path is built only for a container or a number out of range, and
+    scalars are checked without a call. The depth is bounded by pydantic, which refuses deeper
+    nesting (about 250 levels) before this runs.
+    """
+    for key, value in items:
+        kind = type(value)
+        if kind is int or kind is float:
+            if not -MAX_DATA_NUMBER <= value <= MAX_DATA_NUMBER:  # NaN fails this too
+                found.append((*path, key))
+        elif kind is dict:
+            _numbers_out_of_range(value.items(), (*path, key), found)  # type: ignore[union-attr]
+        elif kind is list:
+            _numbers_out_of_range(enumerate(value), (*path, key), found)  # type: ignore[arg-type]
 
 
 def _parse_occurred_at(value: Any) -> datetime:
@@ -244,10 +283,12 @@ class Event(BaseModel):
     ``occurred_at`` is always an aware datetime in UTC, whatever offset the producer used.
     """
 
-    # allow_inf_nan=False: the only floats are inside data, and NaN or Infinity is not JSON.
+    # allow_inf_nan=True: the only floats are inside data, and _check_data refuses NaN and the
+    # infinities itself, naming where they are (pydantic's locations inside a JsonValue name its
+    # union members, and 1e400, valid JSON, parses to an infinity).
     # hide_input_in_errors: a logged ValidationError must not carry 16 KiB of someone's data.
     model_config = ConfigDict(
-        frozen=True, extra="forbid", strict=True, allow_inf_nan=False, hide_input_in_errors=True
+        frozen=True, extra="forbid", strict=True, allow_inf_nan=True, hide_input_in_errors=True
     )
 
     event_id: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -300,28 +341,34 @@ class Event(BaseModel):
     def _check_data(cls, value: dict[str, JsonValue], info: ValidationInfo) -> dict[str, JsonValue]:
         # Runs after type and name (field order). A type or name that failed is missing from
         # info.data, and then only the rules that do not depend on it apply (interaction/*).
-        problems: list[tuple[str, str]] = []
-        for rule in _data_rules(info.data.get("type"), info.data.get("name")):
+        problems: list[tuple[_Path, str]] = []
+        rules = _data_rules(info.data.get("type"), info.data.get("name"))
+        for rule in rules:
             if rule.key in value:
                 if not rule.check(value[rule.key]):
-                    problems.append((rule.key, rule.problem))
+                    problems.append(((rule.key,), rule.problem))
             elif rule.required:
-                problems.append((rule.key, "field required"))
+                problems.append(((rule.key,), "field required"))
+        out_of_range: list[_Path] = []
+        _numbers_out_of_range(value.items(), (), out_of_range)
+        if out_of_range:
+            # A key with a rule of its own was judged by that rule, which bounds its numbers too.
+            ruled = {rule.key for rule in rules}
+            problems += [(path, _NUMBER) for path in out_of_range if path[0] not in ruled]
         try:
             size = len(_compact_json(value).encode())
         except UnicodeEncodeError:  # a lone surrogate, which only a Python caller can send
-            problems.append(("", _UNICODE_ONLY))
+            problems.append(((), _UNICODE_ONLY))
+        except ValueError:  # NaN or an infinity (allow_nan=False), reported above with its path
+            pass
         else:
             if size > MAX_DATA_BYTES:
-                problems.append(("", f"must be at most {MAX_DATA_BYTES} bytes as compact JSON"))
+                problems.append(((), f"must be at most {MAX_DATA_BYTES} bytes as compact JSON"))
         if problems:
             # pydantic prefixes these locations with "data", giving paths like data.level.
             raise ValidationError.from_exception_data(
                 cls.__name__,
-                [
-                    InitErrorDetails(type=_problem(message), loc=(key,) if key else (), input=value)
-                    for key, message in problems
-                ],
+                [InitErrorDetails(type=_problem(message), loc=path, input=value) for path, message in problems],
             )
         return value
 

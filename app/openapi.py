@@ -4,8 +4,9 @@ Paths are written here by hand; bodies come from the pydantic models (``agents.e
 ``agents.results``, ``app.http_models``), whose JSON Schema (2020-12) is what OpenAPI 3.1 uses.
 Where a model's generated schema says less than the contract (``occurred_at`` is parsed by a
 custom validator; optional event fields are absent rather than ``null``; ``game_id`` is required
-for game events), :func:`_event_schema` states the contract. A test checks that every route of
-the application is described here and nothing else.
+for game events; the keys some events require in ``data``, and their bounds), :func:`_event_schema`
+states the contract. A test checks that every route of the application is described here and
+nothing else.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, Final
 
 from pydantic.json_schema import models_json_schema
 
-from agents.events import MAX_BATCH_EVENTS, MAX_DATA_BYTES, Event
+from agents.events import MAX_BATCH_EVENTS, MAX_DATA_BYTES, MAX_DATA_NUMBER, Event
 from agents.results import METRIC_NAMES, EngagementResult, OutcomesResult, ProgressionResult
 from app.http_ingest import MAX_BODY_BYTES
 from app.http_models import Accepted, ErrorBody, EventBatch, Health, Windows
@@ -46,6 +47,42 @@ _RETRY_AFTER: Final = {
 _UNAVAILABLE: Final = _error("NATS is unavailable", headers=_RETRY_AFTER)
 
 
+_COUNT: Final = {"type": "integer", "minimum": 0, "maximum": MAX_DATA_NUMBER}
+_AMOUNT: Final = {"type": "number", "minimum": 0, "maximum": MAX_DATA_NUMBER}
+
+# (type, name or None for every name) -> (the rules of keys in data, the keys it must have): the
+# data rules of agents.events, which the description also states in words.
+_DATA_RULES: Final[dict[tuple[str, str | None], tuple[dict[str, Any], list[str]]]] = {
+    ("game", "level_started"): ({"level": _COUNT}, ["level"]),
+    ("game", "level_completed"): (
+        {"level": _COUNT, "score": _AMOUNT, "duration_ms": _COUNT}, ["level", "score", "duration_ms"]
+    ),
+    ("game", "level_failed"): ({"level": _COUNT, "duration_ms": _COUNT, "score": _AMOUNT}, ["level", "duration_ms"]),
+    ("game", "game_finished"): (
+        {"outcome": {"type": "string", "enum": ["win", "loss", "abandon"]}, "score": _AMOUNT, "duration_ms": _COUNT},
+        ["outcome", "score", "duration_ms"],
+    ),
+    ("engagement", "heartbeat"): ({"seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 3600}}, ["seconds"]),
+    ("interaction", None): ({"correct": {"type": "boolean"}}, []),
+}
+
+
+def _data_rule(type_: str, name: str | None, keys: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    """``if`` the event is of ``type_`` (and ``name``) ``then`` its data holds ``keys``."""
+    condition: dict[str, Any] = {"properties": {"type": {"const": type_}}, "required": ["type"]}
+    if name is not None:
+        condition["properties"]["name"] = {"const": name}
+        condition["required"].append("name")
+    data: dict[str, Any] = {"properties": copy.deepcopy(keys)}
+    if required:
+        data["required"] = required
+    # An absent data is {} to the contract, so a data with required keys must be there.
+    then: dict[str, Any] = {"properties": {"data": data}}
+    if required:
+        then["required"] = ["data"]
+    return {"if": condition, "then": then}
+
+
 def _event_schema(generated: dict[str, Any]) -> dict[str, Any]:
     schema = copy.deepcopy(generated)
     schema["description"] = (
@@ -54,8 +91,12 @@ def _event_schema(generated: dict[str, Any]) -> dict[str, Any]:
         "game/level_started: level; game/level_completed: level, score, duration_ms; "
         "game/level_failed: level, duration_ms (score optional); game/game_finished: outcome, "
         "score, duration_ms; engagement/heartbeat: seconds (0 < seconds <= 3600); "
-        "interaction/*: correct optional (boolean). `occurred_at` may be at most 5 minutes "
-        "ahead of the server's clock."
+        "interaction/*: correct optional (boolean); level and duration_ms are integers and "
+        f"score a number, each >= 0 and <= {MAX_DATA_NUMBER}. Every other number anywhere in "
+        f"`data`, in nested objects and arrays too, must be finite and >= -{MAX_DATA_NUMBER} and "
+        f"<= {MAX_DATA_NUMBER} (2**53, what a double holds exactly); one out of range is refused "
+        "at its dotted path, e.g. data.items.3 for the fourth element of the array items. "
+        "`occurred_at` may be at most 5 minutes ahead of the server's clock."
     )
     properties = schema["properties"]
     for name, prop in properties.items():
@@ -71,6 +112,8 @@ def _event_schema(generated: dict[str, Any]) -> dict[str, Any]:
     }
     schema["if"] = {"properties": {"type": {"const": "game"}}, "required": ["type"]}
     schema["then"] = {"required": ["game_id"]}
+    # One condition per event with data rules; allOf because a schema holds a single if/then.
+    schema["allOf"] = [_data_rule(type_, name, *rules) for (type_, name), rules in _DATA_RULES.items()]
     return schema
 
 

@@ -3,8 +3,8 @@
 Extends ``test_http_ingest.py`` (statuses, sizes, tokens, malformed JSON) and
 ``test_nats_ingest.py`` (subject rules, oversize payloads) with what a hostile or broken
 producer sends: wrong types, missing fields, deep nesting, invalid UTF-8 and lone surrogates,
-NaN and infinities, numbers too big for a float, times far in the past and future, ids with NATS
-wildcard and separator characters; the same payloads over NATS, and a seeded fuzzer of mutated
+NaN and infinities, numbers too big for a float or beyond the contract's 2**53, times far in the
+past and future, ids with NATS wildcard and separator characters; the same payloads over NATS, and a seeded fuzzer of mutated
 events on random subjects. The query API refuses ids that could address other keys.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from nats.aio.client import Client
 
-from bridges.nats_ingest import HDR_REASON
+from bridges.nats_ingest import HDR_ORIGINAL_SUBJECT, HDR_REASON
 from bridges.server import NatsServer
 from tests.support.streams import events_stored, nats_client, read_stream, stream_count
 from tests.support.web import WebHarness, running_web
@@ -43,6 +43,19 @@ def without(field: str) -> dict[str, Any]:
 
 def nested(depth: int) -> str:
     return "[" * depth + "]" * depth
+
+
+def level_completed(score: str, **changes: Any) -> bytes:
+    """A level_completed event whose ``score`` is the JSON text ``score``, as a producer wrote it."""
+    document = event(
+        type="game", name="level_completed", game_id="g-math", data={"level": 3, "score": 0, "duration_ms": 5400},
+        **changes,
+    )
+    return json.dumps(document).replace('"score": 0', f'"score": {score}').encode()
+
+
+#: the contract's rule for a score, stated in every refusal of one
+SCORE_RULE = "must be a number >= 0 and <= 9007199254740992"
 
 
 #: (case, body as bytes, the field of the first error)
@@ -70,7 +83,12 @@ INVALID_EVENTS: list[tuple[str, bytes, str]] = [
     ("February 30th", json.dumps(event(occurred_at="2024-02-30T10:00:00Z")).encode(), "occurred_at"),
     ("no offset", json.dumps(event(occurred_at="2024-05-01T10:00:00")).encode(), "occurred_at"),
     ("a float too big", b'{"event_id":"ev-1","student_id":"s-42","type":"engagement","name":"heartbeat",'
-     b'"occurred_at":"2024-05-01T10:00:00Z","data":{"seconds":1e400}}', "data"),
+     b'"occurred_at":"2024-05-01T10:00:00Z","data":{"seconds":1e400}}', "data.seconds"),
+    ("score 10**400", level_completed("1" + "0" * 400), "data.score"),
+    ("score 1e308", level_completed("1e308"), "data.score"),
+    ("score 2**53 + 1", level_completed(str(2**53 + 1)), "data.score"),
+    ("a number beyond 2**53 deep in data",
+     json.dumps(event(data={"seconds": 30, "items": [{"x": 1}, {"x": -(2**53) - 1}]})).encode(), "data.items.1.x"),
     ("data over 16 KiB", json.dumps(event(data={"seconds": 30, "blob": "x" * 17_000})).encode(), "data"),
 ]
 
@@ -115,6 +133,26 @@ async def test_an_invalid_event_is_422_naming_the_field_and_nothing_is_stored(
     batch = b'{"events":[' + json.dumps(event(event_id="ok-1")).encode() + b"," + body + b"]}"
     assert (await web.post(batch)).status == 422
     assert await events_stored(client) == 0
+
+
+async def test_a_score_beyond_2_53_is_422_naming_data_score_and_nothing_of_the_batch_is_stored(
+    web: WebHarness, client: Client
+) -> None:
+    huge = "1" + "0" * 400  # JSON allows any number of digits; doubles do not
+    response = await web.post(level_completed(huge))
+    assert response.status == 422
+    assert await response.json() == {"errors": [{"index": 0, "field": "data.score", "message": SCORE_RULE}]}
+    # Second in a batch after a valid event: the valid one is not stored either.
+    batch = b'{"events":[' + json.dumps(event(event_id="ok-1")).encode() + b"," + level_completed(huge) + b"]}"
+    response = await web.post(batch)
+    assert response.status == 422
+    assert await response.json() == {"errors": [{"index": 1, "field": "data.score", "message": SCORE_RULE}]}
+    assert await events_stored(client) == 0
+    # The bound itself is a score, stored exactly as sent.
+    response = await web.post(level_completed(str(2**53), event_id="at-the-bound"))
+    assert (response.status, await response.json()) == (202, {"accepted": 1, "duplicates": 0})
+    (stored,) = [m for p in range(4) for m in await read_stream(client, f"FAUST_events_{p}")]
+    assert json.loads(stored.data)["data"]["score"] == 2**53 == 9007199254740992
 
 
 @pytest.mark.parametrize("body", [c[1] for c in MALFORMED], ids=[c[0] for c in MALFORMED])
@@ -179,6 +217,27 @@ async def test_the_same_bad_payloads_over_nats_are_dead_lettered_with_a_reason(w
     assert sorted(m.data for m in letters) == sorted(payloads)  # all under 64 KiB: kept whole
     assert all(m.headers[HDR_REASON] for m in letters)
     assert await events_stored(client) == 0
+
+
+async def test_a_score_beyond_2_53_over_nats_is_dead_lettered_with_the_field_and_the_rule(
+    web: WebHarness, client: Client
+) -> None:
+    payload = level_completed("1" + "0" * 400, event_id="nats-huge")
+    await client.publish("events.game.s-42", payload)
+    # A valid event right behind it still goes through: one bad number stops nothing else.
+    await client.publish("events.game.s-42", level_completed("120", event_id="nats-ok"))
+    (letter,) = await dead_letters_when(client, 1)
+    assert letter.subject == "deadletter.invalid"
+    assert letter.headers[HDR_REASON] == f"data.score: {SCORE_RULE}"
+    assert letter.headers[HDR_ORIGINAL_SUBJECT] == "events.game.s-42"
+    assert letter.data == payload
+
+    async def forwarded() -> bool:
+        return await events_stored(client) == 1
+
+    await poll_until(forwarded, timeout=30, what="the valid event forwarded")
+    (stored,) = [m for p in range(4) for m in await read_stream(client, f"FAUST_events_{p}")]
+    assert json.loads(stored.data)["event_id"] == "nats-ok"
 
 
 def mutations(rng: random.Random, count: int) -> list[tuple[str, bytes, bool]]:

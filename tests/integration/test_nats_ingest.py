@@ -136,7 +136,8 @@ INVALID: list[tuple[str, str, bytes, str]] = [
         "invalid fields",
         "events.game.s1",
         encoded(event(type="game", name="level_completed", data={"level": -1, "score": 3})),
-        "game_id: field required; data.level: must be an integer >= 0; data.duration_ms: field required",
+        "game_id: field required; data.level: must be an integer >= 0 and <= 9007199254740992; "
+        "data.duration_ms: field required",
     ),
     (
         "type mismatch",

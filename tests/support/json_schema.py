@@ -17,7 +17,7 @@ ANNOTATIONS = frozenset({"title", "description", "default", "format", "examples"
 KEYWORDS = ANNOTATIONS | frozenset({
     "$ref", "type", "properties", "required", "additionalProperties", "items", "enum", "const",
     "pattern", "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum",
-    "exclusiveMaximum", "minItems", "maxItems", "anyOf", "oneOf", "if", "then",
+    "exclusiveMaximum", "minItems", "maxItems", "allOf", "anyOf", "oneOf", "if", "then",
 })
 
 _TYPES = {
@@ -69,6 +69,8 @@ def schema_errors(schema: Any, value: Any, document: dict[str, Any], path: str =
             errors.append(f"{path}: item count out of range")
         for index, item in enumerate(value):
             errors += schema_errors(schema.get("items", {}), item, document, f"{path}[{index}]")
+    for sub in schema.get("allOf", ()):
+        errors += schema_errors(sub, value, document, path)
     if "anyOf" in schema and all(schema_errors(s, value, document, path) for s in schema["anyOf"]):
         errors.append(f"{path}: fits none of anyOf")
     if "oneOf" in schema:

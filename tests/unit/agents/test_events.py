@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agents.events import InvalidEvents, validate_event
+from agents.events import MAX_DATA_NUMBER, FieldError, InvalidEvents, validate_batch, validate_event
 
 from .samples import DROP, GAME, INTERACTION, NOW, changed
 
@@ -19,10 +19,11 @@ TYPE = "must be one of game, interaction, engagement"
 FREE_TEXT = "must be a string of at most 128 characters"
 OCCURRED_AT = "must be RFC 3339 with a UTC offset"
 FUTURE = "is more than 5 minutes in the future"
-COUNT = "must be an integer >= 0"
-AMOUNT = "must be a number >= 0"
+COUNT = "must be an integer >= 0 and <= 9007199254740992"
+AMOUNT = "must be a number >= 0 and <= 9007199254740992"
+NUMBER = "must be a number >= -9007199254740992 and <= 9007199254740992"
 REQUIRED = "field required"
-JSON_ONLY = "must hold only JSON values (no NaN or Infinity)"
+JSON_ONLY = "must hold only JSON values"
 HEARTBEAT = "must be a number > 0 and <= 3600"
 BOOLEAN = "must be a boolean"
 
@@ -190,7 +191,17 @@ DATA_CASES = [
     data_case("level_completed", {"level": 1, "score": True, "duration_ms": 1}, ("data.score", AMOUNT)),
     data_case("level_completed", {"level": 1, "score": "5", "duration_ms": 1}, ("data.score", AMOUNT)),
     data_case("level_completed", {"level": 1, "score": None, "duration_ms": 1}, ("data.score", AMOUNT)),
-    data_case("level_completed", {"level": 1, "score": 2**70, "duration_ms": 2**70}),
+    # Every number is bounded at 2**53 (tests of the bound itself: BOUND_CASES).
+    data_case("level_completed", {"level": 2**53, "score": 2**53, "duration_ms": 2**53}),
+    data_case("level_completed", {"level": 1, "score": 2.0**53, "duration_ms": 1}),
+    data_case(
+        "level_completed",
+        {"level": 2**53 + 1, "score": 2**53 + 1, "duration_ms": 2**70},
+        ("data.level", COUNT),
+        ("data.score", AMOUNT),
+        ("data.duration_ms", COUNT),
+    ),
+    data_case("level_completed", {"level": 1, "score": 1e308, "duration_ms": 1}, ("data.score", AMOUNT)),
     data_case("level_completed", {"level": 1, "score": 5, "duration_ms": 1.5}, ("data.duration_ms", COUNT)),
     data_case("level_completed", {"level": 1, "score": 5, "duration_ms": -1}, ("data.duration_ms", COUNT)),
     data_case(
@@ -205,6 +216,7 @@ DATA_CASES = [
     data_case("level_failed", {"level": 1, "duration_ms": 10, "score": 3}),
     data_case("level_failed", {"level": 1, "duration_ms": 10, "score": "3"}, ("data.score", AMOUNT)),
     data_case("level_failed", {"level": 1, "duration_ms": 10, "score": None}, ("data.score", AMOUNT)),
+    data_case("level_failed", {"level": 1, "duration_ms": 10, "score": 2**53 + 1}, ("data.score", AMOUNT)),
     data_case("level_failed", {"level": 1}, ("data.duration_ms", REQUIRED)),
     data_case("level_failed", {"duration_ms": 1}, ("data.level", REQUIRED)),
     # game/game_finished: outcome, score, duration_ms.
@@ -226,6 +238,8 @@ DATA_CASES = [
         {"outcome": ["win"], "score": 1, "duration_ms": 1},
         ("data.outcome", "must be one of win, loss, abandon"),
     ),
+    data_case("game_finished", {"outcome": "win", "score": 2**53, "duration_ms": 1}),
+    data_case("game_finished", {"outcome": "win", "score": 1e300, "duration_ms": 1}, ("data.score", AMOUNT)),
     data_case(
         "game_finished",
         {},
@@ -324,9 +338,6 @@ def nested(depth: int) -> list[Any]:
 @pytest.mark.parametrize(
     "data",
     [
-        pytest.param({"x": float("nan")}, id="nan"),
-        pytest.param({"x": {"y": [float("inf")]}}, id="nested inf"),
-        pytest.param({"x": -float("inf")}, id="-inf"),
         pytest.param({"x": (1, 2)}, id="tuple"),
         pytest.param({"x": {1, 2}}, id="set"),
         pytest.param({"x": {"y": {2: "z"}}}, id="nested int key"),
@@ -347,20 +358,147 @@ def test_data_from_python_must_hold_only_unicode_text() -> None:
 
 @pytest.mark.parametrize("number", [float("nan"), float("inf"), -float("inf")])
 @pytest.mark.parametrize(
-    ("type_", "name", "key"), [("game", "level_completed", "score"), ("engagement", "heartbeat", "seconds")]
+    ("type_", "name", "key", "rule"),
+    [("game", "level_completed", "score", AMOUNT), ("engagement", "heartbeat", "seconds", HEARTBEAT)],
 )
-def test_non_finite_numbers_are_refused_where_a_number_is_required(
-    number: float, type_: str, name: str, key: str
+def test_non_finite_numbers_are_refused_by_the_rule_of_their_key(
+    number: float, type_: str, name: str, key: str, rule: str
 ) -> None:
     data = {"level": 1, "score": 1, "duration_ms": 1, "seconds": 1, key: number}
-    assert problems(changed(GAME, type=type_, name=name, data=data)) == [("data", JSON_ONLY)]
+    assert problems(changed(GAME, type=type_, name=name, data=data)) == [(f"data.{key}", rule)]
 
 
-@pytest.mark.parametrize("key", ["x", "score"])
-def test_json_numbers_too_large_for_a_float_are_infinite(key: str) -> None:
-    # 1e400 is valid JSON syntax, but it parses to infinity.
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        pytest.param({"x": float("nan")}, [("data.x", NUMBER)], id="nan"),
+        pytest.param({"x": {"y": [float("inf")]}}, [("data.x.y.0", NUMBER)], id="nested inf"),
+        pytest.param({"x": -float("inf"), "y": [1, float("nan")]}, [("data.x", NUMBER), ("data.y.1", NUMBER)], id="two"),
+    ],
+)
+def test_non_finite_numbers_from_python_are_refused_at_their_path(
+    data: dict[str, Any], expected: list[tuple[str, str]]
+) -> None:
+    # Only a Python caller can hand over NaN (in JSON it is malformed) or an infinity.
+    assert problems(changed(INTERACTION, data=data)) == expected
+
+
+@pytest.mark.parametrize(("key", "rule"), [("x", NUMBER), ("score", AMOUNT)])
+@pytest.mark.parametrize("text", ["1e400", "-1e400", "1" + "0" * 400, "-1" + "0" * 400])
+def test_json_numbers_beyond_a_float_are_refused_at_their_path(key: str, rule: str, text: str) -> None:
+    # Valid JSON syntax: the exponents parse to infinities, the digits to a 1,331-bit integer.
     body = json.dumps(changed(GAME, data={"level": 1, "score": 0, "duration_ms": 1, "x": 0}))
-    assert problems(body.replace(f'"{key}": 0', f'"{key}": 1e400').encode()) == [("data", JSON_ONLY)]
+    assert problems(body.replace(f'"{key}": 0', f'"{key}": {text}').encode()) == [(f"data.{key}", rule)]
+
+
+def bound_case(data: dict[str, Any], *paths: str, name: str = "achievement_unlocked") -> Any:
+    """A table row: a game event ``name`` with ``data`` is refused at ``paths`` by the general
+    bound (no paths: valid). achievement_unlocked has no data rules, so any key is free."""
+    document = changed(GAME, name=name, data=data)
+    return pytest.param(document, [(path, NUMBER) for path in paths], id=f"{name}:{json.dumps(data)[:60]}")
+
+
+BOUND_CASES = [
+    # At the bound and one past it, on both sides; a free key may be negative.
+    bound_case({"x": 2**53}),
+    bound_case({"x": -(2**53)}),
+    bound_case({"x": 2.0**53, "y": -(2.0**53)}),
+    bound_case({"x": 2**53 + 1}, "data.x"),
+    bound_case({"x": -(2**53) - 1}, "data.x"),
+    bound_case({"x": 2.0**53 + 2}, "data.x"),  # the next double above 2**53
+    bound_case({"x": 1e308}, "data.x"),
+    bound_case({"x": -1e308}, "data.x"),
+    bound_case({"x": 10**400}, "data.x"),
+    bound_case({"x": 0.1, "y": -5e-324, "z": 0, "w": -0.0}),
+    bound_case({"x": True, "y": "1" + "0" * 400}),  # booleans and strings are not numbers
+    # "score" has a rule only where the event names one; elsewhere the general bound holds.
+    bound_case({"score": -(2**53)}),
+    bound_case({"score": -(2**53) - 1}, "data.score"),
+    # Inside objects and arrays: keys as they are, array positions counted from 0.
+    bound_case({"a": {"b": {"c": 2**60}}}, "data.a.b.c"),
+    bound_case({"items": [1, 2, 3, 2**60]}, "data.items.3"),
+    bound_case({"items": [{"score": 5}, {"score": 1e300}]}, "data.items.1.score"),
+    bound_case({"a": [[1, [-(2**54)]]]}, "data.a.0.1.0"),
+    bound_case({"a.b": 2**54}, "data.a.b"),  # a dot in a key is not escaped
+    # Every number out of range is reported, in document order.
+    bound_case({"a": 2**54, "b": [0, 2**54], "c": {"d": -(2**54), "e": 1}}, "data.a", "data.b.1", "data.c.d"),
+    # A key with a rule of its own is judged once, by that rule; its namesakes deeper down are free keys.
+    bound_case(
+        {"level": 1, "score": 1, "duration_ms": 1, "extra": {"score": 2**54, "level": [2**54]}},
+        "data.extra.score",
+        "data.extra.level.0",
+        name="level_completed",
+    ),
+]
+
+
+@pytest.mark.parametrize(("document", "expected"), BOUND_CASES)
+def test_every_number_in_data_is_within_2_53(document: dict[str, Any], expected: list[tuple[str, str]]) -> None:
+    assert MAX_DATA_NUMBER == 2**53 == 9007199254740992
+    assert problems(document) == expected
+    assert problems(json.dumps(document).encode()) == expected
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        pytest.param(changed(GAME, name="level_started", data={"level": [2**54]}), [("data.level", COUNT)], id="level"),
+        pytest.param(changed(INTERACTION, data={"correct": 2**54}), [("data.correct", BOOLEAN)], id="correct"),
+        pytest.param(
+            changed(GAME, type="engagement", name="heartbeat", data={"seconds": {"x": 1e300}}),
+            [("data.seconds", HEARTBEAT)],
+            id="seconds",
+        ),
+    ],
+)
+def test_a_ruled_key_out_of_range_is_reported_once_by_its_rule(
+    document: dict[str, Any], expected: list[tuple[str, str]]
+) -> None:
+    assert problems(document) == expected
+
+
+def test_numbers_at_the_bound_round_trip_exactly() -> None:
+    document = changed(GAME, data={"level": 2**53, "score": 2**53, "duration_ms": 2**53, "x": [-(2**53), 2.0**53]})
+    event = validate_event(json.dumps(document).encode(), now=NOW)
+    assert event.data == document["data"]
+    assert validate_event(event.to_json_bytes(), now=NOW) == event
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Digits a double does not keep are rounded away first, as every JSON reader of doubles
+        # does: 2**53 + 1 written as a fraction is read as 2**53, the integer is kept exact.
+        ("9007199254740993.0", []),
+        ("9007199254740993", [("data.x", NUMBER)]),
+        ("9007199254740993.5", [("data.x", NUMBER)]),  # the nearest double is 2**53 + 2
+        ("-9007199254740993", [("data.x", NUMBER)]),
+        ("9.007199254740992e15", []),
+        ("1e16", [("data.x", NUMBER)]),
+    ],
+)
+def test_a_json_number_is_judged_as_it_is_read(text: str, expected: list[tuple[str, str]]) -> None:
+    body = json.dumps(changed(INTERACTION, data={"x": 0})).replace('"x": 0', f'"x": {text}')
+    assert problems(body.encode()) == expected
+
+
+def test_out_of_range_numbers_in_raw_json_are_refused_in_every_event_of_a_batch() -> None:
+    # 10**400 and its neighbours as JSON text, the way an HTTP body arrives: every problem of
+    # every event in one answer, and no event of the batch returned.
+    huge = "1" + "0" * 400
+    good = json.dumps(GAME)
+    score = json.dumps(changed(GAME, event_id="ev-3")).replace('"score": 120', f'"score": {huge}')
+    nested = json.dumps(changed(INTERACTION, data={"a": [0, 0], "b": 0})).replace(
+        '"a": [0, 0], "b": 0', f'"a": [0, -{huge}], "b": 1e400'
+    )
+    body = f'{{"events": [{good}, {score}, {nested}]}}'.encode()
+    with pytest.raises(InvalidEvents) as raised:
+        validate_batch(body, now=NOW)
+    assert raised.value.errors == [
+        FieldError(1, "data.score", AMOUNT),
+        FieldError(2, "data.a.1", NUMBER),
+        FieldError(2, "data.b", NUMBER),
+    ]
 
 
 TIME_CASES = [

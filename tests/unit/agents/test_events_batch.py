@@ -13,6 +13,7 @@ import agents.events as events_module
 from agents.events import (
     MAX_BATCH_EVENTS,
     MAX_DATA_BYTES,
+    MAX_DATA_NUMBER,
     MAX_FUTURE_SECONDS,
     Event,
     FieldError,
@@ -40,7 +41,7 @@ def batch_errors(body: Any) -> list[FieldError]:
 
 
 def test_the_contract_limits() -> None:
-    assert (MAX_BATCH_EVENTS, MAX_DATA_BYTES, MAX_FUTURE_SECONDS) == (1000, 16384, 300)
+    assert (MAX_BATCH_EVENTS, MAX_DATA_BYTES, MAX_DATA_NUMBER, MAX_FUTURE_SECONDS) == (1000, 16384, 2**53, 300)
 
 
 def test_a_single_event_body_is_a_batch_of_one() -> None:
@@ -84,7 +85,7 @@ def test_every_error_of_every_event_is_collected_with_its_index() -> None:
         FieldError(1, "occurred_at", "must be RFC 3339 with a UTC offset"),
         FieldError(2, "", "must be a JSON object"),
         FieldError(3, "game_id", "must be 1-64 characters of A-Z a-z 0-9 _ -"),
-        FieldError(3, "data.level", "must be an integer >= 0"),
+        FieldError(3, "data.level", "must be an integer >= 0 and <= 9007199254740992"),
     ]
 
 
@@ -240,6 +241,9 @@ def test_the_model_enforces_the_data_rules_itself() -> None:
     with pytest.raises(ValidationError, match="must be an integer >= 0") as raised:
         Event.model_validate(changed(GAME, data={"level": -1, "score": 1, "duration_ms": 1}))
     assert raised.value.errors()[0]["loc"] == ("data", "level")
+    with pytest.raises(ValidationError, match="must be a number >= -9007199254740992") as raised:
+        Event.model_validate(changed(INTERACTION, data={"a": [0, 2**54]}))
+    assert raised.value.errors()[0]["loc"] == ("data", "a", 1)
 
 
 def test_the_models_own_errors_do_not_echo_input() -> None:
@@ -258,6 +262,7 @@ def test_the_public_surface_is_small_and_sorted() -> None:
         "InvalidEvents",
         "MAX_BATCH_EVENTS",
         "MAX_DATA_BYTES",
+        "MAX_DATA_NUMBER",
         "MAX_FUTURE_SECONDS",
         "MalformedJSON",
         "validate_batch",

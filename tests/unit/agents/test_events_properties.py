@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.events import Event, InvalidEvents, MalformedJSON, validate_batch, validate_event
+from agents.events import MAX_DATA_NUMBER, Event, InvalidEvents, MalformedJSON, validate_batch, validate_event
 
 from .samples import DROP, changed
 
@@ -33,15 +33,28 @@ FIELDS = (
 )
 RULED_KEYS = {"level", "score", "duration_ms", "outcome", "seconds", "correct"}
 
-counts = st.integers(0, 10**12)
+counts = st.integers(0, 10**12) | st.just(MAX_DATA_NUMBER)
 finite_floats = st.floats(allow_nan=False, allow_infinity=False)
-amounts = counts | st.floats(0, 1e12, allow_nan=False, allow_infinity=False)
+# Numbers the contract admits anywhere in data: finite, magnitude at most 2**53, bounds included.
+in_range = (
+    st.integers(-MAX_DATA_NUMBER, MAX_DATA_NUMBER)
+    | st.floats(-float(MAX_DATA_NUMBER), float(MAX_DATA_NUMBER))
+    | st.sampled_from([MAX_DATA_NUMBER, -MAX_DATA_NUMBER, float(MAX_DATA_NUMBER)])
+)
+# ... and the ones it refuses there (JSON text can carry each of them; NaN and the infinities
+# only a Python caller).
+out_of_range = (
+    st.integers(min_value=MAX_DATA_NUMBER + 1)
+    | st.integers(max_value=-MAX_DATA_NUMBER - 1)
+    | st.floats(min_value=float(MAX_DATA_NUMBER), exclude_min=True, allow_infinity=False)
+    | st.floats(max_value=-float(MAX_DATA_NUMBER), exclude_max=True, allow_infinity=False)
+)
+amounts = counts | st.floats(0, 1e12, allow_nan=False, allow_infinity=False) | st.just(float(MAX_DATA_NUMBER))
 offsets = st.integers(-(23 * 60 + 59), 23 * 60 + 59).map(lambda minutes: timezone(timedelta(minutes=minutes)))
 json_scalars = (
     st.none()
     | st.booleans()
-    | st.integers(-(2**70), 2**70)
-    | finite_floats
+    | in_range
     | st.text(max_size=10)
 )
 json_values = st.recursive(
@@ -145,10 +158,28 @@ def bad_data_value(key: str) -> st.SearchStrategy[Any]:
     if key == "seconds":
         return wrong_types | st.integers(max_value=0) | st.integers(min_value=3601) | st.floats(3600.001, 1e9)
     if key == "score":
-        return wrong_types | st.integers(max_value=-1) | st.floats(-1e9, -1e-9)
+        return wrong_types | st.integers(max_value=-1) | st.floats(-1e9, -1e-9) | out_of_range
     if key == "correct":
         return st.none() | st.integers() | st.text(max_size=3) | finite_floats
-    return wrong_types | st.integers(max_value=-1) | finite_floats
+    return wrong_types | st.integers(max_value=-1) | finite_floats | st.integers(min_value=MAX_DATA_NUMBER + 1)
+
+
+@st.composite
+def buried(draw: st.DrawFn, value: Any) -> tuple[Any, list[str]]:
+    """``value`` wrapped in 0 to 3 arrays and objects among other in-range values, and the keys
+    and positions leading to it from the outermost one."""
+    path: list[str] = []
+    for _ in range(draw(st.integers(0, 3))):
+        if draw(st.booleans()):
+            others = draw(st.lists(json_values, max_size=3))
+            position = draw(st.integers(0, len(others)))
+            value = [*others[:position], value, *others[position:]]
+            path.insert(0, str(position))
+        else:
+            key = draw(st.text(max_size=6))
+            value = {**draw(st.dictionaries(st.text(max_size=6), json_values, max_size=3)), key: value}
+            path.insert(0, key)
+    return value, path
 
 
 @st.composite
@@ -158,12 +189,18 @@ def one_field_broken(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
     required = REQUIRED_DATA.get((document["type"], document["name"]), {})
     choices = [*FIELDS, "unknown", *(f"data.{key}" for key in ruled)]
     choices += [f"drop data.{key}" for key in required]
+    choices.append("out of range")
     if document["type"] == "game":
         choices.append("drop game_id")
     choice = draw(st.sampled_from(choices))
     if choice == "unknown":
         field = draw(st.text(min_size=1, max_size=10).filter(lambda key: key not in FIELDS))
         return {**document, field: draw(json_values)}, field
+    if choice == "out of range":
+        # One number out of range anywhere under a key without a rule of its own.
+        key = draw(st.text(max_size=8).filter(lambda key: key not in RULED_KEYS))
+        value, path = draw(buried(draw(out_of_range)))
+        return {**document, "data": {**document.get("data", {}), key: value}}, ".".join(["data", key, *path])
     if choice.startswith("drop "):
         field = choice.removeprefix("drop ")
         if field == "game_id":

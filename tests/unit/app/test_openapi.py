@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from agents.events import MAX_BATCH_EVENTS
+from agents.events import MAX_BATCH_EVENTS, MAX_DATA_NUMBER, InvalidEvents, validate_event
 from app.openapi import openapi_document
 from tests.oracle import expected_results, generate_sessions
 from tests.support.json_schema import KEYWORDS, schema_errors
@@ -123,6 +123,7 @@ def subschemas(node: dict[str, Any]) -> list[dict[str, Any]]:
     """``node`` and every schema inside it (not into references)."""
     found = [node]
     children: list[Any] = [*node.get("properties", {}).values(), *node.get("anyOf", []), *node.get("oneOf", [])]
+    children += node.get("allOf", [])
     children += [node[key] for key in ("items", "additionalProperties", "if", "then") if isinstance(node.get(key), dict)]
     for child in children:
         found += subschemas(child)
@@ -156,6 +157,67 @@ def test_an_event_and_a_batch_fit_the_request_body() -> None:
 )
 def test_the_event_schema_refuses_what_the_contract_refuses(bad: dict[str, Any]) -> None:
     assert fits(schema("Event"), bad) != []
+
+
+def named(type_: str, name: str, data: dict[str, Any] | None) -> dict[str, Any]:
+    """EVENT as a ``type_``/``name`` event with ``data`` (None: no data at all)."""
+    document = {**EVENT, "type": type_, "name": name, "data": data}
+    if type_ != "game":
+        del document["game_id"]
+    return document if data is not None else {k: v for k, v in document.items() if k != "data"}
+
+
+def game(name: str, **data: Any) -> dict[str, Any]:
+    return named("game", name, data)
+
+
+BIG = MAX_DATA_NUMBER
+
+# Where the schema states a data rule, schema and contract agree, bound included.
+DATA_RULE_CASES = [
+    (game("level_completed", level=BIG, score=BIG, duration_ms=BIG), True),
+    (game("level_completed", level=1, score=BIG + 1, duration_ms=1), False),
+    (game("level_completed", level=1, score=1e308, duration_ms=1), False),
+    (game("level_completed", level=1, score=-1, duration_ms=1), False),
+    (game("level_completed", level=BIG + 1, score=1, duration_ms=1), False),
+    (game("level_completed", level=1, score=1, duration_ms=BIG + 1), False),
+    (game("level_completed", level=1, score=1), False),
+    (named("game", "level_completed", None), False),
+    (game("level_started", level=BIG), True),
+    (game("level_started", level=BIG + 1), False),
+    (game("level_failed", level=1, duration_ms=1), True),
+    (game("level_failed", level=1, duration_ms=1, score=BIG + 1), False),
+    (game("game_finished", outcome="win", score=BIG, duration_ms=1), True),
+    (game("game_finished", outcome="draw", score=1, duration_ms=1), False),
+    (game("game_finished", outcome="loss", score=BIG + 1, duration_ms=1), False),
+    (named("engagement", "heartbeat", {"seconds": 3600}), True),
+    (named("engagement", "heartbeat", {"seconds": 0}), False),
+    (named("engagement", "heartbeat", {"seconds": 3601}), False),
+    (named("interaction", "hint_opened", {"correct": 1}), False),
+    (named("interaction", "hint_opened", {}), True),
+    # Events without rules of their own: a score may be negative there, and is free of the
+    # level_completed rules; only the general bound, which the description states, holds.
+    (game("achievement_unlocked", score=-BIG, level="gold"), True),
+    (named("engagement", "session_started", {"seconds": -5}), True),
+]
+
+
+@pytest.mark.parametrize(("document", "valid"), DATA_RULE_CASES)
+def test_the_event_schema_states_the_data_rules_and_their_bounds(document: dict[str, Any], valid: bool) -> None:
+    assert (fits(schema("Event"), document) == []) is valid, fits(schema("Event"), document)
+    try:
+        validate_event(document, now=1_714_557_600.0)
+    except InvalidEvents:
+        assert not valid
+    else:
+        assert valid
+
+
+def test_the_event_schema_describes_the_bound_on_every_number_in_data() -> None:
+    # Not expressible per key (data may nest anything); the description says it instead.
+    description = schema("Event")["description"]
+    assert f">= -{MAX_DATA_NUMBER} and <= {MAX_DATA_NUMBER}" in description
+    assert "nested objects and arrays" in description and "data.items.3" in description
 
 
 def test_the_batch_schema_bounds_its_size() -> None:
