@@ -67,6 +67,7 @@ __all__ = [
     "AddResult",
     "ClosedWindow",
     "Counted",
+    "Duplicate",
     "FailedWindow",
     "Ignored",
     "Late",
@@ -106,11 +107,20 @@ class Ignored:
     """The metric's ``where`` did not match: the event was neither validated nor counted."""
 
 
-AddResult: TypeAlias = Counted | Late | Ignored
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    """Every open window of the event had already counted an event with its id (a retry)."""
+
+    event_id: str
+
+
+AddResult: TypeAlias = Counted | Late | Ignored | Duplicate
 
 # Shared instances for the two outcomes that carry nothing event-specific, to spare add() an
 # allocation on its common path.
 _IGNORED: Final = Ignored()
+#: what a stored window's value may hold ("ids" only with an id_field)
+_WINDOW_FIELDS: Final = frozenset({"end_us", "events", "state", "ids"})
 _COUNTED_ONCE: Final = Counted(1)
 
 
@@ -213,6 +223,7 @@ class PartitionWindows:
         self._where = definition.where
         self._read_key = definition.read_key
         self._read_time_us = definition.read_time_us
+        self._read_id = definition.read_id
         self._aggregates = definition.aggregates
         self._grace_us = definition.grace_us
         window = definition.window
@@ -273,26 +284,41 @@ class PartitionWindows:
             return _IGNORED
         key = self._read_key(event)
         t_us = self._read_time_us(event)
+        event_id = None if self._read_id is None else self._read_id(event)
         arrived_us = to_micros(arrived_at)
         watermark_us = self._watermark.value_us
         # Windows with end > horizon (end + grace > max(watermark, arrival)) take the event.
         horizon_us = (arrived_us if watermark_us is None else max(watermark_us, arrived_us)) - self._grace_us
         ranges_us = self._ranges_us
         if ranges_us is None:
-            return self._add_to_session(key, t_us, arrived_us, horizon_us, event)
-        return self._add_to_fixed(key, t_us, arrived_us, ranges_us(t_us), horizon_us, event)
+            return self._add_to_session(key, t_us, arrived_us, horizon_us, event, event_id)
+        return self._add_to_fixed(key, t_us, arrived_us, ranges_us(t_us), horizon_us, event, event_id)
 
     def _add_to_fixed(
-        self, key: Key, t_us: int, arrived_us: int, ranges: list[tuple[int, int]], horizon_us: int, event: Any
-    ) -> Counted | Late:
+        self,
+        key: Key,
+        t_us: int,
+        arrived_us: int,
+        ranges: list[tuple[int, int]],
+        horizon_us: int,
+        event: Any,
+        event_id: str | None,
+    ) -> Counted | Late | Duplicate:
         aggregates = self._aggregates
         ts = from_micros(t_us)
         updates: list[tuple[int, int, OpenWindow | None, Any]] = []
+        seen = False
         for start_us, end_us in ranges:
             if end_us > horizon_us:
                 window = self._fixed.get((key, start_us))
+                if window is not None and event_id is not None and window.ids is not None and event_id in window.ids:
+                    seen = True  # counted there already: a retry
+                    continue
                 state = aggregates.initialize() if window is None else window.state
                 updates.append((start_us, end_us, window, aggregates.agg(state, event, ts)))
+        if not updates and seen:
+            assert event_id is not None
+            return Duplicate(event_id)
         if not updates:
             start_us, end_us = ranges[-1]
             which = "its window" if len(ranges) == 1 else f"all {len(ranges)} of its windows, the last"
@@ -303,17 +329,21 @@ class PartitionWindows:
         for start_us, end_us, found, state in updates:
             window = found
             if window is None:
-                window = OpenWindow(key, start_us, end_us, 0, state, stored=False)
+                window = OpenWindow(key, start_us, end_us, 0, state, stored=False, ids=self._new_ids())
                 self._fixed[(key, start_us)] = window
                 self._schedule.add(window)
             window.events += 1
             window.state = state
+            if event_id is not None and window.ids is not None:
+                window.ids.add(event_id)
             self._dirty[window] = None
             if self._track_updates:
                 self._updated[window] = None
         return _COUNTED_ONCE if len(updates) == 1 else Counted(len(updates))
 
-    def _add_to_session(self, key: Key, t_us: int, arrived_us: int, horizon_us: int, event: Any) -> Counted | Late:
+    def _add_to_session(
+        self, key: Key, t_us: int, arrived_us: int, horizon_us: int, event: Any, event_id: str | None
+    ) -> Counted | Late | Duplicate:
         gap_us = self._gap_us
         if t_us + gap_us <= horizon_us:
             return self._late(
@@ -333,11 +363,19 @@ class PartitionWindows:
             ),
             key=lambda s: s.start_us,
         )
+        if event_id is not None and any(s.ids is not None and event_id in s.ids for s in joined):
+            return Duplicate(event_id)  # a retry: the session holding its first copy takes it in
         aggregates = self._aggregates
         ts = from_micros(t_us)
         if not joined:
             window = OpenWindow(
-                key, t_us, t_us + gap_us, 1, aggregates.agg(aggregates.initialize(), event, ts), stored=False
+                key,
+                t_us,
+                t_us + gap_us,
+                1,
+                aggregates.agg(aggregates.initialize(), event, ts),
+                stored=False,
+                ids=None if event_id is None else {event_id},
             )
             self._sessions.setdefault(key, []).append(window)
             self._schedule.add(window)
@@ -357,8 +395,13 @@ class PartitionWindows:
         window.end_us = max(t_us + gap_us, *(s.end_us for s in joined))
         window.events = sum(s.events for s in joined) + 1
         window.state = state
+        if event_id is not None:
+            window.ids = set().union(*(s.ids or () for s in joined), (event_id,))
         self._dirty[window] = None
         return _COUNTED_ONCE
+
+    def _new_ids(self) -> set[str] | None:
+        return None if self._read_id is None else set()
 
     def _late(self, t_us: int, arrived_us: int, end_us: int, what: str) -> Late:
         grace = from_micros(self._grace_us)
@@ -433,11 +476,10 @@ class PartitionWindows:
             window_key(metric, key, start_us): None for key, start_us in self._removed
         }
         for window in self._dirty:
-            changes[window_key(metric, window.key, window.start_us)] = {
-                "end_us": window.end_us,
-                "events": window.events,
-                "state": window.state,
-            }
+            value: dict[str, Any] = {"end_us": window.end_us, "events": window.events, "state": window.state}
+            if window.ids is not None:
+                value["ids"] = sorted(window.ids)
+            changes[window_key(metric, window.key, window.start_us)] = value
             window.stored = True
         if self._watermark_dirty:
             changes[self._watermark_key] = self._watermark.to_json()
@@ -499,9 +541,14 @@ class PartitionWindows:
 
     def _decode_window(self, storage_key: str, value: Mapping[str, Any]) -> OpenWindow:
         key, start_us = parse_window_key(self._definition.name, storage_key, len(self._definition.key_fields))
-        if not isinstance(value, Mapping) or set(value) != {"end_us", "events", "state"}:
-            raise StateError(storage_key, 'expected {"end_us": int, "events": int, "state": {...}}')
+        if not isinstance(value, Mapping) or not {"end_us", "events", "state"} <= set(value) <= _WINDOW_FIELDS:
+            raise StateError(storage_key, 'expected {"end_us": int, "events": int, "state": {...}, "ids": [...]}')
         end_us, events, state = value["end_us"], value["events"], value["state"]
+        stored_ids = value.get("ids")
+        if stored_ids is not None and (
+            not isinstance(stored_ids, list) or not all(isinstance(i, str) and i for i in stored_ids)
+        ):
+            raise StateError(storage_key, f"ids must be a list of non-empty strings, got {stored_ids!r}")
         if type(end_us) is not int or type(events) is not int or events < 1:
             raise StateError(
                 storage_key, f"end_us must be an int and events an int >= 1, got {end_us!r}, {events!r}"
@@ -521,7 +568,9 @@ class PartitionWindows:
                 storage_key,
                 f"window [{start_us}, {end_us}) does not fit {self._definition.window!r}; was the window changed?",
             )
-        return OpenWindow(key, start_us, end_us, events, state, stored=True)
+        # A window stored before the metric had an id_field starts remembering ids from now on.
+        ids = None if self._read_id is None else set(stored_ids or ())
+        return OpenWindow(key, start_us, end_us, events, state, stored=True, ids=ids)
 
     def _drop(self, window: OpenWindow) -> None:
         """Take a closed or merged-away window out of the state (its schedule entry goes stale)."""

@@ -122,7 +122,7 @@ async def test_a_due_window_waits_while_partitions_move_without_spinning_then_cl
     results = RecordingResults()
     clock = ScriptedClock()
     runtime = runtime_with(results, clock)
-    old = time.time() - 2 * WINDOW - GRACE
+    old = (int(time.time()) // WINDOW - 3) * WINDOW + 1  # well inside a window that ended long ago
     await runtime.add(0, 1, event(old, 1), old + 1)
     await runtime.add(0, 2, event(time.time(), 2), time.time())
     # The stream promises that everything after record 2 arrived from now on: the first
@@ -157,7 +157,7 @@ async def test_a_promise_counts_only_once_the_partition_is_processed_past_it() -
     results = RecordingResults()
     clock = ScriptedClock()
     runtime = runtime_with(results, clock)
-    old = time.time() - 2 * WINDOW - GRACE
+    old = (int(time.time()) // WINDOW - 3) * WINDOW + 1  # well inside a window that ended long ago
     await runtime.add(0, 1, event(old, 1), old + 1)
     # A backlog: the stream holds 5 records, only 1 is processed; nothing may close yet, since
     # records 2-5 may belong in the window (they arrived before its end + grace).
