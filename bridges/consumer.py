@@ -103,6 +103,8 @@ class Consumer(FaustConsumer):
                     replicas=options.replicas,
                 ),
             )
+            # Writes no server-side fence covers (final results) check this membership's lease.
+            self._session.lease = self._coordinator.lease
             await self._coordinator.start()
 
     async def on_stop(self) -> None:
