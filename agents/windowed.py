@@ -70,6 +70,8 @@ _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _STATS_EVERY = 30.0
 #: how soon the closer looks again while partitions are moving
 _PAUSED_RECHECK = 0.1
+#: longest wait for this worker's lease to be renewed before the closer looks again
+_LEASE_RECHECK = 1.0
 
 
 def windowed_metric(
@@ -240,6 +242,11 @@ class WindowedRuntime:
         return min(max(0.0, min(times) - now), 1.0) if times else 1.0
 
     async def close_due(self, now: float) -> None:
+        # Fenced: while this worker's lease may have expired, its partitions may be another's,
+        # and a window closed here could not be written. Waiting (bounded) for a renewal rather
+        # than returning at once keeps the closer, for which the window stays due, from spinning.
+        if not await self._results.wait_writable(_LEASE_RECHECK):
+            return
         for active in list(self._partitions.values()):
             for closed in active.windows.close_due(now):
                 self.stats["windows_closed"] += 1

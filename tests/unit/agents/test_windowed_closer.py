@@ -1,8 +1,9 @@
 """The windowed runtime's closer and updater in one process, with results kept in memory.
 
-A real faust app (memory broker, never started) hosts the engagement metric; the writer records
-what it is asked to write. The closer must close a due window once flow resumes, and must not
-spin while partitions are moving; the updater writes provisional values only when switched on.
+The runtime of ``runtime.py``, with a writer that records what it is asked to write. The closer
+must close a due window once flow resumes, and must not spin while partitions are moving or
+while the lease may have expired (nor close anything then); the updater writes provisional values
+only when switched on.
 """
 
 from __future__ import annotations
@@ -13,25 +14,32 @@ import time
 from collections.abc import Awaitable
 from typing import Any
 
-import faust
 import pytest
 
-from agents import engagement
-from agents.context import AgentContext
 from agents.windowed import WindowedRuntime
-from tables import ChangelogReplica
 
-WINDOW, GRACE = 60, 10
+from .runtime import GRACE, WINDOW, windowed_runtime
 
 
 class RecordingResults:
     def __init__(self) -> None:
         self.finals: dict[str, dict[str, Any]] = {}
         self.provisional: list[dict[str, Any]] = []
+        #: the lease is valid (set) or may have expired (clear)
+        self.writable = asyncio.Event()
+        self.writable.set()
 
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
+
+    async def wait_writable(self, timeout: float) -> bool:
+        try:
+            async with asyncio.timeout(timeout):
+                await self.writable.wait()
+        except TimeoutError:
+            return False
+        return True
 
     async def write_result(self, kv_key: str, subject: str, payload: bytes) -> Awaitable[None]:
         self.finals[kv_key] = json.loads(payload)
@@ -68,19 +76,7 @@ class Stopper:
 
 
 def runtime_with(results: RecordingResults, *, update_seconds: float = 0.0) -> WindowedRuntime:
-    app = faust.App(f"closer-{time.monotonic_ns()}", broker="memory://")
-    context = AgentContext(
-        events=app.topic("events", value_type=bytes),
-        window_seconds=WINDOW,
-        grace_seconds=GRACE,
-        results=results,
-        register_state=lambda owner: None,
-        update_seconds=update_seconds,
-    )
-    runtime = WindowedRuntime(app, engagement.define(WINDOW, GRACE), context)
-    runtime.activate(0, ChangelogReplica().restore())
-    app.flow_control.resume()  # as a started worker's is between rebalances
-    return runtime
+    return windowed_runtime(results, update_seconds=update_seconds)
 
 
 def event(occurred_at: float, n: int) -> bytes:
@@ -105,6 +101,23 @@ async def test_a_due_window_waits_while_partitions_move_without_spinning_then_cl
     # A spinning loop turns tens of thousands of times in half a second; a paused one a few.
     assert paused.turns < 50, paused.turns
     runtime.app.rebalancing = False
+    await runtime.run_closer(Stopper(0.3))  # type: ignore[arg-type]
+    assert [v["events"] for v in results.finals.values()] == [1]
+
+
+async def test_nothing_closes_while_the_lease_may_have_expired_and_the_closer_does_not_spin() -> None:
+    results = RecordingResults()
+    runtime = runtime_with(results)
+    await runtime.add(0, 0, event(time.time() - 2 * WINDOW - GRACE, 1))
+    await runtime.add(0, 1, event(time.time(), 2))  # the first window is due now
+    results.writable.clear()  # e.g. resumed after a SIGSTOP longer than the lease
+    fenced = Stopper(0.3)
+    await runtime.run_closer(fenced)  # type: ignore[arg-type]
+    assert results.finals == {}, "closed a window while the lease may have expired"
+    # Each turn waits for a renewal (bounded) instead of retrying at once.
+    assert fenced.turns < 10, fenced.turns
+    # The window is still open in the state, and closes as soon as the lease is valid again.
+    results.writable.set()
     await runtime.run_closer(Stopper(0.3))  # type: ignore[arg-type]
     assert [v["events"] for v in results.finals.values()] == [1]
 
