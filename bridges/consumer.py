@@ -396,7 +396,19 @@ class Consumer(FaustConsumer):
         (the lease not renewed in time, NATS away; a :class:`BrokenError`) skips the commit too:
         the owner keeps what it could not store and tries it again at the next commit, and has
         recorded nothing past it, so no offset may be committed either.
+
+        Nor does a worker whose lease may have expired commit anything (checked before the flush
+        starts): its partitions may be another's by now. Until the new owner has written its
+        changelog fences the server would still accept this worker's state, and that state is
+        not to be trusted: the wall clock ran on while the worker was paused, so its watermark
+        counts the pause as stream time, and a new owner resuming from it would find the events
+        stored meanwhile late.
         """
+        if not self._session.lease.valid():
+            log.warning("not committing: this worker's lease may have expired, its partitions may be another's")
+            if self._coordinator is not None:
+                await self._coordinator.verify_membership()
+            return False
         try:
             for owner in self._state_owners:
                 await owner.flush()
