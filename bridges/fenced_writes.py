@@ -222,7 +222,7 @@ class FencedWriter:
                 log.warning(
                     "this worker's lease may have expired (%s): no windows are closed and no final "
                     "results written until it is renewed",
-                    "none held" if until is None else f"valid until {until - lease.now():+.3f}s from now",
+                    "none held" if until is None else f"its deadline passed {lease.now() - until:.3f}s ago",
                 )
             if not await lease.wait_valid(timeout):
                 return False
