@@ -79,6 +79,8 @@ _STATS_EVERY = 30.0
 _PAUSED_RECHECK = 0.1
 #: the longest pause between closer rounds that keep failing (NATS away, a write refused)
 _FAILING_BACKOFF = 5.0
+#: longest wait for this worker's lease to be renewed before the closer looks again
+_LEASE_RECHECK = 1.0
 
 
 def windowed_metric(
@@ -128,6 +130,14 @@ def _rfc3339(epoch: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@dataclass(eq=False)
+class _Unstored:
+    """A result or dead letter handed to the writer, not yet known to be stored."""
+
+    partition: int
+    write: Awaitable[None]
+
+
 @dataclass
 class _Active:
     """A partition this worker processes: its windows and where they stand."""
@@ -157,7 +167,8 @@ class WindowedRuntime:
             log.info("%s: session windows have no provisional values (a session's start can move)", definition.name)
             self._update_seconds = 0.0
         self._partitions: dict[int, _Active] = {}
-        self._pending: list[Awaitable[None]] = []
+        #: results and dead letters not yet stored: no flush records anything past them
+        self._pending: list[_Unstored] = []
         self._wake = _Wakeup()
         self._marker_key = f"{definition.name}.marker".encode()
         self.stats: Counter[str] = Counter()
@@ -201,14 +212,13 @@ class WindowedRuntime:
     async def _reject(self, kind: str, partition: int, offset: int, raw: bytes, reason: str) -> None:
         self.stats[kind] += 1
         metric = self.definition.name
-        self._pending.append(
-            await self._results.dead_letter(
-                f"deadletter.{kind}.{metric}",
-                raw,
-                reason=reason,
-                msg_id=f"{kind}:{metric}:{partition}:{offset}",
-            )
+        written = await self._results.dead_letter(
+            f"deadletter.{kind}.{metric}",
+            raw,
+            reason=reason,
+            msg_id=f"{kind}:{metric}:{partition}:{offset}",
         )
+        self._pending.append(_Unstored(partition, written))
 
     # -- closing ------------------------------------------------------------------------------
 
@@ -267,7 +277,10 @@ class WindowedRuntime:
         1. Read what the streams promise about each active partition's arrivals still to come.
         2. Hand each promise to its partition's windows (it counts once the partition has been
            processed past the promised offset) and count the promises that became due since.
-        3. Close what the watermark has passed; write each final result (or, for a window that
+        3. Fenced: while this worker's lease may have expired its partitions may be another's,
+           and a window closed here could not be written; wait (bounded) for a renewal, which
+           also keeps the closer from spinning, and close nothing without one.
+        4. Close what the watermark has passed; write each final result (or, for a window that
            failed, its dead letter). Nothing waits for the writes: the next flush does.
         """
         partitions = sorted(self._partitions)
@@ -276,15 +289,17 @@ class WindowedRuntime:
             active = self._partitions.get(partition)
             if active is not None:
                 active.windows.promise(promise.after_offset, promise.arrived_from, next_offset=active.applied)
-        for active in list(self._partitions.values()):
+        if not await self._results.wait_writable(_LEASE_RECHECK):
+            return
+        for partition, active in list(self._partitions.items()):
             if active.applied is not None:
                 active.windows.processed(active.applied)
             for closed in active.windows.close_due():
                 if isinstance(closed, FailedWindow):
-                    await self._write_failed(closed)
+                    await self._write_failed(partition, closed)
                 else:
                     self.stats["windows_closed"] += 1
-                    await self._write(closed)
+                    await self._write(partition, closed)
 
     async def write_updates(self) -> None:
         """Write the current value of every open window that changed since the last call.
@@ -309,7 +324,7 @@ class WindowedRuntime:
                     return  # the worker is stopping: its windows' final values are what matter
                 self.stats["provisional_values"] += 1
 
-    async def _write(self, closed: ClosedWindow) -> None:
+    async def _write(self, partition: int, closed: ClosedWindow) -> None:
         address = _address(closed)
         if address is None:
             log.error("%s: key %r cannot name a KV key; result not written", closed.metric, closed.key)
@@ -324,9 +339,9 @@ class WindowedRuntime:
             failed.set_exception(exc)
             written = failed
         # The window has left the state; until its result is stored, no flush may record that.
-        self._pending.append(written)
+        self._pending.append(_Unstored(partition, written))
 
-    async def _write_failed(self, failed: FailedWindow) -> None:
+    async def _write_failed(self, partition: int, failed: FailedWindow) -> None:
         """Dead-letter a window whose result could not be computed: its key, window and error."""
         self.stats["windows_failed"] += 1
         start = _rfc3339(failed.start)
@@ -342,30 +357,52 @@ class WindowedRuntime:
             "error": failed.error,
         }
         key_id = ".".join([failed.metric, *failed.key.values(), str(int(failed.start))])
-        self._pending.append(
-            await self._results.dead_letter(
-                f"deadletter.error.{failed.metric}",
-                _strict_json(document),
-                reason=failed.error,
-                msg_id=f"window-error:{key_id}",
-            )
+        written = await self._results.dead_letter(
+            f"deadletter.error.{failed.metric}",
+            _strict_json(document),
+            reason=failed.error,
+            msg_id=f"window-error:{key_id}",
         )
+        self._pending.append(_Unstored(partition, written))
 
     # -- the state owner protocol (called by the consumer) -------------------------------------
 
     async def flush(self) -> None:
-        """Store results and dead letters, then each partition's changes, then its marker."""
-        pending, self._pending = self._pending, []
-        if pending:
-            await asyncio.gather(*pending)
-        flushed_at_us = round(time.time() * 1_000_000)
-        await asyncio.gather(
-            *(self._flush_partition(p, a, flushed_at_us) for p, a in list(self._partitions.items()))
-        )
+        """Store results and dead letters, then each partition's changes, then its marker.
 
-    async def _flush_partition(self, partition: int, active: _Active, flushed_at_us: int) -> None:
-        src = active.applied
-        changes: dict[str, Any] = {**active.repairs, **active.windows.take_changes()}
+        1. Await every pending result and dead letter, including those added meanwhile, until
+           none is left. One that failed stays pending (awaited again, it tries again) and the
+           flush raises: nothing is recorded past an unstored result, and the consumer commits
+           no offset.
+        2. With no await in between, take each partition's changes and source offset: a window
+           closed (or an event dead-lettered) after this belongs to the next flush.
+        3. Write the changes, then the marker.
+        """
+        await self._store_pending()
+        flushed_at_us = round(time.time() * 1_000_000)
+        snapshots = [
+            (partition, active, active.applied, {**active.repairs, **active.windows.take_changes()})
+            for partition, active in list(self._partitions.items())
+        ]
+        await asyncio.gather(*(self._flush_partition(*snapshot, flushed_at_us) for snapshot in snapshots))
+
+    async def _store_pending(self) -> None:
+        while self._pending:
+            batch = list(self._pending)
+            outcomes = await asyncio.gather(*(unstored.write for unstored in batch), return_exceptions=True)
+            stored = {id(u) for u, out in zip(batch, outcomes, strict=True) if not isinstance(out, BaseException)}
+            self._pending = [u for u in self._pending if id(u) not in stored]
+            failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+            if failures:
+                log.warning(
+                    "%s: %d results or dead letters not stored yet (kept for the next flush): %s",
+                    self.definition.name, len(failures), failures[0],
+                )
+                raise failures[0]
+
+    async def _flush_partition(
+        self, partition: int, active: _Active, src: int | None, changes: dict[str, Any], flushed_at_us: int
+    ) -> None:
         if src is None or (not changes and src == active.flushed):
             return
         topic = self.table.changelog_topic
@@ -417,6 +454,9 @@ class WindowedRuntime:
 
     def deactivate(self, partition: int) -> None:
         active = self._partitions.pop(partition, None)
+        # Its unstored results go with it: the next owner recovers the partition from the last
+        # marker, which is before them, and closes those windows again.
+        self._pending = [u for u in self._pending if u.partition != partition]
         if active is not None:
             self._report(partition, active, "given up")
 
