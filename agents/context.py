@@ -32,16 +32,35 @@ class ArrivalClock(Protocol):
 
 
 class ResultWriter(Protocol):
-    """Where closed windows and rejected events go (implemented in ``bridges``)."""
+    """Where closed windows and rejected events go (implemented in ``bridges``).
+
+    Final results and dead letters are the decisions of a partition's owner, and this worker may
+    stop being one without knowing yet (paused past its group lease). So the writer is fenced:
+
+    1. :meth:`wait_writable` says whether this worker may decide now; the runtime closes no
+       window while it says no (a window closed then could not be written).
+    2. Every result or dead letter is sent only while that still holds for the membership it was
+       accepted under; meanwhile it waits (bounded), and it fails once that membership is over.
+    3. The awaitable of a write completes when it is stored; if it failed, awaiting it again
+       tries again. So a caller keeps the writes that failed and awaits them again later, and
+       records nothing as written (no changelog marker, no offset) until they succeed.
+    """
 
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
 
-    async def write_result(self, kv_key: str, subject: str, payload: bytes) -> Awaitable[None]:
-        """Store a window's final result once under ``kv_key`` and publish it on ``subject``.
+    async def wait_writable(self, timeout: float) -> bool:
+        """Wait, at most ``timeout`` seconds, until this worker may close windows and write their
+        results (its lease is valid); False if it may not by then. Never returns early with
+        False, so a caller looping on it does not spin."""
+        ...
 
-        Returns once the write is under way; the awaitable completes when it is stored.
+    async def write_result(self, kv_key: str, subject: str, payload: bytes) -> Awaitable[None]:
+        """Store a window's final result once under ``kv_key``, then publish it on ``subject``.
+
+        Returns once the write is under way; the awaitable completes when it is stored and
+        published, and may be awaited again after a failure (see the class docstring).
         """
         ...
 
@@ -57,7 +76,10 @@ class ResultWriter(Protocol):
     async def dead_letter(
         self, subject: str, payload: bytes, *, reason: str, msg_id: str
     ) -> Awaitable[None]:
-        """Publish a rejected event with the reason; ``msg_id`` makes a replay a no-op."""
+        """Publish a rejected event with the reason; ``msg_id`` makes a replay a no-op.
+
+        The awaitable behaves as :meth:`write_result`'s.
+        """
         ...
 
 

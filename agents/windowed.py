@@ -83,6 +83,8 @@ _STATS_EVERY = 30.0
 _PAUSED_RECHECK = 0.1
 #: the longest pause between closer rounds that keep failing (NATS away, a write refused)
 _FAILING_BACKOFF = 5.0
+#: longest wait for this worker's lease to be renewed before the closer looks again
+_LEASE_RECHECK = 1.0
 
 
 def windowed_metric(
@@ -135,6 +137,14 @@ def _rfc3339(epoch: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@dataclass(eq=False)
+class _Unstored:
+    """A result or dead letter handed to the writer, not yet known to be stored."""
+
+    partition: int
+    write: Awaitable[None]
+
+
 @dataclass
 class _Active:
     """A partition this worker processes: its windows and where they stand."""
@@ -164,7 +174,8 @@ class WindowedRuntime:
             log.info("%s: session windows have no provisional values (a session's start can move)", definition.name)
             self._update_seconds = 0.0
         self._partitions: dict[int, _Active] = {}
-        self._pending: list[Awaitable[None]] = []
+        #: results and dead letters not yet stored: no flush records anything past them
+        self._pending: list[_Unstored] = []
         self._wake = _Wakeup()
         self._marker_key = f"{definition.name}.marker".encode()
         self.stats: Counter[str] = Counter()
@@ -191,17 +202,19 @@ class WindowedRuntime:
         try:
             events = decode_record(raw, stored_at)
         except ValueError as exc:  # not JSON, or not a batch of the right shape
-            await self._reject("invalid", f"{partition}:{offset}", raw, f"not a JSON event: {exc}")
+            await self._reject("invalid", partition, f"{partition}:{offset}", raw, f"not a JSON event: {exc}")
         else:
             if not raw.startswith(BATCH_PREFIX):
                 event, arrived_at = events[0]
-                await self._add(active, event, arrived_at, f"{partition}:{offset}", raw)
+                await self._add(partition, active, event, arrived_at, f"{partition}:{offset}", raw)
             else:
                 for index, (event, arrived_at) in enumerate(events):
-                    await self._add(active, event, arrived_at, f"{partition}:{offset}.{index}", None)
+                    await self._add(partition, active, event, arrived_at, f"{partition}:{offset}.{index}", None)
         active.applied = offset + 1
 
-    async def _add(self, active: _Active, event: Any, arrived_at: float, place: str, raw: bytes | None) -> None:
+    async def _add(
+        self, partition: int, active: _Active, event: Any, arrived_at: float, place: str, raw: bytes | None
+    ) -> None:
         """Add one event; ``place`` names it in dead letters (partition:offset[.index in its batch]).
 
         ``raw`` is the event's own record when it came alone (dead-lettered as it was), else None
@@ -210,32 +223,33 @@ class WindowedRuntime:
         try:
             outcome = active.windows.add(event, arrived_at)
         except InvalidEventError as exc:
-            await self._reject("invalid", place, raw, str(exc), event)
+            await self._reject("invalid", partition, place, raw, str(exc), event)
         except Exception as exc:  # noqa: BLE001 - a poison event must not stop the partition
             log.exception("%s: event %s@%s raised", self.definition.name, self._events_topic, place)
-            await self._reject("error", place, raw, f"{type(exc).__name__}: {exc}", event)
+            await self._reject("error", partition, place, raw, f"{type(exc).__name__}: {exc}", event)
         else:
             if isinstance(outcome, Counted):
                 self.stats["counted"] += 1
             elif isinstance(outcome, Late):
-                await self._reject("late", place, raw, outcome.reason, event)
+                await self._reject("late", partition, place, raw, outcome.reason, event)
             elif isinstance(outcome, Duplicate):
                 self.stats["duplicates"] += 1
             else:
                 self.stats["ignored"] += 1
 
-    async def _reject(self, kind: str, place: str, raw: bytes | None, reason: str, event: Any = None) -> None:
+    async def _reject(
+        self, kind: str, partition: int, place: str, raw: bytes | None, reason: str, event: Any = None
+    ) -> None:
         self.stats[kind] += 1
         metric = self.definition.name
         payload = raw if raw is not None else json.dumps(event, separators=(",", ":")).encode()
-        self._pending.append(
-            await self._results.dead_letter(
-                f"deadletter.{kind}.{metric}",
-                payload,
-                reason=reason,
-                msg_id=f"{kind}:{metric}:{place}",
-            )
+        written = await self._results.dead_letter(
+            f"deadletter.{kind}.{metric}",
+            payload,
+            reason=reason,
+            msg_id=f"{kind}:{metric}:{place}",
         )
+        self._pending.append(_Unstored(partition, written))
 
     # -- closing ------------------------------------------------------------------------------
 
@@ -294,7 +308,10 @@ class WindowedRuntime:
         1. Read what the streams promise about each active partition's arrivals still to come.
         2. Hand each promise to its partition's windows (it counts once the partition has been
            processed past the promised offset) and count the promises that became due since.
-        3. Close what the watermark has passed; write each final result (or, for a window that
+        3. Fenced: while this worker's lease may have expired its partitions may be another's,
+           and a window closed here could not be written; wait (bounded) for a renewal, which
+           also keeps the closer from spinning, and close nothing without one.
+        4. Close what the watermark has passed; write each final result (or, for a window that
            failed, its dead letter). Nothing waits for the writes: the next flush does.
         """
         partitions = sorted(self._partitions)
@@ -303,15 +320,17 @@ class WindowedRuntime:
             active = self._partitions.get(partition)
             if active is not None:
                 active.windows.promise(promise.after_offset, promise.arrived_from, next_offset=active.applied)
-        for active in list(self._partitions.values()):
+        if not await self._results.wait_writable(_LEASE_RECHECK):
+            return
+        for partition, active in list(self._partitions.items()):
             if active.applied is not None:
                 active.windows.processed(active.applied)
             for closed in active.windows.close_due():
                 if isinstance(closed, FailedWindow):
-                    await self._write_failed(closed)
+                    await self._write_failed(partition, closed)
                 else:
                     self.stats["windows_closed"] += 1
-                    await self._write(closed)
+                    await self._write(partition, closed)
 
     async def write_updates(self) -> None:
         """Write the current value of every open window that changed since the last call.
@@ -336,7 +355,7 @@ class WindowedRuntime:
                     return  # the worker is stopping: its windows' final values are what matter
                 self.stats["provisional_values"] += 1
 
-    async def _write(self, closed: ClosedWindow) -> None:
+    async def _write(self, partition: int, closed: ClosedWindow) -> None:
         address = _address(closed)
         if address is None:
             log.error("%s: key %r cannot name a KV key; result not written", closed.metric, closed.key)
@@ -351,9 +370,9 @@ class WindowedRuntime:
             failed.set_exception(exc)
             written = failed
         # The window has left the state; until its result is stored, no flush may record that.
-        self._pending.append(written)
+        self._pending.append(_Unstored(partition, written))
 
-    async def _write_failed(self, failed: FailedWindow) -> None:
+    async def _write_failed(self, partition: int, failed: FailedWindow) -> None:
         """Dead-letter a window whose result could not be computed: its key, window and error."""
         self.stats["windows_failed"] += 1
         start = _rfc3339(failed.start)
@@ -369,30 +388,52 @@ class WindowedRuntime:
             "error": failed.error,
         }
         key_id = ".".join([failed.metric, *failed.key.values(), str(int(failed.start))])
-        self._pending.append(
-            await self._results.dead_letter(
-                f"deadletter.error.{failed.metric}",
-                _strict_json(document),
-                reason=failed.error,
-                msg_id=f"window-error:{key_id}",
-            )
+        written = await self._results.dead_letter(
+            f"deadletter.error.{failed.metric}",
+            _strict_json(document),
+            reason=failed.error,
+            msg_id=f"window-error:{key_id}",
         )
+        self._pending.append(_Unstored(partition, written))
 
     # -- the state owner protocol (called by the consumer) -------------------------------------
 
     async def flush(self) -> None:
-        """Store results and dead letters, then each partition's changes, then its marker."""
-        pending, self._pending = self._pending, []
-        if pending:
-            await asyncio.gather(*pending)
-        flushed_at_us = round(time.time() * 1_000_000)
-        await asyncio.gather(
-            *(self._flush_partition(p, a, flushed_at_us) for p, a in list(self._partitions.items()))
-        )
+        """Store results and dead letters, then each partition's changes, then its marker.
 
-    async def _flush_partition(self, partition: int, active: _Active, flushed_at_us: int) -> None:
-        src = active.applied
-        changes: dict[str, Any] = {**active.repairs, **active.windows.take_changes()}
+        1. Await every pending result and dead letter, including those added meanwhile, until
+           none is left. One that failed stays pending (awaited again, it tries again) and the
+           flush raises: nothing is recorded past an unstored result, and the consumer commits
+           no offset.
+        2. With no await in between, take each partition's changes and source offset: a window
+           closed (or an event dead-lettered) after this belongs to the next flush.
+        3. Write the changes, then the marker.
+        """
+        await self._store_pending()
+        flushed_at_us = round(time.time() * 1_000_000)
+        snapshots = [
+            (partition, active, active.applied, {**active.repairs, **active.windows.take_changes()})
+            for partition, active in list(self._partitions.items())
+        ]
+        await asyncio.gather(*(self._flush_partition(*snapshot, flushed_at_us) for snapshot in snapshots))
+
+    async def _store_pending(self) -> None:
+        while self._pending:
+            batch = list(self._pending)
+            outcomes = await asyncio.gather(*(unstored.write for unstored in batch), return_exceptions=True)
+            stored = {id(u) for u, out in zip(batch, outcomes, strict=True) if not isinstance(out, BaseException)}
+            self._pending = [u for u in self._pending if id(u) not in stored]
+            failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+            if failures:
+                log.warning(
+                    "%s: %d results or dead letters not stored yet (kept for the next flush): %s",
+                    self.definition.name, len(failures), failures[0],
+                )
+                raise failures[0]
+
+    async def _flush_partition(
+        self, partition: int, active: _Active, src: int | None, changes: dict[str, Any], flushed_at_us: int
+    ) -> None:
         if src is None or (not changes and src == active.flushed):
             return
         topic = self.table.changelog_topic
@@ -444,6 +485,9 @@ class WindowedRuntime:
 
     def deactivate(self, partition: int) -> None:
         active = self._partitions.pop(partition, None)
+        # Its unstored results go with it: the next owner recovers the partition from the last
+        # marker, which is before them, and closes those windows again.
+        self._pending = [u for u in self._pending if u.partition != partition]
         if active is not None:
             self._report(partition, active, "given up")
 

@@ -36,7 +36,7 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("agent: JSON decode of the event", ("loads (json/__init__.py",)),
     ("agent: windows.add (key, event time, aggregates)", ("PartitionWindows.add",)),
     ("agent: runtime bookkeeping", ("WindowedRuntime.add",)),
-    ("closer: closing windows, writing results", ("WindowedRuntime.run_closer", "WindowResults._settle")),
+    ("closer: closing windows, writing results", ("WindowedRuntime.run_closer", "FencedWriter._settle_final", "FencedWriter._store_final")),
     ("commit: state flush to the changelog", ("WindowedRuntime.flush", "WindowedRuntime._flush_partition")),
     ("commit: offsets", ("Consumer.commit", "Consumer._commit")),
     ("faust: conductor, stream, event, sensors", ("Conductor._compile_message_handler", "Stream.", "_execute_actor")),

@@ -33,7 +33,7 @@ from bridges.partition_readers import PartitionReaders, Taken
 from bridges.reader import ReaderConfig
 from bridges.session import Fence, TransportSession, partition_for_key
 from tables.changelog import StateOwner
-from tables.errors import ClosedError, FencedError, StreamsError
+from tables.errors import BrokenError, ClosedError, FencedError, StreamsError
 
 __all__ = ["Consumer"]
 
@@ -103,6 +103,8 @@ class Consumer(FaustConsumer):
                     replicas=options.replicas,
                 ),
             )
+            # Writes no server-side fence covers (final results) check this membership's lease.
+            self._session.lease = self._coordinator.lease
             await self._coordinator.start()
 
     async def on_stop(self) -> None:
@@ -384,20 +386,41 @@ class Consumer(FaustConsumer):
         and commits the offsets. A failed flush fails the commit, so no offset gets ahead of the
         state it belongs to.
 
-        A flush refused by a changelog fence means a newer owner took a partition over (this
-        worker was paused or cut off past its lease): the commit is skipped, as a fenced offset
-        commit is, and the lease is checked so the worker rejoins — instead of the error
-        escaping into faust's commit timer, which crashes the worker.
+        A flush refused by a fence — a changelog fence, or the lease deadline that fences final
+        results (a write of a membership that is over) — means a newer owner took a partition
+        over (this worker was paused or cut off past its lease): the commit is skipped, as a
+        fenced offset commit is, and the lease is checked so the worker rejoins — instead of the
+        error escaping into faust's commit timer, which crashes the worker.
+
+        A flush that failed otherwise because a result or dead letter could not be stored yet
+        (the lease not renewed in time, NATS away; a :class:`BrokenError`) skips the commit too:
+        the owner keeps what it could not store and tries it again at the next commit, and has
+        recorded nothing past it, so no offset may be committed either.
+
+        Nor does a worker whose lease may have expired commit anything (checked before the flush
+        starts): its partitions may be another's by now. Until the new owner has written its
+        changelog fences the server would still accept this worker's state, and that state is
+        not to be trusted: the wall clock ran on while the worker was paused, so its watermark
+        counts the pause as stream time, and a new owner resuming from it would find the events
+        stored meanwhile late.
         """
+        if not self._session.lease.valid():
+            log.warning("not committing: this worker's lease may have expired, its partitions may be another's")
+            if self._coordinator is not None:
+                await self._coordinator.verify_membership()
+            return False
         try:
             for owner in self._state_owners:
                 await owner.flush()
-        except ProducerSendError as exc:
-            if not _caused_by_fence(exc):
+        except (ProducerSendError, BrokenError) as exc:
+            if _caused_by_fence(exc):
+                log.warning("not committing: a state flush was refused, this worker was fenced off (%s)", exc)
+                if self._coordinator is not None:
+                    await self._coordinator.verify_membership()
+                return False
+            if not isinstance(exc, BrokenError):
                 raise
-            log.warning("not committing: a state flush was refused, this worker was fenced off (%s)", exc)
-            if self._coordinator is not None:
-                await self._coordinator.verify_membership()
+            log.warning("not committing: the state flush could not store everything yet (%s)", exc)
             return False
         return await super()._commit_offsets(offsets, start_new_transaction=start_new_transaction)
 

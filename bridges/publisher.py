@@ -14,6 +14,10 @@ Delivery guarantees:
   the older value after the newer one. Its future resolves with the newer send's outcome.
 - A rejected expectation header (``Nats-Expected-...``) is final: it fails the future with
   :class:`FencedError` when the expectation was a fence, else with :class:`BrokenError`.
+- A send with a ``guard`` (a callable) goes out — first or again — only while the guard says so,
+  checked right before the message is handed to the client: when it does not, the message is not
+  sent and its future fails with :class:`Withheld`. Writes fenced only on this side (final results,
+  under the lease deadline) use it, so not even a resend outlives the lease.
 - With ``serial_fences`` (streams replicated by a cluster), sends that state the same fence go
   out one at a time: a clustered stream accepts only one write per expected-last-subject-sequence
   subject while its proposal is in flight and refuses the others with "wrong last sequence",
@@ -30,6 +34,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -39,7 +44,7 @@ from nats.aio.subscription import Subscription
 
 from tables.errors import BrokenError, ClosedError, FencedError
 
-__all__ = ["Ack", "ExpectationFailed", "PipelinedPublisher", "PublisherState"]
+__all__ = ["Ack", "ExpectationFailed", "PipelinedPublisher", "PublisherState", "Withheld"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +71,19 @@ class ExpectationFailed(BrokenError):
         super().__init__(f"publish to {subject} refused: {description}")
 
 
+class Withheld(BrokenError):
+    """A send's guard said no right before it went out: this attempt was not sent.
+
+    ``resend`` tells an earlier attempt did go out: its outcome is unknown (stored or not).
+    """
+
+    def __init__(self, subject: str, *, resend: bool) -> None:
+        self.subject = subject
+        self.resend = resend
+        what = "resend" if resend else "send"
+        super().__init__(f"{what} to {subject} withheld: its guard no longer allows it")
+
+
 class PublisherState(enum.Enum):
     NEW = "new"
     OPEN = "open"
@@ -85,6 +103,7 @@ class _Pending:
     sent: float
     attempts: int = 1
     retry_at: float | None = None
+    guard: Callable[[], bool] | None = None
 
 
 @dataclass
@@ -172,11 +191,14 @@ class PipelinedPublisher:
         *,
         supersede_key: str | None = None,
         fence: str | None = None,
+        guard: Callable[[], bool] | None = None,
     ) -> asyncio.Future[Ack]:
         """Send one message; the returned future resolves with its :class:`Ack`.
 
         ``headers`` must already hold the ``Nats-Msg-Id``. ``fence`` names the fence this send
-        depends on (for the error message when the server refuses it).
+        depends on (for the error message when the server refuses it). ``guard`` is asked right
+        before each attempt goes out (after waiting for room in flight, which may take long); a
+        refusal fails the future with :class:`Withheld`.
         """
         if self._state is not PublisherState.OPEN:
             raise ClosedError(f"the publisher is {self._state.value}")
@@ -185,11 +207,14 @@ class PipelinedPublisher:
             await self._space.wait()
             if self._state is not PublisherState.OPEN:
                 raise ClosedError(f"the publisher is {self._state.value}")
+        future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
+        if guard is not None and not guard():
+            future.set_exception(Withheld(subject, resend=False))
+            return future
         self._next_token += 1
         token = self._next_token
         now = time.monotonic()
-        future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
-        pending = _Pending(token, subject, payload, headers, future, supersede_key, fence, now, now)
+        pending = _Pending(token, subject, payload, headers, future, supersede_key, fence, now, now, guard=guard)
         self._pending[token] = pending
         self._idle.clear()
         if supersede_key is not None:
@@ -415,6 +440,9 @@ class PipelinedPublisher:
                 await self._resend(pending, now)
 
     async def _resend(self, pending: _Pending, now: float) -> None:
+        if pending.guard is not None and not pending.guard():
+            self._fail(pending, Withheld(pending.subject, resend=pending.attempts > 0))
+            return
         pending.retry_at = None
         pending.attempts += 1
         pending.sent = now

@@ -1,7 +1,8 @@
 """The NATS resources one faust app shares between its consumer and its producer.
 
 One connection, one topic registry, one pipelined publisher and the fence book (which changelog
-partitions this worker owns, and the fence sequence its writes to them must state). The consumer
+partitions this worker owns, and the fence sequence its writes to them must state), with the
+member lease's local deadline for writes no server-side fence covers (final results). The consumer
 and the producer each :meth:`acquire` it when they start and :meth:`release` it when they stop;
 the first acquire connects and the last release drains and closes, so the producer can keep
 sending while the consumer commits its final offsets.
@@ -19,6 +20,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from bridges.connection import ConnectionSettings, connect
+from bridges.group.lease_clock import UNFENCED, LeaseClock
 from bridges.naming import Naming
 from bridges.options import TransportOptions
 from bridges.publisher import PipelinedPublisher
@@ -60,6 +62,9 @@ class TransportSession:
         self.naming = Naming(options.prefix)
         self.app_id = app_id
         self.fences: dict[tuple[str, int], Fence] = {}
+        #: the group membership's lease deadline, set by the consumer once it joins a group;
+        #: a client-only app belongs to none, and nobody can take over what it writes
+        self.lease: LeaseClock = UNFENCED
         self._users = 0
         self._lock = asyncio.Lock()
         self._client: Client | None = None

@@ -3,9 +3,11 @@
 A window's result is written **once**: a compare-and-set KV write, so the value of a closed window
 never changes. A replay after a crash that closes the same window again finds the key taken,
 compares, and keeps the first value — logging an error if they differ, which only a
-non-deterministic aggregate could cause. The same JSON goes out on ``results.<metric>.<id>``
-with ``Nats-Msg-Id`` = the KV key, so a replay does not publish it twice within the duplicate
-window; dead letters carry a caller-chosen id for the same reason.
+non-deterministic aggregate could cause. Once KV holds the final value, that value goes out on
+``results.<metric>.<id>`` with ``Nats-Msg-Id`` = ``result:<kv key>``, so a replay does not publish
+it twice within the duplicate window; dead letters carry a caller-chosen id for the same reason.
+Final values and dead letters are written only while this worker's lease is valid, and a failed
+one can be tried again: the protocol is in :mod:`bridges.fenced_writes`.
 
 Provisional values (``METRICS_UPDATE_SECONDS``): the current value of an open window, marked
 ``"final": false``, may be written under the same key before the final one. Every KV write states
@@ -32,9 +34,9 @@ a revision is only ever stated when the value at it was seen to be provisional:
   behind the final one of its key in the stream.
 
 Provisional writes are best effort: they never fail a caller, and what they leave undone the next
-value or the final write takes care of. They go through a publisher of their own, with a small
-in-flight budget, so a burst of them can neither use up the session's budget nor hold up a commit
-(faust's commit flushes the session's publisher).
+value or the final write takes care of; while the lease may have expired, none is sent. They go
+through a publisher of their own, with a small in-flight budget, so a burst of them can neither
+use up the session's budget nor hold up a commit (faust's commit flushes the session's publisher).
 
 Everything goes through the transport session's pipelined publisher: the caller gets an
 awaitable per write and decides when to wait (the windowed table waits before it flushes its
@@ -44,9 +46,8 @@ state, so a window never leaves the state before its result is stored).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -54,21 +55,16 @@ from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from bridges.envelope import HDR_MSG_ID
-from bridges.public_streams import METRICS_BUCKET, PublicStreams
+from bridges.fenced_writes import EXPECTED, FencedWriter, Stored, kv_subject
+from bridges.public_streams import PublicStreams
 from bridges.publisher import Ack, ExpectationFailed, PipelinedPublisher
 from bridges.session import TransportSession
-from tables.errors import BrokenError, ClosedError
+from tables.errors import ClosedError
 
 __all__ = ["WindowResults"]
 
 log = logging.getLogger(__name__)
 
-_EXPECTED: Final = "Nats-Expected-Last-Subject-Sequence"
-#: how long a refused final write keeps reading and writing again before it fails (which fails
-#: the flush and stops the worker: whoever replays the partition closes the window again)
-_FINAL_DEADLINE: Final = 30.0
-#: first and longest pause between those attempts
-_FINAL_BACKOFF: Final = (0.02, 1.0)
 #: unacknowledged provisional writes before the next one waits
 _PROVISIONAL_IN_FLIGHT: Final = 512
 #: how long closing waits for final writes still under way
@@ -94,30 +90,6 @@ class _Provisional:
     final: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class _Stored:
-    """The key's last entry: a value, or a delete marker (``deleted``)."""
-
-    revision: int
-    value: bytes
-    deleted: bool = False
-
-    @property
-    def provisional(self) -> bool:
-        if self.deleted:
-            return False
-        try:
-            document = json.loads(self.value)
-        except ValueError:
-            return False
-        return isinstance(document, dict) and document.get("final") is False
-
-    @property
-    def replaceable(self) -> bool:
-        """A final value may be written over this entry (anything but a value that is final)."""
-        return self.deleted or self.provisional
-
-
 class WindowResults:
     """The ``ResultWriter`` of ``agents.context`` over a worker's transport session."""
 
@@ -127,8 +99,8 @@ class WindowResults:
         self._kv: KeyValue | None = None
         self._provisional_out: PipelinedPublisher | None = None
         self._open = False
-        #: final writes under way (awaited by close, so none is cut off by it)
-        self._finals: set[asyncio.Future[None]] = set()
+        #: final values and dead letters, fenced by the lease (set while open)
+        self._fenced: FencedWriter | None = None
         #: per KV key, least recently written first (the bound forgets from there)
         self._provisional: dict[str, _Provisional] = {}
 
@@ -145,6 +117,14 @@ class WindowResults:
             max_in_flight=_PROVISIONAL_IN_FLIGHT,
             ack_timeout=self._session.options.ack_timeout,
         ).start()
+        session = self._session
+        self._fenced = FencedWriter(
+            session.publisher,
+            self._read,
+            # Read at each write: the consumer sets the session's lease once it joins its group.
+            lease=lambda: session.lease,
+            connected=lambda: session.client.is_connected,
+        )
         self._open = True
 
     async def close(self) -> None:
@@ -157,10 +137,8 @@ class WindowResults:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         # Final writes already accepted are finished while the writer is still open.
-        if self._finals:
-            done, pending = await asyncio.wait(set(self._finals), timeout=_CLOSE_TIMEOUT)
-            if pending:
-                log.warning("closing with %d final results not stored", len(pending))
+        if self._fenced is not None:
+            await self._fenced.close(_CLOSE_TIMEOUT)
         self._open = False
         self._provisional.clear()
         if self._provisional_out is not None:
@@ -171,96 +149,19 @@ class WindowResults:
 
     # -- final results --------------------------------------------------------------------
 
+    async def wait_writable(self, timeout: float) -> bool:
+        return await self._require_fenced().wait_writable(timeout)
+
     async def write_result(self, kv_key: str, subject: str, payload: bytes) -> Awaitable[None]:
-        self._require_open()
+        fenced = self._require_fenced()
         state = self._provisional.pop(kv_key, None)
         if state is None:
-            written = await self._write_final(kv_key, subject, payload, revision=0)
-        else:
-            state.final = True
-            state.queued = None
-            if state.busy is None:
-                written = await self._write_final(kv_key, subject, payload, revision=state.revision)
-            else:
-                written = asyncio.ensure_future(
-                    self._write_final_after(state.busy, state, kv_key, subject, payload)
-                )
-        self._finals.add(written)
-        written.add_done_callback(self._finals.discard)
-        return written
-
-    async def _write_final(self, kv_key: str, subject: str, payload: bytes, *, revision: int) -> asyncio.Future[None]:
-        publisher = self._require_open().publisher
-        stored = await publisher.publish(_kv_subject(kv_key), payload, {_EXPECTED: str(revision)})
-        published = await publisher.publish(subject, payload, {HDR_MSG_ID: f"result:{kv_key}"})
-        return asyncio.ensure_future(self._settle(kv_key, payload, stored, published))
-
-    async def _write_final_after(
-        self, provisional: asyncio.Future[None], state: _Provisional, kv_key: str, subject: str, payload: bytes
-    ) -> None:
-        await asyncio.wait([provisional])  # it never fails; what it learnt is in state.revision
-        await (await self._write_final(kv_key, subject, payload, revision=state.revision))
-
-    async def _settle(
-        self, kv_key: str, payload: bytes, stored: asyncio.Future, published: asyncio.Future
-    ) -> None:
-        try:
-            await stored
-        except ExpectationFailed:
-            await self._replace_unexpected(kv_key, payload)
-        await published
-
-    async def _replace_unexpected(self, kv_key: str, payload: bytes) -> None:
-        """The final write found the key at another revision than it stated: see what is there.
-
-        Raises:
-            BrokenError: the key kept changing under the final value for ``_FINAL_DEADLINE``.
-        """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + _FINAL_DEADLINE
-        pause, longest = _FINAL_BACKOFF
-        publisher = self._require_open().publisher
-        while True:
-            stored = await self._read(kv_key)
-            if stored is not None and not stored.replaceable:
-                self._compare_existing(kv_key, payload, stored)
-                return
-            # A provisional value this worker did not know of (the partition's previous owner
-            # wrote it, or the ack of our own got lost), a delete marker, or no key at all as far
-            # as the replica that answered knows: the final value goes over it.
-            expected = 0 if stored is None else stored.revision
-            if stored is None:
-                log.debug("window %s: the key reads as absent; writing the final value again", kv_key)
-            else:
-                what = "delete marker" if stored.deleted else "provisional value"
-                log.debug("window %s: replacing the %s at revision %d", kv_key, what, expected)
-            try:
-                await (await publisher.publish(_kv_subject(kv_key), payload, {_EXPECTED: str(expected)}))
-            except ExpectationFailed:
-                pass  # written again since the read, or the read was behind: read once more
-            else:
-                return
-            if loop.time() >= deadline:
-                raise BrokenError(
-                    f"window {kv_key}: the final value was refused for {_FINAL_DEADLINE:.0f}s, "
-                    "each time over a value changed since it was read"
-                )
-            # Give the other writer's burst, or a replica behind the leader, a moment to settle.
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, longest)
-
-    def _compare_existing(self, kv_key: str, payload: bytes, stored: _Stored) -> None:
-        existing = stored.value
-        try:
-            same = json.loads(existing) == json.loads(payload)
-        except ValueError:
-            same = False
-        if not same:
-            log.error(
-                "window %s was already final with another value; keeping the first.\n"
-                " stored: %s\n computed now: %s",
-                kv_key, existing, payload,
-            )
+            return await fenced.final(kv_key, subject, payload, revision=lambda: 0)
+        state.final = True
+        state.queued = None
+        # With a provisional write in flight, the final one states the revision that write gets,
+        # and does not race it to the stream.
+        return await fenced.final(kv_key, subject, payload, revision=lambda: state.revision, after=state.busy)
 
     # -- provisional values ---------------------------------------------------------------
 
@@ -272,6 +173,9 @@ class WindowResults:
         any more — this value, or a newer one, stored or dropped; it never fails.
         """
         publisher = self._provisional_publisher()
+        if not self._session.lease.valid():
+            return _settled()  # another worker may own the window now; its values are the ones
+        guard = self._require_fenced().guard()
         state = self._provisional.pop(kv_key, None)
         if state is None:
             self._forget_least_recent()
@@ -284,13 +188,13 @@ class WindowResults:
             return state.busy
         busy = state.busy = asyncio.get_running_loop().create_future()
         try:
-            sent = await publisher.publish(_kv_subject(kv_key), payload, {_EXPECTED: str(state.revision)})
+            sent = await publisher.publish(kv_subject(kv_key), payload, {EXPECTED: str(state.revision)}, guard=guard)
         except BaseException:
             state.busy = None
             busy.set_result(None)
             raise
         state.task = asyncio.create_task(
-            self._follow_provisional(kv_key, state, payload, sent), name=f"provisional:{kv_key}"
+            self._follow_provisional(kv_key, state, payload, sent, guard), name=f"provisional:{kv_key}"
         )
         return busy
 
@@ -304,7 +208,12 @@ class WindowResults:
                 return
 
     async def _follow_provisional(
-        self, kv_key: str, state: _Provisional, payload: bytes, sent: asyncio.Future[Ack]
+        self,
+        kv_key: str,
+        state: _Provisional,
+        payload: bytes,
+        sent: asyncio.Future[Ack],
+        guard: Callable[[], bool],
     ) -> None:
         """Learn from the outcome of the write in flight, then send the value waiting, if any."""
         resent = False
@@ -332,7 +241,7 @@ class WindowResults:
                 payload, state.queued = state.queued, None
                 try:
                     sent = await self._provisional_publisher().publish(
-                        _kv_subject(kv_key), payload, {_EXPECTED: str(state.revision)}
+                        kv_subject(kv_key), payload, {EXPECTED: str(state.revision)}, guard=guard
                     )
                 except Exception as exc:  # noqa: BLE001 - best effort: the writer is closing
                     log.debug("provisional value of %s not sent: %s", kv_key, exc)
@@ -342,14 +251,14 @@ class WindowResults:
             if busy is not None:
                 busy.set_result(None)
 
-    async def _read_quietly(self, kv_key: str) -> _Stored | None:
+    async def _read_quietly(self, kv_key: str) -> Stored | None:
         try:
             return await self._read(kv_key)
         except Exception as exc:  # noqa: BLE001 - best effort; the next refusal reads again
             log.debug("reading %s after a refused provisional value failed: %s", kv_key, exc)
             return None
 
-    async def _read(self, kv_key: str) -> _Stored | None:
+    async def _read(self, kv_key: str) -> Stored | None:
         if self._kv is None:
             raise ClosedError("the window results writer is not started")
         try:
@@ -359,8 +268,8 @@ class WindowResults:
             marker = getattr(exc, "entry", None)
             if marker is None:
                 return None
-            return _Stored(marker.revision or 0, b"", deleted=True)
-        return _Stored(entry.revision or 0, entry.value or b"")
+            return Stored(marker.revision or 0, b"", deleted=True)
+        return Stored(entry.revision or 0, entry.value or b"")
 
     # -- dead letters ---------------------------------------------------------------------
 
@@ -369,24 +278,24 @@ class WindowResults:
     ) -> Awaitable[None]:
         # Header values are one line of ASCII; a reason quoting odd input is made to fit.
         safe_reason = reason.encode("ascii", "backslashreplace").decode().replace("\r", " ").replace("\n", " ")
-        future = await self._require_open().publisher.publish(
+        return await self._require_fenced().dead_letter(
             subject, payload, {HDR_MSG_ID: msg_id, "Reason": safe_reason[:1000]}
         )
-        return future
 
     def _require_open(self) -> TransportSession:
         if not self._open:
             raise ClosedError("the window results writer is not started")
         return self._session
 
+    def _require_fenced(self) -> FencedWriter:
+        self._require_open()
+        assert self._fenced is not None  # set whenever the writer is open
+        return self._fenced
+
     def _provisional_publisher(self) -> PipelinedPublisher:
         self._require_open()
         assert self._provisional_out is not None  # set whenever the writer is open
         return self._provisional_out
-
-
-def _kv_subject(kv_key: str) -> str:
-    return f"$KV.{METRICS_BUCKET}.{kv_key}"
 
 
 def _settled() -> asyncio.Future[None]:

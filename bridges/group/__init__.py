@@ -8,6 +8,7 @@ from bridges.group.coordinator import (
     GroupView,
     RebalanceListener,
 )
+from bridges.group.lease_clock import UNFENCED, LeaseClock, LeaseDeadline
 from bridges.group.records import Assignment, MemberRecord
 
 __all__ = [
@@ -18,6 +19,9 @@ __all__ = [
     "GroupCoordinator",
     "GroupSettings",
     "GroupView",
+    "LeaseClock",
+    "LeaseDeadline",
     "MemberRecord",
     "RebalanceListener",
+    "UNFENCED",
 ]

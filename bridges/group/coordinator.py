@@ -17,6 +17,11 @@ The protocol (eager, like Kafka's classic one):
    two members in one generation, and a new owner starts from the old owner's final commit.
 5. **Laggards.** A member that does not acknowledge within ``rebalance_timeout`` is evicted by
    the leader (its key deleted): it finds out when renewing, stops, and rejoins as a new member.
+6. **The local deadline.** Changelog writes and offset commits are fenced by the server (step
+   4); final results, whose KV keys no fence covers, are fenced by :attr:`GroupCoordinator.lease`
+   instead: valid until the last acknowledged renewal's send time + TTL - margin
+   (:mod:`bridges.group.lease_clock`), so a member paused past its lease writes nothing from the
+   moment the lease may have expired, before it has even noticed.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from nats.js.kv import KeyValue
 from bridges.connection import ConnectionSettings
 from bridges.group.assign import AssignResult
 from bridges.group.lease import LeaseKeeper
+from bridges.group.lease_clock import LeaseClock
 from bridges.group.records import Assignment, MemberRecord
 from bridges.group.store import CasConflict, GroupKeys, GroupStore
 from bridges.naming import Naming, decode_token
@@ -181,6 +187,11 @@ class GroupCoordinator:
     @property
     def is_leader(self) -> bool:
         return self._keeper.is_leader
+
+    @property
+    def lease(self) -> LeaseClock:
+        """The membership's local deadline (step 6): what fenced writers check before writing."""
+        return self._keeper.deadline
 
     async def start(self) -> None:
         if self._started:

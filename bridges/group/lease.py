@@ -9,6 +9,11 @@ Every write is a compare-and-set against the revision the keeper wrote last. Whe
 someone else changed the key (the leader evicted us) or the TTL ran out while we were paused
 (SIGSTOP, a network partition): the lease is lost, the keeper stops renewing it and tells the
 main loop, which must stop processing and rejoin under a new member id.
+
+Every acknowledged write of the member key also moves the local lease deadline
+(:mod:`bridges.group.lease_clock`): the clock is read *before* the write is sent, and the lease is
+taken to be valid until that moment + TTL - margin. Losing or leaving the membership ends the
+deadline's term at once. Writers that must be fenced (final results) check that deadline.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any, TypeVar
 from nats.aio.client import Client
 
 from bridges.connection import ConnectionSettings, connect
+from bridges.group.lease_clock import LeaseDeadline
 from bridges.group.store import CasConflict, GroupKeys, GroupStore
 from tables.errors import BrokenError, ClosedError
 
@@ -51,6 +57,7 @@ class LeaseKeeper:
         ttl: lease length in seconds (the session timeout).
         on_lost: called on the *caller's* event loop with ``"member"`` or ``"leader"`` when a
             lease is lost.
+        deadline: moved by every acknowledged write of the member key; a new one when None.
     """
 
     def __init__(
@@ -61,8 +68,10 @@ class LeaseKeeper:
         ttl: float,
         on_lost: Callable[[str], None],
         replicas: int = 1,
+        deadline: LeaseDeadline | None = None,
     ) -> None:
         self._settings = settings
+        self.deadline = deadline if deadline is not None else LeaseDeadline(ttl)
         self._keys = keys
         self._ttl = ttl
         self._on_lost = on_lost
@@ -96,6 +105,7 @@ class LeaseKeeper:
             self._closed = True
             return
         self._closed = True
+        self.deadline.end()  # nothing renews the lease any more: it may not be relied on
         loop = self._loop
         if self._stopping is not None:
             loop.call_soon_threadsafe(self._stopping.set)
@@ -177,6 +187,9 @@ class LeaseKeeper:
             lease = self._member if kind == "member" else self._leader
             if lease is None:
                 continue
+            # Read before the request goes out: the server stores it later, so its TTL runs
+            # at least until then + ttl (a pause between here and the send only shortens ours).
+            sent_at = self.deadline.now()
             try:
                 lease.revision = await self._require_store().put(
                     lease.key, lease.value, expect=lease.revision, ttl=self._ttl
@@ -185,9 +198,13 @@ class LeaseKeeper:
                 self._lose(kind)
             except Exception as exc:  # noqa: BLE001 - NATS unreachable: retry next round
                 log.warning("renewing the %s lease failed: %s", kind, exc)
+            else:
+                if kind == "member":
+                    self.deadline.renewed(sent_at)
 
     def _lose(self, kind: str) -> None:
         if kind == "member":
+            self.deadline.end()  # first: fenced writers stop before anyone is told
             self._member = None
             self._leader = None  # a leader without membership is no leader
         else:
@@ -199,8 +216,10 @@ class LeaseKeeper:
     async def _join(self, member_id: str, record: bytes) -> None:
         async with self._lock():
             key = self._keys.member(member_id)
+            sent_at = self.deadline.now()
             revision = await self._require_store().create(key, record, ttl=self._ttl)
             self._member = _Lease(key, record, revision)
+            self.deadline.begin(sent_at)
 
     async def _update(self, record: bytes) -> bool:
         async with self._lock():
@@ -210,6 +229,7 @@ class LeaseKeeper:
         lease = self._member
         if lease is None:
             return False
+        sent_at = self.deadline.now()
         try:
             lease.revision = await self._require_store().put(
                 lease.key, record, expect=lease.revision, ttl=self._ttl
@@ -218,6 +238,7 @@ class LeaseKeeper:
             self._lose("member")
             return False
         lease.value = record
+        self.deadline.renewed(sent_at)  # the record rewrite renewed the TTL too
         return True
 
     async def _try_lead(self, member_id: str) -> bool:
@@ -243,6 +264,7 @@ class LeaseKeeper:
             store = self._require_store()
             leader, member = self._leader, self._member
             self._leader = self._member = None
+            self.deadline.end()
             if leader is not None:
                 await store.delete(leader.key, expect=leader.revision)
             if member is not None:

@@ -23,7 +23,9 @@ __all__ = [
     "ingest",
     "metric_env",
     "metrics_values",
+    "result_messages",
     "start_metric_worker",
+    "stream_messages",
     "values_match",
 ]
 
@@ -115,13 +117,22 @@ def values_match(actual: Any, expected: Any) -> bool:
 
 async def dead_letters(url: str, prefix: str = "faust") -> list[tuple[str, dict[str, str], bytes]]:
     """Every message in the dead-letter stream: (subject, headers, payload)."""
+    return await stream_messages(url, f"{prefix.upper()}_DEADLETTER")
+
+
+async def result_messages(url: str, prefix: str = "faust") -> list[tuple[str, dict[str, str], bytes]]:
+    """Every message in the results stream (``results.>``): (subject, headers, payload)."""
+    return await stream_messages(url, f"{prefix.upper()}_RESULTS")
+
+
+async def stream_messages(url: str, stream: str) -> list[tuple[str, dict[str, str], bytes]]:
+    """Every message in ``stream``, oldest first: (subject, headers, payload); none if no such stream."""
     client = await nats.connect(url)
     try:
         js = client.jetstream()
-        stream = f"{prefix.upper()}_DEADLETTER"
         try:
             info = await js.stream_info(stream)
-        except Exception:  # noqa: BLE001 - no stream yet: nothing dead-lettered
+        except Exception:  # noqa: BLE001 - no stream yet: nothing published
             return []
         out = []
         for seq in range(info.state.first_seq, info.state.last_seq + 1):

@@ -84,8 +84,17 @@ async def provisional(writer: WindowResults, payload: bytes) -> None:
     await asyncio.wait_for(await writer.write_provisional(KEY, payload), DEADLINE)
 
 
+#: where the writers log (final values are written by bridges.fenced_writes)
+LOGGERS = ("bridges.window_results", "bridges.fenced_writes")
+
+
 def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "bridges.window_results" and r.levelno >= logging.ERROR]
+    return [r.getMessage() for r in caplog.records if r.name in LOGGERS and r.levelno >= logging.ERROR]
+
+
+def debug(caplog: pytest.LogCaptureFixture) -> None:
+    for logger in LOGGERS:
+        caplog.set_level(logging.DEBUG, logger=logger)
 
 
 def replaced(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -96,7 +105,7 @@ def replaced(caplog: pytest.LogCaptureFixture) -> list[str]:
 async def test_provisional_values_are_replaced_in_turn_and_then_by_the_final_one(
     writers: dict[str, WindowResults], kv: KeyValue, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="bridges.window_results")
+    debug(caplog)
     writer = writers["new"]
     await provisional(writer, document(1, final=False))
     await provisional(writer, document(2, final=False))
@@ -109,7 +118,7 @@ async def test_provisional_values_are_replaced_in_turn_and_then_by_the_final_one
 async def test_a_final_write_replaces_a_provisional_value_it_did_not_know_of(
     writers: dict[str, WindowResults], kv: KeyValue, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="bridges.window_results")
+    debug(caplog)
     # The old owner wrote a provisional value, then lost the partition; the new owner never saw
     # that write's revision, so its final write (expecting no key) is refused, reads, and replaces it.
     await provisional(writers["old"], document(1, final=False))
@@ -151,7 +160,7 @@ async def test_a_new_owner_takes_the_provisional_values_over_from_the_old_one(
 async def test_the_final_write_goes_after_the_provisional_one_in_flight(
     writers: dict[str, WindowResults], kv: KeyValue, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="bridges.window_results")
+    debug(caplog)
     writer = writers["new"]
     # The first value is sent, the next wait behind it (only the newest) - unless its ack is
     # back already. The window closes meanwhile: its final write waits for the write in flight,
@@ -168,7 +177,7 @@ async def test_the_final_write_goes_after_the_provisional_one_in_flight(
 
 
 async def test_a_final_value_closed_again_is_compared_and_kept(
-    writers: dict[str, WindowResults], kv: KeyValue, caplog: pytest.LogCaptureFixture
+    writers: dict[str, WindowResults], kv: KeyValue, reader: TransportSession, caplog: pytest.LogCaptureFixture
 ) -> None:
     await provisional(writers["old"], document(1, final=False))
     await final(writers["old"], document(2, final=True))
@@ -177,7 +186,12 @@ async def test_a_final_value_closed_again_is_compared_and_kept(
     await final(writers["late"], document(9, final=True))
     assert await history(kv) == [(False, 1), (True, 2)]
     (message,) = errors(caplog)
-    assert message.startswith(f"window {KEY} was already final with another value; keeping the first")
+    assert message.startswith(f"window {KEY} was already final with another value; keeping (and publishing)")
+    # What went out on the result subject is what KV holds, once (the replays were duplicates).
+    stream = PublicStreams().results
+    assert (await reader.js.stream_info(stream)).state.messages == 1
+    message_data = (await reader.js.get_last_msg(stream, SUBJECT)).data
+    assert json.loads(message_data) == json.loads(document(2, final=True))
 
 
 async def test_the_final_value_is_published_on_the_result_subject_and_provisional_ones_are_not(
@@ -195,7 +209,7 @@ async def test_the_final_value_is_published_on_the_result_subject_and_provisiona
 async def test_a_final_write_replaces_a_delete_marker(
     writers: dict[str, WindowResults], kv: KeyValue, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="bridges.window_results")
+    debug(caplog)
     # Someone deleted the key (an operator, a clean-up): the marker is the key's last entry, so a
     # write stating "no key" is refused; the final value goes over the marker.
     await provisional(writers["old"], document(1, final=False))

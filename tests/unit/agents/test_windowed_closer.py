@@ -2,8 +2,9 @@
 
 A real faust app (memory broker, never started) hosts the engagement metric; the writer records
 what it is asked to write and a scripted arrival clock says what the streams promise. The closer
-must close a due window once flow resumes and must not spin while partitions are moving or while
-reading the clock keeps failing; a window whose result fails is dead-lettered and the others
+must close a due window once flow resumes and must not spin while partitions are moving, while
+the lease may have expired (nor close anything then) or while reading the clock keeps failing; a
+window whose result fails is dead-lettered and the others
 close; the updater writes provisional values only when switched on.
 """
 
@@ -12,19 +13,15 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Collection, Mapping
+from collections.abc import Awaitable
 from typing import Any
 
-import faust
 import pytest
 
-from agents import engagement
-from agents.context import AgentContext
 from agents.windowed import WindowedRuntime
-from tables import Aggregates, ChangelogReplica, Count, MetricDefinition, Promise, Tumbling
-from tables.errors import BrokenError
+from tables import Aggregates, Count, MetricDefinition, Promise, Tumbling
 
-WINDOW, GRACE = 60, 10
+from .runtime import GRACE, WINDOW, ScriptedClock, windowed_runtime
 
 
 class RecordingResults:
@@ -32,10 +29,21 @@ class RecordingResults:
         self.finals: dict[str, dict[str, Any]] = {}
         self.provisional: list[dict[str, Any]] = []
         self.dead: list[tuple[str, dict[str, Any], str]] = []
+        #: the lease is valid (set) or may have expired (clear)
+        self.writable = asyncio.Event()
+        self.writable.set()
 
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
+
+    async def wait_writable(self, timeout: float) -> bool:
+        try:
+            async with asyncio.timeout(timeout):
+                await self.writable.wait()
+        except TimeoutError:
+            return False
+        return True
 
     async def write_result(self, kv_key: str, subject: str, payload: bytes) -> Awaitable[None]:
         self.finals[kv_key] = json.loads(payload)
@@ -48,21 +56,6 @@ class RecordingResults:
     async def dead_letter(self, subject: str, payload: bytes, *, reason: str, msg_id: str) -> Awaitable[None]:
         self.dead.append((subject, json.loads(payload), reason))
         return _done()
-
-
-class ScriptedClock:
-    """Promises what the test says; ``failing`` makes every read raise, as NATS away would."""
-
-    def __init__(self) -> None:
-        self.promises: dict[int, Promise] = {}
-        self.failing = False
-        self.reads = 0
-
-    async def read(self, topic: str, partitions: Collection[int]) -> Mapping[int, Promise]:
-        self.reads += 1
-        if self.failing:
-            raise BrokenError("NATS is not connected")
-        return {p: self.promises[p] for p in partitions if p in self.promises}
 
 
 def _done() -> asyncio.Future[None]:
@@ -94,20 +87,7 @@ def runtime_with(
     update_seconds: float = 0.0,
     definition: MetricDefinition | None = None,
 ) -> WindowedRuntime:
-    app = faust.App(f"closer-{time.monotonic_ns()}", broker="memory://")
-    context = AgentContext(
-        events=app.topic("events", value_type=bytes),
-        window_seconds=WINDOW,
-        grace_seconds=GRACE,
-        results=results,
-        register_state=lambda owner: None,
-        clock=clock or ScriptedClock(),
-        update_seconds=update_seconds,
-    )
-    runtime = WindowedRuntime(app, definition or engagement.define(WINDOW, GRACE), context)
-    runtime.activate(0, ChangelogReplica().restore())
-    app.flow_control.resume()  # as a started worker's is between rebalances
-    return runtime
+    return windowed_runtime(results, clock=clock, update_seconds=update_seconds, definition=definition)
 
 
 def event(occurred_at: float, n: int) -> bytes:
@@ -135,6 +115,42 @@ async def test_a_due_window_waits_while_partitions_move_without_spinning_then_cl
     # A spinning loop turns tens of thousands of times in half a second; a paused one a few.
     assert paused.turns < 50, paused.turns
     runtime.app.rebalancing = False
+    await runtime.run_closer(Stopper(0.3))  # type: ignore[arg-type]
+    assert [v["events"] for v in results.finals.values()] == [1]
+
+
+async def test_nothing_closes_while_the_lease_may_have_expired_and_the_closer_does_not_spin() -> None:
+    results = RecordingResults()
+    runtime = runtime_with(results)
+    await runtime.add(0, 0, event(time.time() - 2 * WINDOW - GRACE, 1))
+    await runtime.add(0, 1, event(time.time(), 2))  # the first window is due now
+    results.writable.clear()  # e.g. resumed after a SIGSTOP longer than the lease
+    fenced = Stopper(0.3)
+    await runtime.run_closer(fenced)  # type: ignore[arg-type]
+    assert results.finals == {}, "closed a window while the lease may have expired"
+    # Each turn waits for a renewal (bounded) instead of retrying at once.
+    assert fenced.turns < 10, fenced.turns
+    # The window is still open in the state, and closes as soon as the lease is valid again.
+    results.writable.set()
+    await runtime.run_closer(Stopper(0.3))  # type: ignore[arg-type]
+    assert [v["events"] for v in results.finals.values()] == [1]
+
+
+async def test_nothing_closes_while_the_lease_may_have_expired_and_the_closer_does_not_spin() -> None:
+    results = RecordingResults()
+    clock = ScriptedClock()
+    runtime = runtime_with(results, clock)
+    old = (int(time.time()) // WINDOW - 3) * WINDOW + 1
+    await runtime.add(0, 1, event(old, 1), old + 1)
+    clock.promises[0] = Promise(1, time.time())  # the window is due now
+    results.writable.clear()  # e.g. resumed after a SIGSTOP longer than the lease
+    fenced = Stopper(0.3)
+    await runtime.run_closer(fenced)  # type: ignore[arg-type]
+    assert results.finals == {}, "closed a window while the lease may have expired"
+    # Each turn waits for a renewal (bounded) instead of retrying at once.
+    assert fenced.turns < 10, fenced.turns
+    # The window is still open in the state, and closes as soon as the lease is valid again.
+    results.writable.set()
     await runtime.run_closer(Stopper(0.3))  # type: ignore[arg-type]
     assert [v["events"] for v in results.finals.values()] == [1]
 

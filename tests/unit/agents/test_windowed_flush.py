@@ -1,0 +1,112 @@
+"""The windowed runtime's flush: nothing is recorded past a result or dead letter not yet stored.
+
+A flush first awaits every pending write (also those added while it waits); one that failed stays
+pending, the flush raises (the consumer then commits no offset), and the next flush awaits it
+again, which tries it again. A partition given up takes its pending writes with it: its next
+owner recovers from the last marker, which is before them.
+
+The partition starts at a marker with nothing open, and the events are not JSON: each one only
+produces a dead letter and moves nothing the changelog records, so a flush that gets past the
+pending writes has nothing to send (the test app has no broker to send to).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Generator
+from typing import Any
+
+import pytest
+
+from agents.windowed import WindowedRuntime
+from tables import BrokenError, Marker, Restored
+
+from .runtime import windowed_runtime
+
+
+class Attempts:
+    """A write whose attempts fail until ``failures`` have been reported, as the real one retries:
+    awaiting it again after a failure makes the next attempt."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.failures = failures
+        self.attempts = 0
+        self.gate: asyncio.Event | None = None
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self._attempt().__await__()
+
+    async def _attempt(self) -> None:
+        self.attempts += 1
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.attempts <= self.failures:
+            raise BrokenError(f"attempt {self.attempts} not stored")
+
+
+class Letters:
+    """A result writer that hands out the given writes, one per dead letter, in order."""
+
+    def __init__(self, *writes: Attempts) -> None:
+        self.writes = list(writes)
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def wait_writable(self, timeout: float) -> bool:
+        return True
+
+    async def write_result(self, kv_key: str, subject: str, payload: bytes) -> Awaitable[None]:
+        raise AssertionError("no window closes in these tests")
+
+    async def write_provisional(self, kv_key: str, payload: bytes) -> Awaitable[None]:
+        raise AssertionError("no provisional values in these tests")
+
+    async def dead_letter(self, subject: str, payload: bytes, *, reason: str, msg_id: str) -> Awaitable[None]:
+        return self.writes.pop(0)
+
+
+def runtime_with(results: Letters) -> WindowedRuntime:
+    # Flushed up to offset 1 already; the invalid event at offset 0 moves "applied" to 1 again.
+    return windowed_runtime(results, restored=Restored(items=[], marker=Marker(1, round(time.time() * 1_000_000))))
+
+
+async def test_a_write_that_failed_is_kept_and_tried_again_by_the_next_flush() -> None:
+    write = Attempts(failures=1)
+    runtime = runtime_with(Letters(write))
+    await runtime.add(0, 0, b"not json", time.time())
+    with pytest.raises(BrokenError, match="attempt 1"):
+        await runtime.flush()
+    await runtime.flush()  # the same write, awaited again: its second attempt is stored
+    await runtime.flush()  # and then it is no longer pending
+    assert write.attempts == 2
+
+
+async def test_a_flush_waits_for_writes_added_while_it_waits() -> None:
+    first, second = Attempts(), Attempts()
+    first.gate, second.gate = asyncio.Event(), asyncio.Event()
+    runtime = runtime_with(Letters(first, second))
+    await runtime.add(0, 0, b"not json", time.time())
+    flushing = asyncio.create_task(runtime.flush())
+    await asyncio.sleep(0)
+    await runtime.add(0, 0, b"still not json", time.time())  # e.g. the agent dead-letters meanwhile
+    first.gate.set()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert not flushing.done(), "the flush recorded state past a write it did not wait for"
+    second.gate.set()
+    await asyncio.wait_for(flushing, 5.0)
+    assert (first.attempts, second.attempts) == (1, 1)
+
+
+async def test_a_partition_given_up_takes_its_unstored_writes_with_it() -> None:
+    write = Attempts(failures=100)
+    runtime = runtime_with(Letters(write))
+    await runtime.add(0, 0, b"not json", time.time())
+    with pytest.raises(BrokenError):
+        await runtime.flush()
+    runtime.deactivate(0)
+    await runtime.flush()
+    assert write.attempts == 1
