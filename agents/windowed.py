@@ -200,16 +200,20 @@ class WindowedRuntime:
         if active is None:
             return  # a message of a partition given up meanwhile; its new owner reads it
         try:
-            events = decode_record(raw, stored_at)
+            record = decode_record(raw, stored_at)
         except ValueError as exc:  # not JSON, or not a batch of the right shape
             await self._reject("invalid", partition, f"{partition}:{offset}", raw, f"not a JSON event: {exc}")
         else:
             if not raw.startswith(BATCH_PREFIX):
-                event, arrived_at = events[0]
+                event, arrived_at = record.events[0]
                 await self._add(partition, active, event, arrived_at, f"{partition}:{offset}", raw)
             else:
-                for index, (event, arrived_at) in enumerate(events):
+                for index, (event, arrived_at) in enumerate(record.events):
                     await self._add(partition, active, event, arrived_at, f"{partition}:{offset}.{index}", None)
+            if record.watermark is not None:
+                # The writer's promise about every later record: in a backlog the watermark moves
+                # as the records are worked off (the closer then closes what fell due).
+                active.windows.promise(offset, record.watermark, next_offset=offset + 1)
         active.applied = offset + 1
 
     async def _add(

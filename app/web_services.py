@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from app.event_rules import judge_payload
 from app.factory import EVENTS_TOPIC
 from app.settings import Settings
+from bridges.arrival_clock import IngestWatermark
 from bridges.connection import ConnectionSettings, connect
 from bridges.durable_puller import PullerConfig
 from bridges.event_sink import EventSink
@@ -71,6 +72,7 @@ class WebServices:
         self._clock = clock
         self._streams = PublicStreams(options.prefix, options.replicas)
         self._client: Client | None = None
+        self._watermark: IngestWatermark | None = None
         self._sink: EventSink | None = None
         self._reader: MetricsReader | None = None
         self._ingest: NatsIngest | None = None
@@ -106,9 +108,10 @@ class WebServices:
         options = self._options
         try:
             self._client = await connect(self._connection, name=f"{self._connection.name}:web")
+            self._watermark = await IngestWatermark(self._client, ingest_stream=self._streams.ingest).start()
             self._sink = await EventSink(
                 self._client, topic=EVENTS_TOPIC, prefix=options.prefix, partitions=options.partitions,
-                replicas=options.replicas, ack_deadline=options.ack_deadline,
+                replicas=options.replicas, ack_deadline=options.ack_deadline, watermark=self._watermark.current,
             ).start()
             self._reader = await MetricsReader(self._client, streams=self._streams).start()
             self._ingest = await NatsIngest(
@@ -149,6 +152,8 @@ class WebServices:
             await self._sink.close(max(0.0, deadline - time.monotonic()))
         if self._reader is not None:
             await self._reader.close()
+        if self._watermark is not None:
+            await self._watermark.close()
         if self._client is not None:
             try:
                 await self._client.drain()

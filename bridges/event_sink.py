@@ -26,7 +26,7 @@ import asyncio
 import enum
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -105,6 +105,8 @@ class EventSink:
         partitions: partitions to create the topic with; an existing topic keeps its own count.
         replicas: JetStream replicas of the topic's streams.
         ack_deadline: seconds :meth:`publish` waits for every acknowledgement.
+        watermark: the promise to stamp on each batch (``IngestWatermark.current`` of
+            :mod:`bridges.arrival_clock`); None, or returning None: batches carry none.
     """
 
     def __init__(
@@ -117,6 +119,7 @@ class EventSink:
         replicas: int = 1,
         ack_deadline: float = 10.0,
         max_in_flight: int = 8192,
+        watermark: Callable[[], float | None] | None = None,
     ) -> None:
         self._client = client
         self._naming = Naming(prefix)
@@ -124,6 +127,7 @@ class EventSink:
             name=topic, partitions=partitions, replicas=replicas, duplicate_window=DEDUPE_WINDOW
         )
         self._ack_deadline = ack_deadline
+        self._watermark = watermark
         # Resend after 2 s without an ack; give up well after the caller stopped waiting, so a
         # send that outlives its request still lands (and a retry of the request finds it).
         self._publisher = PipelinedPublisher(
@@ -214,12 +218,16 @@ class EventSink:
             events = [events[i] for i in kept]
             arrivals = None if arrivals is None else [arrivals[i] for i in kept]
         subjects = self._subjects
+        # Read before anything is written: it must hold for every record written from now on.
+        stamp = None if self._watermark is None else self._watermark()
         encoded = [event.to_json_bytes() for event in events]
         futures: list[asyncio.Future[Ack]] = []
         sizes: list[int] = []
         for partition, chunk in self._batches(events, encoded):
             payload = encode_batch(
-                [encoded[i] for i in chunk], None if arrivals is None else [arrivals[i] for i in chunk]
+                [encoded[i] for i in chunk],
+                None if arrivals is None else [arrivals[i] for i in chunk],
+                watermark=stamp,
             )
             headers = encode_headers(
                 msg_id=_batch_id(events, chunk), key=None, value_is_null=False, timestamp=None, headers=None

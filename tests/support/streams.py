@@ -66,7 +66,7 @@ async def stored_events(client: Client, prefix: str = "faust") -> list[StoredEve
         for msg in await read_stream(client, stream):
             stored_at = msg.metadata.timestamp.timestamp()
             raw_ts = (msg.headers or {}).get(HDR_TS)
-            for event, arrived_at in decode_record(msg.data, float(raw_ts) if raw_ts else stored_at):
+            for event, arrived_at in decode_record(msg.data, float(raw_ts) if raw_ts else stored_at).events:
                 out.append(StoredEvent(partition, event, arrived_at, msg))
     return out
 
