@@ -30,7 +30,7 @@ from tests.oracle import expected_results
 from tests.support.faults import Deployment, fault_env, start_web_process
 from tests.support.live import HttpTraffic, LiveEvents, assert_results_exact, rfc3339
 from tests.support.pipeline import dead_letters, metrics_values, values_match
-from tests.support.streams import nats_client
+from tests.support.streams import nats_client, stream_count
 from tests.support.workers import Workers, poll_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
@@ -216,7 +216,11 @@ async def test_a_killed_worker_replays_to_the_same_finals_and_dead_letters(
                 on_time.extend(batch)
                 late.extend(stale)
                 if round_ == 12:
-                    await killed.kill()  # mid-burst: its state since the last flush is lost
+                    # Mid-burst, once it has flushed state with windows open: what it processed
+                    # since its last flush is lost, and its successor replays it from there.
+                    await poll_until(lambda: _flushed(nats_server.url, "killed"), timeout=60,
+                                     what="the killed app to flush open windows")
+                    await killed.kill()
                     killed = pool.spawn(
                         [sys.executable, "-m", "app", "worker", str(tmp_path / "killed.py")], name="killed-again"
                     )
@@ -248,3 +252,13 @@ async def test_a_killed_worker_replays_to_the_same_finals_and_dead_letters(
         # The successor resumed from a flush with open windows: it replayed, not started afresh.
         assert re.search(r"resumes at offset \d+ with [1-9]\d* open windows", killed.log()), killed.log()[-2000:]
         assert killed.alive()
+
+
+async def _flushed(nats_url: str, app: str) -> bool:
+    """Whether the app has flushed open windows: a final of it is stored (so it has been
+    processing for more than a window), and its changelog holds more than one record per
+    partition (a marker alone is a flush of nothing)."""
+    async with nats_client(nats_url) as client:
+        counts = [await stream_count(client, f"FAUST_{app}-{app}-windows-changelog_{p}") for p in range(4)]
+    finals = [k for k in await metrics_values(nats_url) if k.startswith(f"{app}.")]
+    return bool(finals) and sum(counts) > 2 * len(counts)
