@@ -8,6 +8,14 @@ faust's fetcher would do after reading them from a broker. Output is real: chang
 each commit, results to KV. So this is the pipeline minus the transport's input side and minus
 process boundaries, one core.
 
+Time. Each message's timestamp is the event's arrival from the dataset (when the backlog was
+stored; see :mod:`benchmarks.dataset`), exactly what a worker reads from ``Faust-Ts``. With no
+broker, the arrival clock that closes windows is a :class:`~benchmarks.fed_clock.FedClock`: it
+promises, per partition, what has been fed (the last offset and its arrival), read by the
+agents' closers every 0.25 s like the streams are in a worker, and after the last message a time
+past every window. So windows close as the backlog is worked off, as they did with the event-time
+watermark this stage measured before, and the last ones right after the last message.
+
 The **plain-dict** variant (issue 4) runs the same three metric definitions in agents that keep
 their windows in a dict — decode, filter, key, event time, window ranges and the same
 ``Aggregates`` — with no windowed table: no watermark, no changelog, no closing, no results.
@@ -31,6 +39,7 @@ from nats.aio.client import Client
 from agents.context import AgentContext
 from app.factory import load_agent, transport_consumer
 from benchmarks.dataset import EVENTS_TOPIC, Dataset, Message, ResultWatch
+from benchmarks.fed_clock import FedClock
 from bridges.public_streams import PublicStreams
 from bridges.window_results import WindowResults
 from tables import MetricDefinition
@@ -63,19 +72,22 @@ async def run_core(
         datadir=str(data_dir / name),
     )
     topic = app.topic(EVENTS_TOPIC, value_serializer="raw", key_serializer="raw")
-    processed = _Countdown(len(METRIC_AGENTS) * (dataset.size + len(dataset.closers)))
+    processed = _Countdown(len(METRIC_AGENTS) * dataset.size)
+    clock = FedClock(EVENTS_TOPIC)
     for agent in METRIC_AGENTS:
         if plain:
             _plain_agent(app, topic, load_agent(agent).define(dataset.window, dataset.grace), processed.hit)
         else:
-            load_agent(agent).build(app, _context(app, topic, dataset))
+            load_agent(agent).build(app, _context(app, topic, dataset, clock))
     messages = dataset.messages()
     async with ResultWatch(client) as watch:
         await app.start()
         try:
             await _ready(app)
             started = time.perf_counter()
-            await _feed(app, messages)
+            await _feed(app, messages, clock)
+            # Nothing more is coming: every window may close once what was fed is processed.
+            clock.end(dataset.last_arrival() + dataset.window + dataset.grace)
             if plain:
                 async with asyncio.timeout(timeout):
                     await processed.done.wait()
@@ -86,7 +98,7 @@ async def run_core(
             await app.stop()
 
 
-def _context(app: faust.App, topic: faust.TopicT, dataset: Dataset) -> AgentContext:
+def _context(app: faust.App, topic: faust.TopicT, dataset: Dataset, clock: FedClock) -> AgentContext:
     transport: Any = app.transport
     return AgentContext(
         events=topic,
@@ -94,6 +106,7 @@ def _context(app: faust.App, topic: faust.TopicT, dataset: Dataset) -> AgentCont
         grace_seconds=dataset.grace,
         results=WindowResults(transport.session, PublicStreams()),
         register_state=transport_consumer(app).register_state_owner,
+        clock=clock,
     )
 
 
@@ -103,19 +116,22 @@ async def _ready(app: faust.App) -> None:
     await app.tables.recovery.completed.wait()  # type: ignore[attr-defined]  # faust's TableManager has it
 
 
-async def _feed(app: faust.App, messages: list[Message]) -> None:
+async def _feed(app: faust.App, messages: list[Message], clock: FedClock) -> None:
+    """Hand each message to the Conductor with its arrival as timestamp, telling ``clock``."""
     on_message = app.topics.on_message
     consumer = app.consumer
     offsets: dict[int, int] = {}
     generation = app.consumer_generation_id
     for i, message in enumerate(messages):
+        assert message.arrived_at is not None  # the dataset's backlog carries its arrivals
         offset = offsets[message.partition] = offsets.get(message.partition, 0) + 1
         tp = TP(EVENTS_TOPIC, message.partition)
         consumer_message = ConsumerMessage(
-            EVENTS_TOPIC, message.partition, offset, time.time(), 0, [], message.key, message.payload,
+            EVENTS_TOPIC, message.partition, offset, message.arrived_at, 0, [], message.key, message.payload,
             None, len(message.key), len(message.payload), tp, generation_id=generation,
         )
         consumer.track_message(consumer_message)
+        clock.fed(message.partition, offset, message.arrived_at)
         await on_message(consumer_message)
         if i % _YIELD_EVERY == _YIELD_EVERY - 1:
             await asyncio.sleep(0)

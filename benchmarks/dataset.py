@@ -2,12 +2,19 @@
 
 Every throughput stage (ceiling, faust core, full pipeline) processes the same
 :class:`Dataset`: realistic sessions from :func:`tests.oracle.generate_sessions`, a day in the
-past, time-ordered within each partition — so nothing is late and windows close as event time
-moves on, exactly as a backlog is worked off. After the last event each partition gets two
-*closers* (a ``level_completed`` and a ``game_finished``, so every metric's ``where`` lets them
-move its watermark) far enough ahead in event time to close every real window. A stage is done
-when the last of the oracle's expected results is in KV; the closers' own windows stay open and
-are never counted.
+past, time-ordered, and a **stored backlog**: each event arrived (was first stored by the
+platform) :data:`ARRIVAL_DELAY` after it occurred, and its message carries that arrival in
+``Faust-Ts``, as NATS ingest passes a stored time on. So every event arrived long before its
+window's end + grace and none is late, whenever it is processed — but only for a reader that
+starts after the backlog is stored: a running worker has been promised by the streams that
+nothing older than "now" is still to come, and would rightly judge it late (see
+``bridges/arrival_clock.py``). Each stage's module says how it meets that. Arrivals rise with
+the events' order, so within a partition they never decrease: what a reader of one partition
+has seen promises nothing earlier is still to come in it.
+
+A stage is done when the last of the oracle's expected results is in KV. Nothing beyond the
+events is needed to close the last windows: the workers' arrival clock does that once they
+have caught up with the backlog (the faust-core stage's clock, once the last record is fed).
 
 Results are watched on ``$KV.metrics.>`` with a core subscription: the moment the server routes
 a KV write is the moment it is readable (within microseconds), and no consumer has to be created
@@ -20,15 +27,15 @@ import asyncio
 import json
 import random
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.js.errors import KeyNotFoundError
+from nats.js.errors import KeyNotFoundError, NotFoundError
 
 from bridges.envelope import encode_headers
 from bridges.naming import Naming
@@ -36,14 +43,16 @@ from bridges.public_streams import METRICS_BUCKET, PublicStreams
 from bridges.publisher import PipelinedPublisher
 from bridges.session import partition_for_key
 from bridges.topics import TopicRegistry, TopicSpec
-from tests.oracle import expected_results, generate_sessions
+from tests.oracle import event_epoch, expected_results, generate_sessions
 from tests.support.pipeline import values_match
 
 __all__ = [
+    "ARRIVAL_DELAY",
     "Dataset",
     "EVENTS_TOPIC",
     "Message",
     "ResultWatch",
+    "dead_letter_counts",
     "declare_topic",
     "make_dataset",
     "publish",
@@ -56,21 +65,30 @@ _EVENTS_PER_STUDENT_MINUTE = 4.5
 _MINUTES = 30
 
 
+#: seconds between an event's occurred_at and its arrival, in the dataset's backlog
+ARRIVAL_DELAY = 0.5
+
+
 class Message(NamedTuple):
-    """One event as it is stored in the events topic."""
+    """One event as it is stored in the events topic.
+
+    ``arrived_at`` goes into ``Faust-Ts``: when the platform first stored the event (epoch
+    seconds). None: no such header, so the time JetStream stores the message is its arrival, as
+    for an event that came in over HTTP.
+    """
 
     partition: int
     key: bytes
     payload: bytes
     event_id: str
+    arrived_at: float | None = None
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """``events`` (time-ordered) plus per-partition ``closers``, and the oracle's results."""
+    """``events`` (time-ordered) and the oracle's results."""
 
     events: list[dict[str, Any]]
-    closers: list[dict[str, Any]]
     partitions: int
     window: int
     grace: int
@@ -81,17 +99,22 @@ class Dataset:
         return len(self.events)
 
     def messages(self) -> list[Message]:
-        """Events then closers, each in the partition its student's key maps to."""
+        """The events in order, each in the partition its student's key maps to, with its arrival."""
         out = []
-        for event in [*self.events, *self.closers]:
+        for event in self.events:
             key = event["student_id"].encode()
             payload = json.dumps(event, separators=(",", ":")).encode()
-            out.append(Message(partition_for_key(key, self.partitions), key, payload, event["event_id"]))
+            arrived_at = event_epoch(event) + ARRIVAL_DELAY
+            out.append(Message(partition_for_key(key, self.partitions), key, payload, event["event_id"], arrived_at))
         return out
+
+    def last_arrival(self) -> float:
+        """When the last event arrived (epoch seconds)."""
+        return max(event_epoch(event) for event in self.events) + ARRIVAL_DELAY
 
 
 def make_dataset(size: int, *, partitions: int, window: int, grace: int, seed: int = 1) -> Dataset:
-    """``size`` events of a day ago, with closers and the expected results."""
+    """``size`` events of a day ago, and the expected results."""
     start = (int(time.time()) // 86_400 - 1) * 86_400
     students = max(10, round(size / (_EVENTS_PER_STUDENT_MINUTE * _MINUTES)))
     events: list[dict[str, Any]] = []
@@ -99,33 +122,13 @@ def make_dataset(size: int, *, partitions: int, window: int, grace: int, seed: i
         events = generate_sessions(seed=seed, students=students, minutes=_MINUTES, start_epoch=start)
         students = students * 5 // 4 + 1
     events = events[:size]
-    last = max(datetime.fromisoformat(e["occurred_at"]).timestamp() for e in events)
     return Dataset(
         events=events,
-        closers=_closers(partitions, last + window + grace + 1),
         partitions=partitions,
         window=window,
         grace=grace,
         expected=expected_results(events, window_seconds=window),
     )
-
-
-def _closers(partitions: int, at: float) -> list[dict[str, Any]]:
-    occurred_at = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    students: dict[int, str] = {}
-    candidate = 0
-    while len(students) < partitions:
-        name = f"closer{candidate}"
-        students.setdefault(partition_for_key(name.encode(), partitions), name)
-        candidate += 1
-    out = []
-    for partition, student in sorted(students.items()):
-        common = {"student_id": student, "type": "game", "occurred_at": occurred_at, "game_id": "g-close"}
-        out.append({**common, "event_id": f"closer-{partition}-l", "name": "level_completed",
-                    "data": {"level": 0, "score": 0, "duration_ms": 0}})
-        out.append({**common, "event_id": f"closer-{partition}-g", "name": "game_finished",
-                    "data": {"outcome": "win", "score": 0, "duration_ms": 0}})
-    return out
 
 
 async def declare_topic(client: Client, partitions: int, topic: str = EVENTS_TOPIC) -> None:
@@ -136,7 +139,8 @@ async def declare_topic(client: Client, partitions: int, topic: str = EVENTS_TOP
 
 
 async def publish(client: Client, messages: Sequence[Message], *, topic: str = EVENTS_TOPIC) -> float:
-    """Publish pipelined, as ingest does (id, key and timestamp headers); seconds until all acked."""
+    """Publish pipelined, as ingest does (id and key headers, and ``Faust-Ts`` for a message with
+    an arrival); seconds until all acked."""
     naming = Naming()
     subjects: dict[int, str] = {}
     async with PipelinedPublisher(client) as publisher:
@@ -147,7 +151,8 @@ async def publish(client: Client, messages: Sequence[Message], *, topic: str = E
             if subject is None:
                 subject = subjects[message.partition] = naming.subject(topic, message.partition)
             headers = encode_headers(
-                msg_id=message.event_id, key=message.key, value_is_null=False, timestamp=time.time(), headers=None
+                msg_id=message.event_id, key=message.key, value_is_null=False, timestamp=message.arrived_at,
+                headers=None,
             )
             futures.append(await publisher.publish(subject, message.payload, headers))
         await asyncio.gather(*futures)
@@ -157,13 +162,17 @@ async def publish(client: Client, messages: Sequence[Message], *, topic: str = E
 class ResultWatch:
     """Counts final results as they are written to the ``metrics`` bucket; an async context manager.
 
-    ``seen`` maps each KV key to the ``time.time()`` it was first written at.
+    ``seen`` maps each KV key to the ``time.time()`` it was first written at; with
+    ``keep_values``, ``values`` maps it to the value then written (workers write only final values
+    unless ``METRICS_UPDATE_SECONDS`` is set, and a final value is never rewritten).
     """
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, *, keep_values: bool = False) -> None:
         self._client = client
         self._sub: Subscription | None = None
+        self._keep_values = keep_values
         self.seen: dict[str, float] = {}
+        self.values: dict[str, bytes] = {}
         self._changed = asyncio.Event()
 
     async def __aenter__(self) -> ResultWatch:
@@ -173,6 +182,8 @@ class ResultWatch:
             key = msg.subject[prefix:]
             if key not in self.seen:
                 self.seen[key] = time.time()
+                if self._keep_values:
+                    self.values[key] = msg.data
                 self._changed.set()
 
         self._sub = await self._client.subscribe(f"$KV.{METRICS_BUCKET}.>", cb=on_msg, pending_msgs_limit=-1)
@@ -219,3 +230,12 @@ async def verify_sample(client: Client, expected: dict[str, dict[str, Any]], *, 
             actual = None
         if not values_match(actual, expected[key]):
             raise AssertionError(f"result {key} differs from the oracle: {actual} != {expected[key]}")
+
+
+async def dead_letter_counts(client: Client, subjects: str = "deadletter.>") -> Counter[str]:
+    """How many messages the dead-letter stream holds per subject matching ``subjects``."""
+    try:
+        info = await client.jetstream().stream_info(PublicStreams().deadletter, subjects_filter=subjects)
+    except NotFoundError:
+        return Counter()  # nothing was ever dead-lettered
+    return Counter(info.state.subjects or {})

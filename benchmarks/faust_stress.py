@@ -17,6 +17,9 @@ The suite needs packages this project does not depend on, so run it from a scrat
 
 faust tables are at-least-once, so after SIGKILL some numbers are legitimately counted twice
 (the app's "duplicate" check); gaps — updates lost — are what must stay at zero.
+
+Time plays no part: faust's app keeps plain tables (no windows), and this project's arrival
+time and arrival clock belong to its own windowed agents, which the stress app does not use.
 """
 
 from __future__ import annotations

@@ -13,6 +13,11 @@ All on :mod:`benchmarks.table_app` (a faust ``Table`` counting per key), run by 
    the survivor logs "Worker ready" again (partitions assigned *and* the table recovered) is the
    takeover; faust's own recovery tables say how many changelog records it replayed. Done twice:
    in a group with a standby replica (the survivor already holds a copy) and in one without.
+
+Time plays no part here: the table app counts per key with a plain faust ``Table`` (no windows,
+no watermark, no arrival clock), so it reads a backlog stored before it started and keys
+published while it runs alike. Keys are published without ``Faust-Ts``, as HTTP ingest stores
+events (before arrival time they carried the publish time, which this app never reads).
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@ runs with a grace of a day, so nothing closes while windows pile up. Students ar
 steps; after each step, once the worker has committed every event (its state flushed to the
 changelog), its current and peak RSS are read from ``/proc``. The slope between steps is what an
 open window costs: state, its changelog bookkeeping and faust's table around it.
+
+Time. The events are live: dated at the start of the stage and published without ``Faust-Ts``
+(as HTTP ingest stores them), so each one's arrival is when JetStream stores it, seconds after
+it occurred and a day before its window's end + grace. None is late and no window closes.
 """
 
 from __future__ import annotations

@@ -5,9 +5,12 @@ py-spy is not a dependency of the project; install it anywhere (``python3 -m ven
 
     python -m benchmarks.profile --py-spy /tmp/probe/bin/py-spy --events 30000
 
-The full-pipeline stage runs (one worker per agent, the suite's dataset); once every group has
-settled, py-spy records each worker from the first publish until the last result, so start-up
-is not in the profile. Samples where a thread waits in ``select`` are left out (idle). The
+The full-pipeline stage runs (one worker per agent, the suite's dataset). As in that stage, the
+dataset is a backlog with its arrivals (``Faust-Ts``), stored before the workers start (running
+workers would count it late: see :mod:`benchmarks.pipeline`). py-spy is attached to each worker
+as soon as it logs that it joined its group — after its imports and before it takes its
+partitions, a few hundred milliseconds later — and records until the last result, so start-up is
+(nearly all) not in the profile. Samples where a thread waits in ``select`` are left out (idle). The
 collapsed stacks are kept (``--keep DIR``, e.g. for a flame graph) and summed here into the
 stages of a worker, first match wins, most specific first.
 """
@@ -25,11 +28,11 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from benchmarks.dataset import EVENTS_TOPIC, ResultWatch, declare_topic, make_dataset, publish
+from benchmarks.dataset import ResultWatch, declare_topic, make_dataset, publish
 from benchmarks.suite import fresh_server
-from benchmarks.workers import metric_env, spawn_metric_workers, wait_owned, wait_ready
+from benchmarks.workers import metric_env, spawn_metric_workers
 from tests.support.pipeline import METRIC_AGENTS
-from tests.support.workers import Workers
+from tests.support.workers import WorkerProcess, Workers
 
 #: (stage, frames that put a sample in it), most specific first
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -67,31 +70,29 @@ async def profile(py_spy: str, events: int, keep: Path) -> dict[str, dict[str, f
     dataset = make_dataset(events, partitions=4, window=60, grace=10)
     async with fresh_server() as (url, client, base):
         await declare_topic(client, dataset.partitions)
+        await publish(client, dataset.messages())
         env = metric_env(url, base / "data", partitions=4, window=60, grace=10, session_timeout=3.0)
         with Workers(base / "logs", env) as pool:
-            workers = spawn_metric_workers(pool, METRIC_AGENTS, 1)
-            await wait_ready(workers)
-            for agent in METRIC_AGENTS:
-                await wait_owned(url, agent, EVENTS_TOPIC, dataset.partitions, 1)
-            spies = [
-                subprocess.Popen(
-                    [py_spy, "record", "--pid", str(w.pid), "--rate", "250", "--format", "raw",
-                     "--output", str(keep / f"{w.name}.txt"), "--nonblocking"],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                )
-                for w in workers
-            ]
-            try:
-                # py-spy tells nobody when it is attached; it takes a few milliseconds.
-                await asyncio.sleep(0.5)
-                async with ResultWatch(client) as watch:
-                    await publish(client, dataset.messages())
+            async with ResultWatch(client) as watch:
+                workers = spawn_metric_workers(pool, METRIC_AGENTS, 1)
+                spies: list[subprocess.Popen[bytes]] = []
+
+                async def attach(worker: WorkerProcess) -> None:
+                    await worker.wait_for_log(r"joined group", timeout=90)
+                    spies.append(subprocess.Popen(
+                        [py_spy, "record", "--pid", str(worker.pid), "--rate", "250", "--format", "raw",
+                         "--output", str(keep / f"{worker.name}.txt"), "--nonblocking"],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    ))
+
+                try:
+                    await asyncio.gather(*(attach(worker) for worker in workers))
                     await watch.wait_for(dataset.expected.keys(), timeout=300)
-            finally:
-                for spy in spies:
-                    spy.send_signal(signal.SIGINT)  # py-spy writes what it has and exits
-                for spy in spies:
-                    spy.wait(30)
+                finally:
+                    for spy in spies:
+                        spy.send_signal(signal.SIGINT)  # py-spy writes what it has and exits
+                    for spy in spies:
+                        spy.wait(30)
     return {w.name: summarize((keep / f"{w.name}.txt").read_text().splitlines()) for w in workers}
 
 

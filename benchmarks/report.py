@@ -132,7 +132,7 @@ def code_version(repo: Path) -> str:
 
 
 def _number(value: float, unit: str) -> str:
-    if unit in ("events/s", "msg/s"):
+    if unit in ("events/s", "msg/s", "events"):
         return f"{value:,.0f}"
     if unit == "MB":
         return f"{value:,.1f}"

@@ -5,16 +5,21 @@ streams, and each with its own reference measured in the same run:
 
 - ``throughput``: the ceiling (bare nats-py), faust's core with the three agents (windowed, and
   with plain dicts), the full pipeline with 1 and 2 processes per agent — all over one dataset,
-  every stage's results checked against the oracle;
+  a backlog with its arrivals, every stage's results checked against the oracle;
 - ``transport``: issue 2's trivial agent over nats:// vs faust's core;
 - ``ingest``: HTTP batches of 100 and 1000 and NATS ingest vs raw pipelined JetStream publishing;
 - ``latency``: window end + grace -> final result in KV, live events;
+- ``burst``: live events at about 3x the pipeline's throughput until the workers are several
+  graces behind: late events (none may be) and the lag reached, every final against the oracle;
 - ``memory``: a worker's RSS at growing numbers of open windows;
 - ``groups``: one agent on 1 and 2 processes, failover after SIGTERM/SIGKILL, takeover of a
   table with and without a standby.
 
 :data:`DEFAULT` takes about four to five minutes on a 2-core machine; :data:`QUICK` runs every
 stage on toy sizes in about a minute, to show the suite still works — its figures mean little.
+
+Time is arrival time (when the platform first stored an event; see docs/api.md, "Event time and
+late events"): each stage's module says how its events arrive and what closes its windows.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import nats
 from nats.aio.client import Client
 
 from benchmarks import ingest, transport_vs_core
+from benchmarks.burst import BEHIND, run_burst
 from benchmarks.ceiling import run_ceiling
 from benchmarks.core import run_core
 from benchmarks.dataset import Dataset, declare_topic, make_dataset, publish
@@ -42,7 +48,7 @@ from bridges.server import NatsServer
 
 __all__ = ["DEFAULT", "QUICK", "STAGES", "Scale", "SuiteResult", "fresh_server", "run_suite"]
 
-STAGES = ("throughput", "transport", "ingest", "latency", "memory", "groups")
+STAGES = ("throughput", "transport", "ingest", "latency", "burst", "memory", "groups")
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,12 @@ class Scale:
     latency_seconds: float
     latency_window: int
     latency_grace: int
+    #: the burst: seconds of live events at least (on until the workers are far enough behind),
+    #: at this multiple of the pipeline's rate (1 process per agent) measured in the same run, or
+    #: at the fallback rate when throughput is not run; windows and grace are the latency stage's
+    burst_seconds: float
+    burst_students: int
+    burst_fallback_rate: float
     #: open windows at which memory is read
     memory_levels: tuple[int, ...]
     #: keys per scaling run, failovers of each kind, keys of the recovered table
@@ -70,17 +82,20 @@ class Scale:
     group_keys: int
     session_timeout: float
     partitions: int = 4
+    burst_factor: float = 3.0
 
 
 DEFAULT = Scale(
     name="default", events=30_000, trivial=30_000, ingest=20_000, ingest_concurrency=4,
     latency_rate=300, latency_seconds=10, latency_window=2, latency_grace=1,
+    burst_seconds=4, burst_students=2_000, burst_fallback_rate=18_000,
     memory_levels=(1_000, 10_000, 100_000), group_batch=10_000, group_rounds=3, group_keys=100_000,
     session_timeout=3.0,
 )
 QUICK = Scale(
     name="quick", events=2_000, trivial=2_000, ingest=1_000, ingest_concurrency=2,
     latency_rate=100, latency_seconds=2, latency_window=1, latency_grace=1,
+    burst_seconds=2, burst_students=300, burst_fallback_rate=6_000,
     memory_levels=(100, 500, 1_000), group_batch=500, group_rounds=1, group_keys=2_000,
     session_timeout=1.5,
 )
@@ -90,6 +105,8 @@ QUICK = Scale(
 class SuiteResult:
     rows: list[Row] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
+    #: events/s of the full pipeline with 1 process per agent, once measured (the burst's pace)
+    pipeline_rate: float | None = None
 
 
 async def run_suite(
@@ -102,6 +119,7 @@ async def run_suite(
         "transport": _transport,
         "ingest": _ingest,
         "latency": _latency,
+        "burst": _burst,
         "memory": _memory,
         "groups": _groups,
     }
@@ -136,7 +154,7 @@ async def _throughput(scale: Scale, result: SuiteResult) -> None:
     dataset = make_dataset(scale.events, partitions=scale.partitions, window=60, grace=10)
     async with fresh_server() as (url, client, base):
         await declare_topic(client, dataset.partitions)
-        await publish(client, dataset.messages())
+        await publish(client, dataset.messages())  # the backlog, with its arrivals, read afterwards
         ceiling = dataset.size / await run_ceiling(client, dataset)
     async with fresh_server() as (url, client, base):
         core = dataset.size / await run_core(url, client, dataset, data_dir=base)
@@ -159,7 +177,8 @@ async def _throughput(scale: Scale, result: SuiteResult) -> None:
     ]
     for run in pipelines:
         result.rows.append(_pipeline_row(run, dataset, ceiling, core))
-    versus_core = dataset.size / pipelines[0].seconds / core
+    result.pipeline_rate = dataset.size / pipelines[0].seconds
+    versus_core = result.pipeline_rate / core
     result.targets.append(
         Target("full pipeline, 1 process per agent / faust core", versus_core, ">= 0.6", versus_core >= 0.6)
     )
@@ -175,7 +194,9 @@ def _pipeline_row(run: PipelineResult, dataset: Dataset, ceiling: float, core: f
         f"pipeline-{run.processes}", "full pipeline",
         f"{run.processes} process{'es' if run.processes > 1 else ''} per agent ({workers} workers)",
         rate, "events/s", rate / ceiling, "ceiling",
-        f"{rate / core:.2f} of faust core; events/s per worker: {per_worker}; publishing took {run.publish_seconds:.1f} s",
+        f"{rate / core:.2f} of faust core; events/s per worker, each agent from its own start: {per_worker}; "
+        f"backlog stored in {run.publish_seconds:.1f} s before the workers started; timed from the first worker "
+        f"processing (start-up {run.startup:.1f} s left out; the agents began within {run.skew:.2f} s)",
     )
 
 
@@ -225,6 +246,41 @@ async def _latency(scale: Scale, result: SuiteResult) -> None:
         Row("latency-p99", "latency", "close latency p99, beyond end + grace", p99, "s", p99, "1 s target", shape),
     ]
     result.targets.append(Target("close latency p99 beyond end + grace, seconds", p99, "< 1 s", p99 < 1.0))
+
+
+async def _burst(scale: Scale, result: SuiteResult) -> None:
+    pipeline = result.pipeline_rate
+    rate = scale.burst_factor * pipeline if pipeline is not None else scale.burst_fallback_rate
+    window, grace = scale.latency_window, scale.latency_grace
+    async with fresh_server() as (url, client, base):
+        burst = await run_burst(
+            url, client, base_dir=base, partitions=scale.partitions, window=window, grace=grace, rate=rate,
+            seconds=scale.burst_seconds, students=scale.burst_students, session_timeout=scale.session_timeout,
+        )
+    pace = (
+        f"{burst.rate / pipeline:.1f}x pipeline-1 of this run" if pipeline is not None
+        else "a fixed rate: throughput was not measured in this run"
+    )
+    behind = f"{burst.lag / grace:.1f}x the {grace} s grace"
+    if round(burst.lag / grace, 1) < BEHIND:
+        behind += f", under {BEHIND} graces: the burst proves little"
+    really_late = (
+        f"; {burst.arrived_late:,} more arrived after their end + grace (held up on this machine before "
+        "JetStream stored them: the bench's delay, not the pipeline's)" if burst.arrived_late else ""
+    )
+    result.rows += [
+        Row("burst-late", "burst (issue 12)", "on-time events dead-lettered late, live burst at 3x the pipeline",
+            burst.misjudged, "events", burst.misjudged / burst.events, "events published",
+            f"{burst.events:,} live events at {burst.rate:,.0f}/s ({pace}) for {burst.seconds:.1f} s, "
+            f"{scale.burst_students:,} students, no Faust-Ts (as HTTP ingest); workers fell {burst.lag:.1f} s "
+            f"behind ({behind}); {burst.finals:,} finals, {burst.wrong} differ from the oracle{really_late}"),
+        Row("burst-lag", "burst (issue 12)", "lag reached during the burst", burst.lag, "s", burst.lag / grace,
+            "grace", f"the slowest final after its window's end + grace; {window} s windows, {grace} s grace"),
+    ]
+    result.targets.append(Target(
+        "late events during a burst at 3x worker throughput", burst.misjudged, "0",
+        burst.misjudged == 0 and burst.wrong == 0,
+    ))
 
 
 async def _memory(scale: Scale, result: SuiteResult) -> None:

@@ -5,6 +5,7 @@
 It counts messages per key in a faust ``Table`` (``tracked-memory://``, so a standby resumes
 from what it holds). Settings from the environment: ``BROKER`` (the nats:// URL),
 ``APP_ID`` (the group), ``PARTITIONS``, ``STANDBYS`` (``table_standby_replicas``).
+No windows, so no event time: a message counts whenever it arrives.
 """
 
 import os

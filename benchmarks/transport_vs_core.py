@@ -8,6 +8,9 @@ after the other, against one embedded nats-server:
 - **transport**: the same N messages are stored in JetStream first, then the worker reads them
   through the transport (pull, decode, deliver, ack, commit).
 
+Time plays no part: the agent counts values, with no window, watermark or arrival clock, so
+the messages' timestamps (the feeding time, or when JetStream stored them) are never read.
+
     python -m benchmarks.transport_vs_core --messages 100000
 """
 

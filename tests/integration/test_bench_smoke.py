@@ -23,6 +23,7 @@ ROWS = [
     "trivial-core", "trivial-transport",
     "ingest-raw", "ingest-http-100", "ingest-http-1000", "ingest-nats",
     "latency-p50", "latency-p99",
+    "burst-late", "burst-lag",
     "memory-idle", "memory-step1", "memory-step2", "memory-step3",
     "agent-1", "agent-2", "agent-2-nostandby", "failover-sigterm", "failover-sigkill", "recovery-standby", "recovery-cold",
 ]
@@ -31,6 +32,7 @@ TARGETS = [
     "transport / faust core (trivial agent)",
     "HTTP ingest, batches of 1000 / raw JetStream",
     "close latency p99 beyond end + grace, seconds",
+    "late events during a burst at 3x worker throughput",
 ]
 
 
