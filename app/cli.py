@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 from app.bench import add_arguments as add_bench_arguments
 from app.factory import agent_names
 from app.settings import VARIABLES, Settings
+from app.signals import until_signalled
 from app.simulator_cli import add_class_arguments, add_simulate_arguments, simulator_options
 from tables.errors import StreamsError
 
@@ -99,15 +99,3 @@ async def _serve_nats(port: int, store: Path) -> int:
         await until_signalled()
     return 0
 
-
-async def until_signalled() -> signal.Signals:
-    """Wait for SIGINT or SIGTERM; returns which arrived."""
-    loop = asyncio.get_running_loop()
-    received: asyncio.Future[signal.Signals] = loop.create_future()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda s=sig: received.done() or received.set_result(s))
-    try:
-        return await received
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)

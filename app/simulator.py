@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from app.cli import until_signalled
+from app.signals import until_signalled
 from app.simulator_behaviour import class_profiles
 from app.simulator_classroom import Batch, Classroom, Faults
 from app.simulator_events import EventFactory

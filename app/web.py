@@ -23,7 +23,6 @@ from typing import Final
 
 from aiohttp import web
 
-from app.cli import until_signalled
 from app.dashboard import add_dashboard
 from app.draining import RequestDrain
 from app.http_ingest import IngestHandler
@@ -31,6 +30,7 @@ from app.http_models import Health, json_response
 from app.http_query import QueryHandlers
 from app.openapi import openapi_document
 from app.settings import Settings
+from app.signals import until_signalled
 from app.web_services import WebOptions, WebServices
 from bridges.connection import Secret
 
