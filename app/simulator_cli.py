@@ -75,7 +75,7 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def simulator_options(args: argparse.Namespace, settings: Settings, default_nats_url: str) -> SimulatorOptions:
     from app.simulator import SimulatorOptions
-    from app.simulator_classroom import Faults
+    from app.simulator.classroom import Faults
 
     nats_urls = (args.nats_url,) if args.nats_url else settings.nats_urls or (default_nats_url,)
     return SimulatorOptions(

@@ -19,7 +19,7 @@ from typing import Any
 import nats
 import pytest
 
-from app.simulator_behaviour import student_ids
+from app.simulator.behaviour import student_ids
 from tests.support.browser import Browser, chromium_or_skip, headless_chromium
 from tests.support.demo import DemoRun, demo_env, survivors
 from tests.support.workers import REPO, Workers, poll_until

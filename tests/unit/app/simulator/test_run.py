@@ -8,8 +8,8 @@ import json
 import pytest
 
 from app.demo_status import parse_report
-from app.simulator import SimulatorOptions, Totals
-from app.simulator_senders import Delivery
+from app.simulator.run import SimulatorOptions, Totals
+from app.simulator.senders import Delivery
 from bridges.connection import ConnectionSettings
 
 NATS = ConnectionSettings.from_urls("nats://127.0.0.1:4222")

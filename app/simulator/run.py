@@ -1,10 +1,10 @@
 """``python -m app simulate``: a classroom of students playing games, sent to any deployment.
 
-Students of different skill and engagement (:mod:`app.simulator_behaviour`) play several games,
+Students of different skill and engagement (:mod:`app.simulator.behaviour`) play several games,
 answer questions, open hints and send heartbeats, at a configurable event rate shared out by
 engagement. Events carry real-time ``occurred_at`` and go through HTTP ingest (the default) or
 the NATS ingest subjects; optional duplicates, late and invalid events make ingest's dedupe and
-the dead-letter paths visible (:mod:`app.simulator_events`).
+the dead-letter paths visible (:mod:`app.simulator.events`).
 
 Pacing: every tick (a quarter second) the events owed at the rate are built and sent as one
 batch; sending is awaited, so a slow ingest slows the simulator instead of queueing without
@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from app.signals import until_signalled
-from app.simulator_behaviour import class_profiles
-from app.simulator_classroom import Batch, Classroom, Faults
-from app.simulator_events import EventFactory
-from app.simulator_senders import Delivery, HttpSender, IngestUnavailable, NatsSender, Sender
+from app.simulator.behaviour import class_profiles
+from app.simulator.classroom import Batch, Classroom, Faults
+from app.simulator.events import EventFactory
+from app.simulator.senders import Delivery, HttpSender, IngestUnavailable, NatsSender, Sender
 from bridges.connection import ConnectionSettings, Secret
 
 __all__ = ["INGEST_MODES", "SimulatorOptions", "Totals", "run_simulator", "simulate"]

@@ -1,8 +1,8 @@
 """A simulated class: whose turn it is, what they do, and the faults mixed in.
 
-The class's event rate is shared out by each student's :attr:`~app.simulator_behaviour.Profile.
+The class's event rate is shared out by each student's :attr:`~app.simulator.behaviour.Profile.
 activity`, so engaged students produce more events than idle ones. Each turn advances that
-student's :func:`~app.simulator_behaviour.behaviour` by one step and turns it into an event.
+student's :func:`~app.simulator.behaviour.behaviour` by one step and turns it into an event.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.simulator_behaviour import Profile, Step, behaviour
-from app.simulator_events import EventFactory
+from app.simulator.behaviour import Profile, Step, behaviour
+from app.simulator.events import EventFactory
 
 __all__ = ["Batch", "Classroom", "Faults"]
 

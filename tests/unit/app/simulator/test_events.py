@@ -10,8 +10,8 @@ from itertools import islice
 import pytest
 
 from agents.events import InvalidEvents, validate_event
-from app.simulator_behaviour import Profile, behaviour
-from app.simulator_events import EventFactory, format_time
+from app.simulator.behaviour import Profile, behaviour
+from app.simulator.events import EventFactory, format_time
 from tests.unit.tables.clock import T0, FakeClock
 
 

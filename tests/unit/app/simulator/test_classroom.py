@@ -8,9 +8,9 @@ from collections import Counter
 import pytest
 
 from agents.events import InvalidEvents, validate_event
-from app.simulator_behaviour import Profile, class_profiles
-from app.simulator_classroom import Classroom, Faults
-from app.simulator_events import EventFactory
+from app.simulator.behaviour import Profile, class_profiles
+from app.simulator.classroom import Classroom, Faults
+from app.simulator.events import EventFactory
 from tests.unit.tables.clock import FakeClock
 
 

@@ -10,7 +10,7 @@ from itertools import islice
 
 import pytest
 
-from app.simulator_behaviour import GAMES, Profile, Step, behaviour, class_profiles, student_ids
+from app.simulator.behaviour import GAMES, Profile, Step, behaviour, class_profiles, student_ids
 from tests.unit.tables.clock import FakeClock
 
 ID = re.compile(r"[A-Za-z0-9_-]{1,64}")

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from app.simulator_behaviour import GAMES, Step
+from app.simulator.behaviour import GAMES, Step
 
 __all__ = ["EventFactory", "format_time"]
 
