@@ -11,11 +11,11 @@ import pytest
 from tests.unit.app.test_web_surface import FORBIDDEN, runtime_imports
 
 MODULES = [
-    "app.dashboard",
-    "app.dashboard_charts",
-    "app.dashboard_live",
-    "app.dashboard_pages",
-    "app.dashboard_state",
+    "app.dashboard.charts",
+    "app.dashboard.handlers",
+    "app.dashboard.live",
+    "app.dashboard.pages",
+    "app.dashboard.state",
     "app.demo",
     "app.demo_children",
     "app.demo_status",

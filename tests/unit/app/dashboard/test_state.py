@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app.dashboard_state import HISTORY, ClassState, Series, Window
+from app.dashboard.state import HISTORY, ClassState, Series, Window
 
 
 def value(metric: str, start: int, final: bool = True, **values: Any) -> bytes:

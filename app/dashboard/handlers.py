@@ -10,8 +10,8 @@
 ``GET /dashboard/static/...``          the page's script and style sheet (no CDN: works offline)
 =====================================  ===================================================
 
-Pages are rendered on the server (:mod:`app.dashboard_pages`, SVG charts from
-:mod:`app.dashboard_charts`); the script only swaps in the fragments the stream sends. A stream
+Pages are rendered on the server (:mod:`app.dashboard.pages`, SVG charts from
+:mod:`app.dashboard.charts`); the script only swaps in the fragments the stream sends. A stream
 starts with a snapshot of what its page shows, so a reconnecting page catches up.
 
 These are HTML pages, not the API: the OpenAPI document does not list them, and they are added
@@ -31,8 +31,8 @@ from typing import Final
 
 from aiohttp import web
 
-from app.dashboard_live import LiveClass, SubscriptionEnded
-from app.dashboard_pages import (
+from app.dashboard.live import LiveClass, SubscriptionEnded
+from app.dashboard.pages import (
     ROWS_ID,
     SUMMARY_ID,
     overview_page,
@@ -43,7 +43,7 @@ from app.dashboard_pages import (
     student_row,
     summary,
 )
-from app.dashboard_state import StudentState
+from app.dashboard.state import StudentState
 from bridges.metrics_reader import MetricsReader
 
 __all__ = ["DASHBOARD", "Dashboard", "STATIC_DIR", "add_dashboard"]

@@ -1,7 +1,7 @@
 """The dashboard's live feed: one watch of the ``metrics`` bucket per web process, fanned out.
 
 A single task follows every key of the bucket (current values first, then each new one) into a
-:class:`~app.dashboard_state.ClassState`, and tells every open page which student changed. Pages
+:class:`~app.dashboard.state.ClassState`, and tells every open page which student changed. Pages
 subscribe with a bounded queue: a page that falls more than ``maxsize`` changes behind is
 dropped (its stream ends, the browser reconnects and starts again from a fresh snapshot)
 rather than holding the watch back or growing without bound.
@@ -19,7 +19,7 @@ import logging
 from collections.abc import Iterator
 from typing import Final
 
-from app.dashboard_state import HISTORY, ClassState
+from app.dashboard.state import HISTORY, ClassState
 from bridges.metrics_reader import MetricsReader
 
 __all__ = ["LiveClass", "Subscription", "SubscriptionEnded"]

@@ -16,8 +16,8 @@ from html import escape
 from typing import Any, Final
 from urllib.parse import quote
 
-from app.dashboard_charts import bar_chart, clock_time
-from app.dashboard_state import (
+from app.dashboard.charts import bar_chart, clock_time
+from app.dashboard.state import (
     HISTORY,
     MIN_ANSWERS,
     MIN_FINISHED_LEVELS,

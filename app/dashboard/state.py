@@ -1,7 +1,7 @@
 """What the dashboard knows: every student's recent final windows, and who is struggling.
 
 Fed one KV value at a time (from a watch of the ``metrics`` bucket, see
-:mod:`app.dashboard_live`), in whatever order they come: a window is placed by its start, a
+:mod:`app.dashboard.live`), in whatever order they come: a window is placed by its start, a
 second value for the same window replaces the first, and only the newest ``history`` windows
 of each series are kept, so memory stays bounded however long the bucket's history is.
 

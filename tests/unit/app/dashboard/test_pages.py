@@ -7,8 +7,8 @@ import json
 from html.parser import HTMLParser
 from typing import Any
 
-from app.dashboard_pages import overview_page, student_page, student_panels, student_row, summary
-from app.dashboard_state import ClassState
+from app.dashboard.pages import overview_page, student_page, student_panels, student_row, summary
+from app.dashboard.state import ClassState
 
 T0 = 1_714_557_600
 

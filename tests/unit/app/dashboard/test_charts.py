@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from app.dashboard_charts import bar_chart, clock_time
+from app.dashboard.charts import bar_chart, clock_time
 
 T0 = 1_714_557_600  # 10:00:00 UTC
 
