@@ -19,8 +19,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from app.dashboard import Dashboard, add_dashboard
-from app.web import make_web_app
-from app.web_services import WebOptions, WebServices
+from app.web import WebOptions, WebServices, make_web_app
 from bridges.connection import ConnectionSettings
 from bridges.durable_puller import PullerConfig
 from bridges.server import NatsServer

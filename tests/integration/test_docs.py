@@ -11,7 +11,7 @@ from aiohttp import ClientSession
 from nats.aio.client import Client
 
 from agents.results import parse_result
-from app.http_models import ErrorBody
+from app.web.models import ErrorBody
 from bridges.public_streams import INGEST_CONSUMER
 from bridges.server import NatsServer
 from tests.oracle import expected_results

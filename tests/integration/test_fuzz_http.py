@@ -25,7 +25,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from app.openapi import openapi_document
+from app.web.openapi import openapi_document
 from tests.support.workers import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]

@@ -281,7 +281,7 @@ async def test_authentication_comes_before_everything_else(nats_server: NatsServ
 
 
 async def test_the_token_is_compared_in_constant_time(nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    import app.http_ingest as http_ingest
+    import app.web.ingest as http_ingest
 
     compared: list[tuple[bytes, bytes]] = []
     real = http_ingest.hmac.compare_digest

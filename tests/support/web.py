@@ -1,7 +1,7 @@
 """The web application against a real nats-server, served on a free port, for integration tests.
 
-:func:`running_web` starts :class:`~app.web_services.WebServices` (connection, sink, reader, NATS
-ingest) and serves :func:`~app.web.make_web_app` with aiohttp's test server, which binds port 0.
+:func:`running_web` starts :class:`~app.web.services.WebServices` (connection, sink, reader, NATS
+ingest) and serves :func:`~app.web.process.make_web_app` with aiohttp's test server, which binds port 0.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from typing import Any
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 
-from app.web import make_web_app
-from app.web_services import WebOptions, WebServices
+from app.web import WebOptions, WebServices, make_web_app
 from bridges.connection import ConnectionSettings, Secret
 from bridges.durable_puller import PullerConfig
 from tests.support.streams import PARTITIONS

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from agents.events import Event, FieldError
-from app.event_rules import describe_errors, judge_payload
+from app.web.event_rules import describe_errors, judge_payload
 from bridges.nats_ingest import Rejection
 
 NOW = 1_714_557_600.0

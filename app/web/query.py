@@ -27,7 +27,7 @@ from multidict import MultiMapping
 
 from agents.events import FieldError
 from agents.results import METRIC_NAMES
-from app.http_models import error_response, errors_response, json_response
+from app.web.models import error_response, errors_response, json_response
 from bridges.metrics_reader import MetricEntry, MetricsReader
 from tables.errors import BrokenError, ClosedError, InvalidEventError
 from tables.event_time import parse_event_time

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from agents.events import MAX_BATCH_EVENTS
-from app.openapi import openapi_document
+from app.web.openapi import openapi_document
 from tests.oracle import expected_results, generate_sessions
 from tests.support.json_schema import KEYWORDS, schema_errors
 

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from app.http_models import error_response
+from app.web.models import error_response
 
 __all__ = ["RequestDrain"]
 

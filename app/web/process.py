@@ -6,7 +6,7 @@ Shutdown on SIGTERM or SIGINT is a drain with a deadline (``shutdown_timeout``):
 1. end the dashboard's event streams; stop listening, and at the same time stop pulling the
    NATS ingest stream;
 2. let in-flight HTTP requests finish, uploads included (their events stored and answered; see
-   :mod:`app.draining`), and finish the chunk the NATS ingest consumer holds (forwarded,
+   :mod:`app.web.draining`), and finish the chunk the NATS ingest consumer holds (forwarded,
    dead-lettered, acked); a request arriving meanwhile on a kept-alive connection gets 503;
 3. close the connections (aiohttp's cleanup), then the event sink (outstanding
    acknowledgements), then drain the NATS connection.
@@ -24,14 +24,14 @@ from typing import Final
 from aiohttp import web
 
 from app.dashboard import add_dashboard
-from app.draining import RequestDrain
-from app.http_ingest import IngestHandler
-from app.http_models import Health, json_response
-from app.http_query import QueryHandlers
-from app.openapi import openapi_document
 from app.settings import Settings
 from app.signals import until_signalled
-from app.web_services import WebOptions, WebServices
+from app.web.draining import RequestDrain
+from app.web.ingest import IngestHandler
+from app.web.models import Health, json_response
+from app.web.openapi import openapi_document
+from app.web.query import QueryHandlers
+from app.web.services import WebOptions, WebServices
 from bridges.connection import Secret
 
 __all__ = ["make_web_app", "run_web", "serve_web"]

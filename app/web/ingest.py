@@ -29,7 +29,7 @@ from typing import Final
 from aiohttp import web
 
 from agents.events import InvalidEvents, MalformedJSON, validate_batch
-from app.http_models import Accepted, error_response, errors_response, json_response
+from app.web.models import Accepted, error_response, errors_response, json_response
 from bridges.connection import Secret
 from bridges.event_sink import EventSink
 from tables.errors import BrokenError, ClosedError

@@ -8,7 +8,7 @@ import contextlib
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from app.draining import RequestDrain
+from app.web.draining import RequestDrain
 
 
 def request() -> web.Request:
