@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from app.demo import port_taken
-from app.demo_children import Child, ChildExited
+from app.demo.children import Child, ChildExited
+from app.demo.supervisor import port_taken
 from bridges.server import free_port
 from tests.support.workers import poll_until
 

@@ -117,6 +117,6 @@ async def test_quick_start_run_starts_the_demo_and_ctrl_c_stops_everything(tmp_p
 async def test_quick_start_test_runs_the_suite_through_the_same_script(tmp_path: Path) -> None:
     with Workers(tmp_path / "logs", {}) as pool:
         # The same command, narrowed to one small file: the whole suite would run itself.
-        process = pool.spawn([*shlex.split(QUICK_START[1]), "-q", "-p", "no:cacheprovider", "tests/unit/app/test_demo_status.py"])
+        process = pool.spawn([*shlex.split(QUICK_START[1]), "-q", "-p", "no:cacheprovider", "tests/unit/app/demo/test_status.py"])
         assert await process.wait_exit(240) == 0, process.log()
         assert re.search(r"\d+ passed", process.log())

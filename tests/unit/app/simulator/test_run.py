@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from app.demo_status import parse_report
+from app.demo.status import parse_report
 from app.simulator.run import SimulatorOptions, Totals
 from app.simulator.senders import Delivery
 from bridges.connection import ConnectionSettings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.demo_status import Counts, count_letters, parse_report, status_line
+from app.demo.status import Counts, count_letters, parse_report, status_line
 
 
 def test_late_and_invalid_are_counted_by_subject() -> None:

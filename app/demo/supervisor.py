@@ -9,7 +9,7 @@ The supervisor starts, in this order, and says so in the terminal as each is up:
    and invalid events over NATS ingest, a few late ones;
 
 then prints where the dashboard is and, every few seconds, a status line: events sent per
-second, windows closed, late and invalid events (see :mod:`app.demo_status`). Children's output
+second, windows closed, late and invalid events (see :mod:`app.demo.status`). Children's output
 goes to ``DATA_DIR/logs/<name>.log``.
 
 ``PORT`` taken by another program: the demo says so and exits before starting anything (a
@@ -38,8 +38,8 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from app.demo_children import Child, ChildExited
-from app.demo_status import Counts, StreamCounts, parse_report, status_line
+from app.demo.children import Child, ChildExited
+from app.demo.status import Counts, StreamCounts, parse_report, status_line
 from app.settings import Settings
 from bridges.connection import connect
 from bridges.public_streams import PublicStreams
