@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from app.bench import add_arguments as add_bench_arguments
-from app.factory import agent_names
+from app.worker import agent_names
 from app.settings import VARIABLES, Settings
 from app.signals import until_signalled
 from app.simulator_cli import add_class_arguments, add_simulate_arguments, simulator_options

@@ -29,7 +29,7 @@ from faust.types import TP, ConsumerMessage
 from nats.aio.client import Client
 
 from agents.context import AgentContext
-from app.factory import load_agent, transport_consumer
+from app.worker.factory import load_agent, transport_consumer
 from benchmarks.dataset import EVENTS_TOPIC, Dataset, Message, ResultWatch
 from bridges.public_streams import PublicStreams
 from bridges.window_results import WindowResults

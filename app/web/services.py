@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from app.factory import EVENTS_TOPIC
 from app.settings import Settings
 from app.web.event_rules import judge_payload
+from app.worker.factory import EVENTS_TOPIC
 from bridges.connection import ConnectionSettings, connect
 from bridges.durable_puller import PullerConfig
 from bridges.event_sink import EventSink

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from app.cli import main
-from app.factory import agent_names
+from app.worker import agent_names
 from app.settings import Settings
 from tests.support.demo import DemoRun, demo_env, survivors
 from tests.support.workers import REPO, Workers

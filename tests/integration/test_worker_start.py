@@ -1,6 +1,6 @@
-"""app/worker.py before faust starts: the pre-flight connect to NATS leaves nothing behind when it
-fails, and Ctrl-C while it waits ends the process quietly. No nats-server: a closed port stands for
-a NATS that cannot be reached.
+"""app/worker/process.py before faust starts: the pre-flight connect to NATS leaves nothing behind
+when it fails, and Ctrl-C while it waits ends the process quietly. No nats-server: a closed port
+stands for a NATS that cannot be reached.
 """
 
 from __future__ import annotations

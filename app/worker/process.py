@@ -8,8 +8,8 @@ import gc
 
 import faust
 
-from app.factory import make_app
 from app.settings import Settings
+from app.worker.factory import make_app
 from bridges.connection import ConnectionSettings, connect
 
 __all__ = ["run_worker"]
