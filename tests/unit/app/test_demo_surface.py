@@ -24,7 +24,6 @@ MODULES = [
     "app.simulator.events",
     "app.simulator.run",
     "app.simulator.senders",
-    "app.simulator_cli",
 ]
 
 

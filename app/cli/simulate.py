@@ -1,6 +1,5 @@
-"""The command line of ``python -m app simulate``: its flags and the options they make.
+"""``python -m app simulate``: a simulated class sending events, its flags and the options they make.
 
-Kept apart from :mod:`app.simulator` so the CLI can describe the command without loading it.
 Targets come from flags, with the deployment's settings as defaults: ``--url`` (default
 ``http://127.0.0.1:$PORT``), ``--nats-url`` (default ``NATS_URL``). The ingest token is read from
 ``INGEST_TOKEN`` only: a flag would show it to anyone listing processes.
@@ -9,14 +8,17 @@ Targets come from flags, with the deployment's settings as defaults: ``--url`` (
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+import asyncio
+from typing import Final
 
+from app.cli.nats import LOCAL_NATS_URL
 from app.settings import Settings
+from app.simulator import SimulatorOptions, run_simulator
+from app.simulator.classroom import Faults
 
-if TYPE_CHECKING:
-    from app.simulator import SimulatorOptions
+__all__ = ["HELP", "add_arguments", "add_class_arguments", "late_by_default", "run", "simulator_options"]
 
-__all__ = ["add_class_arguments", "add_simulate_arguments", "late_by_default", "simulator_options"]
+HELP: Final = "a simulated class sending events to HTTP or NATS ingest"
 
 
 def late_by_default(settings: Settings) -> float:
@@ -51,7 +53,7 @@ def add_class_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=_positive, default=10.0, help="events per second, whole class (default 10)")
 
 
-def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_class_arguments(parser)
     parser.add_argument("--url", default=None, help="HTTP ingest base URL (default http://127.0.0.1:$PORT)")
     parser.add_argument("--nats-url", default=None, help="NATS for --ingest nats|both (default $NATS_URL)")
@@ -73,10 +75,11 @@ def add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="reports as JSON lines")
 
 
-def simulator_options(args: argparse.Namespace, settings: Settings, default_nats_url: str) -> SimulatorOptions:
-    from app.simulator import SimulatorOptions
-    from app.simulator.classroom import Faults
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    return asyncio.run(run_simulator(simulator_options(args, settings, LOCAL_NATS_URL)))
 
+
+def simulator_options(args: argparse.Namespace, settings: Settings, default_nats_url: str) -> SimulatorOptions:
     nats_urls = (args.nats_url,) if args.nats_url else settings.nats_urls or (default_nats_url,)
     return SimulatorOptions(
         url=args.url or f"http://127.0.0.1:{settings.port}",

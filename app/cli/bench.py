@@ -18,10 +18,15 @@ import signal
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Final
 
-__all__ = ["add_arguments", "run_bench"]
+from app.settings import Settings
 
-_REPO = Path(__file__).resolve().parents[1]
+__all__ = ["HELP", "add_arguments", "run", "run_bench"]
+
+HELP: Final = "run the benchmark suite and write BENCHMARKS.md"
+
+_REPO = Path(__file__).resolve().parents[2]
 _REPORT = _REPO / "BENCHMARKS.md"
 
 
@@ -35,6 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--only", default=None, metavar="STAGE[,STAGE]",
         help="run only these stages: throughput, transport, ingest, latency, memory, groups",
     )
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    return run_bench(args)
 
 
 def run_bench(args: argparse.Namespace) -> int:
