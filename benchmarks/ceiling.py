@@ -4,7 +4,7 @@ What Python can do on this machine for the work the pipeline does, with every sh
 of the framework, in one process:
 
 - a hand-made batched pull per partition (``$JS.API.CONSUMER.MSG.NEXT`` with our own reply
-  subject, two requests in flight, no acks), as :mod:`bridges.reader` does;
+  subject, two requests in flight, no acks), as :mod:`bridges.transport.reader` does;
 - ``pydantic_core.from_json`` (installed with pydantic: no new dependency), about 3x faster than
   ``json.loads`` on these events, and ``datetime.fromisoformat`` for the event time;
 - the progression, engagement and outcomes aggregates hand-written over lists, in tumbling

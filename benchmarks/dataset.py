@@ -30,12 +30,12 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js.errors import KeyNotFoundError
 
-from bridges.envelope import encode_headers
 from bridges.naming import Naming
 from bridges.public_streams import METRICS_BUCKET, PublicStreams
-from bridges.publisher import PipelinedPublisher
-from bridges.session import partition_for_key
-from bridges.topics import TopicRegistry, TopicSpec
+from bridges.transport.envelope import encode_headers
+from bridges.transport.publisher import PipelinedPublisher
+from bridges.transport.session import partition_for_key
+from bridges.transport.topics import TopicRegistry, TopicSpec
 from tests.oracle import expected_results, generate_sessions
 from tests.support.pipeline import values_match
 

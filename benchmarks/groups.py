@@ -31,7 +31,7 @@ from nats.js.errors import NotFoundError
 from benchmarks.dataset import Message, declare_topic, publish
 from benchmarks.workers import log_time, wait_owned
 from bridges.naming import Naming
-from bridges.session import partition_for_key
+from bridges.transport.session import partition_for_key
 from tests.support.faust_logs import replayed_records
 from tests.support.group import read_group
 from tests.support.workers import WorkerProcess, Workers, poll_until

@@ -20,10 +20,10 @@ from nats.aio.client import Client
 
 from benchmarks.dataset import EVENTS_TOPIC, ResultWatch, declare_topic
 from benchmarks.workers import metric_env, spawn_metric_workers, wait_ready
-from bridges.envelope import encode_headers
 from bridges.naming import Naming
-from bridges.publisher import PipelinedPublisher
-from bridges.session import partition_for_key
+from bridges.transport.envelope import encode_headers
+from bridges.transport.publisher import PipelinedPublisher
+from bridges.transport.session import partition_for_key
 from tests.support.pipeline import METRIC_AGENTS
 from tests.support.workers import Workers
 

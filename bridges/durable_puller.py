@@ -1,7 +1,7 @@
 """Pulling a shared durable consumer by hand, into a bounded buffer, with explicit acks.
 
 nats-py's ``PullSubscription.fetch`` costs tasks and a uuid per message (see
-``bridges/reader.py``); here, as there, pull requests ``{"batch": n, "expires": ns}`` are
+``bridges/transport/reader.py``); here, as there, pull requests ``{"batch": n, "expires": ns}`` are
 published to ``$JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>`` with our own reply subject.
 Unlike the transport's reader, the consumer is *durable* and *shared*: every process pulling it
 gets a disjoint share of the messages, and each message must be acked (or it is redelivered,

@@ -28,11 +28,11 @@ from typing import Protocol
 from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 
-from bridges.envelope import encode_headers
+from bridges.transport.envelope import encode_headers
 from bridges.naming import Naming
-from bridges.publisher import Ack, PipelinedPublisher
-from bridges.session import partition_for_key
-from bridges.topics import TopicRegistry, TopicSpec
+from bridges.transport.publisher import Ack, PipelinedPublisher
+from bridges.transport.session import partition_for_key
+from bridges.transport.topics import TopicRegistry, TopicSpec
 from tables.errors import BrokenError, ClosedError, StreamsError
 
 __all__ = ["DEDUPE_WINDOW", "EventSink", "IngestEvent", "SinkResult", "SinkState"]

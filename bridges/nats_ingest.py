@@ -34,7 +34,7 @@ from bridges.durable_puller import DurablePuller, PullerConfig
 from bridges.event_sink import EventSink, IngestEvent
 from bridges.jetstream import parse_ack_subject
 from bridges.public_streams import DEADLETTER_INVALID, INGEST_CONSUMER, PublicStreams
-from bridges.publisher import Ack, PipelinedPublisher
+from bridges.transport.publisher import Ack, PipelinedPublisher
 from tables.errors import BrokenError, ClosedError, StreamsError
 
 __all__ = [

@@ -53,10 +53,10 @@ from typing import Final
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
-from bridges.envelope import HDR_MSG_ID
+from bridges.transport.envelope import HDR_MSG_ID
 from bridges.public_streams import METRICS_BUCKET, PublicStreams
-from bridges.publisher import Ack, ExpectationFailed, PipelinedPublisher
-from bridges.session import TransportSession
+from bridges.transport.publisher import Ack, ExpectationFailed, PipelinedPublisher
+from bridges.transport.session import TransportSession
 from tables.errors import BrokenError, ClosedError
 
 __all__ = ["WindowResults"]

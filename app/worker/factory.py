@@ -17,8 +17,8 @@ import agents
 from agents.context import AgentContext
 from app.settings import Settings
 from bridges.public_streams import PublicStreams
+from bridges.transport.consumer import Consumer
 from bridges.window_results import WindowResults
-from bridges.consumer import Consumer
 from tables.errors import ConfigError
 
 __all__ = ["EVENTS_TOPIC", "agent_names", "app_name", "load_agent", "make_app"]

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from bridges.envelope import HDR_KEY, HDR_MSG_ID, HDR_TS
 from bridges.naming import Naming
 from bridges.server import NatsServer
-from bridges.session import partition_for_key
+from bridges.transport.envelope import HDR_KEY, HDR_MSG_ID, HDR_TS
+from bridges.transport.session import partition_for_key
 from tests.oracle import generate_sessions
 from tests.support.streams import PARTITIONS, events_stored, nats_client, read_stream
 from tests.support.web import WebHarness, running_web

@@ -17,10 +17,10 @@ from nats.js.kv import KeyValue
 
 from bridges.connection import ConnectionSettings
 from bridges.jetstream import ensure_bucket
-from bridges.options import TransportOptions
 from bridges.public_streams import METRICS_BUCKET, PublicStreams
 from bridges.server import NatsServer
-from bridges.session import TransportSession
+from bridges.transport.options import TransportOptions
+from bridges.transport.session import TransportSession
 from bridges.window_results import WindowResults
 
 pytestmark = pytest.mark.integration

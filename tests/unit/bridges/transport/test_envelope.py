@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridges.envelope import (
+from bridges.transport.envelope import (
     HDR_HEADERS,
     HDR_KEY,
     HDR_MSG_ID,

@@ -1,8 +1,8 @@
 """faust's Consumer on JetStream.
 
 Partitions come from the group coordinator (:mod:`bridges.group`), messages from the readers of
-the assigned partitions (:mod:`bridges.partition_readers`), and committed offsets go to the KV
-offset store with compare-and-set. The rebalance order is the one faust's aiokafka driver
+the assigned partitions (:mod:`bridges.transport.partition_readers`), and committed offsets go to
+the KV offset store with compare-and-set. The rebalance order is the one faust's aiokafka driver
 follows: ``app.on_rebalance_start()``, revoke everything (faust drains and commits), set the
 generation, ``assignor.on_assignment()``, then ``on_partitions_assigned``.
 
@@ -27,11 +27,11 @@ from mode import Service, ServiceT
 from mode.utils.times import Seconds
 
 from bridges.group import FaustAssigner, GroupCoordinator, GroupSettings
-from bridges.offsets import OffsetStore, PartitionRef
-from bridges.producer import create_topic
-from bridges.partition_readers import PartitionReaders, Taken
-from bridges.reader import ReaderConfig
-from bridges.session import Fence, TransportSession, partition_for_key
+from bridges.transport.offsets import OffsetStore, PartitionRef
+from bridges.transport.partition_readers import PartitionReaders, Taken
+from bridges.transport.producer import create_topic
+from bridges.transport.reader import ReaderConfig
+from bridges.transport.session import Fence, TransportSession, partition_for_key
 from tables.changelog import StateOwner
 from tables.errors import ClosedError, FencedError, StreamsError
 

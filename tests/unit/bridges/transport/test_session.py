@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridges.session import Fence, partition_for_key
+from bridges.transport.session import Fence, partition_for_key
 
 #: CRC-32 (IEEE) of b"123456789", the check value every implementation publishes
 CRC32_CHECK = 0xCBF43926

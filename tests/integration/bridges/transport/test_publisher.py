@@ -10,8 +10,8 @@ import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from bridges.publisher import Ack, PipelinedPublisher
-from bridges.topics import TopicRegistry, TopicSpec
+from bridges.transport.publisher import Ack, PipelinedPublisher
+from bridges.transport.topics import TopicRegistry, TopicSpec
 from tests.support.workers import poll_until
 
 pytestmark = pytest.mark.integration
@@ -58,7 +58,7 @@ async def test_many_sends_with_little_room_all_land_in_order(
 async def test_a_send_before_its_stream_exists_lands_once_the_stream_is_created(
     nc: Client, registry: TopicRegistry, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="bridges.publisher")
+    caplog.set_level(logging.DEBUG, logger="bridges.transport.publisher")
     async with PipelinedPublisher(nc) as publisher:
         future = await publisher.publish("faust.orders.0", b"early", msg_id())
         # The server answered "no responders" and the publisher scheduled a retry.

@@ -20,9 +20,9 @@ from nats.js import JetStreamContext
 
 from bridges.connection import ConnectionSettings, connect
 from bridges.naming import Naming
-from bridges.options import TransportOptions
-from bridges.publisher import PipelinedPublisher
-from bridges.topics import TopicRegistry, TopicSpec
+from bridges.transport.options import TransportOptions
+from bridges.transport.publisher import PipelinedPublisher
+from bridges.transport.topics import TopicRegistry, TopicSpec
 from tables.errors import ClosedError
 
 __all__ = ["Fence", "TransportSession", "partition_for_key"]

@@ -2,8 +2,9 @@
 
     app = faust.App("myapp", broker="nats://127.0.0.1:4222?session_timeout=6")
 
-The consumer and producer of one app share a :class:`~bridges.session.TransportSession`: one
-NATS connection, the topic registry, the pipelined publisher and the changelog fences.
+The consumer and producer of one app share a
+:class:`~bridges.transport.session.TransportSession`: one NATS connection, the topic registry,
+the pipelined publisher and the changelog fences.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from faust.types import AppT
 from faust.types.transports import ConductorT, ConsumerT, ProducerT
 from yarl import URL
 
-from bridges.conductor import Conductor
 from bridges.connection import ConnectionSettings
-from bridges.consumer import Consumer
-from bridges.options import TransportOptions
-from bridges.producer import Producer
-from bridges.session import TransportSession
+from bridges.transport.conductor import Conductor
+from bridges.transport.consumer import Consumer
+from bridges.transport.options import TransportOptions
+from bridges.transport.producer import Producer
+from bridges.transport.session import TransportSession
 
 __all__ = ["Transport"]
 

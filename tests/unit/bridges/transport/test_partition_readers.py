@@ -8,9 +8,9 @@ import pytest
 from faust.types import TP
 from nats.aio.msg import Msg
 
-from bridges.envelope import HDR_KEY, HDR_TS, encode_headers
-from bridges.partition_readers import decode_record
-from bridges.reader import Record
+from bridges.transport.envelope import HDR_KEY, HDR_TS, encode_headers
+from bridges.transport.partition_readers import decode_record
+from bridges.transport.reader import Record
 
 TP0 = TP("clicks", 3)
 STORED_AT_NS = 1_700_000_000_123_000_000
@@ -60,7 +60,7 @@ def test_the_null_marker_makes_a_tombstone() -> None:
 def test_a_broken_envelope_is_skipped_and_logged_with_its_place(
     headers: dict[str, str], problem: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.ERROR, logger="bridges.partition_readers"):
+    with caplog.at_level(logging.ERROR, logger="bridges.transport.partition_readers"):
         assert decode_record(TP0, record(headers, offset=9), generation=0) is None
     assert "clicks[3] offset 9" in caplog.text
     assert problem in caplog.text

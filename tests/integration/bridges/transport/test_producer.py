@@ -8,10 +8,10 @@ import pytest
 from faust.exceptions import ProducerSendError
 from nats.js import JetStreamContext
 
-from bridges.envelope import HDR_NULL, HDR_TS, decode_key, decode_user_headers
 from bridges.naming import Naming
 from bridges.server import NatsServer
-from bridges.session import Fence, TransportSession, partition_for_key
+from bridges.transport.envelope import HDR_NULL, HDR_TS, decode_key, decode_user_headers
+from bridges.transport.session import Fence, TransportSession, partition_for_key
 from tests.support.producer import faust_producer
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from yarl import URL
 
-from bridges.options import TransportOptions
+from bridges.transport.options import TransportOptions
 from tables.errors import ConfigError
 
 

@@ -2,7 +2,7 @@
 
 The fence is written the way the consumer writes it when it takes a changelog partition: a marker
 on the partition's fence subject, whose sequence every later write of that owner expects
-(:meth:`bridges.session.Fence.headers`).
+(:meth:`bridges.transport.session.Fence.headers`).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bridges.connection import ConnectionSettings
-from bridges.envelope import encode_headers
-from bridges.options import TransportOptions
-from bridges.publisher import Ack
 from bridges.server import NatsServer
-from bridges.session import Fence, TransportSession
+from bridges.transport.envelope import encode_headers
+from bridges.transport.options import TransportOptions
+from bridges.transport.publisher import Ack
+from bridges.transport.session import Fence, TransportSession
 from tables.errors import ClosedError, FencedError
 
 pytestmark = pytest.mark.integration

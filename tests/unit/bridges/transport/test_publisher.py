@@ -16,7 +16,7 @@ from typing import Any, cast
 import pytest
 from nats.aio.client import Client
 
-from bridges.publisher import Ack, PipelinedPublisher, PublisherState
+from bridges.transport.publisher import Ack, PipelinedPublisher, PublisherState
 from tables.errors import BrokenError, ClosedError, FencedError
 from tests.support.workers import poll_until
 

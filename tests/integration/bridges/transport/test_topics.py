@@ -9,7 +9,7 @@ import pytest
 from nats.js import JetStreamContext
 
 from bridges.naming import Naming
-from bridges.topics import TopicRegistry, TopicSpec
+from bridges.transport.topics import TopicRegistry, TopicSpec
 from tables.errors import BrokenError
 
 pytestmark = pytest.mark.integration
@@ -68,7 +68,7 @@ async def test_redeclaring_with_another_partition_count_keeps_the_original_and_w
 ) -> None:
     await registry.declare(TopicSpec("orders", 2))
     again = registry if same_registry else await fresh_registry(js, registry.naming)
-    with caplog.at_level(logging.WARNING, logger="bridges.topics"):
+    with caplog.at_level(logging.WARNING, logger="bridges.transport.topics"):
         spec = await again.declare(TopicSpec("orders", 5))
     assert spec.partitions == 2
     assert await topic_streams(js) == {"FAUST_orders_0", "FAUST_orders_1"}

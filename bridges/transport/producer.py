@@ -22,10 +22,10 @@ from faust.types import TP, RecordMetadata
 from faust.types.core import HeadersArg
 from mode.utils.times import Seconds, want_seconds
 
-from bridges.envelope import encode_headers
-from bridges.publisher import Ack
-from bridges.session import TransportSession, partition_for_key
-from bridges.topics import TopicSpec
+from bridges.transport.envelope import encode_headers
+from bridges.transport.publisher import Ack
+from bridges.transport.session import TransportSession, partition_for_key
+from bridges.transport.topics import TopicSpec
 from tables.errors import BrokenError, StreamsError
 
 __all__ = ["Producer"]

@@ -1,9 +1,9 @@
 """The readers of a consumer's assigned partitions, and the records they hold, as faust messages.
 
-One :class:`~bridges.reader.PartitionReader` per assigned partition pulls records into its bounded
-buffer. :class:`PartitionReaders` opens and closes them, takes records from them a fair share per
-partition, decodes each into faust's ``ConsumerMessage`` and puts back whatever the consumer did
-not deliver. *When* records may go out (flow control, generations, seeks) is the consumer's
+One :class:`~bridges.transport.reader.PartitionReader` per assigned partition pulls records into
+its bounded buffer. :class:`PartitionReaders` opens and closes them, takes records from them a fair
+share per partition, decodes each into faust's ``ConsumerMessage`` and puts back whatever the
+consumer did not deliver. *When* records may go out (flow control, generations, seeks) is the consumer's
 business, not this module's.
 """
 
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 from faust.types import TP, ConsumerMessage
 
-from bridges.envelope import HDR_NULL, HDR_TS, MalformedEnvelope, decode_key, decode_user_headers
-from bridges.reader import PartitionReader, ReaderConfig, Record
-from bridges.session import TransportSession
+from bridges.transport.envelope import HDR_NULL, HDR_TS, MalformedEnvelope, decode_key, decode_user_headers
+from bridges.transport.reader import PartitionReader, ReaderConfig, Record
+from bridges.transport.session import TransportSession
 
 __all__ = ["PartitionReaders", "Taken", "decode_record"]
 
@@ -41,8 +41,9 @@ class Taken:
 def decode_record(tp: TP, record: Record, generation: int) -> ConsumerMessage | None:
     """faust's message for ``record``, or None (logged with its place) if its envelope is broken.
 
-    The key, user headers and producer timestamp travel in headers (:mod:`bridges.envelope`); a
-    record without a timestamp header gets the time JetStream stored it.
+    The key, user headers and producer timestamp travel in headers
+    (:mod:`bridges.transport.envelope`); a record without a timestamp header gets the time
+    JetStream stored it.
     """
     msg = record.msg
     headers = msg.headers

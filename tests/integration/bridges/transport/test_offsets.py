@@ -9,7 +9,7 @@ import pytest
 from nats.js import JetStreamContext
 
 from bridges.naming import Naming
-from bridges.offsets import OffsetStore, PartitionRef
+from bridges.transport.offsets import OffsetStore, PartitionRef
 from tables.errors import BrokenError
 
 pytestmark = pytest.mark.integration

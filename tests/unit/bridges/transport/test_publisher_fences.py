@@ -15,7 +15,7 @@ from typing import Any, cast
 import pytest
 from nats.aio.client import Client
 
-from bridges.publisher import Ack, PipelinedPublisher
+from bridges.transport.publisher import Ack, PipelinedPublisher
 from tables.errors import FencedError
 from tests.support.workers import poll_until
 

@@ -11,9 +11,9 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from bridges.naming import Naming
-from bridges.publisher import PipelinedPublisher
-from bridges.reader import PartitionReader, ReaderConfig, Record
-from bridges.topics import TopicRegistry, TopicSpec
+from bridges.transport.publisher import PipelinedPublisher
+from bridges.transport.reader import PartitionReader, ReaderConfig, Record
+from bridges.transport.topics import TopicRegistry, TopicSpec
 from tables.errors import ClosedError
 from tests.support.workers import poll_until
 
