@@ -2,7 +2,8 @@
 
 Partitions come from the group coordinator (:mod:`bridges.group`), messages from the readers of
 the assigned partitions (:mod:`bridges.transport.partition_readers`), and committed offsets go to
-the KV offset store with compare-and-set. The rebalance order is the one faust's aiokafka driver
+the KV offset store with compare-and-set; records reach faust through the fetch loop of
+:mod:`bridges.transport.fetching`. The rebalance order is the one faust's aiokafka driver
 follows: ``app.on_rebalance_start()``, revoke everything (faust drains and commits), set the
 generation, ``assignor.on_assignment()``, then ``on_partitions_assigned``.
 
@@ -19,16 +20,12 @@ from typing import Any, ClassVar, cast
 
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from faust.exceptions import ImproperlyConfigured, ProducerSendError
-from faust.transport.consumer import CONSUMER_FETCHING, RecordMap
-from faust.transport.consumer import Consumer as FaustConsumer
-from faust.types import TP, ConsumerMessage, Message
-from faust.types.tuples import ack_lock
-from mode import Service, ServiceT
-from mode.utils.times import Seconds
+from faust.types import TP
 
 from bridges.group import FaustAssigner, GroupCoordinator, GroupSettings
+from bridges.transport.fetching import FetchingConsumer
 from bridges.transport.offsets import OffsetStore, PartitionRef
-from bridges.transport.partition_readers import PartitionReaders, Taken
+from bridges.transport.partition_readers import PartitionReaders
 from bridges.transport.producer import create_topic
 from bridges.transport.reader import ReaderConfig
 from bridges.transport.session import Fence, TransportSession, partition_for_key
@@ -39,12 +36,9 @@ __all__ = ["Consumer"]
 
 log = logging.getLogger(__name__)
 
-#: messages delivered between yields to the event loop (well below faust's stream buffer size)
-_YIELD_EVERY = 50
 
-
-class Consumer(FaustConsumer):
-    """Consumer for the ``nats://`` transport."""
+class Consumer(FetchingConsumer):
+    """Consumer for the ``nats://`` transport; its fetch loop is :class:`FetchingConsumer`'s."""
 
     consumer_stopped_errors: ClassVar[tuple[type[BaseException], ...]] = (ClosedError,)
 
@@ -225,153 +219,6 @@ class Consumer(FaustConsumer):
 
     async def _on_reconnected(self) -> None:
         self._readers.reset_after_reconnect()
-
-    # -- fetching -------------------------------------------------------------------------
-    #
-    # faust's own fetch loop (``Consumer._drain_messages`` over ``getmany``) races the delivery
-    # of *every* message against ``suspend_flow`` with ``Service.wait_first`` — four tasks per
-    # message, about half a worker's time here — and silently drops what it fetched when flow
-    # stops or the generation changes mid-batch. This loop races one task per batch, delivers a
-    # message only while its generation is current and flow is on, and puts back whatever it
-    # did not deliver, so a record taken from a reader is either delivered or read again.
-
-    async def _drain_messages(self, fetcher: ServiceT) -> None:
-        fetcher_stopped = cast(Service, fetcher)._stopped.is_set
-        consumer_stopped = self._stopped.is_set
-        try:
-            while not (consumer_stopped() or fetcher_stopped()):
-                if not self.flow_active:
-                    await self.wait(cast(Any, self.can_resume_flow))
-                    continue
-                self.diag.set_flag(CONSUMER_FETCHING)
-                batch = await self._next_batch(self._get_active_partitions(), timeout=1.0)
-                await self.sleep(0)
-                if batch:
-                    if self.should_stop:
-                        self._readers.unread(batch)
-                    else:
-                        await self.wait_first(self._deliver(batch), self.suspend_flow.wait())
-                self.diag.unset_flag(CONSUMER_FETCHING)
-        except self.consumer_stopped_errors:
-            if self.transport.app.should_stop:
-                self.log.info("Broker stopped consumer, shutting down...")
-                return
-            raise
-        except asyncio.CancelledError:
-            if self.transport.app.should_stop:
-                self.log.info("Consumer shutting down for user cancel.")
-                return
-            raise
-        except Exception as exc:
-            self.log.exception("Drain messages raised: %r", exc)
-            raise
-        finally:
-            self.diag.unset_flag(CONSUMER_FETCHING)
-
-    async def _deliver(self, batch: list[Taken]) -> None:
-        """Hand a batch to faust's conductor in order; put back what is not delivered."""
-        callback = self.callback
-        read_offset = self._read_offset
-        acks_enabled_for = self.app.topics.acks_enabled_for
-        commit_every = self._commit_every
-        delivered = 0
-        try:
-            for item in batch:
-                message = item.message
-                if not self._may_deliver(message):
-                    return
-                tp = item.tp
-                offset = message.offset
-                previous = read_offset[tp]
-                if previous and offset - previous > 1 and acks_enabled_for(message.topic):
-                    await self._add_gap(tp, previous + 1, offset)
-                if commit_every is not None and self._n_acked >= commit_every:
-                    self._n_acked = 0
-                    await self.commit()
-                delivered += 1  # counted before the await: a cancelled delivery is not redone
-                await callback(message)
-                read_offset[tp] = offset
-                if delivered % _YIELD_EVERY == 0:
-                    # Let the agents drain their queues before they fill up.
-                    await asyncio.sleep(0)
-        finally:
-            self._readers.unread(batch[delivered:])
-
-    def _may_deliver(self, message: ConsumerMessage) -> bool:
-        """Streams skip — and ack — messages of a superseded generation or of stopped flow."""
-        return (
-            self.flow_active
-            and self.app.flow_control.is_active()
-            and message.generation_id == self.app.consumer_generation_id
-        )
-
-    def ack(self, message: Message) -> bool:
-        """Record an ack — unless the message belongs to a superseded generation.
-
-        faust's streams ack the messages they skip (stale generation, flow stopped), and after
-        a rebalance the consumer would count those acks, letting a later commit jump over
-        messages nobody processed. Such a message is only marked done here.
-        """
-        if message.generation_id != self.app.consumer_generation_id:
-            with ack_lock:
-                message.acked = True
-                self._unacked_messages.discard(message)
-            return False
-        return super().ack(message)
-
-    async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> RecordMap:
-        """faust's contract; this consumer's own fetch loop uses :meth:`_next_batch` instead."""
-        records: dict[TP, list[ConsumerMessage]] = {}
-        for item in await self._next_batch(active_partitions, timeout):
-            records.setdefault(item.tp, []).append(item.message)
-        return records
-
-    async def _next_batch(self, active: set[TP] | None, timeout: float) -> list[Taken]:
-        """The next records of the active partitions, round-robin; waits up to ``timeout``."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        limit = self.app.conf.broker_max_poll_records or 500
-        while True:
-            batch = self._take_buffered(active, limit)
-            if batch or not self.flow_active:
-                return batch
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return []
-            await self._readers.wait_for_data(remaining)
-
-    # Buffered records become deliverable again when a partition is resumed or its stream's
-    # buffer drains: wake the fetch loop, which otherwise waits for *new* records to arrive.
-
-    def on_buffer_drop(self, tp: TP) -> None:
-        super().on_buffer_drop(tp)
-        self._readers.wake()
-
-    def resume_partitions(self, tps: Iterable[TP]) -> None:
-        super().resume_partitions(tps)
-        self._readers.wake()
-
-    def resume_flow(self) -> None:
-        super().resume_flow()
-        # After faust's flow control resumed (and cleared the agents' queues): partitions
-        # positioned by seek_to_committed may hand out records now.
-        self._awaiting_seek -= self._positioned
-        self._positioned.clear()
-        self._readers.wake()
-
-    def _take_buffered(self, active: set[TP] | None, limit: int) -> list[Taken]:
-        tps = [tp for tp in (active if active is not None else self._readers) if tp not in self._awaiting_seek]
-        if not tps:
-            return []
-        share = max(1, limit // len(tps))
-        per_tp = self._readers.take(tps, share, self.app.consumer_generation_id)
-        for tp, taken in per_tp.items():
-            self.app.monitor.track_tp_end_offset(tp, taken[0].reader.highwater)
-        # faust's scheduler interleaves topics and partitions, so none is starved.
-        return [item for _, item in self.scheduler.iterate(per_tp)]
-
-    def _to_message(self, tp: TP, record: Any) -> ConsumerMessage:
-        return cast(ConsumerMessage, record)  # already built by _getmany
 
     # -- offsets --------------------------------------------------------------------------
 
