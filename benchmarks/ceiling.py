@@ -33,7 +33,7 @@ from pydantic_core import from_json, to_json
 
 from benchmarks.dataset import EVENTS_TOPIC, Dataset
 from bridges.naming import Naming
-from bridges.public_streams import METRICS_BUCKET, PublicStreams
+from bridges.public.streams import METRICS_BUCKET, PublicStreams
 
 __all__ = ["run_ceiling"]
 

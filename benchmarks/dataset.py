@@ -31,7 +31,7 @@ from nats.aio.subscription import Subscription
 from nats.js.errors import KeyNotFoundError
 
 from bridges.naming import Naming
-from bridges.public_streams import METRICS_BUCKET, PublicStreams
+from bridges.public.streams import METRICS_BUCKET, PublicStreams
 from bridges.transport.envelope import encode_headers
 from bridges.transport.publisher import PipelinedPublisher
 from bridges.transport.session import partition_for_key

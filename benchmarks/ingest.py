@@ -41,7 +41,7 @@ import aiohttp
 from agents.events import validate_event
 from bridges.connection import ConnectionSettings, connect
 from bridges.naming import Naming
-from bridges.public_streams import ingest_subject
+from bridges.public.streams import ingest_subject
 from bridges.server import NatsServer
 from bridges.transport.envelope import encode_headers
 from bridges.transport.publisher import PipelinedPublisher

@@ -44,7 +44,7 @@ from app.dashboard.pages import (
     summary,
 )
 from app.dashboard.state import StudentState
-from bridges.metrics_reader import MetricsReader
+from bridges.public.metrics_reader import MetricsReader
 
 __all__ = ["DASHBOARD", "Dashboard", "STATIC_DIR", "add_dashboard"]
 

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import Final
 
 from app.dashboard.state import HISTORY, ClassState
-from bridges.metrics_reader import MetricsReader
+from bridges.public.metrics_reader import MetricsReader
 
 __all__ = ["LiveClass", "Subscription", "SubscriptionEnded"]
 

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bridges.public_streams import PublicStreams
+from bridges.public.streams import PublicStreams
 
 if TYPE_CHECKING:  # for annotations only: at run time only bridges imports nats
     from nats.aio.client import Client

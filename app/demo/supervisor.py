@@ -42,7 +42,7 @@ from app.demo.children import Child, ChildExited
 from app.demo.status import Counts, StreamCounts, parse_report, status_line
 from app.settings import Settings
 from bridges.connection import connect
-from bridges.public_streams import PublicStreams
+from bridges.public.streams import PublicStreams
 from bridges.server import NatsServer
 from tables.errors import StreamsError
 

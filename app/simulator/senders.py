@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from bridges.connection import ConnectionSettings, Secret
-from bridges.ingest_client import NatsIngestClient
+from bridges.public.ingest_client import NatsIngestClient
 from tables.errors import BrokenError, StreamsError
 
 __all__ = ["Delivery", "HttpSender", "IngestRefused", "IngestUnavailable", "NatsSender", "Sender"]
@@ -103,7 +103,7 @@ class HttpSender:
 
 
 class NatsSender:
-    """Each event published to ``events.<type>.<student_id>`` (see ``bridges.ingest_client``).
+    """Each event published to ``events.<type>.<student_id>`` (:mod:`bridges.public.ingest_client`).
 
     Invalid events are taken too and dead-lettered later by NATS ingest, with the reason.
     """

@@ -1,15 +1,15 @@
 """The event contract as the NATS ingest path needs it: a validator that never raises.
 
-``bridges.nats_ingest`` cannot import ``agents`` (the layout rule), so the contract is handed in as
+``bridges.public.nats_ingest`` cannot import ``agents`` (the layout rule), so the contract is handed in as
 :func:`judge_payload`, which turns the contract's exceptions into a
-:class:`~bridges.nats_ingest.Rejection` whose reason names every offending field, in the same
+:class:`~bridges.public.nats_ingest.Rejection` whose reason names every offending field, in the same
 words HTTP ingest answers with.
 """
 
 from __future__ import annotations
 
 from agents.events import Event, FieldError, InvalidEvents, MalformedJSON, validate_event
-from bridges.nats_ingest import Rejection
+from bridges.public.nats_ingest import Rejection
 
 __all__ = ["describe_errors", "judge_payload"]
 

@@ -31,7 +31,7 @@ from aiohttp import web
 from agents.events import InvalidEvents, MalformedJSON, validate_batch
 from app.web.models import Accepted, error_response, errors_response, json_response
 from bridges.connection import Secret
-from bridges.event_sink import EventSink
+from bridges.public.event_sink import EventSink
 from tables.errors import BrokenError, ClosedError
 
 __all__ = ["IngestHandler", "MAX_BODY_BYTES"]

@@ -16,9 +16,9 @@ from typing import Any
 import agents
 from agents.context import AgentContext
 from app.settings import Settings
-from bridges.public_streams import PublicStreams
+from bridges.public.streams import PublicStreams
+from bridges.public.window_results import WindowResults
 from bridges.transport.consumer import Consumer
-from bridges.window_results import WindowResults
 from tables.errors import ConfigError
 
 __all__ = ["EVENTS_TOPIC", "agent_names", "app_name", "load_agent", "make_app"]

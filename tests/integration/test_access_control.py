@@ -29,7 +29,7 @@ from nats.js.api import ConsumerConfig
 
 from agents.results import parse_result
 from bridges.connection import ConnectionSettings, Secret
-from bridges.results_client import ResultsClient
+from bridges.public.results_client import ResultsClient
 from bridges.server import NatsServer
 from deploy.nats_permissions import ROLES, render
 from tests.oracle import expected_results

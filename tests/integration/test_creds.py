@@ -18,7 +18,7 @@ import pytest
 
 from agents.results import parse_result
 from bridges.connection import ConnectionSettings, connect
-from bridges.results_client import ResultsClient
+from bridges.public.results_client import ResultsClient
 from bridges.server import NatsServer
 from tables.errors import BrokenError
 from tests.oracle import expected_results

@@ -21,7 +21,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from app.dashboard import Dashboard, add_dashboard
 from app.web import WebOptions, WebServices, make_web_app
 from bridges.connection import ConnectionSettings
-from bridges.durable_puller import PullerConfig
+from bridges.public.durable_puller import PullerConfig
 from bridges.server import NatsServer
 from tests.oracle import expected_results, generate_sessions
 from tests.support.metrics import put_results

@@ -12,7 +12,7 @@ from nats.aio.client import Client
 
 from agents.results import parse_result
 from app.web.models import ErrorBody
-from bridges.public_streams import INGEST_CONSUMER
+from bridges.public.streams import INGEST_CONSUMER
 from bridges.server import NatsServer
 from tests.oracle import expected_results
 from tests.support.docs import DOCS_HTTP, DOCS_NATS, Example, HttpAnswer, blocks, examples, parse_answer, parse_curl, run_python, send

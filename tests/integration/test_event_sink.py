@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import pytest
 from nats.aio.client import Client
 
-from bridges.event_sink import DEDUPE_WINDOW, EventSink, SinkResult, SinkState
 from bridges.naming import Naming
+from bridges.public.event_sink import DEDUPE_WINDOW, EventSink, SinkResult, SinkState
 from bridges.server import NatsServer
 from bridges.transport.topics import TopicRegistry, TopicSpec
 from tables.errors import BrokenError, ClosedError

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from nats.aio.client import Client
 
-from bridges.nats_ingest import HDR_ORIGINAL_SIZE, HDR_ORIGINAL_SUBJECT, HDR_REASON, MAX_EVENT_BYTES
-from bridges.public_streams import INGEST_CONSUMER
+from bridges.public.nats_ingest import HDR_ORIGINAL_SIZE, HDR_ORIGINAL_SUBJECT, HDR_REASON, MAX_EVENT_BYTES
+from bridges.public.streams import INGEST_CONSUMER
 from bridges.server import NatsServer
 from tests.oracle import generate_sessions
 from tests.support.streams import events_stored, nats_client, read_stream, stream_count

@@ -19,8 +19,8 @@ from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from agents.results import EngagementResult, parse_result
-from bridges.public_streams import PublicStreams
-from bridges.results_client import ResultsClient
+from bridges.public.results_client import ResultsClient
+from bridges.public.streams import PublicStreams
 from bridges.server import NatsServer
 from tests.oracle import expected_results
 from tests.support.pipeline import ingest, metric_env, start_metric_worker, values_match

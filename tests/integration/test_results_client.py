@@ -13,8 +13,8 @@ from nats.aio.client import Client
 
 from agents.results import EngagementResult, InvalidResult, OutcomesResult, ProgressionResult, parse_result
 from bridges.connection import ConnectionSettings
-from bridges.public_streams import PublicStreams
-from bridges.results_client import ResultsClient
+from bridges.public.results_client import ResultsClient
+from bridges.public.streams import PublicStreams
 from bridges.server import NatsServer
 from tables.errors import ConfigError
 from tests.oracle import expected_results, generate_sessions

@@ -13,7 +13,7 @@ from typing import Any
 
 from nats.aio.client import Client
 
-from bridges.public_streams import PublicStreams
+from bridges.public.streams import PublicStreams
 
 __all__ = ["publish_results", "put_results"]
 

@@ -12,7 +12,7 @@ from nats.aio.client import Client
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError
 
 from agents.events import validate_event
-from bridges.event_sink import EventSink
+from bridges.public.event_sink import EventSink
 from tests.support.workers import WorkerProcess, Workers
 
 __all__ = [

@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from app.web import WebOptions, WebServices, make_web_app
 from bridges.connection import ConnectionSettings, Secret
-from bridges.durable_puller import PullerConfig
+from bridges.public.durable_puller import PullerConfig
 from tests.support.streams import PARTITIONS
 
 __all__ = ["WebHarness", "running_web"]

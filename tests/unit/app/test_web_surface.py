@@ -22,12 +22,12 @@ MODULES = [
     "app.web.query",
     "app.web.process",
     "app.web.services",
-    "bridges.durable_puller",
-    "bridges.event_sink",
-    "bridges.metrics_reader",
-    "bridges.nats_ingest",
-    "bridges.public_streams",
-    "bridges.results_client",
+    "bridges.public.durable_puller",
+    "bridges.public.event_sink",
+    "bridges.public.metrics_reader",
+    "bridges.public.nats_ingest",
+    "bridges.public.results_client",
+    "bridges.public.streams",
 ]
 
 # package -> top-level packages it must not import at run time

@@ -8,7 +8,7 @@ import pytest
 
 from agents.events import Event, FieldError
 from app.web.event_rules import describe_errors, judge_payload
-from bridges.nats_ingest import Rejection
+from bridges.public.nats_ingest import Rejection
 
 NOW = 1_714_557_600.0
 VALID = {

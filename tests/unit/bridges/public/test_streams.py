@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from nats.js.api import RetentionPolicy, StorageType
 
-from bridges.public_streams import (
+from bridges.public.streams import (
     DEADLETTER_INVALID,
     INGEST_CONSUMER,
     METRICS,

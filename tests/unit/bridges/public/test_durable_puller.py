@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridges.durable_puller import PullerConfig
+from bridges.public.durable_puller import PullerConfig
 from tables.errors import ConfigError
 
 

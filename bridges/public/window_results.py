@@ -54,7 +54,7 @@ from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from bridges.transport.envelope import HDR_MSG_ID
-from bridges.public_streams import METRICS_BUCKET, PublicStreams
+from bridges.public.streams import METRICS_BUCKET, PublicStreams
 from bridges.transport.publisher import Ack, ExpectationFailed, PipelinedPublisher
 from bridges.transport.session import TransportSession
 from tables.errors import BrokenError, ClosedError

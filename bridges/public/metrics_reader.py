@@ -1,7 +1,7 @@
 """Reading the ``metrics`` KV bucket: one student's windows by start, the latest one, and a watch.
 
 Keys are ``<metric>.<student_id>[.<game_id>].<window_start>`` (see
-:mod:`bridges.public_streams`). A window's start is a key token, not something the server can
+:mod:`bridges.public.streams`). A window's start is a key token, not something the server can
 compare, so a range query reads every current value under the student's key prefix and filters
 by start here. That read is one pass of an ephemeral consumer (``LAST_PER_SUBJECT``, the server's
 per-key latest), whose pending count at creation says exactly how many values make up the
@@ -29,7 +29,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import APIError
 
 from bridges.jetstream import parse_ack_subject
-from bridges.public_streams import METRICS, METRICS_BUCKET, PublicStreams, require_id
+from bridges.public.streams import METRICS, METRICS_BUCKET, PublicStreams, require_id
 from tables.errors import BrokenError, ClosedError, ConfigError
 
 __all__ = ["MetricEntry", "MetricsReader", "key_filters", "parse_metrics_key"]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from bridges.metrics_reader import key_filters, parse_metrics_key
-from bridges.public_streams import metrics_key
+from bridges.public.metrics_reader import key_filters, parse_metrics_key
+from bridges.public.streams import metrics_key
 from tables.errors import ConfigError
 
-from .test_public_streams import BAD_IDS
+from .test_streams import BAD_IDS
 
 
 @pytest.mark.parametrize("value", BAD_IDS)

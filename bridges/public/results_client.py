@@ -35,8 +35,8 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import APIError
 
 from bridges.connection import ConnectionSettings, connect
-from bridges.metrics_reader import MetricsReader
-from bridges.public_streams import METRICS, PublicStreams, require_id
+from bridges.public.metrics_reader import MetricsReader
+from bridges.public.streams import METRICS, PublicStreams, require_id
 from tables.errors import BrokenError, ConfigError, StreamsError
 
 __all__ = ["ResultsClient"]

@@ -17,11 +17,11 @@ from nats.js.kv import KeyValue
 
 from bridges.connection import ConnectionSettings
 from bridges.jetstream import ensure_bucket
-from bridges.public_streams import METRICS_BUCKET, PublicStreams
+from bridges.public.streams import METRICS_BUCKET, PublicStreams
+from bridges.public.window_results import WindowResults
 from bridges.server import NatsServer
 from bridges.transport.options import TransportOptions
 from bridges.transport.session import TransportSession
-from bridges.window_results import WindowResults
 
 pytestmark = pytest.mark.integration
 
@@ -85,7 +85,7 @@ async def provisional(writer: WindowResults, payload: bytes) -> None:
 
 
 def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "bridges.window_results" and r.levelno >= logging.ERROR]
+    return [r.getMessage() for r in caplog.records if r.name == "bridges.public.window_results" and r.levelno >= logging.ERROR]
 
 
 def replaced(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -96,7 +96,7 @@ def replaced(caplog: pytest.LogCaptureFixture) -> list[str]:
 async def test_provisional_values_are_replaced_in_turn_and_then_by_the_final_one(
     writers: dict[str, WindowResults], kv: KeyValue, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="bridges.window_results")
+    caplog.set_level(logging.DEBUG, logger="bridges.public.window_results")
     writer = writers["new"]
     await provisional(writer, document(1, final=False))
     await provisional(writer, document(2, final=False))
@@ -109,7 +109,7 @@ async def test_provisional_values_are_replaced_in_turn_and_then_by_the_final_one
 async def test_a_final_write_replaces_a_provisional_value_it_did_not_know_of(
     writers: dict[str, WindowResults], kv: KeyValue, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="bridges.window_results")
+    caplog.set_level(logging.DEBUG, logger="bridges.public.window_results")
     # The old owner wrote a provisional value, then lost the partition; the new owner never saw
     # that write's revision, so its final write (expecting no key) is refused, reads, and replaces it.
     await provisional(writers["old"], document(1, final=False))
@@ -151,7 +151,7 @@ async def test_a_new_owner_takes_the_provisional_values_over_from_the_old_one(
 async def test_the_final_write_goes_after_the_provisional_one_in_flight(
     writers: dict[str, WindowResults], kv: KeyValue, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="bridges.window_results")
+    caplog.set_level(logging.DEBUG, logger="bridges.public.window_results")
     writer = writers["new"]
     # The first value is sent, the next wait behind it (only the newest) - unless its ack is
     # back already. The window closes meanwhile: its final write waits for the write in flight,
@@ -195,7 +195,7 @@ async def test_the_final_value_is_published_on_the_result_subject_and_provisiona
 async def test_a_final_write_replaces_a_delete_marker(
     writers: dict[str, WindowResults], kv: KeyValue, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="bridges.window_results")
+    caplog.set_level(logging.DEBUG, logger="bridges.public.window_results")
     # Someone deleted the key (an operator, a clean-up): the marker is the key's last entry, so a
     # write stating "no key" is refused; the final value goes over the marker.
     await provisional(writers["old"], document(1, final=False))
