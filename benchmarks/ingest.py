@@ -38,7 +38,6 @@ from typing import Any
 
 import aiohttp
 
-from agents.events import validate_event
 from bridges.connection import ConnectionSettings, connect
 from bridges.naming import Naming
 from bridges.public.streams import ingest_subject
@@ -46,6 +45,7 @@ from bridges.server import NatsServer
 from bridges.transport.envelope import encode_headers
 from bridges.transport.publisher import PipelinedPublisher
 from bridges.transport.session import partition_for_key
+from contract.events import validate_event
 from tests.oracle import generate_sessions
 
 PARTITIONS = 4

@@ -2,7 +2,7 @@
 
 A student's activity is a generator of :class:`Step`\\ s, advanced only when the class's pace says
 it is that student's turn, so durations measured with ``clock`` are the real time between the
-student's own events. What a step looks like follows the event contract (``agents/events.py``);
+student's own events. What a step looks like follows the event contract (``contract/events.py``);
 turning it into an event (ids, ``occurred_at``, session) is :mod:`app.simulator.events`' job.
 
 - ``skill`` in [0, 1] drives right answers and completed levels, hence accuracy, completion

@@ -24,7 +24,7 @@ from app.simulator.behaviour import GAMES, Step
 
 __all__ = ["EventFactory", "format_time"]
 
-# One broken rule each, in the contract's terms (see agents/events.py).
+# One broken rule each, in the contract's terms (see contract/events.py).
 _INVALID: Final[tuple[tuple[str, Callable[[dict[str, Any]], None]], ...]] = (
     ("a heartbeat of 0 seconds", lambda e: e.update(type="engagement", name="heartbeat", data={"seconds": 0})),
     ("a completed level without its score", lambda e: e.update(

@@ -8,8 +8,8 @@ words HTTP ingest answers with.
 
 from __future__ import annotations
 
-from agents.events import Event, FieldError, InvalidEvents, MalformedJSON, validate_event
 from bridges.public.nats_ingest import Rejection
+from contract.events import Event, FieldError, InvalidEvents, MalformedJSON, validate_event
 
 __all__ = ["describe_errors", "judge_payload"]
 

@@ -28,10 +28,10 @@ from typing import Final
 
 from aiohttp import web
 
-from agents.events import InvalidEvents, MalformedJSON, validate_batch
 from app.web.models import Accepted, error_response, errors_response, json_response
 from bridges.connection import Secret
 from bridges.public.event_sink import EventSink
+from contract.events import InvalidEvents, MalformedJSON, validate_batch
 from tables.errors import BrokenError, ClosedError
 
 __all__ = ["IngestHandler", "MAX_BODY_BYTES"]

@@ -18,8 +18,8 @@ from typing import Annotated, Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.events import MAX_BATCH_EVENTS, Event, FieldError
-from agents.results import MetricResult
+from contract.events import MAX_BATCH_EVENTS, Event, FieldError
+from contract.results import MetricResult
 
 __all__ = [
     "Accepted",

@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 document served at ``GET /openapi.json``.
 
-Paths are written here by hand; bodies come from the pydantic models (``agents.events.Event``,
-``agents.results``, ``app.web.models``), whose JSON Schema (2020-12) is what OpenAPI 3.1 uses.
+Paths are written here by hand; bodies come from the pydantic models (``contract.events.Event``,
+``contract.results``, ``app.web.models``), whose JSON Schema (2020-12) is what OpenAPI 3.1 uses.
 Where a model's generated schema says less than the contract (``occurred_at`` is parsed by a
 custom validator; optional event fields are absent rather than ``null``; ``game_id`` is required
 for game events), :func:`_event_schema` states the contract. A test checks that every route of
@@ -16,10 +16,10 @@ from typing import Any, Final
 
 from pydantic.json_schema import models_json_schema
 
-from agents.events import MAX_BATCH_EVENTS, MAX_DATA_BYTES, Event
-from agents.results import METRIC_NAMES, EngagementResult, OutcomesResult, ProgressionResult
 from app.web.ingest import MAX_BODY_BYTES
 from app.web.models import Accepted, ErrorBody, EventBatch, Health, Windows
+from contract.events import MAX_BATCH_EVENTS, MAX_DATA_BYTES, Event
+from contract.results import METRIC_NAMES, EngagementResult, OutcomesResult, ProgressionResult
 
 __all__ = ["openapi_document"]
 

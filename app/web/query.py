@@ -25,10 +25,10 @@ from typing import Any, Final
 from aiohttp import web
 from multidict import MultiMapping
 
-from agents.events import FieldError
-from agents.results import METRIC_NAMES
 from app.web.models import error_response, errors_response, json_response
 from bridges.public.metrics_reader import MetricEntry, MetricsReader
+from contract.events import FieldError
+from contract.results import METRIC_NAMES
 from tables.errors import BrokenError, ClosedError, InvalidEventError
 from tables.event_time import parse_event_time
 from tables.micros import MICROS_PER_SECOND

@@ -26,7 +26,7 @@ __all__ = ["EVENTS_TOPIC", "agent_names", "app_name", "load_agent", "make_app"]
 #: the topic HTTP and NATS ingest write every valid event to
 EVENTS_TOPIC = "events"
 
-_NOT_AGENTS = {"context", "events", "results", "windowed"}
+_NOT_AGENTS = {"context", "windowed"}
 
 
 def agent_names() -> list[str]:

@@ -9,7 +9,7 @@ snapshot, so there is no guessing when it is complete. Cost grows with the windo
 in the bucket, which the bucket's TTL (set by whoever creates it) bounds.
 
 Values are handed out as the bytes the workers stored: typing them is the caller's business
-(``agents.results`` has the models; bridges cannot import it).
+(``contract.results`` has the models; bridges cannot import it).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ Two ways in, both yielding typed results::
   current state first, and the provisional values (``"final": false``) of open windows when the
   workers write them: a key's last value is its final one.
 
-Typing is done by the ``parse`` callable (``agents.results.parse_result``; bridges cannot import
+Typing is done by the ``parse`` callable (``contract.results.parse_result``; bridges cannot import
 it). A message it refuses is logged and skipped, so one bad value does not end a subscription;
 ``strict=True`` raises instead.
 """

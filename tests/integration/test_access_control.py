@@ -27,10 +27,10 @@ import pytest
 from nats.aio.client import Client
 from nats.js.api import ConsumerConfig
 
-from agents.results import parse_result
 from bridges.connection import ConnectionSettings, Secret
 from bridges.public.results_client import ResultsClient
 from bridges.server import NatsServer
+from contract.results import parse_result
 from deploy.nats_permissions import ROLES, render
 from tests.oracle import expected_results
 from tests.support.faults import Deployment, fault_env, start_web_process

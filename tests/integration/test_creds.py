@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from agents.results import parse_result
 from bridges.connection import ConnectionSettings, connect
 from bridges.public.results_client import ResultsClient
 from bridges.server import NatsServer
+from contract.results import parse_result
 from tables.errors import BrokenError
 from tests.oracle import expected_results
 from tests.support.faults import Deployment, fault_env, start_web_process

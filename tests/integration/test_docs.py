@@ -10,10 +10,10 @@ import pytest
 from aiohttp import ClientSession
 from nats.aio.client import Client
 
-from agents.results import parse_result
 from app.web.models import ErrorBody
 from bridges.public.streams import INGEST_CONSUMER
 from bridges.server import NatsServer
+from contract.results import parse_result
 from tests.oracle import expected_results
 from tests.support.docs import DOCS_HTTP, DOCS_NATS, Example, HttpAnswer, blocks, examples, parse_answer, parse_curl, run_python, send
 from tests.support.metrics import publish_results, put_results

@@ -18,10 +18,10 @@ from nats.aio.client import Client
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
-from agents.results import EngagementResult, parse_result
 from bridges.public.results_client import ResultsClient
 from bridges.public.streams import PublicStreams
 from bridges.server import NatsServer
+from contract.results import EngagementResult, parse_result
 from tests.oracle import expected_results
 from tests.support.pipeline import ingest, metric_env, start_metric_worker, values_match
 from tests.support.streams import nats_client

@@ -11,8 +11,8 @@ import nats
 from nats.aio.client import Client
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError
 
-from agents.events import validate_event
 from bridges.public.event_sink import EventSink
+from contract.events import validate_event
 from tests.support.workers import WorkerProcess, Workers
 
 __all__ = [

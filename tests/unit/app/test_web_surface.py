@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 MODULES = [
-    "agents.results",
+    "contract.results",
     "app.web.draining",
     "app.web.event_rules",
     "app.web.ingest",
@@ -33,6 +33,7 @@ MODULES = [
 # package -> top-level packages it must not import at run time
 FORBIDDEN = {
     "agents": {"app", "bridges", "nats", "aiohttp"},
+    "contract": {"app", "agents", "bridges", "nats", "aiohttp"},
     "bridges": {"app", "agents", "aiohttp"},
     "app": {"nats"},
 }

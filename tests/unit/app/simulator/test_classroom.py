@@ -7,10 +7,10 @@ from collections import Counter
 
 import pytest
 
-from agents.events import InvalidEvents, validate_event
 from app.simulator.behaviour import Profile, class_profiles
 from app.simulator.classroom import Classroom, Faults
 from app.simulator.events import EventFactory
+from contract.events import InvalidEvents, validate_event
 from tests.unit.tables.clock import FakeClock
 
 

@@ -9,9 +9,9 @@ from itertools import islice
 
 import pytest
 
-from agents.events import InvalidEvents, validate_event
 from app.simulator.behaviour import Profile, behaviour
 from app.simulator.events import EventFactory, format_time
+from contract.events import InvalidEvents, validate_event
 from tests.unit.tables.clock import T0, FakeClock
 
 

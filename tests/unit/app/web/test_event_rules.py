@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from agents.events import Event, FieldError
 from app.web.event_rules import describe_errors, judge_payload
 from bridges.public.nats_ingest import Rejection
+from contract.events import Event, FieldError
 
 NOW = 1_714_557_600.0
 VALID = {

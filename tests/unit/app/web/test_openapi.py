@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from agents.events import MAX_BATCH_EVENTS
 from app.web.openapi import openapi_document
+from contract.events import MAX_BATCH_EVENTS
 from tests.oracle import expected_results, generate_sessions
 from tests.support.json_schema import KEYWORDS, schema_errors
 

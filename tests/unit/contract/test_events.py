@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agents.events import InvalidEvents, validate_event
+from contract.events import InvalidEvents, validate_event
 
 from .samples import DROP, GAME, INTERACTION, NOW, changed
 

@@ -15,8 +15,8 @@ final value replaces it for good; the models take both.
 
 The models live here, beside the event contract, rather than in ``bridges``: the metric agents
 (which may not import ``bridges``) build results with them, and the NATS client in
-``bridges.public.results_client`` takes :func:`parse_result` as a plain callable, so typing stays on this
-side of the import rule. They are strict about shape (no unknown fields, a key that fits the
+``bridges.public.results_client`` takes :func:`parse_result` as a plain callable, so typing stays
+on this side of the import rule. They are strict about shape (no unknown fields, a key that fits the
 metric) and lenient about number spelling: sums of integers stay ``int``, other numbers are
 ``float``.
 """

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agents.results import (
+from contract.results import (
     METRIC_NAMES,
     EngagementResult,
     InvalidResult,

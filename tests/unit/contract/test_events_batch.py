@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-import agents.events as events_module
-from agents.events import (
+from contract.events import (
     MAX_BATCH_EVENTS,
     MAX_DATA_BYTES,
     MAX_FUTURE_SECONDS,
@@ -21,6 +20,7 @@ from agents.events import (
     validate_batch,
     validate_event,
 )
+import contract.events as events_module
 from tables.errors import StreamsError
 
 from .samples import DROP, GAME, INTERACTION, NOW, changed

@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.events import Event, InvalidEvents, MalformedJSON, validate_batch, validate_event
+from contract.events import Event, InvalidEvents, MalformedJSON, validate_batch, validate_event
 
 from .samples import DROP, changed
 
