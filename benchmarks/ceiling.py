@@ -31,9 +31,10 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic_core import from_json, to_json
 
-from benchmarks.dataset import EVENTS_TOPIC, Dataset
+from benchmarks.dataset import Dataset
 from bridges.naming import Naming
-from bridges.public.streams import METRICS_BUCKET, PublicStreams
+from bridges.public.streams import PublicStreams
+from contract.names import EVENTS_TOPIC, METRICS_BUCKET
 
 __all__ = ["run_ceiling"]
 

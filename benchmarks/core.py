@@ -30,9 +30,10 @@ from nats.aio.client import Client
 
 from agents.context import AgentContext
 from app.worker.factory import load_agent, transport_consumer
-from benchmarks.dataset import EVENTS_TOPIC, Dataset, Message, ResultWatch
+from benchmarks.dataset import Dataset, Message, ResultWatch
 from bridges.public.streams import PublicStreams
 from bridges.public.window_results import WindowResults
+from contract.names import EVENTS_TOPIC
 from tables import MetricDefinition
 from tables.micros import from_micros
 from tests.support.pipeline import METRIC_AGENTS

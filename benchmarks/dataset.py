@@ -31,17 +31,17 @@ from nats.aio.subscription import Subscription
 from nats.js.errors import KeyNotFoundError
 
 from bridges.naming import Naming
-from bridges.public.streams import METRICS_BUCKET, PublicStreams
+from bridges.public.streams import PublicStreams
 from bridges.transport.envelope import encode_headers
 from bridges.transport.publisher import PipelinedPublisher
 from bridges.transport.session import partition_for_key
 from bridges.transport.topics import TopicRegistry, TopicSpec
+from contract.names import EVENTS_TOPIC, METRICS_BUCKET
 from tests.oracle import expected_results, generate_sessions
 from tests.support.pipeline import values_match
 
 __all__ = [
     "Dataset",
-    "EVENTS_TOPIC",
     "Message",
     "ResultWatch",
     "declare_topic",
@@ -50,7 +50,6 @@ __all__ = [
     "verify_sample",
 ]
 
-EVENTS_TOPIC = "events"
 #: events per student and minute that generate_sessions produces (measured: about 4.8)
 _EVENTS_PER_STUDENT_MINUTE = 4.5
 _MINUTES = 30

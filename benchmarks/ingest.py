@@ -40,12 +40,12 @@ import aiohttp
 
 from bridges.connection import ConnectionSettings, connect
 from bridges.naming import Naming
-from bridges.public.streams import ingest_subject
 from bridges.server import NatsServer
 from bridges.transport.envelope import encode_headers
 from bridges.transport.publisher import PipelinedPublisher
 from bridges.transport.session import partition_for_key
 from contract.events import validate_event
+from contract.names import ingest_subject
 from tests.oracle import generate_sessions
 
 PARTITIONS = 4

@@ -18,12 +18,13 @@ from typing import Any
 
 from nats.aio.client import Client
 
-from benchmarks.dataset import EVENTS_TOPIC, ResultWatch, declare_topic
+from benchmarks.dataset import ResultWatch, declare_topic
 from benchmarks.workers import metric_env, spawn_metric_workers, wait_ready
 from bridges.naming import Naming
 from bridges.transport.envelope import encode_headers
 from bridges.transport.publisher import PipelinedPublisher
 from bridges.transport.session import partition_for_key
+from contract.names import EVENTS_TOPIC
 from tests.support.pipeline import METRIC_AGENTS
 from tests.support.workers import Workers
 

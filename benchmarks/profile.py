@@ -25,9 +25,10 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from benchmarks.dataset import EVENTS_TOPIC, ResultWatch, declare_topic, make_dataset, publish
+from benchmarks.dataset import ResultWatch, declare_topic, make_dataset, publish
 from benchmarks.suite import fresh_server
 from benchmarks.workers import metric_env, spawn_metric_workers, wait_owned, wait_ready
+from contract.names import EVENTS_TOPIC
 from tests.support.pipeline import METRIC_AGENTS
 from tests.support.workers import Workers
 

@@ -13,12 +13,9 @@ and the payload published on ``results.<metric>.<student_id>``::
 open holds its value so far, ``"final": false`` (never published on a result subject), until the
 final value replaces it for good; the models take both.
 
-The models live here, beside the event contract, rather than in ``bridges``: the metric agents
-(which may not import ``bridges``) build results with them, and the NATS client in
-``bridges.public.results_client`` takes :func:`parse_result` as a plain callable, so typing stays
-on this side of the import rule. They are strict about shape (no unknown fields, a key that fits the
-metric) and lenient about number spelling: sums of integers stay ``int``, other numbers are
-``float``.
+Keys, subjects and the id rule come from :mod:`contract.names`. The models are strict about
+shape (no unknown fields, a key that fits the metric) and lenient about number spelling: sums of
+integers stay ``int``, other numbers are ``float``.
 """
 
 from __future__ import annotations
@@ -33,19 +30,18 @@ from pydantic import (
     NonNegativeFloat,
     NonNegativeInt,
     PositiveInt,
-    StringConstraints,
     TypeAdapter,
     ValidationError,
     model_validator,
 )
 
+from contract.names import Id, metrics_key, result_subject
 from tables.errors import StreamsError
 
 __all__ = [
     "EngagementResult",
     "EngagementValues",
     "InvalidResult",
-    "METRIC_NAMES",
     "MetricResult",
     "OutcomesResult",
     "OutcomesValues",
@@ -57,9 +53,6 @@ __all__ = [
     "parse_result",
 ]
 
-METRIC_NAMES: Final = ("engagement", "outcomes", "progression")
-
-_Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 _Ratio = Annotated[float, Field(ge=0, le=1)]
 # int | float: pydantic's smart union keeps 150 an int and 150.5 a float.
 _Amount = NonNegativeInt | NonNegativeFloat
@@ -91,12 +84,12 @@ class ResultWindow(_Model):
 
 
 class StudentKey(_Model):
-    student_id: _Id
+    student_id: Id
 
 
 class StudentGameKey(_Model):
-    student_id: _Id
-    game_id: _Id
+    student_id: Id
+    game_id: Id
 
 
 class ProgressionValues(_Model):
@@ -161,13 +154,12 @@ class _Result(_Model, Generic[M, K, V]):
     @property
     def kv_key(self) -> str:
         """This result's key in the ``metrics`` bucket."""
-        parts = [str(self.metric), *self.key.model_dump().values(), str(self.window_start)]
-        return ".".join(parts)
+        return metrics_key(self.metric, self.student_id, self.window_start, getattr(self.key, "game_id", None))
 
     @property
     def subject(self) -> str:
         """The subject the result is published on."""
-        return f"results.{self.metric}.{self.student_id}"
+        return result_subject(self.metric, self.student_id)
 
     def to_json_bytes(self) -> bytes:
         """Compact JSON with window bounds written ``YYYY-MM-DDTHH:MM:SSZ``."""

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Final
@@ -45,13 +44,13 @@ from app.dashboard.pages import (
 )
 from app.dashboard.state import StudentState
 from bridges.public.metrics_reader import MetricsReader
+from contract.names import ID_SPELLING, is_id
 
 __all__ = ["DASHBOARD", "Dashboard", "STATIC_DIR", "add_dashboard"]
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR: Final = Path(__file__).with_name("static")
-_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
 _HEADERS: Final = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
@@ -99,9 +98,9 @@ class Dashboard:
 
     async def student(self, request: web.Request) -> web.Response:
         student_id = request.match_info["student_id"]
-        if not _ID.fullmatch(student_id):
+        if not is_id(student_id):
             return web.Response(
-                status=404, text="no such student: ids are 1-64 characters of A-Z a-z 0-9 _ -", headers=_HEADERS
+                status=404, text=f"no such student: ids are {ID_SPELLING}", headers=_HEADERS
             )
         student = self.live.state.student(student_id) or StudentState(student_id)
         return web.Response(
@@ -110,7 +109,7 @@ class Dashboard:
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         student_id = request.query.get("student")
-        if student_id is not None and not _ID.fullmatch(student_id):
+        if student_id is not None and not is_id(student_id):
             return web.Response(status=404, text="no such student", headers=_HEADERS)
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bridges.public.streams import PublicStreams
+from contract.names import DEADLETTER_INVALID, DEADLETTER_LATE
 
 if TYPE_CHECKING:  # for annotations only: at run time only bridges imports nats
     from nats.aio.client import Client
@@ -33,10 +34,10 @@ class Counts:
 
 def count_letters(subjects: dict[str, int]) -> tuple[int, int]:
     """``(late, invalid)`` from the dead-letter stream's per-subject message counts."""
-    late = sum(n for subject, n in subjects.items() if subject.startswith("deadletter.late."))
+    late = sum(n for subject, n in subjects.items() if subject.startswith(f"{DEADLETTER_LATE}."))
     invalid = sum(
         n for subject, n in subjects.items()
-        if subject == "deadletter.invalid" or subject.startswith("deadletter.invalid.")
+        if subject == DEADLETTER_INVALID or subject.startswith(f"{DEADLETTER_INVALID}.")
     )
     return late, invalid
 

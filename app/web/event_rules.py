@@ -1,9 +1,9 @@
 """The event contract as the NATS ingest path needs it: a validator that never raises.
 
-``bridges.public.nats_ingest`` cannot import ``agents`` (the layout rule), so the contract is handed in as
-:func:`judge_payload`, which turns the contract's exceptions into a
-:class:`~bridges.public.nats_ingest.Rejection` whose reason names every offending field, in the same
-words HTTP ingest answers with.
+:class:`~bridges.public.nats_ingest.NatsIngest` takes its validator as an argument; the web
+process gives it :func:`judge_payload`, which turns the contract's exceptions into a
+:class:`~bridges.public.nats_ingest.Rejection` whose reason names every offending field, in the
+same words HTTP ingest answers with.
 """
 
 from __future__ import annotations

@@ -19,12 +19,13 @@ from pydantic.json_schema import models_json_schema
 from app.web.ingest import MAX_BODY_BYTES
 from app.web.models import Accepted, ErrorBody, EventBatch, Health, Windows
 from contract.events import MAX_BATCH_EVENTS, MAX_DATA_BYTES, Event
-from contract.results import METRIC_NAMES, EngagementResult, OutcomesResult, ProgressionResult
+from contract.names import ID_PATTERN, METRIC_NAMES
+from contract.results import EngagementResult, OutcomesResult, ProgressionResult
 
 __all__ = ["openapi_document"]
 
 _REF: Final = "#/components/schemas/{model}"
-_ID_PATTERN: Final = "^[A-Za-z0-9_-]{1,64}$"
+_ID_PATTERN: Final = f"^{ID_PATTERN}$"
 _JSON: Final = "application/json"
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -28,7 +27,7 @@ from multidict import MultiMapping
 from app.web.models import error_response, errors_response, json_response
 from bridges.public.metrics_reader import MetricEntry, MetricsReader
 from contract.events import FieldError
-from contract.results import METRIC_NAMES
+from contract.names import ID_RULE, METRIC_NAMES, is_id
 from tables.errors import BrokenError, ClosedError, InvalidEventError
 from tables.event_time import parse_event_time
 from tables.micros import MICROS_PER_SECOND
@@ -37,8 +36,6 @@ __all__ = ["QueryHandlers"]
 
 log = logging.getLogger(__name__)
 
-_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
-_ID_RULE: Final = "must be 1-64 characters of A-Z a-z 0-9 _ -"
 #: the spellings of a boolean query parameter (OpenAPI's, for a schema of type boolean)
 _BOOLEANS: Final = ("true", "false")
 
@@ -99,15 +96,15 @@ def _parse(request: web.Request, *, allowed: tuple[str, ...]) -> _Query | web.Re
         return error_response(404, f"unknown metric; known: {', '.join(METRIC_NAMES)}", field="metric")
     errors: list[FieldError] = []
     student_id = request.match_info["student_id"]
-    if not _ID.fullmatch(student_id):
-        errors.append(FieldError(-1, "student_id", _ID_RULE))
+    if not is_id(student_id):
+        errors.append(FieldError(-1, "student_id", ID_RULE))
     params = _single_params(request.query, allowed, errors)
     game_id = params.get("game_id")
     if game_id is not None:
         if metric != "outcomes":
             errors.append(FieldError(-1, "game_id", "applies to outcomes only"))
-        elif not _ID.fullmatch(game_id):
-            errors.append(FieldError(-1, "game_id", _ID_RULE))
+        elif not is_id(game_id):
+            errors.append(FieldError(-1, "game_id", ID_RULE))
     start_from = _window_bound(params, "from", errors)
     start_to = _window_bound(params, "to", errors)
     if start_from is not None and start_to is not None and start_to < start_from:

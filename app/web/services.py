@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 
 from app.settings import Settings
 from app.web.event_rules import judge_payload
-from app.worker.factory import EVENTS_TOPIC
 from bridges.connection import ConnectionSettings, connect
 from bridges.public.durable_puller import PullerConfig
 from bridges.public.event_sink import EventSink
 from bridges.public.metrics_reader import MetricsReader
 from bridges.public.nats_ingest import NatsIngest
 from bridges.public.streams import PublicStreams
+from contract.names import EVENTS_TOPIC
 from tables.errors import ClosedError
 
 if TYPE_CHECKING:  # for annotations only: at run time only bridges imports nats

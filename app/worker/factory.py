@@ -19,12 +19,11 @@ from app.settings import Settings
 from bridges.public.streams import PublicStreams
 from bridges.public.window_results import WindowResults
 from bridges.transport.consumer import Consumer
+from contract.names import EVENTS_TOPIC
 from tables.errors import ConfigError
 
-__all__ = ["EVENTS_TOPIC", "agent_names", "app_name", "load_agent", "make_app"]
+__all__ = ["agent_names", "app_name", "load_agent", "make_app"]
 
-#: the topic HTTP and NATS ingest write every valid event to
-EVENTS_TOPIC = "events"
 
 _NOT_AGENTS = {"context", "windowed"}
 

@@ -16,7 +16,7 @@ from typing import Any
 from nats.aio.client import Client
 
 from bridges.connection import ConnectionSettings, connect
-from bridges.public.streams import ingest_subject
+from contract.names import ingest_subject
 from tables.errors import BrokenError
 
 __all__ = ["NatsIngestClient"]

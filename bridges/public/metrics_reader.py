@@ -1,7 +1,6 @@
 """Reading the ``metrics`` KV bucket: one student's windows by start, the latest one, and a watch.
 
-Keys are ``<metric>.<student_id>[.<game_id>].<window_start>`` (see
-:mod:`bridges.public.streams`). A window's start is a key token, not something the server can
+Keys are ``<metric>.<student_id>[.<game_id>].<window_start>`` (see :mod:`contract.names`). A window's start is a key token, not something the server can
 compare, so a range query reads every current value under the student's key prefix and filters
 by start here. That read is one pass of an ephemeral consumer (``LAST_PER_SUBJECT``, the server's
 per-key latest), whose pending count at creation says exactly how many values make up the
@@ -9,7 +8,7 @@ snapshot, so there is no guessing when it is complete. Cost grows with the windo
 in the bucket, which the bucket's TTL (set by whoever creates it) bounds.
 
 Values are handed out as the bytes the workers stored: typing them is the caller's business
-(``contract.results`` has the models; bridges cannot import it).
+(:mod:`contract.results` has the models).
 """
 
 from __future__ import annotations
@@ -29,10 +28,11 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import APIError
 
 from bridges.jetstream import parse_ack_subject
-from bridges.public.streams import METRICS, METRICS_BUCKET, PublicStreams, require_id
+from bridges.public.streams import PublicStreams
+from contract.names import METRIC_NAMES, METRICS_BUCKET, parse_metrics_key, require_id, require_metric
 from tables.errors import BrokenError, ClosedError, ConfigError
 
-__all__ = ["MetricEntry", "MetricsReader", "key_filters", "parse_metrics_key"]
+__all__ = ["MetricEntry", "MetricsReader", "key_filters"]
 
 log = logging.getLogger(__name__)
 
@@ -55,19 +55,6 @@ class MetricEntry:
     revision: int
 
 
-def parse_metrics_key(key: str) -> tuple[str, str, str | None, int] | None:
-    """``(metric, student_id, game_id, window_start)`` of a key of the contract, or None."""
-    tokens = key.split(".")
-    metric = tokens[0]
-    if metric not in METRICS or len(tokens) != (4 if metric == "outcomes" else 3):
-        return None
-    try:
-        start = int(tokens[-1])
-    except ValueError:
-        return None
-    return metric, tokens[1], tokens[2] if metric == "outcomes" else None, start
-
-
 def _entry(msg: Msg) -> MetricEntry | None:
     headers = msg.headers
     if headers and (headers.get("KV-Operation") in _DELETED or "Nats-Marker-Reason" in headers):
@@ -82,15 +69,15 @@ def _entry(msg: Msg) -> MetricEntry | None:
 
 def key_filters(metric: str | None, student_id: str | None, game_id: str | None = None) -> list[str]:
     """Subject filters of the bucket's stream for one metric (or all) and one student (or all)."""
-    if metric is not None and metric not in METRICS:
-        raise ConfigError("metric", metric, f"must be one of {', '.join(METRICS)}", kind="Argument")
+    if metric is not None:
+        require_metric(metric)
     student = require_id("student_id", student_id) if student_id is not None else "*"
     if game_id is not None:
         require_id("game_id", game_id)
         if metric not in (None, "outcomes"):
             raise ConfigError("game_id", game_id, f"does not apply to {metric}", kind="Argument")
     filters = []
-    for name in (metric,) if metric else METRICS:
+    for name in (metric,) if metric else METRIC_NAMES:
         if name == "outcomes":
             filters.append(f"{_PREFIX}outcomes.{student}.{game_id or '*'}.*")
         elif game_id is None:

@@ -17,8 +17,8 @@ Two ways in, both yielding typed results::
   current state first, and the provisional values (``"final": false``) of open windows when the
   workers write them: a key's last value is its final one.
 
-Typing is done by the ``parse`` callable (``contract.results.parse_result``; bridges cannot import
-it). A message it refuses is logged and skipped, so one bad value does not end a subscription;
+Typing is done by the ``parse`` callable, usually :func:`contract.results.parse_result`. A
+message it refuses is logged and skipped, so one bad value does not end a subscription;
 ``strict=True`` raises instead.
 """
 
@@ -36,7 +36,8 @@ from nats.js.errors import APIError
 
 from bridges.connection import ConnectionSettings, connect
 from bridges.public.metrics_reader import MetricsReader
-from bridges.public.streams import METRICS, PublicStreams, require_id
+from bridges.public.streams import PublicStreams
+from contract.names import result_filter
 from tables.errors import BrokenError, ConfigError, StreamsError
 
 __all__ = ["ResultsClient"]
@@ -102,11 +103,9 @@ class ResultsClient(Generic[T]):
         resumed after a reconnect, the server held back by flow control when this side is slow.
         Leaving the block removes it.
         """
-        if metric is not None and metric not in METRICS:
-            raise ConfigError("metric", metric, f"must be one of {', '.join(METRICS)}", kind="Argument")
+        subjects = result_filter(metric, student_id)
         if since is not None and since.utcoffset() is None:
             raise ConfigError("since", since, "must be timezone-aware", kind="Argument")
-        student = require_id("student_id", student_id) if student_id is not None else "*"
         js = self._client.jetstream()
         await self._streams.ensure_results(js)
         config = ConsumerConfig(
@@ -115,7 +114,7 @@ class ResultsClient(Generic[T]):
         )
         try:
             sub = await js.subscribe(
-                f"results.{metric or '*'}.{student}",
+                subjects,
                 stream=self._streams.results,
                 ordered_consumer=True,
                 config=config,

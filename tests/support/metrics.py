@@ -14,6 +14,7 @@ from typing import Any
 from nats.aio.client import Client
 
 from bridges.public.streams import PublicStreams
+from contract.names import result_subject
 
 __all__ = ["publish_results", "put_results"]
 
@@ -30,4 +31,4 @@ async def publish_results(client: Client, results: Mapping[str, Mapping[str, Any
     js = client.jetstream()
     await PublicStreams().ensure_results(js)
     for value in results.values():
-        await js.publish(f"results.{value['metric']}.{value['key']['student_id']}", json.dumps(value).encode())
+        await js.publish(result_subject(value["metric"], value["key"]["student_id"]), json.dumps(value).encode())

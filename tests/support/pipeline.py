@@ -13,6 +13,7 @@ from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError
 
 from bridges.public.event_sink import EventSink
 from contract.events import validate_event
+from contract.names import METRICS_BUCKET
 from tests.support.workers import WorkerProcess, Workers
 
 __all__ = [
@@ -71,7 +72,7 @@ async def metrics_values(url: str, **connect_options: Any) -> dict[str, dict[str
 async def bucket_values(client: Client) -> dict[str, dict[str, Any]]:
     """Every value of the ``metrics`` KV bucket, read through ``client``."""
     try:
-        kv = await client.jetstream().key_value("metrics")
+        kv = await client.jetstream().key_value(METRICS_BUCKET)
         keys = await kv.keys()
     except (BucketNotFoundError, NoKeysError):
         return {}

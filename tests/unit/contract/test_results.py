@@ -8,14 +8,8 @@ from typing import Any
 
 import pytest
 
-from contract.results import (
-    METRIC_NAMES,
-    EngagementResult,
-    InvalidResult,
-    OutcomesResult,
-    ProgressionResult,
-    parse_result,
-)
+from contract.names import METRIC_NAMES
+from contract.results import EngagementResult, InvalidResult, OutcomesResult, ProgressionResult, parse_result
 from tables.errors import StreamsError
 from tests.oracle import expected_results, generate_sessions
 

@@ -17,8 +17,7 @@ from bridges.public.streams import (
     result_subject,
 )
 from tables.errors import ConfigError
-
-BAD_IDS = ["", "*", ">", "s.1", "s 1", "s*", "a>b", "é", "x" * 65, "s\n1", "s/1"]
+from tests.unit.contract.test_names import BAD_IDS
 
 
 def test_the_contract_names() -> None:
