@@ -36,7 +36,7 @@ from bridges.public.window_results import WindowResults
 from contract.names import EVENTS_TOPIC
 from tables import MetricDefinition
 from tables.micros import from_micros
-from tests.support.pipeline import METRIC_AGENTS
+from testkit.pipeline import METRIC_AGENTS
 
 __all__ = ["run_core"]
 

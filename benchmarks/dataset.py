@@ -1,7 +1,7 @@
 """The learning events the suite pushes through every stage, and how results are watched.
 
 Every throughput stage (ceiling, faust core, full pipeline) processes the same
-:class:`Dataset`: realistic sessions from :func:`tests.oracle.generate_sessions`, a day in the
+:class:`Dataset`: realistic sessions from :func:`testkit.oracle.generate_sessions`, a day in the
 past, time-ordered within each partition — so nothing is late and windows close as event time
 moves on, exactly as a backlog is worked off. After the last event each partition gets two
 *closers* (a ``level_completed`` and a ``game_finished``, so every metric's ``where`` lets them
@@ -37,8 +37,8 @@ from bridges.transport.publisher import PipelinedPublisher
 from bridges.transport.session import partition_for_key
 from bridges.transport.topics import TopicRegistry, TopicSpec
 from contract.names import EVENTS_TOPIC, METRICS_BUCKET
-from tests.oracle import expected_results, generate_sessions
-from tests.support.pipeline import values_match
+from testkit.oracle import expected_results, generate_sessions
+from testkit.pipeline import values_match
 
 __all__ = [
     "Dataset",

@@ -46,7 +46,7 @@ from bridges.transport.publisher import PipelinedPublisher
 from bridges.transport.session import partition_for_key
 from contract.events import validate_event
 from contract.names import ingest_subject
-from tests.oracle import generate_sessions
+from testkit.oracle import generate_sessions
 
 PARTITIONS = 4
 REPO = Path(__file__).resolve().parents[1]

@@ -25,8 +25,8 @@ from bridges.transport.envelope import encode_headers
 from bridges.transport.publisher import PipelinedPublisher
 from bridges.transport.session import partition_for_key
 from contract.names import EVENTS_TOPIC
-from tests.support.pipeline import METRIC_AGENTS
-from tests.support.workers import Workers
+from testkit.pipeline import METRIC_AGENTS
+from testkit.workers import Workers
 
 __all__ = ["run_latency"]
 

@@ -21,7 +21,7 @@ from benchmarks.dataset import Message, declare_topic, publish
 from benchmarks.workers import caught_up, metric_env, peak_rss_mb, rss_mb, spawn_metric_workers, wait_ready
 from bridges.transport.session import partition_for_key
 from contract.names import EVENTS_TOPIC
-from tests.support.workers import Workers, poll_until
+from testkit.workers import Workers, poll_until
 
 __all__ = ["MemoryPoint", "run_memory"]
 

@@ -19,8 +19,8 @@ from nats.aio.client import Client
 from benchmarks.dataset import Dataset, ResultWatch, declare_topic, publish, verify_sample
 from benchmarks.workers import metric_env, spawn_metric_workers, wait_owned, wait_ready
 from contract.names import EVENTS_TOPIC
-from tests.support.pipeline import METRIC_AGENTS
-from tests.support.workers import Workers
+from testkit.pipeline import METRIC_AGENTS
+from testkit.workers import Workers
 
 __all__ = ["PipelineResult", "run_pipeline"]
 

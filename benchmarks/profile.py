@@ -29,8 +29,8 @@ from benchmarks.dataset import ResultWatch, declare_topic, make_dataset, publish
 from benchmarks.suite import fresh_server
 from benchmarks.workers import metric_env, spawn_metric_workers, wait_owned, wait_ready
 from contract.names import EVENTS_TOPIC
-from tests.support.pipeline import METRIC_AGENTS
-from tests.support.workers import Workers
+from testkit.pipeline import METRIC_AGENTS
+from testkit.workers import Workers
 
 #: (stage, frames that put a sample in it), most specific first
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.workers import REPO
+from testkit.workers import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

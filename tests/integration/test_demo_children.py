@@ -14,7 +14,7 @@ import pytest
 from app.demo.children import Child, ChildExited
 from app.demo.supervisor import port_taken
 from bridges.server import free_port
-from tests.support.workers import poll_until
+from testkit.workers import poll_until
 
 
 def child(tmp_path: Path, name: str, code: str) -> Child:

@@ -14,12 +14,12 @@ from app.web.models import ErrorBody
 from bridges.public.streams import INGEST_CONSUMER
 from bridges.server import NatsServer
 from contract.results import parse_result
-from tests.oracle import expected_results
-from tests.support.docs import DOCS_HTTP, DOCS_NATS, Example, HttpAnswer, blocks, examples, parse_answer, parse_curl, run_python, send
-from tests.support.metrics import publish_results, put_results
-from tests.support.streams import PARTITIONS, nats_client, read_stream
-from tests.support.web import WebHarness, running_web
-from tests.support.workers import REPO, poll_until
+from testkit.docs import DOCS_HTTP, DOCS_NATS, Example, HttpAnswer, blocks, examples, parse_answer, parse_curl, run_python, send
+from testkit.metrics import publish_results, put_results
+from testkit.oracle import expected_results
+from testkit.streams import PARTITIONS, nats_client, read_stream
+from testkit.web import WebHarness, running_web
+from testkit.workers import REPO, poll_until
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ from bridges.public.event_sink import DEDUPE_WINDOW, EventSink, SinkResult, Sink
 from bridges.server import NatsServer
 from bridges.transport.topics import TopicRegistry, TopicSpec
 from tables.errors import BrokenError, ClosedError
-from tests.support.streams import nats_client
-from tests.support.workers import poll_until
+from testkit.streams import nats_client
+from testkit.workers import poll_until
 
 pytestmark = pytest.mark.integration
 

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from app.web.openapi import openapi_document
-from tests.support.workers import REPO
+from testkit.workers import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

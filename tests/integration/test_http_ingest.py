@@ -15,10 +15,10 @@ from bridges.naming import Naming
 from bridges.server import NatsServer
 from bridges.transport.envelope import HDR_KEY, HDR_MSG_ID, HDR_TS
 from bridges.transport.session import partition_for_key
-from tests.oracle import generate_sessions
-from tests.support.streams import PARTITIONS, events_stored, nats_client, read_stream
-from tests.support.web import WebHarness, running_web
-from tests.support.workers import poll_until
+from testkit.oracle import generate_sessions
+from testkit.streams import PARTITIONS, events_stored, nats_client, read_stream
+from testkit.web import WebHarness, running_web
+from testkit.workers import poll_until
 
 pytestmark = pytest.mark.integration
 

@@ -19,10 +19,10 @@ import aiohttp
 import pytest
 
 from bridges.server import NatsServer
-from tests.oracle import expected_results, generate_sessions
-from tests.support.pipeline import METRIC_AGENTS, metric_env, metrics_values, start_metric_worker, values_match
-from tests.support.streams import events_stored, nats_client, read_stream
-from tests.support.workers import Workers, poll_until
+from testkit.oracle import expected_results, generate_sessions
+from testkit.pipeline import METRIC_AGENTS, metric_env, metrics_values, start_metric_worker, values_match
+from testkit.streams import events_stored, nats_client, read_stream
+from testkit.workers import Workers, poll_until
 
 pytestmark = pytest.mark.integration
 

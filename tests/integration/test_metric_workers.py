@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from bridges.server import NatsServer
-from tests.oracle import expected_results, generate_sessions
-from tests.support.pipeline import (
+from testkit.oracle import expected_results, generate_sessions
+from testkit.pipeline import (
     METRIC_AGENTS,
     metric_env,
     dead_letters,
@@ -21,8 +21,8 @@ from tests.support.pipeline import (
     start_metric_worker,
     values_match,
 )
-from tests.support.producer import faust_producer
-from tests.support.workers import Workers, poll_until
+from testkit.producer import faust_producer
+from testkit.workers import Workers, poll_until
 
 pytestmark = pytest.mark.integration
 

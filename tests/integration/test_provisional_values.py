@@ -22,10 +22,10 @@ from bridges.public.results_client import ResultsClient
 from bridges.public.streams import PublicStreams
 from bridges.server import NatsServer
 from contract.results import EngagementResult, parse_result
-from tests.oracle import expected_results
-from tests.support.pipeline import ingest, metric_env, start_metric_worker, values_match
-from tests.support.streams import nats_client
-from tests.support.workers import Workers, poll_until
+from testkit.oracle import expected_results
+from testkit.pipeline import ingest, metric_env, start_metric_worker, values_match
+from testkit.streams import nats_client
+from testkit.workers import Workers, poll_until
 
 pytestmark = pytest.mark.integration
 

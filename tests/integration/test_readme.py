@@ -14,10 +14,10 @@ import aiohttp
 import pytest
 
 from app.cli import main
-from app.worker import agent_names
 from app.settings import Settings
-from tests.support.demo import DemoRun, demo_env, survivors
-from tests.support.workers import REPO, Workers
+from app.worker import agent_names
+from testkit.demo import DemoRun, demo_env, survivors
+from testkit.workers import REPO, Workers
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
 PROCFILE = (REPO / "Procfile").read_text(encoding="utf-8")

@@ -17,9 +17,9 @@ from bridges.public.streams import PublicStreams
 from bridges.server import NatsServer
 from contract.results import EngagementResult, InvalidResult, OutcomesResult, ProgressionResult, parse_result
 from tables.errors import ConfigError
-from tests.oracle import expected_results, generate_sessions
-from tests.support.metrics import publish_results, put_results
-from tests.support.streams import nats_client
+from testkit.metrics import publish_results, put_results
+from testkit.oracle import expected_results, generate_sessions
+from testkit.streams import nats_client
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from app.settings import Settings
 from app.worker import run_worker
 from bridges.server import free_port
 from tables.errors import BrokenError
-from tests.support.workers import Workers
+from testkit.workers import Workers
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import pytest
 from contract.names import METRIC_NAMES
 from contract.results import EngagementResult, InvalidResult, OutcomesResult, ProgressionResult, parse_result
 from tables.errors import StreamsError
-from tests.oracle import expected_results, generate_sessions
+from testkit.oracle import expected_results, generate_sessions
 
 T0 = 1_714_557_600
 RESULTS = expected_results(generate_sessions(seed=3, students=8, minutes=6, start_epoch=T0))

@@ -12,7 +12,7 @@ from bridges.naming import Naming
 from bridges.server import NatsServer
 from bridges.transport.envelope import HDR_NULL, HDR_TS, decode_key, decode_user_headers
 from bridges.transport.session import Fence, TransportSession, partition_for_key
-from tests.support.producer import faust_producer
+from testkit.producer import faust_producer
 
 pytestmark = pytest.mark.integration
 

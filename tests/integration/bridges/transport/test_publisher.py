@@ -12,7 +12,7 @@ from nats.js import JetStreamContext
 
 from bridges.transport.publisher import Ack, PipelinedPublisher
 from bridges.transport.topics import TopicRegistry, TopicSpec
-from tests.support.workers import poll_until
+from testkit.workers import poll_until
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from bridges.transport.publisher import PipelinedPublisher
 from bridges.transport.reader import PartitionReader, ReaderConfig, Record
 from bridges.transport.topics import TopicRegistry, TopicSpec
 from tables.errors import ClosedError
-from tests.support.workers import poll_until
+from testkit.workers import poll_until
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,8 @@ import pytest
 
 from app.web.openapi import openapi_document
 from contract.events import MAX_BATCH_EVENTS
-from tests.oracle import expected_results, generate_sessions
-from tests.support.json_schema import KEYWORDS, schema_errors
+from testkit.json_schema import KEYWORDS, schema_errors
+from testkit.oracle import expected_results, generate_sessions
 
 DOCUMENT = openapi_document()
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}

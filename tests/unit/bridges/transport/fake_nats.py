@@ -15,7 +15,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from tests.support.subjects import subject_matches
+from testkit.subjects import subject_matches
 
 __all__ = [
     "FakeMonotonic",

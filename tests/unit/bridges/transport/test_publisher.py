@@ -18,7 +18,7 @@ from nats.aio.client import Client
 
 from bridges.transport.publisher import Ack, PipelinedPublisher, PublisherState
 from tables.errors import BrokenError, ClosedError, FencedError
-from tests.support.workers import poll_until
+from testkit.workers import poll_until
 
 from .fake_nats import NO_RESPONDERS, FakeMonotonic, FakeNats, ack_body, error_body
 

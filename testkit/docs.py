@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import ClientSession
 
-from tests.support.workers import REPO
+from testkit.workers import REPO
 
 __all__ = [
     "DOCS_HTTP",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bridges.server import free_port
-from tests.support.workers import WorkerProcess
+from testkit.workers import WorkerProcess
 
 __all__ = ["DemoRun", "demo_env", "descendants", "survivors"]
 

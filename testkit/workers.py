@@ -22,7 +22,7 @@ from typing import Any
 
 __all__ = ["WorkerProcess", "Workers", "poll_until", "read_jsonl"]
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 async def poll_until(

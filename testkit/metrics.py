@@ -1,7 +1,7 @@
 """Writing results into the ``metrics`` bucket and on result subjects, as the workers will.
 
 The workers that write them are built elsewhere; these tests put the oracle's values
-(:func:`tests.oracle.expected_results`) there directly, so the readers are checked against what
+(:func:`testkit.oracle.expected_results`) there directly, so the readers are checked against what
 the contract says the workers write.
 """
 

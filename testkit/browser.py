@@ -28,7 +28,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.support.workers import poll_until
+from testkit.workers import poll_until
 
 __all__ = ["Browser", "CHROMIUM", "chromium_or_skip", "headless_chromium"]
 

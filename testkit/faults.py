@@ -1,7 +1,7 @@
 """The deployment a fault-injection test runs: a web process and metric workers as subprocesses.
 
 Small windows and a short session timeout keep each case to tens of seconds; every process is a
-real ``python -m app ...`` started through :class:`~tests.support.workers.Workers`, so the test
+real ``python -m app ...`` started through :class:`~testkit.workers.Workers`, so the test
 kills (or pauses) exactly the processes it started.
 """
 
@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.group import read_group
-from tests.support.pipeline import METRIC_AGENTS, start_metric_worker
-from tests.support.workers import WorkerProcess, Workers, poll_until
+from testkit.group import read_group
+from testkit.pipeline import METRIC_AGENTS, start_metric_worker
+from testkit.workers import WorkerProcess, Workers, poll_until
 
 __all__ = ["Deployment", "PARTITIONS", "SESSION_TIMEOUT", "fault_env", "start_web_process"]
 

@@ -18,7 +18,7 @@ import nats
 from nats.errors import Error as NatsError
 
 from bridges.server import NatsServer, free_port
-from tests.support.workers import poll_until
+from testkit.workers import poll_until
 
 __all__ = ["NatsCluster"]
 

@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from app.web import WebOptions, WebServices, make_web_app
 from bridges.connection import ConnectionSettings, Secret
 from bridges.public.durable_puller import PullerConfig
-from tests.support.streams import PARTITIONS
+from testkit.streams import PARTITIONS
 
 __all__ = ["WebHarness", "running_web"]
 

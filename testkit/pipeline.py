@@ -14,7 +14,7 @@ from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError
 from bridges.public.event_sink import EventSink
 from contract.events import validate_event
 from contract.names import METRICS_BUCKET
-from tests.support.workers import WorkerProcess, Workers
+from testkit.workers import WorkerProcess, Workers
 
 __all__ = [
     "METRIC_AGENTS",

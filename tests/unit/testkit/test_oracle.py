@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from contract.events import MAX_BATCH_EVENTS, validate_batch
-from tests.oracle import expected_results, format_window_time, generate_sessions
+from testkit.oracle import expected_results, format_window_time, generate_sessions
 
 T0 = 1_714_557_600  # 2024-05-01T10:00:00Z, a multiple of 60 and of 300
 _ids = count()

@@ -3,7 +3,7 @@ HTTP while faults happen, and the record of which ones the web process acknowled
 
 Why the wall clock: the workers' watermark advances with it, so events stamped "now" and sent at
 once are on time unless something stalls them for longer than the grace period — which is
-exactly what a fault test wants to notice. The oracle (:func:`tests.oracle.expected_results`) is
+exactly what a fault test wants to notice. The oracle (:func:`testkit.oracle.expected_results`) is
 computed from :attr:`HttpTraffic.accepted` only: a batch counts once it was answered 202.
 A batch answered 503 (or not answered) is sent again, unchanged, until it is accepted: only
 then is it known what was stored (a 503 may follow a partial store, and the retry's
@@ -25,9 +25,9 @@ from typing import Any
 
 import aiohttp
 
-from tests.oracle import expected_results
-from tests.support.pipeline import METRIC_AGENTS, dead_letters, metrics_values, values_match
-from tests.support.workers import poll_until
+from testkit.oracle import expected_results
+from testkit.pipeline import METRIC_AGENTS, dead_letters, metrics_values, values_match
+from testkit.workers import poll_until
 
 __all__ = ["HttpTraffic", "LiveEvents", "assert_results_exact", "rfc3339"]
 
