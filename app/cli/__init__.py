@@ -9,7 +9,8 @@ runs the command chosen:
 - ``demo``      the main job: everything at once, with a simulated class
 - ``simulate``  a simulated class sending events to HTTP or NATS ingest
 - ``web``       HTTP ingest, the query API, the dashboard and the NATS ingest consumer
-- ``bench``     the benchmark suite
+
+The benchmark suite is not a command of the product: ``python -m benchmarks`` runs it.
 """
 
 from app.cli.main import main

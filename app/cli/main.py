@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Final
 
-from app.cli import bench, demo, nats, simulate, web, worker
+from app.cli import demo, nats, simulate, web, worker
 from app.settings import VARIABLES, Settings
 from tables.errors import StreamsError
 
@@ -22,7 +22,6 @@ COMMANDS: Final[dict[str, ModuleType]] = {
     "demo": demo,
     "simulate": simulate,
     "web": web,
-    "bench": bench,
 }
 
 

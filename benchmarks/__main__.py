@@ -1,8 +1,7 @@
-"""``python -m app bench``: the benchmark suite, printed as a table and written to BENCHMARKS.md.
+"""``python -m benchmarks``: the benchmark suite, printed as a table and written to BENCHMARKS.md.
 
-The stages live in ``benchmarks/`` (see :mod:`benchmarks.suite`), which needs a checkout of the
-repository: it reuses the test oracle and the worker harness from ``tests/``. They are imported
-only when the command runs, so the rest of the CLI does not pay for them.
+The stages (see :mod:`benchmarks.suite`) need a checkout of the repository, run from its root:
+they reuse the test oracle and the worker harness of :mod:`testkit`.
 
 A default run takes about five minutes on a 2-core machine and rewrites the generated block of
 ``BENCHMARKS.md``; ``--quick`` runs every stage on toy sizes in about a minute and writes nothing
@@ -15,18 +14,19 @@ import argparse
 import asyncio
 import logging
 import signal
+import sys
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
 
-from app.settings import Settings
+from benchmarks.report import code_version, format_table, machine, render, write_report
+from benchmarks.suite import DEFAULT, QUICK, STAGES, SuiteResult, run_suite
 
-__all__ = ["HELP", "add_arguments", "run", "run_bench"]
+__all__ = ["add_arguments", "main", "run_bench"]
 
-HELP: Final = "run the benchmark suite and write BENCHMARKS.md"
-
-_REPO = Path(__file__).resolve().parents[2]
+_COMMAND = "python -m benchmarks"
+_REPO = Path(__file__).resolve().parents[1]
 _REPORT = _REPO / "BENCHMARKS.md"
 
 
@@ -42,14 +42,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
-    return run_bench(args)
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=_COMMAND, description="The benchmark suite; writes BENCHMARKS.md.")
+    add_arguments(parser)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run_bench(parser.parse_args(argv))
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from benchmarks.report import code_version, format_table, machine, render, write_report
-    from benchmarks.suite import DEFAULT, QUICK, STAGES, SuiteResult, run_suite
-
     stages = STAGES if args.only is None else tuple(s.strip() for s in args.only.split(","))
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
@@ -78,7 +78,7 @@ def run_bench(args: argparse.Namespace) -> int:
     print(format_table(result.rows, result.targets))
     if output is not None:
         command = " ".join(
-            ["python -m app bench", *(["--quick"] if args.quick else []), *([f"--only {args.only}"] if args.only else [])]
+            [_COMMAND, *(["--quick"] if args.quick else []), *([f"--only {args.only}"] if args.only else [])]
         )
         block = render(
             result.rows, result.targets, command=command, code=code_version(_REPO), started=started, seconds=seconds,
@@ -87,3 +87,7 @@ def run_bench(args: argparse.Namespace) -> int:
         write_report(output, block)
         print(f"\nwritten to {output}")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
