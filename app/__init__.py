@@ -1,8 +1,14 @@
 """The wiring: settings, the faust App factory, HTTP APIs and the CLI (``python -m app ...``).
 
-Layout — imports point one way::
+Layout — imports point one way (tests/unit/test_architecture.py holds the code to it)::
 
     app  ->  agents, bridges  ->  contract  ->  tables
+
+    app:      __main__ -> cli -> worker, web, demo, simulator;  web -> dashboard;
+              each of them -> settings, signals (leaf modules)
+    bridges:  public -> transport -> group -> connection, jetstream, naming, server;
+              of bridges, only public imports contract (the faust driver is reusable)
+    dev-only: tests -> benchmarks -> testkit -> the product, which imports none of them
 
 - ``tables``    the pure domain of windowed aggregation (windows, aggregators, watermarks, state).
                 Imports nothing from the other folders and never reads the clock itself.

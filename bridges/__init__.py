@@ -1,8 +1,6 @@
 """Every piece of I/O with NATS. The only package that imports ``nats``.
 
-Inside, imports point one way::
-
-    public  ->  transport  ->  group  ->  connection, jetstream, naming, server
+Its parts, from the bottom up (``app/__init__.py`` draws the arrows between them):
 
 - ``connection``, ``jetstream``, ``naming``, ``server``  what every part shares: reaching NATS
   (URLs, credentials, TLS, retries), JetStream helpers, how faust's names map onto streams,

@@ -24,10 +24,10 @@ from aiohttp import ClientSession
 from testkit.workers import REPO
 
 __all__ = [
-    "DOCS_HTTP",
-    "DOCS_NATS",
     "Block",
     "CurlRequest",
+    "DOCS_HTTP",
+    "DOCS_NATS",
     "Example",
     "HttpAnswer",
     "blocks",
