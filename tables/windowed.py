@@ -50,116 +50,36 @@ final one and would be left behind.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, Final, TypeAlias, TypeVar
 
 from tables.errors import ConfigError, StateError
 from tables.metric import MetricDefinition
 from tables.micros import format_micros, from_micros, to_micros
+from tables.outcomes import (
+    AddResult,
+    ClosedWindow,
+    Counted,
+    FailedWindow,
+    Ignored,
+    Late,
+    OpenWindowResult,
+    first_non_finite,
+)
 from tables.schedule import CloseSchedule, OpenWindow
 from tables.storage_keys import parse_window_key, watermark_key, window_key
 from tables.watermark import Watermark
 from tables.windows import Session
 
-__all__ = [
-    "AddResult",
-    "ClosedWindow",
-    "Counted",
-    "FailedWindow",
-    "Ignored",
-    "Late",
-    "OpenWindowResult",
-    "PartitionWindows",
-]
+__all__ = ["PartitionWindows"]
 
 Key: TypeAlias = tuple[str, ...]
 
-
-@dataclass(frozen=True, slots=True)
-class Counted:
-    """The event was aggregated into ``windows`` open windows.
-
-    Always 1 for tumbling windows and sessions; for hopping windows, the number of the event's
-    windows still open (fewer than all of them when the earliest had already closed).
-    """
-
-    windows: int
-
-
-@dataclass(frozen=True, slots=True)
-class Late:
-    """The event's windows had closed; it was not counted. ``reason`` is for the dead-letter.
-
-    ``watermark`` is None when nothing had been promised yet (the event arrived late on its own).
-    """
-
-    reason: str
-    event_time: float
-    arrived_at: float
-    watermark: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class Ignored:
-    """The metric's ``where`` did not match: the event was neither validated nor counted."""
-
-
-AddResult: TypeAlias = Counted | Late | Ignored
 
 # Shared instances for the two outcomes that carry nothing event-specific, to spare add() an
 # allocation on its common path.
 _IGNORED: Final = Ignored()
 _COUNTED_ONCE: Final = Counted(1)
-
-
-@dataclass(frozen=True, slots=True)
-class _WindowResult:
-    """The result of one window of one key.
-
-    ``key`` maps each key field to its value; ``start``/``end`` are epoch seconds (for a session,
-    ``end`` is its last event time + gap); ``events`` counts the events aggregated into it and
-    ``values`` is the :class:`Aggregates` result.
-    """
-
-    metric: str
-    key: dict[str, str]
-    start: float
-    end: float
-    events: int
-    values: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class ClosedWindow(_WindowResult):
-    """A window the watermark has passed: its final values, reported exactly once."""
-
-
-@dataclass(frozen=True, slots=True)
-class OpenWindowResult(_WindowResult):
-    """A window still open: its values so far, which later events may still change.
-
-    Never equal to a :class:`ClosedWindow`; the window's final values come as one when it closes.
-    """
-
-
-@dataclass(frozen=True, slots=True)
-class FailedWindow:
-    """A window that closed without a result: computing it raised, or gave a non-finite number.
-
-    It has left the state like any closed window (a failure would recur on every attempt, and
-    holding it would hold up nothing but itself); ``error`` says what went wrong, for the
-    dead-letter that replaces its result.
-    """
-
-    metric: str
-    key: dict[str, str]
-    start: float
-    end: float
-    events: int
-    error: str
-
 
 _Result = TypeVar("_Result", ClosedWindow, OpenWindowResult)
 
@@ -545,7 +465,7 @@ class PartitionWindows:
 
     def _result(self, window: OpenWindow, kind: type[_Result]) -> _Result:
         values = self._aggregates.result(window.state)
-        problem = _not_finite(values)
+        problem = first_non_finite(values)
         if problem is not None:
             raise ValueError(f"value {problem} is not a finite number")
         return kind(
@@ -566,26 +486,3 @@ class PartitionWindows:
             events=window.events,
             error=f"{type(error).__name__}: {error}",
         )
-
-
-def _not_finite(value: Any, path: str = "") -> str | None:
-    """The dotted path of the first number in ``value`` that is NaN or infinite, else None.
-
-    Results are written as strict JSON, which has no NaN or Infinity (JavaScript and Go clients
-    refuse them); a window whose values hold one fails instead of poisoning every reader.
-    """
-    if type(value) is float:
-        return None if math.isfinite(value) else (path or "(the result)")
-    if isinstance(value, dict):
-        for name, item in value.items():
-            found = _not_finite(item, f"{path}.{name}" if path else str(name))
-            if found is not None:
-                return found
-    elif isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            found = _not_finite(item, f"{path}.{index}" if path else str(index))
-            if found is not None:
-                return found
-    elif isinstance(value, float):  # a float subclass, e.g. numpy's float64
-        return None if math.isfinite(value) else (path or "(the result)")
-    return None
