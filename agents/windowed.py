@@ -16,7 +16,7 @@ A metric module in ``agents/`` defines a :class:`~tables.MetricDefinition` and e
 - with ``update_seconds`` (``METRICS_UPDATE_SECONDS``), an **updater** that writes, that often,
   the current value of each open fixed window that changed, ``"final": false``, under the key its
   final value will take (best effort, never in the way of a flush or of closing, never over a
-  final value; see :mod:`bridges.window_results`). Sessions have none: their start, hence their
+  final value; see :mod:`bridges.public.window_results`). Sessions have none: their start, hence their
   key, can move;
 - a **state table**, a faust table whose changelog holds the open windows, flushed at every commit
   — coalesced, one record per changed window — in the exactly-once order of
@@ -111,7 +111,7 @@ def windowed_metric(
 
 
 def result_document(window: ClosedWindow | OpenWindowResult) -> dict[str, Any]:
-    """The public JSON of a window (see ``agents.results`` and docs/api.md).
+    """The public JSON of a window (see ``contract.results`` and docs/api.md).
 
     ``"final": true`` for a closed window; an open window's current values say ``false``.
     """

@@ -22,7 +22,7 @@ offsets are committed), the ``deadletter.late.*`` messages are read. Each says w
 an event that really arrived after its window's end + grace (this machine held it up before
 JetStream stored it: the bench's fault, reported apart) or an on-time event the watermark had
 already passed (the pipeline's fault: what the figure counts, target 0). Every final in KV is
-then compared with the oracle (:func:`tests.oracle.expected_results`) of the published events
+then compared with the oracle (:func:`testkit.oracle.expected_results`) of the published events
 less those that really arrived late; a final that differs while no on-time event was judged
 late fails the run, as a wrong result does in every stage.
 """
@@ -42,14 +42,14 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from benchmarks.dataset import EVENTS_TOPIC, ResultWatch, dead_letter_counts, declare_topic
 from benchmarks.workers import caught_up, metric_env, spawn_metric_workers, wait_owned, wait_ready
-from bridges.envelope import HDR_MSG_ID, encode_headers
+from bridges.transport.envelope import HDR_MSG_ID, encode_headers
 from bridges.naming import Naming
-from bridges.public_streams import PublicStreams
-from bridges.session import partition_for_key
-from tests.oracle import expected_results
-from tests.support.live import LiveEvents, rfc3339
-from tests.support.pipeline import METRIC_AGENTS, values_match
-from tests.support.workers import Workers, poll_until
+from bridges.public.streams import PublicStreams
+from bridges.transport.session import partition_for_key
+from testkit.oracle import expected_results
+from testkit.live import LiveEvents, rfc3339
+from testkit.pipeline import METRIC_AGENTS, values_match
+from testkit.workers import Workers, poll_until
 
 __all__ = ["BEHIND", "BurstResult", "LateLetter", "final_delays", "judged_late_on_time", "late_letters", "run_burst"]
 

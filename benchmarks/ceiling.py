@@ -4,7 +4,7 @@ What Python can do on this machine for the work the pipeline does, with every sh
 of the framework, in one process:
 
 - a hand-made batched pull per partition (``$JS.API.CONSUMER.MSG.NEXT`` with our own reply
-  subject, two requests in flight, no acks), as :mod:`bridges.reader` does;
+  subject, two requests in flight, no acks), as :mod:`bridges.transport.reader` does;
 - ``pydantic_core.from_json`` (installed with pydantic: no new dependency), about 3x faster than
   ``json.loads`` on these events, and ``datetime.fromisoformat`` for the event time;
 - the progression, engagement and outcomes aggregates hand-written over lists, in tumbling
@@ -40,10 +40,11 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic_core import from_json, to_json
 
 from benchmarks.dataset import EVENTS_TOPIC, Dataset
-from bridges.envelope import HDR_TS
+from bridges.transport.envelope import HDR_TS
 from bridges.jetstream import parse_ack_subject
 from bridges.naming import Naming
-from bridges.public_streams import METRICS_BUCKET, PublicStreams
+from bridges.public.streams import PublicStreams
+from contract.names import EVENTS_TOPIC, METRICS_BUCKET
 
 __all__ = ["run_ceiling"]
 

@@ -37,14 +37,14 @@ from faust.types import TP, ConsumerMessage
 from nats.aio.client import Client
 
 from agents.context import AgentContext
-from app.factory import load_agent, transport_consumer
+from app.worker.factory import load_agent, transport_consumer
 from benchmarks.dataset import EVENTS_TOPIC, Dataset, Message, ResultWatch
 from benchmarks.fed_clock import FedClock
-from bridges.public_streams import PublicStreams
-from bridges.window_results import WindowResults
+from bridges.public.streams import PublicStreams
+from bridges.public.window_results import WindowResults
 from tables import MetricDefinition
 from tables.micros import from_micros
-from tests.support.pipeline import METRIC_AGENTS
+from testkit.pipeline import METRIC_AGENTS
 
 __all__ = ["run_core"]
 

@@ -1,14 +1,14 @@
 """The learning events the suite pushes through every stage, and how results are watched.
 
 Every throughput stage (ceiling, faust core, full pipeline) processes the same
-:class:`Dataset`: realistic sessions from :func:`tests.oracle.generate_sessions`, a day in the
+:class:`Dataset`: realistic sessions from :func:`testkit.oracle.generate_sessions`, a day in the
 past, time-ordered, and a **stored backlog**: each event arrived (was first stored by the
 platform) :data:`ARRIVAL_DELAY` after it occurred, and its message carries that arrival in
 ``Faust-Ts``, as NATS ingest passes a stored time on. So every event arrived long before its
 window's end + grace and none is late, whenever it is processed — but only for a reader that
 starts after the backlog is stored: a running worker has been promised by the streams that
 nothing older than "now" is still to come, and would rightly judge it late (see
-``bridges/arrival_clock.py``). Each stage's module says how it meets that. Arrivals rise with
+``bridges/public/arrival_clock.py``). Each stage's module says how it meets that. Arrivals rise with
 the events' order, so within a partition they never decrease: what a reader of one partition
 has seen promises nothing earlier is still to come in it.
 
@@ -37,20 +37,20 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js.errors import KeyNotFoundError, NotFoundError
 
-from bridges.envelope import encode_headers
+from bridges.transport.envelope import encode_headers
 from tables.batch import encode_batch
 from bridges.naming import Naming
-from bridges.public_streams import METRICS_BUCKET, PublicStreams
-from bridges.publisher import PipelinedPublisher
-from bridges.session import partition_for_key
-from bridges.topics import TopicRegistry, TopicSpec
-from tests.oracle import event_epoch, expected_results, generate_sessions
-from tests.support.pipeline import values_match
+from bridges.public.streams import PublicStreams
+from contract.names import EVENTS_TOPIC, METRICS_BUCKET
+from bridges.transport.publisher import PipelinedPublisher
+from bridges.transport.session import partition_for_key
+from bridges.transport.topics import TopicRegistry, TopicSpec
+from testkit.oracle import event_epoch, expected_results, generate_sessions
+from testkit.pipeline import values_match
 
 __all__ = [
     "ARRIVAL_DELAY",
     "Dataset",
-    "EVENTS_TOPIC",
     "Message",
     "ResultWatch",
     "dead_letter_counts",
@@ -60,7 +60,6 @@ __all__ = [
     "verify_sample",
 ]
 
-EVENTS_TOPIC = "events"
 #: events per student and minute that generate_sessions produces (measured: about 4.8)
 _EVENTS_PER_STUDENT_MINUTE = 4.5
 _MINUTES = 30

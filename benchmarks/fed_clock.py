@@ -1,6 +1,6 @@
 """The arrival clock of records handed straight to faust, with no broker to read it from.
 
-A worker's windows close on promises read from the streams (``bridges/arrival_clock.py``):
+A worker's windows close on promises read from the streams (``bridges/public/arrival_clock.py``):
 "every record of partition ``p`` after offset ``L`` arrived at or after ``T``". The faust-core
 stage feeds records to the Conductor itself, so it is the one that knows what is still to come,
 and :class:`FedClock` promises exactly that:

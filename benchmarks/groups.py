@@ -36,10 +36,10 @@ from nats.js.errors import NotFoundError
 from benchmarks.dataset import Message, declare_topic, publish
 from benchmarks.workers import log_time, wait_owned
 from bridges.naming import Naming
-from bridges.session import partition_for_key
-from tests.support.faust_logs import replayed_records
-from tests.support.group import read_group
-from tests.support.workers import WorkerProcess, Workers, poll_until
+from bridges.transport.session import partition_for_key
+from testkit.faust_logs import replayed_records
+from testkit.group import read_group
+from testkit.workers import WorkerProcess, Workers, poll_until
 
 __all__ = ["GroupResult", "Takeover", "run_groups"]
 

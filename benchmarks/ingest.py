@@ -44,15 +44,15 @@ from typing import Any
 
 import aiohttp
 
-from agents.events import validate_event
 from bridges.connection import ConnectionSettings, connect
-from bridges.envelope import encode_headers
 from bridges.naming import Naming
-from bridges.public_streams import ingest_subject
-from bridges.publisher import PipelinedPublisher
 from bridges.server import NatsServer
-from bridges.session import partition_for_key
-from tests.oracle import generate_sessions
+from bridges.transport.envelope import encode_headers
+from bridges.transport.publisher import PipelinedPublisher
+from bridges.transport.session import partition_for_key
+from contract.events import validate_event
+from contract.names import ingest_subject
+from testkit.oracle import generate_sessions
 
 PARTITIONS = 4
 REPO = Path(__file__).resolve().parents[1]

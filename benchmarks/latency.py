@@ -10,7 +10,7 @@ Time. The events carry no ``Faust-Ts``, as HTTP ingest stores them: each one's a
 JetStream stored it, just after it occurred, so none is late. A window closes once a reading of
 the streams promises that everything still to come arrived after its end + grace and the worker
 has processed up to that reading: the arrival clock is read every 0.25 s and its promises are
-0.25 s behind the server's clock (``bridges/arrival_clock.py``), so a caught-up worker closes a
+0.25 s behind the server's clock (``bridges/public/arrival_clock.py``), so a caught-up worker closes a
 window about 0.25-0.5 s after its end + grace. Before arrival time the watermark was the events'
 own time carried forward by the worker's clock, and windows closed within about 10 ms; the
 figure is the same measure (result in KV minus end + grace) against the same target (p99 < 1 s),
@@ -28,14 +28,15 @@ from typing import Any
 
 from nats.aio.client import Client
 
-from benchmarks.dataset import EVENTS_TOPIC, ResultWatch, declare_topic
+from benchmarks.dataset import ResultWatch, declare_topic
 from benchmarks.workers import metric_env, spawn_metric_workers, wait_ready
-from bridges.envelope import encode_headers
 from bridges.naming import Naming
-from bridges.publisher import PipelinedPublisher
-from bridges.session import partition_for_key
-from tests.support.pipeline import METRIC_AGENTS
-from tests.support.workers import Workers
+from bridges.transport.envelope import encode_headers
+from bridges.transport.publisher import PipelinedPublisher
+from bridges.transport.session import partition_for_key
+from contract.names import EVENTS_TOPIC
+from testkit.pipeline import METRIC_AGENTS
+from testkit.workers import Workers
 
 __all__ = ["run_latency"]
 

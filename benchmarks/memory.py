@@ -21,10 +21,11 @@ from pathlib import Path
 
 from nats.aio.client import Client
 
-from benchmarks.dataset import EVENTS_TOPIC, Message, declare_topic, publish
+from benchmarks.dataset import Message, declare_topic, publish
 from benchmarks.workers import caught_up, metric_env, peak_rss_mb, rss_mb, spawn_metric_workers, wait_ready
-from bridges.session import partition_for_key
-from tests.support.workers import Workers, poll_until
+from bridges.transport.session import partition_for_key
+from contract.names import EVENTS_TOPIC
+from testkit.workers import Workers, poll_until
 
 __all__ = ["MemoryPoint", "run_memory"]
 

@@ -48,8 +48,8 @@ from benchmarks.dataset import (
     verify_sample,
 )
 from benchmarks.workers import log_time, metric_env, spawn_metric_workers
-from tests.support.pipeline import METRIC_AGENTS
-from tests.support.workers import WorkerProcess, Workers
+from testkit.pipeline import METRIC_AGENTS
+from testkit.workers import WorkerProcess, Workers
 
 __all__ = ["ACTIVATED", "PipelineResult", "run_pipeline"]
 

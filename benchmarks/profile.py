@@ -31,8 +31,8 @@ from pathlib import Path
 from benchmarks.dataset import ResultWatch, batched, declare_topic, make_dataset, publish
 from benchmarks.suite import fresh_server
 from benchmarks.workers import metric_env, spawn_metric_workers
-from tests.support.pipeline import METRIC_AGENTS
-from tests.support.workers import WorkerProcess, Workers
+from testkit.pipeline import METRIC_AGENTS
+from testkit.workers import WorkerProcess, Workers
 
 #: (stage, frames that put a sample in it), most specific first
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (

@@ -1,4 +1,4 @@
-"""The benchmark suite behind ``python -m app bench``: every stage, one run, rows with ratios.
+"""The benchmark suite behind ``python -m benchmarks``: every stage, one run, rows with ratios.
 
 Stages, each on its own embedded nats-server (port 0, a temporary store) so none sees another's
 streams, and each with its own reference measured in the same run:

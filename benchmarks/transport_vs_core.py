@@ -27,7 +27,7 @@ import faust
 from faust.types import TP, ConsumerMessage
 
 from bridges.server import NatsServer
-from tests.support.producer import faust_producer
+from testkit.producer import faust_producer
 
 PARTITIONS = 4
 

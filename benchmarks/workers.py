@@ -1,7 +1,7 @@
 """Metric worker processes for the suite: started, made ready, measured and always stopped.
 
 Workers are the production command (``python -m app worker <agent>``) run through the test
-harness (:class:`tests.support.workers.Workers`), which tracks every process by PID and kills
+harness (:class:`testkit.workers.Workers`), which tracks every process by PID and kills
 whatever is still running when its context ends — a benchmark that fails half-way leaves
 nothing behind.
 """
@@ -20,8 +20,8 @@ from nats.aio.client import Client
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError
 
 from bridges.naming import Naming
-from tests.support.group import read_group
-from tests.support.workers import WorkerProcess, Workers, poll_until
+from testkit.group import read_group
+from testkit.workers import WorkerProcess, Workers, poll_until
 
 __all__ = [
     "caught_up",

@@ -1,4 +1,4 @@
-"""Small JetStream helpers shared by the transport's parts.
+"""Small JetStream helpers shared by the parts of bridges (the driver, groups, the public surface).
 
 - :func:`parse_ack_subject` reads the stream sequence, consumer sequence, timestamp and pending
   count from a delivered message's reply subject, which is about 10x cheaper than nats-py's

@@ -104,7 +104,7 @@ def permissions(role: str, prefix: str, partitions: int, agents: Sequence[str]) 
         pub += _bucket(f"{prefix}_offsets", offsets)
         pub += _bucket(f"{prefix}_groups", groups, watch=True)
         pub += _stream_admin("KV_metrics") + _stream_admin(f"{upper}_RESULTS") + _stream_admin(f"{upper}_DEADLETTER")
-        pub.append(f"{_API}.STREAM.INFO.{upper}_INGEST")  # the arrival clock (bridges/arrival_clock.py)
+        pub.append(f"{_API}.STREAM.INFO.{upper}_INGEST")  # the arrival clock (bridges/public/arrival_clock.py)
         return sorted(set(pub)), [inbox]
     if role == "reader":
         # The project's clients create the metrics bucket and the results stream when they are

@@ -2,8 +2,8 @@
 
 Windows (:mod:`tables.windows`), aggregators (:mod:`tables.aggregators`), the watermark
 (:mod:`tables.watermark`), a metric's definition (:mod:`tables.metric`), the per-partition
-windowed state (:mod:`tables.windowed`) and its exactly-once recovery from a changelog
-(:mod:`tables.changelog`). The clock is always passed in: nothing here reads it.
+windowed state (:mod:`tables.windowed`), what it reports (:mod:`tables.outcomes`) and its
+exactly-once recovery from a changelog (:mod:`tables.changelog`). The clock is always passed in: nothing here reads it.
 """
 
 from tables.aggregators import (
@@ -30,7 +30,7 @@ from tables.errors import (
 )
 from tables.metric import MetricDefinition
 from tables.watermark import Promise, Watermark
-from tables.windowed import (
+from tables.outcomes import (
     AddResult,
     ClosedWindow,
     Counted,
@@ -39,8 +39,8 @@ from tables.windowed import (
     Ignored,
     Late,
     OpenWindowResult,
-    PartitionWindows,
 )
+from tables.windowed import PartitionWindows
 from tables.windows import Hopping, Session, Tumbling, Window, window_ranges
 
 __all__ = [

@@ -35,9 +35,8 @@ Closing. ``close_due`` closes every window with ``end + G <= W``, each on its ow
 result cannot be computed (an aggregator raising, a value that is not a finite number) comes out
 as a :class:`FailedWindow` carrying the error, and the others close normally.
 
-Storage: see :mod:`tables.storage_keys` for the key format. A window's value is
-``{"end_us": int, "events": int, "state": <the Aggregates state>}`` and the watermark's is
-``Watermark.to_json()``. Nothing is serialised per event: ``add`` marks what changed, and
+Storage: see :mod:`tables.storage_keys` for the key format and :mod:`tables.stored_windows` for a
+window's value; the watermark's is ``Watermark.to_json()``. Nothing is serialised per event: ``add`` marks what changed, and
 ``take_changes`` builds the dict of changes (the caller serialises it) once per commit.
 
 Current values. With ``track_updates=True`` (fixed windows only), ``take_updates`` returns an
@@ -50,126 +49,38 @@ final one and would be left behind.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, Final, TypeAlias, TypeVar
 
 from tables.errors import ConfigError, StateError
 from tables.metric import MetricDefinition
 from tables.micros import format_micros, from_micros, to_micros
+from tables.outcomes import (
+    AddResult,
+    ClosedWindow,
+    Counted,
+    Duplicate,
+    FailedWindow,
+    Ignored,
+    Late,
+    OpenWindowResult,
+    first_non_finite,
+)
 from tables.schedule import CloseSchedule, OpenWindow
-from tables.storage_keys import parse_window_key, watermark_key, window_key
+from tables.storage_keys import watermark_key, window_key
+from tables.stored_windows import decode_window, encode_window
 from tables.watermark import Watermark
 from tables.windows import Session
 
-__all__ = [
-    "AddResult",
-    "ClosedWindow",
-    "Counted",
-    "Duplicate",
-    "FailedWindow",
-    "Ignored",
-    "Late",
-    "OpenWindowResult",
-    "PartitionWindows",
-]
+__all__ = ["PartitionWindows"]
 
 Key: TypeAlias = tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Counted:
-    """The event was aggregated into ``windows`` open windows.
-
-    Always 1 for tumbling windows and sessions; for hopping windows, the number of the event's
-    windows still open (fewer than all of them when the earliest had already closed).
-    """
-
-    windows: int
-
-
-@dataclass(frozen=True, slots=True)
-class Late:
-    """The event's windows had closed; it was not counted. ``reason`` is for the dead-letter.
-
-    ``watermark`` is None when nothing had been promised yet (the event arrived late on its own).
-    """
-
-    reason: str
-    event_time: float
-    arrived_at: float
-    watermark: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class Ignored:
-    """The metric's ``where`` did not match: the event was neither validated nor counted."""
-
-
-@dataclass(frozen=True, slots=True)
-class Duplicate:
-    """Every open window of the event had already counted an event with its id (a retry)."""
-
-    event_id: str
-
-
-AddResult: TypeAlias = Counted | Late | Ignored | Duplicate
-
 # Shared instances for the two outcomes that carry nothing event-specific, to spare add() an
 # allocation on its common path.
 _IGNORED: Final = Ignored()
-#: what a stored window's value may hold ("ids" only with an id_field)
-_WINDOW_FIELDS: Final = frozenset({"end_us", "events", "state", "ids"})
 _COUNTED_ONCE: Final = Counted(1)
-
-
-@dataclass(frozen=True, slots=True)
-class _WindowResult:
-    """The result of one window of one key.
-
-    ``key`` maps each key field to its value; ``start``/``end`` are epoch seconds (for a session,
-    ``end`` is its last event time + gap); ``events`` counts the events aggregated into it and
-    ``values`` is the :class:`Aggregates` result.
-    """
-
-    metric: str
-    key: dict[str, str]
-    start: float
-    end: float
-    events: int
-    values: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class ClosedWindow(_WindowResult):
-    """A window the watermark has passed: its final values, reported exactly once."""
-
-
-@dataclass(frozen=True, slots=True)
-class OpenWindowResult(_WindowResult):
-    """A window still open: its values so far, which later events may still change.
-
-    Never equal to a :class:`ClosedWindow`; the window's final values come as one when it closes.
-    """
-
-
-@dataclass(frozen=True, slots=True)
-class FailedWindow:
-    """A window that closed without a result: computing it raised, or gave a non-finite number.
-
-    It has left the state like any closed window (a failure would recur on every attempt, and
-    holding it would hold up nothing but itself); ``error`` says what went wrong, for the
-    dead-letter that replaces its result.
-    """
-
-    metric: str
-    key: dict[str, str]
-    start: float
-    end: float
-    events: int
-    error: str
-
 
 _Result = TypeVar("_Result", ClosedWindow, OpenWindowResult)
 
@@ -476,10 +387,7 @@ class PartitionWindows:
             window_key(metric, key, start_us): None for key, start_us in self._removed
         }
         for window in self._dirty:
-            value: dict[str, Any] = {"end_us": window.end_us, "events": window.events, "state": window.state}
-            if window.ids is not None:
-                value["ids"] = sorted(window.ids)
-            changes[window_key(metric, window.key, window.start_us)] = value
+            changes[window_key(metric, window.key, window.start_us)] = encode_window(window)
             window.stored = True
         if self._watermark_dirty:
             changes[self._watermark_key] = self._watermark.to_json()
@@ -530,7 +438,7 @@ class PartitionWindows:
             if storage_key == self._watermark_key:
                 watermark = Watermark.from_json(value, key=storage_key)
             else:
-                windows.append(self._decode_window(storage_key, value))
+                windows.append(decode_window(self._definition, storage_key, value))
         self._reset(watermark)
         for window in windows:
             if self._ranges_us is None:
@@ -538,39 +446,6 @@ class PartitionWindows:
             else:
                 self._fixed[(window.key, window.start_us)] = window
             self._schedule.add(window)
-
-    def _decode_window(self, storage_key: str, value: Mapping[str, Any]) -> OpenWindow:
-        key, start_us = parse_window_key(self._definition.name, storage_key, len(self._definition.key_fields))
-        if not isinstance(value, Mapping) or not {"end_us", "events", "state"} <= set(value) <= _WINDOW_FIELDS:
-            raise StateError(storage_key, 'expected {"end_us": int, "events": int, "state": {...}, "ids": [...]}')
-        end_us, events, state = value["end_us"], value["events"], value["state"]
-        stored_ids = value.get("ids")
-        if stored_ids is not None and (
-            not isinstance(stored_ids, list) or not all(isinstance(i, str) and i for i in stored_ids)
-        ):
-            raise StateError(storage_key, f"ids must be a list of non-empty strings, got {stored_ids!r}")
-        if type(end_us) is not int or type(events) is not int or events < 1:
-            raise StateError(
-                storage_key, f"end_us must be an int and events an int >= 1, got {end_us!r}, {events!r}"
-            )
-        if not isinstance(state, dict) or set(state) != set(self._aggregates.names):
-            names = sorted(state) if isinstance(state, dict) else state
-            raise StateError(
-                storage_key,
-                f"stored aggregates {names!r} differ from the metric's {sorted(self._aggregates.names)!r}",
-            )
-        if self._ranges_us is None:
-            shape_ok = end_us - start_us >= self._gap_us
-        else:
-            shape_ok = self._ranges_us(start_us)[-1] == (start_us, end_us)
-        if not shape_ok:
-            raise StateError(
-                storage_key,
-                f"window [{start_us}, {end_us}) does not fit {self._definition.window!r}; was the window changed?",
-            )
-        # A window stored before the metric had an id_field starts remembering ids from now on.
-        ids = None if self._read_id is None else set(stored_ids or ())
-        return OpenWindow(key, start_us, end_us, events, state, stored=True, ids=ids)
 
     def _drop(self, window: OpenWindow) -> None:
         """Take a closed or merged-away window out of the state (its schedule entry goes stale)."""
@@ -594,7 +469,7 @@ class PartitionWindows:
 
     def _result(self, window: OpenWindow, kind: type[_Result]) -> _Result:
         values = self._aggregates.result(window.state)
-        problem = _not_finite(values)
+        problem = first_non_finite(values)
         if problem is not None:
             raise ValueError(f"value {problem} is not a finite number")
         return kind(
@@ -615,26 +490,3 @@ class PartitionWindows:
             events=window.events,
             error=f"{type(error).__name__}: {error}",
         )
-
-
-def _not_finite(value: Any, path: str = "") -> str | None:
-    """The dotted path of the first number in ``value`` that is NaN or infinite, else None.
-
-    Results are written as strict JSON, which has no NaN or Infinity (JavaScript and Go clients
-    refuse them); a window whose values hold one fails instead of poisoning every reader.
-    """
-    if type(value) is float:
-        return None if math.isfinite(value) else (path or "(the result)")
-    if isinstance(value, dict):
-        for name, item in value.items():
-            found = _not_finite(item, f"{path}.{name}" if path else str(name))
-            if found is not None:
-                return found
-    elif isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            found = _not_finite(item, f"{path}.{index}" if path else str(index))
-            if found is not None:
-                return found
-    elif isinstance(value, float):  # a float subclass, e.g. numpy's float64
-        return None if math.isfinite(value) else (path or "(the result)")
-    return None

@@ -19,10 +19,10 @@ from typing import Any
 import nats
 import pytest
 
-from app.simulator_behaviour import student_ids
-from tests.support.browser import Browser, chromium_or_skip, headless_chromium
-from tests.support.demo import DemoRun, demo_env, survivors
-from tests.support.workers import REPO, Workers, poll_until
+from app.simulator.behaviour import student_ids
+from testkit.browser import Browser, chromium_or_skip, headless_chromium
+from testkit.demo import DemoRun, demo_env, survivors
+from testkit.workers import REPO, Workers, poll_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(420)]
 

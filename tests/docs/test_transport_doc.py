@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support.docs import examples, run_python
+from testkit.docs import examples, run_python
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "transport.md"
 

@@ -12,8 +12,8 @@ from types import ModuleType
 import pytest
 
 from bridges.server import NatsServer
-from tests.support.pipeline import ingest, metrics_values
-from tests.support.workers import Workers, poll_until
+from testkit.pipeline import ingest, metrics_values
+from testkit.workers import Workers, poll_until
 
 TUTORIAL = Path(__file__).resolve().parents[2] / "docs" / "tutorial.md"
 _BLOCK = re.compile(r"```python\n(.*?)```", re.S)

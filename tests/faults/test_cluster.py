@@ -13,10 +13,10 @@ from pathlib import Path
 import nats
 import pytest
 
-from tests.support.cluster import NatsCluster
-from tests.support.faults import Deployment, fault_env, start_web_process
-from tests.support.live import HttpTraffic, LiveEvents, assert_results_exact
-from tests.support.workers import Workers
+from testkit.cluster import NatsCluster
+from testkit.faults import Deployment, fault_env, start_web_process
+from testkit.live import HttpTraffic, LiveEvents, assert_results_exact
+from testkit.workers import Workers
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(300)]
 

@@ -26,12 +26,12 @@ import pytest
 from nats.aio.msg import Msg
 
 from bridges.server import NatsServer
-from tests.oracle import expected_results
-from tests.support.faults import Deployment, fault_env, start_web_process
-from tests.support.live import HttpTraffic, LiveEvents, assert_results_exact, rfc3339
-from tests.support.pipeline import dead_letters, metrics_values, values_match
-from tests.support.streams import nats_client, stream_count
-from tests.support.workers import Workers, poll_until
+from testkit.oracle import expected_results
+from testkit.faults import Deployment, fault_env, start_web_process
+from testkit.live import HttpTraffic, LiveEvents, assert_results_exact, rfc3339
+from testkit.pipeline import dead_letters, metrics_values, values_match
+from testkit.streams import nats_client, stream_count
+from testkit.workers import Workers, poll_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

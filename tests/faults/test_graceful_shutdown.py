@@ -21,10 +21,10 @@ import pytest
 
 from bridges.naming import Naming
 from bridges.server import NatsServer
-from tests.support.faults import PARTITIONS, Deployment, fault_env, start_web_process
-from tests.support.live import HttpTraffic, LiveEvents, assert_results_exact
-from tests.support.pipeline import start_metric_worker
-from tests.support.workers import Workers
+from testkit.faults import PARTITIONS, Deployment, fault_env, start_web_process
+from testkit.live import HttpTraffic, LiveEvents, assert_results_exact
+from testkit.pipeline import start_metric_worker
+from testkit.workers import Workers
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

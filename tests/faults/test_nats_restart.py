@@ -12,9 +12,9 @@ import aiohttp
 import pytest
 
 from bridges.server import NatsServer
-from tests.support.faults import Deployment, fault_env, start_web_process
-from tests.support.live import HttpTraffic, LiveEvents, assert_results_exact
-from tests.support.workers import Workers, poll_until
+from testkit.faults import Deployment, fault_env, start_web_process
+from testkit.live import HttpTraffic, LiveEvents, assert_results_exact
+from testkit.workers import Workers, poll_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

@@ -31,13 +31,13 @@ from pathlib import Path
 
 import pytest
 
-from agents.results import parse_result
+from contract.results import parse_result
 from bridges.server import NatsServer
-from tests.support.faults import SESSION_TIMEOUT, Deployment, fault_env, start_web_process
-from tests.support.group import read_group
-from tests.support.live import HttpTraffic, LiveEvents, assert_results_exact
-from tests.support.pipeline import result_messages
-from tests.support.workers import WorkerProcess, Workers, poll_until
+from testkit.faults import SESSION_TIMEOUT, Deployment, fault_env, start_web_process
+from testkit.group import read_group
+from testkit.live import HttpTraffic, LiveEvents, assert_results_exact
+from testkit.pipeline import result_messages
+from testkit.workers import WorkerProcess, Workers, poll_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

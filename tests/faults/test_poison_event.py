@@ -19,12 +19,12 @@ import aiohttp
 import pytest
 
 from bridges.server import NatsServer
+from testkit.faults import fault_env, start_web_process
+from testkit.live import LiveEvents, rfc3339
+from testkit.oracle import format_window_time
+from testkit.pipeline import dead_letters, metrics_values
+from testkit.workers import Workers, poll_until
 from tests.faults.poisoned import POISON
-from tests.oracle import format_window_time
-from tests.support.faults import fault_env, start_web_process
-from tests.support.live import LiveEvents, rfc3339
-from tests.support.pipeline import dead_letters, metrics_values
-from tests.support.workers import Workers, poll_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from bridges.server import NatsServer
-from tests.support.faults import Deployment, fault_env, start_web_process
-from tests.support.live import HttpTraffic, LiveEvents, assert_results_exact
-from tests.support.pipeline import METRIC_AGENTS
-from tests.support.workers import Workers
+from testkit.faults import Deployment, fault_env, start_web_process
+from testkit.live import HttpTraffic, LiveEvents, assert_results_exact
+from testkit.pipeline import METRIC_AGENTS
+from testkit.workers import Workers
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

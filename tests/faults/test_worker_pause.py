@@ -20,14 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from bridges.metrics_reader import MetricsReader
-from bridges.public_streams import PublicStreams
+from bridges.public.metrics_reader import MetricsReader
+from bridges.public.streams import PublicStreams
 from bridges.server import NatsServer
-from tests.support.streams import nats_client
-from tests.support.faults import SESSION_TIMEOUT, Deployment, fault_env, start_web_process
-from tests.support.group import read_group
-from tests.support.live import HttpTraffic, LiveEvents, assert_results_exact
-from tests.support.workers import Workers
+from testkit.faults import SESSION_TIMEOUT, Deployment, fault_env, start_web_process
+from testkit.group import read_group
+from testkit.live import HttpTraffic, LiveEvents, assert_results_exact
+from testkit.streams import nats_client
+from testkit.workers import Workers
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

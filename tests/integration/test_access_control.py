@@ -27,16 +27,16 @@ import pytest
 from nats.aio.client import Client
 from nats.js.api import ConsumerConfig
 
-from agents.results import parse_result
 from bridges.connection import ConnectionSettings, Secret
-from bridges.results_client import ResultsClient
+from bridges.public.results_client import ResultsClient
 from bridges.server import NatsServer
+from contract.results import parse_result
 from deploy.nats_permissions import ROLES, render
-from tests.oracle import expected_results
-from tests.support.faults import Deployment, fault_env, start_web_process
-from tests.support.live import HttpTraffic, LiveEvents
-from tests.support.pipeline import bucket_values, values_match
-from tests.support.workers import REPO, Workers, poll_until
+from testkit.faults import Deployment, fault_env, start_web_process
+from testkit.live import HttpTraffic, LiveEvents
+from testkit.oracle import expected_results
+from testkit.pipeline import bucket_values, values_match
+from testkit.workers import REPO, Workers, poll_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 from nats.aio.client import Client
 
-from bridges.nats_ingest import HDR_ORIGINAL_SUBJECT, HDR_REASON
+from bridges.public.nats_ingest import HDR_ORIGINAL_SUBJECT, HDR_REASON
 from bridges.server import NatsServer
-from tests.support.streams import events_stored, nats_client, read_stream, stream_count
-from tests.support.web import WebHarness, running_web
-from tests.support.workers import poll_until
+from testkit.streams import events_stored, nats_client, read_stream, stream_count
+from testkit.web import WebHarness, running_web
+from testkit.workers import poll_until
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""``python -m app bench --quick`` runs every stage and reports every row with its ratio.
+"""``python -m benchmarks --quick`` runs every stage and reports every row with its ratio.
 
 A smoke test: the machines are shared and noisy, so no speed is asserted — only that the suite
 still runs end to end, checks its results against the oracle (a stage computing wrong results
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.workers import REPO
+from testkit.workers import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -41,7 +41,7 @@ def test_the_quick_bench_reports_every_row_with_a_ratio(tmp_path: Path) -> None:
     report = tmp_path / "BENCHMARKS.md"
     report.write_text("# Benchmarks\n\nnotes kept by hand\n")
     process = subprocess.Popen(
-        [sys.executable, "-m", "app", "bench", "--quick", "--output", str(report)],
+        [sys.executable, "-m", "benchmarks", "--quick", "--output", str(report)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
@@ -58,7 +58,7 @@ def test_the_quick_bench_reports_every_row_with_a_ratio(tmp_path: Path) -> None:
 
     text = report.read_text()
     assert text.startswith("# Benchmarks\n\nnotes kept by hand\n")
-    assert "Command: `python -m app bench --quick`" in text and "Machine: " in text
+    assert "Command: `python -m benchmarks --quick`" in text and "Machine: " in text
     rows = [line.split(" | ") for line in text.splitlines() if line.startswith("| `")]
     assert [row[0].strip("| `") for row in rows] == ROWS
     ratios = [row[4] for row in rows]

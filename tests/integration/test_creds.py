@@ -1,6 +1,6 @@
 """``.creds`` files (a user JWT and its nkey seed), as NATS deployments with decentralised auth use.
 
-The server trusts an operator and knows its account (tests/support/nats_jwt.py mints them as
+The server trusts an operator and knows its account (testkit/nats_jwt.py mints them as
 ``nsc`` would). The web process and a metric worker run with ``NATS_CREDS`` only, results are
 read back with the project's client, and the seeds appear in no log; a credential the server
 does not trust fails with a clear error naming the server, neither a hang nor a traceback loop.
@@ -16,17 +16,17 @@ from typing import Any
 
 import pytest
 
-from agents.results import parse_result
 from bridges.connection import ConnectionSettings, connect
-from bridges.results_client import ResultsClient
+from bridges.public.results_client import ResultsClient
 from bridges.server import NatsServer
+from contract.results import parse_result
 from tables.errors import BrokenError
-from tests.oracle import expected_results
-from tests.support.faults import Deployment, fault_env, start_web_process
-from tests.support.live import HttpTraffic, LiveEvents
-from tests.support.nats_jwt import Operator
-from tests.support.pipeline import metrics_values, values_match
-from tests.support.workers import Workers, poll_until
+from testkit.faults import Deployment, fault_env, start_web_process
+from testkit.live import HttpTraffic, LiveEvents
+from testkit.nats_jwt import Operator
+from testkit.oracle import expected_results
+from testkit.pipeline import metrics_values, values_match
+from testkit.workers import Workers, poll_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 

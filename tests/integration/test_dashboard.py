@@ -19,15 +19,14 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from app.dashboard import Dashboard, add_dashboard
-from app.web import make_web_app
-from app.web_services import WebOptions, WebServices
+from app.web import WebOptions, WebServices, make_web_app
 from bridges.connection import ConnectionSettings
-from bridges.durable_puller import PullerConfig
+from bridges.public.durable_puller import PullerConfig
 from bridges.server import NatsServer
-from tests.oracle import expected_results, generate_sessions
-from tests.support.metrics import put_results
-from tests.support.streams import PARTITIONS, nats_client
-from tests.support.workers import Workers, poll_until
+from testkit.metrics import put_results
+from testkit.oracle import expected_results, generate_sessions
+from testkit.streams import PARTITIONS, nats_client
+from testkit.workers import Workers, poll_until
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import nats
 import pytest
 
-from tests.support.demo import DemoRun, demo_env, survivors
-from tests.support.workers import Workers, poll_until
+from testkit.demo import DemoRun, demo_env, survivors
+from testkit.workers import Workers, poll_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from app.demo import port_taken
-from app.demo_children import Child, ChildExited
+from app.demo.children import Child, ChildExited
+from app.demo.supervisor import port_taken
 from bridges.server import free_port
-from tests.support.workers import poll_until
+from testkit.workers import poll_until
 
 
 def child(tmp_path: Path, name: str, code: str) -> Child:

@@ -10,16 +10,16 @@ import pytest
 from aiohttp import ClientSession
 from nats.aio.client import Client
 
-from agents.results import parse_result
-from app.http_models import ErrorBody
-from bridges.public_streams import INGEST_CONSUMER
+from app.web.models import ErrorBody
+from bridges.public.streams import INGEST_CONSUMER
 from bridges.server import NatsServer
-from tests.oracle import expected_results
-from tests.support.docs import DOCS_HTTP, DOCS_NATS, Example, HttpAnswer, blocks, examples, parse_answer, parse_curl, run_python, send
-from tests.support.metrics import publish_results, put_results
-from tests.support.streams import PARTITIONS, nats_client, read_stream
-from tests.support.web import WebHarness, running_web
-from tests.support.workers import REPO, poll_until
+from contract.results import parse_result
+from testkit.docs import DOCS_HTTP, DOCS_NATS, Example, HttpAnswer, blocks, examples, parse_answer, parse_curl, run_python, send
+from testkit.metrics import publish_results, put_results
+from testkit.oracle import expected_results
+from testkit.streams import PARTITIONS, nats_client, read_stream
+from testkit.web import WebHarness, running_web
+from testkit.workers import REPO, poll_until
 
 pytestmark = pytest.mark.integration
 

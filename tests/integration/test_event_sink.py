@@ -9,13 +9,13 @@ from dataclasses import dataclass
 import pytest
 from nats.aio.client import Client
 
-from bridges.event_sink import DEDUPE_WINDOW, EventSink, SinkResult, SinkState
 from bridges.naming import Naming
+from bridges.public.event_sink import DEDUPE_WINDOW, EventSink, SinkResult, SinkState
 from bridges.server import NatsServer
-from bridges.topics import TopicRegistry, TopicSpec
+from bridges.transport.topics import TopicRegistry, TopicSpec
 from tables.errors import BrokenError, ClosedError
-from tests.support.streams import events_stored, nats_client
-from tests.support.workers import poll_until
+from testkit.streams import events_stored, nats_client
+from testkit.workers import poll_until
 
 pytestmark = pytest.mark.integration
 

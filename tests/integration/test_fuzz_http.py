@@ -25,8 +25,8 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from app.openapi import openapi_document
-from tests.support.workers import REPO
+from app.web.openapi import openapi_document
+from testkit.workers import REPO
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

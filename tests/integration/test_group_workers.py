@@ -10,13 +10,13 @@ from pathlib import Path
 import nats
 import pytest
 
-from bridges.server import NatsServer
 from bridges.naming import Naming
-from tests.support.faust_logs import last_recovery_tables
-from tests.support.group import GroupState, read_group
-from tests.support.producer import faust_producer
-from tests.support.traffic import Sent, Traffic
-from tests.support.workers import WorkerProcess, Workers, poll_until, read_jsonl
+from bridges.server import NatsServer
+from testkit.faust_logs import last_recovery_tables
+from testkit.group import GroupState, read_group
+from testkit.producer import faust_producer
+from testkit.traffic import Sent, Traffic
+from testkit.workers import WorkerProcess, Workers, poll_until, read_jsonl
 
 pytestmark = pytest.mark.integration
 

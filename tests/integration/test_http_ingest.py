@@ -10,15 +10,14 @@ from typing import Any
 
 import pytest
 
-from bridges.envelope import HDR_KEY, HDR_MSG_ID, HDR_TS
 from bridges.naming import Naming
 from bridges.server import NatsServer
-from bridges.session import partition_for_key
-from tests.oracle import generate_sessions
+from bridges.transport.session import partition_for_key
+from testkit.oracle import generate_sessions
 from tables.batch import BATCH_PREFIX
-from tests.support.streams import PARTITIONS, events_stored, nats_client, read_stream, stored_events
-from tests.support.web import WebHarness, running_web
-from tests.support.workers import poll_until
+from testkit.streams import PARTITIONS, events_stored, nats_client, read_stream, stored_events
+from testkit.web import WebHarness, running_web
+from testkit.workers import poll_until
 
 pytestmark = pytest.mark.integration
 
@@ -294,7 +293,7 @@ async def test_authentication_comes_before_everything_else(nats_server: NatsServ
 
 
 async def test_the_token_is_compared_in_constant_time(nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    import app.http_ingest as http_ingest
+    import app.web.ingest as http_ingest
 
     compared: list[tuple[bytes, bytes]] = []
     real = http_ingest.hmac.compare_digest

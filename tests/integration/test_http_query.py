@@ -10,11 +10,11 @@ import pytest
 import pytest_asyncio
 
 from bridges.server import NatsServer
-from tests.oracle import expected_results, format_window_time, generate_sessions
-from tests.support.metrics import put_results
-from tests.support.streams import nats_client
-from tests.support.web import WebHarness, running_web
-from tests.support.workers import poll_until
+from testkit.metrics import put_results
+from testkit.oracle import expected_results, format_window_time, generate_sessions
+from testkit.streams import nats_client
+from testkit.web import WebHarness, running_web
+from testkit.workers import poll_until
 
 # Every test here but the last only reads: one server and one web process serve the module.
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.support.workers import REPO
+from testkit.workers import REPO
 
 pytestmark = pytest.mark.integration
 

@@ -19,11 +19,11 @@ import aiohttp
 import pytest
 
 from bridges.server import NatsServer
-from tests.oracle import expected_results, generate_sessions
-from tests.support.live import pace, relive
-from tests.support.pipeline import METRIC_AGENTS, metric_env, metrics_values, start_metric_worker, values_match
-from tests.support.streams import nats_client, read_stream
-from tests.support.workers import Workers, poll_until
+from testkit.oracle import expected_results, generate_sessions
+from testkit.live import pace, relive
+from testkit.pipeline import METRIC_AGENTS, metric_env, metrics_values, start_metric_worker, values_match
+from testkit.streams import nats_client, read_stream
+from testkit.workers import Workers, poll_until
 
 pytestmark = pytest.mark.integration
 

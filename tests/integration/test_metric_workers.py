@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from bridges.server import NatsServer
-from tests.oracle import event_epoch, expected_results, generate_sessions
-from tests.support.pipeline import (
+from testkit.oracle import event_epoch, expected_results, generate_sessions
+from testkit.pipeline import (
     METRIC_AGENTS,
     metric_env,
     dead_letters,
@@ -26,9 +26,9 @@ from tests.support.pipeline import (
     start_metric_worker,
     values_match,
 )
-from tests.support.live import pace, relive
-from tests.support.producer import faust_producer
-from tests.support.workers import Workers, poll_until
+from testkit.live import pace, relive
+from testkit.producer import faust_producer
+from testkit.workers import Workers, poll_until
 
 pytestmark = pytest.mark.integration
 

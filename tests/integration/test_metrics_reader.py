@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from nats.aio.client import Client
 
-from bridges.metrics_reader import MetricEntry, MetricsReader
-from bridges.public_streams import PublicStreams
+from bridges.public.metrics_reader import MetricEntry, MetricsReader
+from bridges.public.streams import PublicStreams
 from bridges.server import NatsServer
 from tables.errors import ClosedError
-from tests.oracle import expected_results, format_window_time, generate_sessions
-from tests.support.metrics import put_results
-from tests.support.streams import nats_client
+from testkit.metrics import put_results
+from testkit.oracle import expected_results, format_window_time, generate_sessions
+from testkit.streams import nats_client
 
 pytestmark = pytest.mark.integration
 

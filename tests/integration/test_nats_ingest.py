@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from nats.aio.client import Client
 
-from bridges.nats_ingest import HDR_ORIGINAL_SIZE, HDR_ORIGINAL_SUBJECT, HDR_REASON, MAX_EVENT_BYTES
-from bridges.public_streams import INGEST_CONSUMER, PublicStreams
+from bridges.public.nats_ingest import HDR_ORIGINAL_SIZE, HDR_ORIGINAL_SUBJECT, HDR_REASON, MAX_EVENT_BYTES
+from bridges.public.streams import INGEST_CONSUMER, PublicStreams
 from bridges.server import NatsServer
-from tests.oracle import generate_sessions
-from tests.support.streams import events_stored, nats_client, read_stream, stored_events, stream_count
-from tests.support.web import WebHarness, running_web
-from tests.support.workers import poll_until
+from testkit.oracle import generate_sessions
+from testkit.streams import events_stored, nats_client, read_stream, stored_events, stream_count
+from testkit.web import WebHarness, running_web
+from testkit.workers import poll_until
 
 pytestmark = pytest.mark.integration
 

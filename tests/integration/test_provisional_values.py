@@ -18,14 +18,14 @@ from nats.aio.client import Client
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
-from agents.results import EngagementResult, parse_result
-from bridges.public_streams import PublicStreams
-from bridges.results_client import ResultsClient
+from bridges.public.results_client import ResultsClient
+from bridges.public.streams import PublicStreams
 from bridges.server import NatsServer
-from tests.oracle import expected_results
-from tests.support.pipeline import ingest, metric_env, start_metric_worker, values_match
-from tests.support.streams import nats_client
-from tests.support.workers import Workers, poll_until
+from contract.results import EngagementResult, parse_result
+from testkit.oracle import expected_results
+from testkit.pipeline import ingest, metric_env, start_metric_worker, values_match
+from testkit.streams import nats_client
+from testkit.workers import Workers, poll_until
 
 pytestmark = pytest.mark.integration
 

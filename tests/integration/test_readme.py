@@ -14,10 +14,10 @@ import aiohttp
 import pytest
 
 from app.cli import main
-from app.factory import agent_names
 from app.settings import Settings
-from tests.support.demo import DemoRun, demo_env, survivors
-from tests.support.workers import REPO, Workers
+from app.worker import agent_names
+from testkit.demo import DemoRun, demo_env, survivors
+from testkit.workers import REPO, Workers
 
 README = (REPO / "README.md").read_text(encoding="utf-8")
 PROCFILE = (REPO / "Procfile").read_text(encoding="utf-8")
@@ -117,6 +117,6 @@ async def test_quick_start_run_starts_the_demo_and_ctrl_c_stops_everything(tmp_p
 async def test_quick_start_test_runs_the_suite_through_the_same_script(tmp_path: Path) -> None:
     with Workers(tmp_path / "logs", {}) as pool:
         # The same command, narrowed to one small file: the whole suite would run itself.
-        process = pool.spawn([*shlex.split(QUICK_START[1]), "-q", "-p", "no:cacheprovider", "tests/unit/app/test_demo_status.py"])
+        process = pool.spawn([*shlex.split(QUICK_START[1]), "-q", "-p", "no:cacheprovider", "tests/unit/app/demo/test_status.py"])
         assert await process.wait_exit(240) == 0, process.log()
         assert re.search(r"\d+ passed", process.log())

@@ -1,4 +1,4 @@
-"""The adaptive-learning client: result subjects and KV watches, typed by agents.results."""
+"""The adaptive-learning client: result subjects and KV watches, typed by contract.results."""
 
 from __future__ import annotations
 
@@ -11,15 +11,15 @@ from typing import Any, TypeVar
 import pytest
 from nats.aio.client import Client
 
-from agents.results import EngagementResult, InvalidResult, OutcomesResult, ProgressionResult, parse_result
 from bridges.connection import ConnectionSettings
-from bridges.public_streams import PublicStreams
-from bridges.results_client import ResultsClient
+from bridges.public.results_client import ResultsClient
+from bridges.public.streams import PublicStreams
 from bridges.server import NatsServer
+from contract.results import EngagementResult, InvalidResult, OutcomesResult, ProgressionResult, parse_result
 from tables.errors import ConfigError
-from tests.oracle import expected_results, generate_sessions
-from tests.support.metrics import publish_results, put_results
-from tests.support.streams import nats_client
+from testkit.metrics import publish_results, put_results
+from testkit.oracle import expected_results, generate_sessions
+from testkit.streams import nats_client
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from bridges.server import NatsServer, free_port
-from tests.support.streams import events_stored, nats_client, stream_count
-from tests.support.web import running_web
-from tests.support.workers import Workers, poll_until
+from testkit.streams import events_stored, nats_client, stream_count
+from testkit.web import running_web
+from testkit.workers import Workers, poll_until
 
 pytestmark = pytest.mark.integration
 

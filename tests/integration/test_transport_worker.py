@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from bridges.server import NatsServer, free_port
-from tests.support.producer import faust_producer
-from tests.support.workers import Workers, poll_until, read_jsonl
+from testkit.producer import faust_producer
+from testkit.workers import Workers, poll_until, read_jsonl
 
 pytestmark = pytest.mark.integration
 

@@ -6,10 +6,10 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from app.openapi import openapi_document
+from app.web.openapi import openapi_document
 from bridges.server import NatsServer
-from tests.support.web import running_web
-from tests.support.workers import poll_until
+from testkit.web import running_web
+from testkit.workers import poll_until
 
 pytestmark = pytest.mark.integration
 

@@ -15,9 +15,9 @@ import aiohttp
 import pytest
 
 from bridges.server import NatsServer
-from tests.oracle import generate_sessions
-from tests.support.streams import events_stored, nats_client
-from tests.support.workers import REPO, WorkerProcess, Workers
+from testkit.oracle import generate_sessions
+from testkit.streams import events_stored, nats_client
+from testkit.workers import REPO, WorkerProcess, Workers
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,6 @@
-"""app/worker.py before faust starts: the pre-flight connect to NATS leaves nothing behind when it
-fails, and Ctrl-C while it waits ends the process quietly. No nats-server: a closed port stands for
-a NATS that cannot be reached.
+"""app/worker/process.py before faust starts: the pre-flight connect to NATS leaves nothing behind
+when it fails, and Ctrl-C while it waits ends the process quietly. No nats-server: a closed port
+stands for a NATS that cannot be reached.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from app.settings import Settings
 from app.worker import run_worker
 from bridges.server import free_port
 from tables.errors import BrokenError
-from tests.support.workers import Workers
+from testkit.workers import Workers
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from nats.js import JetStreamContext
 from bridges.connection import ConnectionSettings, connect
 from bridges.naming import Naming
 from bridges.server import NatsServer
-from bridges.topics import TopicRegistry
+from bridges.transport.topics import TopicRegistry
 
 
 @pytest.fixture

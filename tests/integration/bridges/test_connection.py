@@ -17,7 +17,7 @@ from nats.aio.client import Client
 from bridges.connection import ConnectionSettings, NatsCredentials, connect
 from bridges.server import NatsServer, free_port
 from tables.errors import BrokenError
-from tests.support.tls import TlsFiles, make_tls_files, openssl_path
+from testkit.tls import TlsFiles, make_tls_files, openssl_path
 
 pytestmark = pytest.mark.integration
 

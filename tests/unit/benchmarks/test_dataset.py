@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from benchmarks.dataset import ARRIVAL_DELAY, make_dataset
-from tests.oracle import event_epoch
+from testkit.oracle import event_epoch
 
 
 def test_each_event_arrived_a_little_after_it_occurred_and_arrivals_never_go_back_in_a_partition() -> None:

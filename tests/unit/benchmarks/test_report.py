@@ -18,7 +18,7 @@ HOST = Machine("a CPU", 2, 3.9, "Linux 6", "3.11.7", {"nats-py": "2.16.0"})
 
 def block() -> str:
     return render(
-        ROWS, TARGETS, command="python -m app bench", code="commit abc1234", started=datetime(2024, 5, 1, 10, tzinfo=UTC),
+        ROWS, TARGETS, command="python -m benchmarks", code="commit abc1234", started=datetime(2024, 5, 1, 10, tzinfo=UTC),
         seconds=280, host=HOST,
     )
 
@@ -33,7 +33,7 @@ def test_every_row_shows_its_ratio_and_reference() -> None:
 def test_the_block_names_command_machine_and_date() -> None:
     text = block()
     assert text.startswith(BEGIN) and text.endswith(END)
-    assert "Command: `python -m app bench` — run 2024-05-01 10:00 UTC, took 280 s; code: commit abc1234." in text
+    assert "Command: `python -m benchmarks` — run 2024-05-01 10:00 UTC, took 280 s; code: commit abc1234." in text
     assert "a CPU, 2 cores, 3.9 GB RAM, Linux 6, Python 3.11.7; nats-py 2.16.0." in text
     assert [line.split("`")[1] for line in text.splitlines() if line.startswith("| `")] == [
         "ceiling", "pipeline-1", "latency-p99",

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-import bridges.publisher
+import bridges.transport.publisher
 
-from .fake_nats import FakeMonotonic, FakeNats
+from tests.unit.bridges.fake_nats import FakeMonotonic, FakeNats
 
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeMonotonic:
     """The publisher's monotonic clock, moved by hand (its resend deadlines read it)."""
     clock = FakeMonotonic()
-    monkeypatch.setattr(bridges.publisher, "time", clock)
+    monkeypatch.setattr(bridges.transport.publisher, "time", clock)
     return clock
 
 

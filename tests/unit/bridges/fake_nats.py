@@ -1,4 +1,5 @@
-"""In-memory stand-ins for what :class:`bridges.publisher.PipelinedPublisher` uses of nats-py.
+"""In-memory stand-ins for what :class:`~bridges.transport.publisher.PipelinedPublisher` uses of
+nats-py.
 
 The publisher calls three methods of ``nats.aio.client.Client``: ``new_inbox()``,
 ``subscribe(subject, cb=..., pending_msgs_limit=...)`` and
@@ -14,7 +15,7 @@ import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from tests.support.subjects import subject_matches
+from testkit.subjects import subject_matches
 
 __all__ = [
     "FakeMonotonic",

@@ -10,7 +10,7 @@ import pytest
 
 from app.settings import Settings
 from bridges.connection import ConnectionSettings
-from bridges.options import TransportOptions
+from bridges.transport.options import TransportOptions
 from tables.errors import ConfigError
 
 

@@ -13,7 +13,7 @@ from nats.js.kv import VALID_KEY_RE
 
 from bridges.naming import Naming, decode_token, encode_token, key_token
 from tables.errors import ConfigError
-from tests.support.subjects import subject_matches
+from testkit.subjects import subject_matches
 
 #: what one NATS subject token may hold (no separators, wildcards or whitespace)
 _TOKEN_FORBIDDEN = set(". *>\t\r\n")

@@ -15,7 +15,8 @@ import pytest
 
 from tables.aggregators import Aggregates, Count
 from tables.errors import InvalidEventError
-from tables.windowed import ClosedWindow, Counted, Ignored, Late, PartitionWindows
+from tables.outcomes import ClosedWindow, Counted, Ignored, Late
+from tables.windowed import PartitionWindows
 from tables.windows import Hopping, Session, Tumbling, Window
 
 from .clock import T0

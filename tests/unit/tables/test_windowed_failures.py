@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from tables.aggregators import Aggregates, Count, Mean, Sum
-from tables.windowed import ClosedWindow, FailedWindow, PartitionWindows, _not_finite
+from tables.outcomes import ClosedWindow, FailedWindow, first_non_finite
+from tables.windowed import PartitionWindows
 from tables.windows import Session
 
 from .clock import T0
@@ -162,7 +163,7 @@ NOT_FINITE_CASES = [
 
 @pytest.mark.parametrize(("result", "path"), NOT_FINITE_CASES)
 def test_not_finite_names_the_path_of_the_first_non_finite_number(result: Any, path: str | None) -> None:
-    assert _not_finite(result) == path
+    assert first_non_finite(result) == path
 
 
 def test_an_interrupt_while_closing_leaves_the_unclosed_windows_to_a_later_call() -> None:

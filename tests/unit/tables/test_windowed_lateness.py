@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from tables.windowed import Counted, Late, PartitionWindows
+from tables.outcomes import Counted, Late
+from tables.windowed import PartitionWindows
 from tables.windows import Hopping, Session, Tumbling, Window
 
 from .clock import T0

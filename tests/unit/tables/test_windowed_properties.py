@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 from tables.aggregators import Aggregates, Count, CountDistinct, Last, Max, Mean, Min, Sum
 from tables.metric import MetricDefinition
 from tables.micros import to_micros
-from tables.windowed import ClosedWindow, Counted, Late, PartitionWindows
+from tables.outcomes import ClosedWindow, Counted, Late
+from tables.windowed import PartitionWindows
 from tables.windows import Hopping, Session, Tumbling, Window
 
 from .arrival_reference import fixed_reference, session_reference

@@ -13,7 +13,8 @@ import pytest
 
 from tables.errors import StateError
 from tables.metric import MetricDefinition
-from tables.windowed import ClosedWindow, FailedWindow, Late, PartitionWindows
+from tables.outcomes import ClosedWindow, FailedWindow, Late
+from tables.windowed import PartitionWindows
 from tables.windows import Hopping, Session, Tumbling, Window
 
 from .clock import T0

@@ -9,7 +9,8 @@ import pytest
 from tables.aggregators import Aggregates, Count, Sum
 from tables.errors import ConfigError
 from tables.metric import MetricDefinition
-from tables.windowed import ClosedWindow, OpenWindowResult, PartitionWindows
+from tables.outcomes import ClosedWindow, OpenWindowResult
+from tables.windowed import PartitionWindows
 from tables.windows import Hopping, Session, Tumbling, Window
 
 from .clock import T0

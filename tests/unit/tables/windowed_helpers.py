@@ -11,7 +11,8 @@ from typing import Any
 
 from tables.aggregators import Aggregates, Count, CountDistinct, Last, Max, Mean, Min, Sum
 from tables.metric import MetricDefinition
-from tables.windowed import ClosedWindow, FailedWindow, OpenWindowResult, PartitionWindows
+from tables.outcomes import ClosedWindow, FailedWindow, OpenWindowResult
+from tables.windowed import PartitionWindows
 from tables.windows import Tumbling, Window
 
 from .clock import T0

@@ -1,0 +1,56 @@
+"""The parser of ``python -m app``, built from the command modules, and the run of one command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Final
+
+from app.cli import demo, nats, simulate, web, worker
+from app.settings import VARIABLES, Settings
+from tables.errors import StreamsError
+
+__all__ = ["COMMANDS", "main"]
+
+#: command name -> its module, in the order ``--help`` lists them
+COMMANDS: Final[dict[str, ModuleType]] = {
+    "worker": worker,
+    "nats": nats,
+    "demo": demo,
+    "simulate": simulate,
+    "web": web,
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    env_help = "\n".join(f"  {name:<24} {meaning} (default {default})" for name, (default, meaning) in VARIABLES.items())
+    parser = argparse.ArgumentParser(
+        prog="python -m app",
+        description="faust agents on NATS JetStream computing windowed learning metrics.",
+        epilog=f"settings (environment variables):\n{env_help}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="<command>")
+    for name, module in COMMANDS.items():
+        module.add_arguments(commands.add_parser(name, help=module.HELP))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except StreamsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(COMMANDS[args.command].run(args, settings))
+    except StreamsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,12 @@
+"""The dashboard for educators and parents: HTML pages served by the web process, live as windows close.
+
+- ``handlers``  the pages' request handlers, and :func:`add_dashboard` that routes to them
+- ``live``      one watch of the ``metrics`` bucket per web process, fanned out to open pages
+- ``state``     what the dashboard knows: recent final windows, and who is struggling
+- ``pages``     the HTML, escaped on its way in; ``charts`` the SVG bar charts in it
+- ``static/``   the pages' script and style sheet (no CDN: the dashboard works offline)
+"""
+
+from app.dashboard.handlers import DASHBOARD, Dashboard, add_dashboard
+
+__all__ = ["DASHBOARD", "Dashboard", "add_dashboard"]

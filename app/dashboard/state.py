@@ -1,0 +1,205 @@
+"""What the dashboard knows: every student's recent final windows, and who is struggling.
+
+Fed one KV value at a time (from a watch of the ``metrics`` bucket, see
+:mod:`app.dashboard.live`), in whatever order they come: a window is placed by its start, a
+second value for the same window replaces the first, and only the newest ``history`` windows
+of each series are kept, so memory stays bounded however long the bucket's history is.
+
+*Struggling*, as the overview says on the page: over a student's last
+:data:`STRUGGLE_WINDOWS` windows that have results, answer accuracy below 50 % with at least
+:data:`MIN_ANSWERS` answers, or level completion below 50 % with at least
+:data:`MIN_FINISHED_LEVELS` levels completed or failed. Sums over several windows rather than
+the latest one alone, because one short window holds too few answers to judge anyone by.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+__all__ = [
+    "ClassState",
+    "HISTORY",
+    "MIN_ANSWERS",
+    "MIN_FINISHED_LEVELS",
+    "STRUGGLE_BELOW",
+    "STRUGGLE_WINDOWS",
+    "Series",
+    "Struggle",
+    "StudentState",
+    "Window",
+]
+
+#: windows kept per student, metric (and game): what the charts show
+HISTORY: Final = 30
+#: recent windows the struggling rule sums over
+STRUGGLE_WINDOWS: Final = 10
+#: accuracy or completion below this share is struggling
+STRUGGLE_BELOW: Final = 0.5
+MIN_ANSWERS: Final = 5
+MIN_FINISHED_LEVELS: Final = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One final window's result as the workers stored it under ``key``."""
+
+    key: str
+    start: int
+    value: dict[str, Any]
+
+    @property
+    def values(self) -> dict[str, Any]:
+        return self.value.get("values") or {}
+
+
+class Series:
+    """One student's windows of one metric (and game), ordered by start, at most ``limit``."""
+
+    def __init__(self, limit: int = HISTORY) -> None:
+        self._limit = limit
+        self._starts: list[int] = []
+        self._windows: list[Window] = []
+
+    def put(self, window: Window) -> bool:
+        """Place ``window``; False when it changes nothing (older than everything kept, or equal)."""
+        index = bisect.bisect_left(self._starts, window.start)
+        if index < len(self._starts) and self._starts[index] == window.start:
+            if self._windows[index] == window:
+                return False
+            self._windows[index] = window
+            return True
+        if index == 0 and len(self._starts) >= self._limit:
+            return False
+        self._starts.insert(index, window.start)
+        self._windows.insert(index, window)
+        if len(self._starts) > self._limit:
+            del self._starts[0], self._windows[0]
+        return True
+
+    @property
+    def latest(self) -> Window | None:
+        return self._windows[-1] if self._windows else None
+
+    def recent(self, count: int | None = None) -> list[Window]:
+        """The newest ``count`` windows (all kept, if None), oldest first."""
+        return list(self._windows if count is None else self._windows[-count:])
+
+    def __len__(self) -> int:
+        return len(self._windows)
+
+
+@dataclass(frozen=True, slots=True)
+class Struggle:
+    """Why a student stands out: each reason is a sentence for the page."""
+
+    reasons: tuple[str, ...]
+
+
+def _count(value: Any) -> int:
+    """A count from a stored value; anything that is not a whole number counts as 0 (the bucket
+    is written by workers, but a page must not break on a value it did not expect)."""
+    return value if type(value) is int and value >= 0 else 0
+
+
+def _share(parts: Iterable[tuple[int, int]]) -> tuple[int, int]:
+    hits = total = 0
+    for hit, count in parts:
+        hits += hit
+        total += count
+    return hits, total
+
+
+@dataclass
+class StudentState:
+    """Everything shown about one student."""
+
+    student_id: str
+    progression: Series = field(default_factory=Series)
+    engagement: Series = field(default_factory=Series)
+    outcomes: dict[str, Series] = field(default_factory=dict)
+
+    @property
+    def last_start(self) -> int | None:
+        """The start of the student's newest window of any metric."""
+        latest = [s.latest.start for s in (self.progression, self.engagement, *self.outcomes.values()) if s.latest]
+        return max(latest) if latest else None
+
+    def accuracy(self) -> tuple[int, int]:
+        """``(correct, answers)`` over the last :data:`STRUGGLE_WINDOWS` engagement windows."""
+        return _share(
+            (_count(w.values.get("correct")), _count(w.values.get("answers")))
+            for w in self.engagement.recent(STRUGGLE_WINDOWS)
+        )
+
+    def completion(self) -> tuple[int, int]:
+        """``(completed, completed + failed)`` over the last :data:`STRUGGLE_WINDOWS` progression windows."""
+        return _share(
+            (
+                _count(w.values.get("levels_completed")),
+                _count(w.values.get("levels_completed")) + _count(w.values.get("levels_failed")),
+            )
+            for w in self.progression.recent(STRUGGLE_WINDOWS)
+        )
+
+    def struggle(self) -> Struggle | None:
+        """The rule in the module docstring; None when the student is doing fine (or unknown)."""
+        reasons = []
+        correct, answers = self.accuracy()
+        if answers >= MIN_ANSWERS and correct / answers < STRUGGLE_BELOW:
+            reasons.append(f"accuracy {correct / answers:.0%} ({correct} of {answers} answers)")
+        completed, finished = self.completion()
+        if finished >= MIN_FINISHED_LEVELS and completed / finished < STRUGGLE_BELOW:
+            reasons.append(f"levels completed {completed / finished:.0%} ({completed} of {finished})")
+        return Struggle(tuple(reasons)) if reasons else None
+
+
+class ClassState:
+    """Every student seen in the ``metrics`` bucket."""
+
+    def __init__(self, history: int = HISTORY) -> None:
+        self._history = history
+        self._students: dict[str, StudentState] = {}
+
+    def apply(
+        self, key: str, metric: str, student_id: str, game_id: str | None, start: int, raw: bytes
+    ) -> bool:
+        """Take one KV value; True if it changed what the dashboard shows.
+
+        Values that are not final, or not JSON objects, are left out: the page shows results.
+        """
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            return False
+        if not isinstance(value, dict) or value.get("final") is not True:
+            return False
+        if metric not in ("progression", "engagement") and not (metric == "outcomes" and game_id):
+            return False
+        student = self._students.get(student_id)
+        if student is None:
+            student = self._students[student_id] = StudentState(
+                student_id, Series(self._history), Series(self._history)
+            )
+        if metric == "progression":
+            series = student.progression
+        elif metric == "engagement":
+            series = student.engagement
+        else:
+            assert game_id is not None
+            series = student.outcomes.setdefault(game_id, Series(self._history))
+        return series.put(Window(key, start, value))
+
+    def student(self, student_id: str) -> StudentState | None:
+        return self._students.get(student_id)
+
+    @property
+    def students(self) -> list[StudentState]:
+        """By id."""
+        return [self._students[sid] for sid in sorted(self._students)]
+
+    def struggling(self) -> list[StudentState]:
+        return [student for student in self.students if student.struggle() is not None]

@@ -1,0 +1,16 @@
+"""The web process behind ``python -m app web``: HTTP ingest, the query API, health and OpenAPI,
+and the NATS ingest consumer, on one NATS connection (the dashboard's pages are added to it).
+
+- ``process``      the aiohttp application, and serving it until a signal, then draining
+- ``services``     the NATS side: one connection shared by the event sink, NATS ingest and the reader
+- ``ingest``       ``POST /v1/events``; ``event_rules`` the event contract as NATS ingest needs it
+- ``query``        ``GET /v1/metrics/...``
+- ``models``       the bodies (pydantic) and the helpers every handler answers with
+- ``openapi``      the OpenAPI document at ``GET /openapi.json``
+- ``draining``     letting in-flight requests finish on shutdown, uploads included
+"""
+
+from app.web.process import make_web_app, run_web, serve_web
+from app.web.services import ServicesState, WebOptions, WebServices
+
+__all__ = ["ServicesState", "WebOptions", "WebServices", "make_web_app", "run_web", "serve_web"]

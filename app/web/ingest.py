@@ -1,0 +1,133 @@
+"""``POST /v1/events``: one event or ``{"events": [...]}``, stored in JetStream before the answer.
+
+Checks, in the order a request meets them (the first that fails answers):
+
+====  ===============================================================================
+401   ``INGEST_TOKEN`` is set and ``Authorization: Bearer <token>`` is missing or wrong
+      (compared in constant time, so the answer's timing says nothing about the token)
+415   ``Content-Type`` is not ``application/json`` (a ``charset`` other than UTF-8 too)
+413   ``Content-Length`` says more than 1 MiB, or the body turns out longer while it is
+      read (chunked uploads have no length to check up front); the rest is not read
+400   the body is not JSON (``message`` gives the line and column)
+422   the contract refuses an event or the envelope; *every* problem is listed and
+      nothing is stored
+503   NATS is unreachable, or JetStream did not acknowledge every event in time; with
+      ``Retry-After``. Some events may be stored: retrying the whole batch is safe, as
+      each ``event_id`` is stored once and its repeats are counted as duplicates
+202   ``{"accepted": n, "duplicates": d}`` once JetStream stored every event
+====  ===============================================================================
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Callable
+from typing import Final
+
+from aiohttp import web
+
+from app.web.models import Accepted, error_response, errors_response, json_response
+from bridges.connection import Secret
+from bridges.public.event_sink import EventSink
+from contract.events import InvalidEvents, MalformedJSON, validate_batch
+from tables.errors import BrokenError, ClosedError
+
+__all__ = ["IngestHandler", "MAX_BODY_BYTES"]
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES: Final = 1024 * 1024
+_CHUNK: Final = 64 * 1024
+
+
+class IngestHandler:
+    """The request handler of ``POST /v1/events``.
+
+    Args:
+        sink: where the events go (started and closed by the caller).
+        token: when set, the bearer token every request must carry.
+        retry_after: seconds a 503 answer asks the client to wait.
+        clock: the server's wall clock (the "5 minutes ahead" rule of ``occurred_at``).
+    """
+
+    def __init__(
+        self,
+        sink: EventSink,
+        *,
+        token: Secret | None = None,
+        retry_after: int = 2,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._sink = sink
+        self._token = token.value.encode() if token is not None else None
+        self._retry_after = str(retry_after)
+        self._max_body = max_body_bytes
+        self._clock = clock
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if self._token is not None and not self._authorized(request):
+            return error_response(
+                401, "missing or wrong bearer token", field="Authorization",
+                headers={"WWW-Authenticate": 'Bearer realm="ingest"'},
+            )
+        if not _is_json(request):
+            return error_response(415, "must be application/json", field="Content-Type")
+        declared = request.content_length
+        if declared is not None and declared > self._max_body:
+            return self._too_large()
+        log.debug("ingest request: reading a body of %s bytes", "unknown" if declared is None else declared)
+        body = await self._read_body(request)
+        if body is None:
+            return self._too_large()
+        try:
+            events = validate_batch(body, now=self._clock())
+        except MalformedJSON as exc:
+            return error_response(400, str(exc))
+        except InvalidEvents as exc:
+            return errors_response(422, exc.errors)
+        try:
+            result = await self._sink.publish(events)
+        except (BrokenError, ClosedError) as exc:
+            log.warning("ingest of %d events answered 503: %s", len(events), exc)
+            return error_response(
+                503, "NATS is unavailable; retry the whole request later",
+                headers={"Retry-After": self._retry_after},
+            )
+        return json_response(202, Accepted(accepted=result.accepted, duplicates=result.duplicates))
+
+    def _authorized(self, request: web.Request) -> bool:
+        assert self._token is not None
+        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+        # The scheme is case-insensitive (RFC 7235); the token is compared in constant time:
+        # compare_digest takes as long for any two values of one length (the length of the
+        # right answer is not a secret worth more code to hide).
+        given = credentials.encode("utf-8", "surrogateescape")
+        return scheme.lower() == "bearer" and hmac.compare_digest(given, self._token)
+
+    async def _read_body(self, request: web.Request) -> bytes | None:
+        """The body, or None as soon as it exceeds the limit (the rest is never read)."""
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.content.iter_chunked(_CHUNK):
+            size += len(chunk)
+            if size > self._max_body:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_large(self) -> web.Response:
+        response = error_response(413, f"must be at most {self._max_body} bytes", field="(body)")
+        # The unread rest of the upload would otherwise be read (and thrown away) to keep the
+        # connection alive; closing it is cheaper.
+        response.force_close()
+        return response
+
+
+def _is_json(request: web.Request) -> bool:
+    if "Content-Type" not in request.headers or request.content_type != "application/json":
+        return False
+    charset = request.charset
+    return charset is None or charset.lower() in ("utf-8", "utf8")

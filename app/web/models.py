@@ -1,0 +1,82 @@
+"""The HTTP API's bodies, as pydantic models (the OpenAPI document is built from them), and the
+helpers every handler answers with.
+
+Every error, whatever its status, has the shape of the contract's 422 answer::
+
+    {"errors": [{"index": -1, "field": "Content-Type", "message": "must be application/json"}]}
+
+``index`` is the event's position in a batch, or -1 when the problem is the request itself (its
+headers, its body as a whole, a path or query parameter); ``field`` names what to fix.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from contract.events import MAX_BATCH_EVENTS, Event, FieldError
+from contract.results import MetricResult
+
+__all__ = [
+    "Accepted",
+    "ErrorBody",
+    "ErrorItem",
+    "EventBatch",
+    "Health",
+    "Windows",
+    "error_response",
+    "errors_response",
+    "json_response",
+]
+
+
+class ErrorItem(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    index: int = Field(description="the event's position in the batch; -1: the request as a whole")
+    field: str = Field(description="dotted path of the field, or the header or parameter to fix")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    errors: list[ErrorItem]
+
+
+class Accepted(BaseModel):
+    accepted: int = Field(ge=0, description="events stored now")
+    duplicates: int = Field(ge=0, description="events whose event_id was already stored in the last 10 minutes")
+
+
+class EventBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: Annotated[list[Event], Field(min_length=1, max_length=MAX_BATCH_EVENTS)]
+
+
+class Windows(BaseModel):
+    windows: list[MetricResult] = Field(description="ordered by window start (then game_id)")
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+
+
+def json_response(status: int, body: Mapping[str, Any] | BaseModel, headers: Mapping[str, str] | None = None) -> web.Response:
+    text = body.model_dump_json() if isinstance(body, BaseModel) else json.dumps(body, separators=(",", ":"))
+    return web.Response(status=status, text=text, content_type="application/json", headers=headers)
+
+
+def errors_response(status: int, errors: list[FieldError], headers: Mapping[str, str] | None = None) -> web.Response:
+    body = ErrorBody(errors=[ErrorItem(index=e.index, field=e.field, message=e.message) for e in errors])
+    return json_response(status, body, headers)
+
+
+def error_response(
+    status: int, message: str, *, field: str = "", headers: Mapping[str, str] | None = None
+) -> web.Response:
+    """One error about the request as a whole (index -1)."""
+    return errors_response(status, [FieldError(-1, field, message)], headers)

@@ -1,0 +1,136 @@
+"""The web process (``python -m app web``): HTTP ingest, the query API, health, OpenAPI, and the
+NATS ingest consumer, on one NATS connection.
+
+Shutdown on SIGTERM or SIGINT is a drain with a deadline (``shutdown_timeout``):
+
+1. end the dashboard's event streams; stop listening, and at the same time stop pulling the
+   NATS ingest stream;
+2. let in-flight HTTP requests finish, uploads included (their events stored and answered; see
+   :mod:`app.web.draining`), and finish the chunk the NATS ingest consumer holds (forwarded,
+   dead-lettered, acked); a request arriving meanwhile on a kept-alive connection gets 503;
+3. close the connections (aiohttp's cleanup), then the event sink (outstanding
+   acknowledgements), then drain the NATS connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from typing import Final
+
+from aiohttp import web
+
+from app.dashboard import add_dashboard
+from app.settings import Settings
+from app.signals import until_signalled
+from app.web.draining import RequestDrain
+from app.web.ingest import IngestHandler
+from app.web.models import Health, json_response
+from app.web.openapi import openapi_document
+from app.web.query import QueryHandlers
+from app.web.services import WebOptions, WebServices
+from bridges.connection import Secret
+
+__all__ = ["make_web_app", "run_web", "serve_web"]
+
+log = logging.getLogger(__name__)
+
+_RETRY_AFTER: Final = 2
+
+
+def make_web_app(
+    services: WebServices,
+    *,
+    ingest_token: Secret | None = None,
+    clock: Callable[[], float] = time.time,
+    drain: RequestDrain | None = None,
+) -> web.Application:
+    """The aiohttp application over started :class:`WebServices` (which it does not own).
+
+    With ``drain``, its middleware counts requests so a shutdown can wait for them.
+    """
+    ingest = IngestHandler(services.sink, token=ingest_token, retry_after=_RETRY_AFTER, clock=clock)
+    query = QueryHandlers(services.reader, retry_after=_RETRY_AFTER)
+    document = openapi_document()
+
+    async def healthz(request: web.Request) -> web.Response:
+        return json_response(200, Health(status="ok"))
+
+    async def readyz(request: web.Request) -> web.Response:
+        if await services.ready():
+            return json_response(200, Health(status="ok"))
+        return json_response(503, Health(status="unavailable"), headers={"Retry-After": str(_RETRY_AFTER)})
+
+    async def openapi(request: web.Request) -> web.Response:
+        return json_response(200, document)
+
+    app = web.Application(middlewares=[drain.middleware] if drain is not None else [])
+    app.router.add_post("/v1/events", ingest.handle)
+    app.router.add_get("/v1/metrics/{metric}/{student_id}", query.windows)
+    app.router.add_get("/v1/metrics/{metric}/{student_id}/latest", query.latest)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/openapi.json", openapi)
+    return app
+
+
+async def serve_web(
+    settings: Settings,
+    nats_urls: tuple[str, ...],
+    *,
+    until: asyncio.Future[object],
+    on_listening: Callable[[str], None] = lambda url: None,
+    host: str = "0.0.0.0",  # noqa: S104 - a web process is meant to be reached
+    shutdown_timeout: float = 30.0,
+) -> None:
+    """Serve until ``until`` is done, then shut down as the module docstring says.
+
+    ``on_listening`` is told the URL once requests are accepted (``PORT=0`` picks a free port).
+    """
+    options = dataclasses.replace(WebOptions.from_settings(settings), stop_timeout=shutdown_timeout)
+    services = WebServices(settings.connection(nats_urls), options)
+    drain = RequestDrain(retry_after=_RETRY_AFTER)
+    async with services:
+        app = make_web_app(services, ingest_token=settings.ingest_token, drain=drain)
+        # The dashboard's pages are not the API (the OpenAPI document describes make_web_app's
+        # routes), so they are added here, where the web process is put together.
+        dashboard = add_dashboard(
+            app, services.reader, window_seconds=settings.window_seconds, grace_seconds=settings.grace_seconds
+        )
+        # What is still running after the drain gets one more second before aiohttp cancels it.
+        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, host, settings.port)
+        try:
+            await site.start()
+            port = runner.addresses[0][1]
+            on_listening(f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}")  # noqa: S104
+            await until
+            log.info("stopping: finishing in-flight requests and NATS ingest")
+            await dashboard.close()  # open event streams end now instead of holding the drain
+            await site.stop()
+            await asyncio.gather(drain.drain(shutdown_timeout), services.ingest.stop(shutdown_timeout))
+        finally:
+            await runner.cleanup()
+        # Leaving the block: the sink waits for outstanding acknowledgements, NATS is drained.
+    log.info("stopped")
+
+
+async def run_web(settings: Settings, nats_urls: tuple[str, ...]) -> int:
+    """``python -m app web``: serve until SIGTERM or SIGINT."""
+    # Listening for the signals before anything else: one arriving during start-up stops the
+    # process cleanly once it is up, instead of killing it half-started.
+    stopping: asyncio.Future[object] = asyncio.ensure_future(until_signalled())
+    await asyncio.sleep(0)
+
+    def announce(url: str) -> None:
+        print(f"web listening on {url} (NATS {', '.join(nats_urls)}); Ctrl-C stops it", flush=True)
+
+    try:
+        await serve_web(settings, nats_urls, until=stopping, on_listening=announce)
+    finally:
+        stopping.cancel()
+    return 0

@@ -1,0 +1,118 @@
+"""The faust App factory: one app (one consumer group, its own topics and tables) per agent."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import pkgutil
+import socket
+from pathlib import Path
+from types import ModuleType
+
+import faust
+from typing import Any
+
+import agents
+from agents.context import AgentContext
+from app.settings import Settings
+from bridges.public.arrival_clock import ArrivalClock
+from bridges.public.streams import PublicStreams
+from bridges.public.window_results import WindowResults
+from bridges.transport.consumer import Consumer
+from contract.names import EVENTS_TOPIC
+from tables.errors import ConfigError
+
+__all__ = ["agent_names", "app_name", "load_agent", "make_app"]
+
+
+_NOT_AGENTS = {"context", "windowed"}
+
+
+def agent_names() -> list[str]:
+    """Agent modules available to ``python -m app worker <agent>``."""
+    return sorted(
+        info.name
+        for info in pkgutil.iter_modules(agents.__path__)
+        if not info.name.startswith("_") and info.name not in _NOT_AGENTS
+    )
+
+
+def load_agent(name: str) -> ModuleType:
+    """An agent module by name (``agents/<name>.py``) or by the path of a ``.py`` file.
+
+    A path lets a data engineer run a metric under development without adding it to the
+    package; the app is then named after the file (``hints.py`` -> app and group ``hints``).
+    """
+    if name.endswith(".py"):
+        module = _module_from_file(Path(name))
+    elif name in agent_names():
+        module = importlib.import_module(f"agents.{name}")
+    else:
+        raise ConfigError(
+            "agent", name, f"unknown agent; known: {', '.join(agent_names())}, or a path to a .py file",
+            kind="Argument",
+        )
+    if not callable(getattr(module, "build", None)):
+        raise ConfigError("agent", name, "its module defines no build(app, context)", kind="Argument")
+    return module
+
+
+def _module_from_file(path: Path) -> ModuleType:
+    if not path.is_file():
+        raise ConfigError("agent", str(path), "is not a file", kind="Argument")
+    spec = importlib.util.spec_from_file_location(f"agents_extra.{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def app_name(agent: str) -> str:
+    """The app (and consumer group) name of an agent given by name or by file path."""
+    return Path(agent).stem if agent.endswith(".py") else agent
+
+
+def make_app(name: str, settings: Settings, nats_urls: tuple[str, ...]) -> faust.App:
+    """A faust app for agent ``name`` (or a module file) on the ``nats://`` transport."""
+    module = load_agent(name)
+    name = app_name(name)
+    workers_dir = settings.data_dir / "workers"
+    workers_dir.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
+    app = faust.App(
+        name,
+        broker=settings.broker_url(nats_urls),
+        broker_credentials=settings.credentials(),
+        store="tracked-memory://",
+        topic_partitions=settings.partitions,
+        datadir=str(workers_dir / name),
+        # Several workers of one agent run side by side: no web server to collide on a port,
+        # and a member URL unique per process (faust's assignor tells members apart by it).
+        web_enabled=False,
+        canonical_url=f"http://{socket.gethostname()}-{os.getpid()}.worker.invalid:6066",
+        broker_commit_interval=1.0,
+    )
+    events = app.topic(EVENTS_TOPIC, value_serializer="raw", key_serializer="raw")
+    transport: Any = app.transport
+    streams = PublicStreams(settings.nats_prefix, settings.nats_replicas)
+    module.build(
+        app,
+        AgentContext(
+            events=events,
+            window_seconds=settings.window_seconds,
+            grace_seconds=settings.grace_seconds,
+            results=WindowResults(transport.session, streams),
+            register_state=transport_consumer(app).register_state_owner,
+            clock=ArrivalClock(transport.session, naming=transport.session.naming, ingest_stream=streams.ingest),
+            update_seconds=settings.update_seconds,
+        ),
+    )
+    return app
+
+
+def transport_consumer(app: faust.App) -> Consumer:
+    """The app's consumer, which must be the nats:// transport's (it takes state owners)."""
+    consumer = app.consumer
+    if not isinstance(consumer, Consumer):
+        raise ConfigError("broker", str(app.conf.broker[0]), "windowed agents need the nats:// transport")
+    return consumer

@@ -1,0 +1,23 @@
+"""The ``nats://`` transport for faust: a reusable driver, not tied to this deployment.
+
+Any faust app runs on JetStream with ``broker="nats://host:4222"``; faust finds :class:`Transport`
+here through the ``faust.transports`` entry point, and the ``tracked-memory://`` table store
+(:mod:`bridges.transport.store`) through ``faust.stores``.
+
+- ``driver``             the Transport: one :class:`~bridges.transport.session.TransportSession`
+                         shared by the consumer and the producer of an app
+- ``consumer``           faust's Consumer: partitions from :mod:`bridges.group`, the rebalance
+                         order, committed offsets; ``fetching`` its fetch loop
+- ``partition_readers``  the assigned partitions' readers and their records as faust messages;
+                         ``reader`` one partition's batched pulls
+- ``producer``           faust's Producer: pipelined, acknowledged, deduplicated sends
+- ``publisher``          pipelined, acknowledged JetStream publishing (also used by ingest)
+- ``session``, ``topics``, ``offsets``, ``envelope``, ``options``, ``conductor``, ``store``:
+                         the shared connection, topics as streams, committed offsets in KV, a
+                         message's headers, the broker URL's options, undecodable messages, and
+                         table storage that resumes
+"""
+
+from bridges.transport.driver import Transport
+
+__all__ = ["Transport"]

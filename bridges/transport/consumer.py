@@ -1,0 +1,437 @@
+"""faust's Consumer on JetStream.
+
+Partitions come from the group coordinator (:mod:`bridges.group`), messages from the readers of
+the assigned partitions (:mod:`bridges.transport.partition_readers`), and committed offsets go to
+the KV offset store with compare-and-set; records reach faust through the fetch loop of
+:mod:`bridges.transport.fetching`. The rebalance order is the one faust's aiokafka driver
+follows: ``app.on_rebalance_start()``, revoke everything (faust drains and commits), set the
+generation, ``assignor.on_assignment()``, then ``on_partitions_assigned``.
+
+A partition being revoked stays in :meth:`assignment` until its revocation has finished, because
+faust drops commits for partitions outside the assignment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar, cast
+
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
+from faust.exceptions import ImproperlyConfigured, ProducerSendError
+from faust.types import TP
+
+from bridges.group import FaustAssigner, GroupCoordinator, GroupSettings
+from bridges.transport.fetching import FetchingConsumer
+from bridges.transport.offsets import OffsetStore, PartitionRef
+from bridges.transport.partition_readers import PartitionReaders
+from bridges.transport.producer import create_topic
+from bridges.transport.reader import ReaderConfig
+from bridges.transport.session import Fence, TransportSession, partition_for_key
+from tables.changelog import StateOwner
+from tables.errors import BrokenError, ClosedError, FencedError, StreamsError
+
+__all__ = ["Consumer"]
+
+log = logging.getLogger(__name__)
+
+
+class Consumer(FetchingConsumer):
+    """Consumer for the ``nats://`` transport; its fetch loop is :class:`FetchingConsumer`'s."""
+
+    consumer_stopped_errors: ClassVar[tuple[type[BaseException], ...]] = (ClosedError,)
+
+    def __post_init__(self) -> None:
+        if self.app.conf.processing_guarantee.value == "exactly_once":
+            raise ImproperlyConfigured(
+                "processing_guarantee='exactly_once' needs Kafka transactions; the nats:// "
+                "transport provides at-least-once (use the windowed tables for exactly-once "
+                "results in effect)"
+            )
+        self._session: TransportSession = cast(Any, self.transport).session
+        self._subscription: set[str] = set()
+        self._assignment: set[TP] = set()
+        #: state (windowed tables) flushed before each commit and asked where to resume
+        self._state_owners: list[StateOwner] = []
+        #: where each assigned partition started (committed offset, or the reset position)
+        self._start_offsets: dict[TP, int] = {}
+        #: newly assigned stream partitions not yet positioned by faust's seek_to_committed:
+        #: faust resumes partitions *before* that seek, and anything handed out in between
+        #: would be dropped by its streams or delivered twice after the rewind
+        self._awaiting_seek: set[TP] = set()
+        #: partitions seek_to_committed positioned, held until faust resumes its flow
+        self._positioned: set[TP] = set()
+        #: set when the group lease was lost; the next revoke then drops every partition's state
+        self._membership_lost = False
+        self._offsets: OffsetStore | None = None
+        self._coordinator: GroupCoordinator | None = None
+        options = self._session.options
+        self._readers = PartitionReaders(
+            self._session, ReaderConfig(batch=options.fetch_batch, capacity=options.fetch_capacity)
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        await self._session.acquire()
+        self._session.on_reconnected(self._on_reconnected)
+        group = self.app.conf.id
+        self._offsets = OffsetStore(
+            self._session.js, self._session.naming, group, replicas=self._session.options.replicas
+        )
+        await self._offsets.start()
+        if not self.app.client_only:
+            options = self._session.options
+            self._coordinator = GroupCoordinator(
+                self._session.client,
+                self._session.settings,
+                self._session.naming,
+                group,
+                listener=_Listener(self),
+                assigner=FaustAssigner(self.app.assignor, self._partition_counts),
+                settings=GroupSettings(
+                    session_timeout=options.session_timeout,
+                    rebalance_delay=options.rebalance_delay,
+                    rebalance_timeout=float(self.app.conf.broker_rebalance_timeout),
+                    replicas=options.replicas,
+                ),
+            )
+            # Writes no server-side fence covers (final results) check this membership's lease.
+            self._session.lease = self._coordinator.lease
+            await self._coordinator.start()
+
+    async def on_stop(self) -> None:
+        await super().on_stop()  # faust commits what it can here
+        if self._coordinator is not None:
+            await self._coordinator.stop()
+        await self._readers.close(self._readers)
+        await self._session.release()
+
+    def close(self) -> None:
+        """Called by faust when a rebalance arrives after the app started stopping."""
+
+    @property
+    def member_id(self) -> str | None:
+        return self._coordinator.member_id if self._coordinator else None
+
+    # -- subscription and rebalancing -----------------------------------------------------
+
+    async def subscribe(self, topics: Iterable[str]) -> None:
+        self._subscription = set(topics)
+        await self._declare_missing(self._subscription)
+        if self._coordinator is not None:
+            await self._coordinator.update_subscription()
+        else:
+            # client-only: read every partition of the subscribed topics, no group
+            specs = await self._session.registry.lookup_many(self._subscription)
+            tps = {TP(t, p) for t, spec in specs.items() for p in range(spec.partitions)}
+            await self._take(tps, generation=0)
+            await self.on_partitions_assigned(tps, 0)
+
+    async def _declare_missing(self, topics: set[str]) -> None:
+        """Create subscribed topics that do not exist yet, as Kafka's auto-create would.
+
+        faust declares only its internal topics before subscribing; an agent's source topic is
+        created here with the partition count faust has for it.
+        """
+        if not self.app.conf.topic_allow_declare:
+            return
+        registry = self._session.registry
+        known = await registry.lookup_many(topics)
+        partitions = {
+            name: channel.partitions or self.app.conf.topic_partitions
+            for channel in self.app.topics
+            for name in getattr(channel, "topics", ())
+        }
+        for topic in sorted(topics - known.keys()):
+            await self._session.declare_topic(
+                topic, partitions.get(topic, self.app.conf.topic_partitions),
+                compacting=False, retention=None,
+            )
+
+    async def _revoke(self) -> None:
+        self.app.on_rebalance_start()
+        revoked = set(self._assignment)
+        await self.on_partitions_revoked(revoked)
+        if not self.app.conf.stream_wait_empty and revoked:
+            await self.commit()
+        # Only now may the partitions leave the assignment (faust drops other commits).
+        self._assignment = set()
+        if self._offsets is not None:
+            self._offsets.release(PartitionRef(tp.topic, tp.partition) for tp in revoked)
+        for tp in revoked:
+            self._session.fences.pop((tp.topic, tp.partition), None)
+        await self._readers.close(revoked)
+        if self._membership_lost:
+            # Others may have processed what this worker held while it was cut off, so its
+            # in-memory state is stale. faust would keep the state of partitions a new
+            # assignment gives back ("kept", not revoked), so the tables are told now that all
+            # of it is revoked: they drop it, and the next assignment recovers it from the
+            # changelogs. (Not through faust's own rebalance with an empty assignment: the
+            # recovery that starts races the next assignment's.)
+            self._membership_lost = False
+            for table in self.app.tables.values():
+                await table.on_rebalance(set(), revoked, set(), self.app.consumer_generation_id)
+
+    async def _assign(self, generation: int, raw: bytes) -> None:
+        protocol = ConsumerProtocolMemberAssignment.decode(raw)
+        tps = {TP(topic, p) for topic, partitions in protocol.assignment for p in partitions}
+        self.app.consumer_generation_id = generation
+        self.app.assignor.on_assignment(protocol)
+        await self._take(tps, generation)
+        await self.on_partitions_assigned(tps, generation)
+
+    async def _take(self, tps: set[TP], generation: int) -> None:
+        """Claim offsets, fence changelogs and open readers for a new assignment."""
+        assert self._offsets is not None
+        self._offsets.set_identity(self.member_id or "client", generation)
+        changelogs = self.app.tables.changelog_topics
+        actives = self.app.assignor.assigned_actives() if self._coordinator else tps
+        sources = {tp for tp in tps if tp.topic not in changelogs}
+        owned_changelogs = {tp for tp in tps if tp.topic in changelogs and tp in actives}
+        committed = await self._offsets.claim(PartitionRef(tp.topic, tp.partition) for tp in sources)
+        await asyncio.gather(*(self._fence(tp, generation) for tp in owned_changelogs))
+        self._assignment = set(tps)
+        reset = self.app.conf.consumer_auto_offset_reset
+        starts: dict[TP, int] = {}
+        for tp in tps:
+            offset = committed.get(PartitionRef(tp.topic, tp.partition))
+            if offset is None:
+                earliest, highwater = await self._session.registry.offsets(tp.topic, tp.partition)
+                offset = highwater if reset == "latest" and tp in sources else earliest
+            starts[tp] = offset
+        self._start_offsets = starts
+        self._awaiting_seek = set(sources)
+        self._positioned = set()
+        await asyncio.gather(*(self._readers.open(tp, offset) for tp, offset in starts.items()))
+
+    async def _fence(self, tp: TP, generation: int) -> None:
+        """Write the changelog partition's fence marker: older owners' writes now fail."""
+        subject = self._session.naming.fence_subject(tp.topic, tp.partition)
+        ack = await self._session.js.publish(
+            subject, f'{{"owner":"{self.member_id}","generation":{generation}}}'.encode()
+        )
+        self._session.fences[(tp.topic, tp.partition)] = Fence(subject, int(ack.seq))
+
+    def _lost(self) -> None:
+        self.stop_flow()
+        self.app.flow_control.suspend()
+        self._membership_lost = True
+
+    async def _on_reconnected(self) -> None:
+        self._readers.reset_after_reconnect()
+
+    # -- offsets --------------------------------------------------------------------------
+
+    def register_state_owner(self, owner: StateOwner) -> None:
+        """Flush ``owner`` before every commit; let it say where its partitions resume."""
+        self._state_owners.append(owner)
+
+    async def _commit_offsets(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
+        """Commit order: state flushed (its changelogs stored), then faust flushes the producer
+        and commits the offsets. A failed flush fails the commit, so no offset gets ahead of the
+        state it belongs to.
+
+        A flush refused by a fence — a changelog fence, or the lease deadline that fences final
+        results (a write of a membership that is over) — means a newer owner took a partition
+        over (this worker was paused or cut off past its lease): the commit is skipped, as a
+        fenced offset commit is, and the lease is checked so the worker rejoins — instead of the
+        error escaping into faust's commit timer, which crashes the worker.
+
+        A flush that failed otherwise because a result or dead letter could not be stored yet
+        (the lease not renewed in time, NATS away; a :class:`BrokenError`) skips the commit too:
+        the owner keeps what it could not store and tries it again at the next commit, and has
+        recorded nothing past it, so no offset may be committed either.
+
+        Nor does a worker whose lease may have expired commit anything (checked before the flush
+        starts): its partitions may be another's by now. Until the new owner has written its
+        changelog fences the server would still accept this worker's state, and that state is
+        not to be trusted: the wall clock ran on while the worker was paused, so its watermark
+        counts the pause as stream time, and a new owner resuming from it would find the events
+        stored meanwhile late.
+        """
+        if not self._session.lease.valid():
+            log.warning("not committing: this worker's lease may have expired, its partitions may be another's")
+            if self._coordinator is not None:
+                await self._coordinator.verify_membership()
+            return False
+        try:
+            for owner in self._state_owners:
+                await owner.flush()
+        except (ProducerSendError, BrokenError) as exc:
+            if _caused_by_fence(exc):
+                log.warning("not committing: a state flush was refused, this worker was fenced off (%s)", exc)
+                if self._coordinator is not None:
+                    await self._coordinator.verify_membership()
+                return False
+            if not isinstance(exc, BrokenError):
+                raise
+            log.warning("not committing: the state flush could not store everything yet (%s)", exc)
+            return False
+        return await super()._commit_offsets(offsets, start_new_transaction=start_new_transaction)
+
+    def _resume_offset(self, tp: TP) -> int | None:
+        for owner in self._state_owners:
+            offset = owner.resume_offset(tp.topic, tp.partition)
+            if offset is not None:
+                return offset
+        return None
+
+    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+        if self._offsets is None:
+            return False
+        mine = {
+            PartitionRef(tp.topic, tp.partition): offset
+            for tp, offset in offsets.items()
+            if tp in self._assignment
+        }
+        if not mine:
+            return False
+        try:
+            fenced = await self._offsets.commit(mine)
+        except StreamsError as exc:
+            log.warning("committing offsets failed: %s", exc)
+            return False
+        if fenced:
+            log.warning("commits refused for %s: this worker was fenced off", sorted(fenced))
+            if self._coordinator is not None:
+                await self._coordinator.verify_membership()
+            return False
+        return True
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        """Rewind the assigned stream partitions to their committed offsets.
+
+        faust calls this (``perform_seek``) after resuming partitions at the end of recovery,
+        and when it finds the flow stopped, to re-read whatever was fetched in between. Newly
+        assigned partitions hand out nothing until this first positioning (see
+        ``_awaiting_seek``), so the rewind never delivers a message twice.
+
+        Nor do they right after it: faust's recovery seeks first and only then resumes its flow
+        control, and that resume empties every agent's queue (faust's channels are
+        ``clear_on_resume``). A record delivered in between would be dropped there, after the
+        reader had moved past it, and the windowed state would skip it for good. Positioned
+        partitions are therefore released by the :meth:`resume_flow` that follows.
+        """
+        assert self._offsets is not None
+        sources = [tp for tp in self._assignment if tp.topic not in self.app.tables.changelog_topics]
+        committed = await self._offsets.read(PartitionRef(tp.topic, tp.partition) for tp in sources)
+        out: dict[TP, int] = {}
+        for tp in sources:
+            offset = committed.get(PartitionRef(tp.topic, tp.partition))
+            # A state owner's changelog knows better than the committed offset: its state may
+            # reflect more (flushed, then the commit failed) or less (a flush never completed).
+            resume = self._resume_offset(tp)
+            target = resume if resume is not None else (offset or self._start_offsets.get(tp))
+            reader = self._readers.get(tp)
+            if reader is not None and target is not None and reader.position != target:
+                await reader.seek(target)
+            self._positioned.add(tp)
+            # faust counts acks from what this returns and needs them contiguous from it.
+            reported = resume if resume is not None else offset
+            if reported:
+                out[tp] = reported
+        self._readers.wake()
+        return out
+
+    async def _seek(self, partition: TP, offset: int) -> None:
+        reader = self._readers.get(partition)
+        if reader is not None:
+            await reader.seek(offset)
+
+    async def seek_wait(self, partitions: Mapping[TP, int]) -> None:
+        for tp, offset in partitions.items():
+            await self._seek(tp, offset)
+            if offset > 0:
+                self._read_offset[tp] = offset
+            else:
+                self._read_offset.pop(tp, None)
+
+    async def seek_to_beginning(self, *partitions: TP) -> None:
+        for tp in partitions:
+            earliest, _ = await self._session.registry.offsets(tp.topic, tp.partition)
+            await self._seek(tp, earliest)
+
+    async def position(self, tp: TP) -> int | None:
+        reader = self._readers.get(tp)
+        return reader.position if reader else None
+
+    def assignment(self) -> set[TP]:
+        return set(self._assignment)
+
+    def highwater(self, tp: TP) -> int:
+        reader = self._readers.get(tp)
+        return reader.highwater if reader else 0
+
+    async def highwaters(self, *partitions: TP) -> Mapping[TP, int]:
+        offsets = await asyncio.gather(
+            *(self._session.registry.offsets(tp.topic, tp.partition) for tp in partitions)
+        )
+        return {tp: hw for tp, (_, hw) in zip(partitions, offsets, strict=True)}
+
+    async def earliest_offsets(self, *partitions: TP) -> Mapping[TP, int]:
+        offsets = await asyncio.gather(
+            *(self._session.registry.offsets(tp.topic, tp.partition) for tp in partitions)
+        )
+        return {tp: earliest for tp, (earliest, _) in zip(partitions, offsets, strict=True)}
+
+    # -- topics ---------------------------------------------------------------------------
+
+    def topic_partitions(self, topic: str) -> int | None:
+        spec = self._session.registry.cached(topic)
+        return spec.partitions if spec else None
+
+    def key_partition(self, topic: str, key: bytes | None, partition: int | None = None) -> int | None:
+        spec = self._session.registry.cached(topic)
+        if spec is None:
+            return None
+        if partition is not None:
+            return partition
+        if key is None:
+            return None
+        return partition_for_key(key, spec.partitions)
+
+    create_topic = create_topic  # one body for the producer and the consumer
+
+    def _new_topicpartition(self, topic: str, partition: int) -> TP:
+        return TP(topic, partition)
+
+    async def _partition_counts(self, topics: set[str]) -> dict[str, int]:
+        specs = await self._session.registry.lookup_many(topics)
+        return {topic: spec.partitions for topic, spec in specs.items()}
+
+    def verify_event_path(self, now: float, tp: TP) -> None:
+        """faust's livelock detector hook; our readers report their own stalls."""
+
+
+class _Listener:
+    """The coordinator's view of the consumer (keeps the group protocol out of faust's class)."""
+
+    def __init__(self, consumer: Consumer) -> None:
+        self._consumer = consumer
+
+    def subscription(self) -> tuple[str, ...]:
+        return tuple(sorted(self._consumer._subscription))
+
+    def metadata(self) -> bytes:
+        return cast(bytes, self._consumer.app.assignor.metadata(self._consumer._subscription).encode())
+
+    async def on_revoke(self) -> None:
+        await self._consumer._revoke()
+
+    async def on_assign(self, generation: int, assignment: bytes) -> None:
+        await self._consumer._assign(generation, assignment)
+
+    def on_lost(self) -> None:
+        self._consumer._lost()
+
+
+def _caused_by_fence(exc: BaseException) -> bool:
+    """Whether a changelog fence refused the write behind ``exc`` (anywhere in its causes)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, FencedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

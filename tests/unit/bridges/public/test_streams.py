@@ -1,0 +1,91 @@
+"""The public names of the contract and the rules that keep ids from addressing other keys."""
+
+from __future__ import annotations
+
+import pytest
+from nats.js.api import RetentionPolicy, StorageType
+
+from bridges.public.streams import (
+    DEADLETTER_INVALID,
+    INGEST_CONSUMER,
+    METRICS,
+    METRICS_BUCKET,
+    PublicStreams,
+    ingest_subject,
+    metrics_key,
+    require_id,
+    result_subject,
+)
+from tables.errors import ConfigError
+from tests.unit.contract.test_names import BAD_IDS
+
+
+def test_the_contract_names() -> None:
+    assert (DEADLETTER_INVALID, METRICS_BUCKET, METRICS) == (
+        "deadletter.invalid", "metrics", ("engagement", "outcomes", "progression"),
+    )
+    assert INGEST_CONSUMER == "web-ingest"
+    assert ingest_subject("game", "s-42") == "events.game.s-42"
+    assert result_subject("outcomes", "s_1") == "results.outcomes.s_1"
+
+
+@pytest.mark.parametrize("value", ["s", "S-9_x", "x" * 64])
+def test_valid_ids_pass(value: str) -> None:
+    assert require_id("student_id", value) == value
+
+
+@pytest.mark.parametrize("value", BAD_IDS)
+def test_ids_that_could_address_other_subjects_are_refused(value: str) -> None:
+    with pytest.raises(ConfigError, match="'student_id'.*must be 1-64 characters of A-Z a-z 0-9 _ -"):
+        require_id("student_id", value)
+    with pytest.raises(ConfigError):
+        result_subject("engagement", value)
+    with pytest.raises(ConfigError):
+        metrics_key("engagement", value, 60)
+
+
+def test_metrics_keys() -> None:
+    assert metrics_key("progression", "s1", 1_714_557_600) == "progression.s1.1714557600"
+    assert metrics_key("outcomes", "s1", 60, game_id="g-math") == "outcomes.s1.g-math.60"
+    with pytest.raises(ConfigError, match="required for outcomes"):
+        metrics_key("outcomes", "s1", 60)
+    with pytest.raises(ConfigError, match="does not apply to engagement"):
+        metrics_key("engagement", "s1", 60, game_id="g1")
+    with pytest.raises(ConfigError, match="must be one of"):
+        metrics_key("mastery", "s1", 60)
+
+
+def test_stream_names_carry_the_prefix() -> None:
+    streams = PublicStreams("learn", replicas=3)
+    assert (streams.ingest, streams.deadletter, streams.results) == ("LEARN_INGEST", "LEARN_DEADLETTER", "LEARN_RESULTS")
+    assert streams.ingest_config().num_replicas == 3
+
+
+def test_the_ingest_stream_is_a_work_queue_without_a_size_limit() -> None:
+    config = PublicStreams().ingest_config()
+    assert config.subjects == ["events.>"]
+    assert config.retention is RetentionPolicy.WORK_QUEUE
+    assert config.storage is StorageType.FILE
+    # An oversize event must reach the consumer to be dead-lettered, not vanish at the stream.
+    assert config.max_msg_size in (None, -1)
+
+
+def test_dead_letters_and_results_are_kept() -> None:
+    streams = PublicStreams()
+    assert streams.deadletter_config().subjects == ["deadletter.>"]
+    assert streams.results_config().subjects == ["results.>"]
+    for config in (streams.deadletter_config(), streams.results_config()):
+        assert config.retention is RetentionPolicy.LIMITS
+        assert config.max_age == 7 * 24 * 3600
+
+
+@pytest.mark.parametrize("prefix", ["events", "results", "deadletter"])
+def test_a_prefix_that_would_overlap_the_public_subjects_is_refused(prefix: str) -> None:
+    with pytest.raises(ConfigError, match="NATS_PREFIX"):
+        PublicStreams(prefix)
+
+
+@pytest.mark.parametrize(("prefix", "replicas"), [("Faust", 1), ("", 1), ("faust", 2)])
+def test_bad_prefixes_and_replicas_are_refused(prefix: str, replicas: int) -> None:
+    with pytest.raises(ConfigError):
+        PublicStreams(prefix, replicas)

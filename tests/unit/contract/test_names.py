@@ -1,0 +1,124 @@
+"""The names of the contract, and the id rule that keeps ids from addressing other subjects or keys."""
+
+from __future__ import annotations
+
+import pytest
+
+import bridges.public.streams as streams
+from contract import names
+from contract.names import (
+    DEADLETTER_INVALID,
+    DEADLETTER_LATE,
+    EVENTS_TOPIC,
+    ID_PATTERN,
+    METRIC_NAMES,
+    METRICS_BUCKET,
+    ingest_subject,
+    is_id,
+    metrics_key,
+    parse_metrics_key,
+    require_id,
+    result_filter,
+    result_subject,
+)
+from tables.errors import ConfigError
+
+BAD_IDS = ["", "*", ">", "s.1", "s 1", "s*", "a>b", "é", "x" * 65, "s\n1", "s/1"]
+GOOD_IDS = ["s", "S-9_x", "x" * 64]
+
+
+def test_the_contract_names() -> None:
+    assert (EVENTS_TOPIC, METRICS_BUCKET, METRIC_NAMES) == ("events", "metrics", ("engagement", "outcomes", "progression"))
+    assert (DEADLETTER_INVALID, DEADLETTER_LATE) == ("deadletter.invalid", "deadletter.late")
+    assert ID_PATTERN == "[A-Za-z0-9_-]{1,64}"
+    assert ingest_subject("game", "s-42") == "events.game.s-42"
+    assert result_subject("outcomes", "s_1") == "results.outcomes.s_1"
+
+
+@pytest.mark.parametrize("value", GOOD_IDS)
+def test_valid_ids_pass(value: str) -> None:
+    assert is_id(value)
+    assert require_id("student_id", value) == value
+
+
+@pytest.mark.parametrize("value", [*BAD_IDS, None, 7])
+def test_ids_that_could_address_other_subjects_are_refused(value: str) -> None:
+    assert not is_id(value)
+    with pytest.raises(ConfigError, match="'student_id'.*must be 1-64 characters of A-Z a-z 0-9 _ -"):
+        require_id("student_id", value)
+    with pytest.raises(ConfigError):
+        result_subject("engagement", value)
+    with pytest.raises(ConfigError):
+        metrics_key("engagement", value, 60)
+    if value is not None:  # None is the filter's wildcard
+        with pytest.raises(ConfigError):
+            result_filter("engagement", value)
+
+
+def test_metrics_keys() -> None:
+    assert metrics_key("progression", "s1", 1_714_557_600) == "progression.s1.1714557600"
+    assert metrics_key("outcomes", "s1", 60, game_id="g-math") == "outcomes.s1.g-math.60"
+    with pytest.raises(ConfigError, match="required for outcomes"):
+        metrics_key("outcomes", "s1", 60)
+    with pytest.raises(ConfigError, match="does not apply to engagement"):
+        metrics_key("engagement", "s1", 60, game_id="g1")
+    with pytest.raises(ConfigError, match="must be one of"):
+        metrics_key("mastery", "s1", 60)
+
+
+@pytest.mark.parametrize(
+    ("key", "parsed"),
+    [
+        ("progression.s1.60", ("progression", "s1", None, 60)),
+        ("outcomes.s1.g1.120", ("outcomes", "s1", "g1", 120)),
+        ("outcomes.s1.120", None),
+        ("engagement.s1.g1.120", None),
+        ("engagement.s1.soon", None),
+        ("mastery.s1.60", None),
+    ],
+)
+def test_parsing_keys(key: str, parsed: tuple[str, str, str | None, int] | None) -> None:
+    assert parse_metrics_key(key) == parsed
+    if parsed is not None:
+        metric, student, game, start = parsed
+        assert metrics_key(metric, student, start, game_id=game) == key
+
+
+@pytest.mark.parametrize(
+    ("metric", "student", "subjects"),
+    [
+        (None, None, "results.*.*"),
+        ("outcomes", None, "results.outcomes.*"),
+        (None, "s-42", "results.*.s-42"),
+        ("engagement", "s-42", "results.engagement.s-42"),
+    ],
+)
+def test_result_filters(metric: str | None, student: str | None, subjects: str) -> None:
+    assert result_filter(metric, student) == subjects
+
+
+def test_a_filter_refuses_an_unknown_metric() -> None:
+    with pytest.raises(ConfigError, match="must be one of engagement, outcomes, progression"):
+        result_filter("mastery")
+
+
+# bridges/public/streams.py still spells these facts itself (its owner is changing the module
+# right now; the next phase makes it import them from here). Until then they must agree.
+@pytest.mark.parametrize("name", ["DEADLETTER_INVALID", "METRICS_BUCKET"])
+def test_the_public_streams_copies_agree(name: str) -> None:
+    assert getattr(streams, name) == getattr(names, name)
+    assert streams.METRICS == METRIC_NAMES
+
+
+@pytest.mark.parametrize("value", [*GOOD_IDS, *BAD_IDS])
+def test_the_public_streams_id_rule_agrees(value: str) -> None:
+    def outcome(function, *args):  # type: ignore[no-untyped-def]
+        try:
+            return function(*args)
+        except ConfigError as exc:
+            return str(exc)
+
+    assert outcome(streams.require_id, "student_id", value) == outcome(require_id, "student_id", value)
+    assert outcome(streams.ingest_subject, "game", value) == outcome(ingest_subject, "game", value)
+    assert outcome(streams.result_subject, "outcomes", value) == outcome(result_subject, "outcomes", value)
+    assert outcome(streams.metrics_key, "outcomes", "s1", 60, value) == outcome(metrics_key, "outcomes", "s1", 60, value)
