@@ -38,6 +38,7 @@ from nats.aio.subscription import Subscription
 from nats.js.errors import KeyNotFoundError, NotFoundError
 
 from bridges.naming import Naming
+from bridges.transport.envelope import encode_headers
 from bridges.public.streams import PublicStreams
 from contract.names import EVENTS_TOPIC, METRICS_BUCKET
 from bridges.transport.publisher import PipelinedPublisher
