@@ -16,7 +16,6 @@ from typing import Any
 import agents
 from agents.context import AgentContext
 from app.settings import Settings
-from bridges.public_streams import PublicStreams
 from bridges.window_results import WindowResults
 from bridges.consumer import Consumer
 from tables.errors import ConfigError
@@ -100,9 +99,7 @@ def make_app(name: str, settings: Settings, nats_urls: tuple[str, ...]) -> faust
             events=events,
             window_seconds=settings.window_seconds,
             grace_seconds=settings.grace_seconds,
-            results=WindowResults(
-                transport.session, PublicStreams(settings.nats_prefix, settings.nats_replicas)
-            ),
+            results=WindowResults(transport.session, settings.public_streams()),
             register_state=transport_consumer(app).register_state_owner,
             update_seconds=settings.update_seconds,
         ),
