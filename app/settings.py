@@ -67,7 +67,7 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "METRICS_TTL": ("90d", "how long a window's value stays in the metrics bucket after its last write"),
     "METRICS_MAX_BYTES": ("-1", "bytes the metrics bucket holds at most; when full, new values are refused"),
     "CHANGELOG_MAX_BYTES": (
-        "10G", "bytes each partition of a worker's state changelog holds at most; when full, its writes are refused"
+        "1G", "bytes each partition of a worker's state changelog holds at most; when full, its writes are refused"
     ),
 }
 

@@ -79,6 +79,8 @@ STATE_BUCKET_MAX_BYTES: Final = 64 * MIB
 #: The fields of a stream's configuration that bound what it keeps: ensure_* keeps them in line
 #: with the caller's. JetStream changes all of them in place.
 _LIMIT_FIELDS: Final = ("max_age", "max_bytes", "discard", "duplicate_window", "allow_msg_ttl")
+#: JetStream's "insufficient storage resources available", also when byte caps do not fit
+_INSUFFICIENT_RESOURCES: Final = 10047
 #: Other fields a caller sets whose difference is reported but left alone: some cannot change in
 #: place (storage, retention policy) and the rest (subjects, replicas) are an operator's move.
 _OTHER_FIELDS: Final = ("subjects", "retention", "storage", "num_replicas", "max_msgs_per_subject")
@@ -146,7 +148,9 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig, *, update_li
         return
     except BadRequestError as exc:
         if exc.err_code != 10058:  # stream name already in use with a different configuration
-            raise BrokenError(f"cannot create stream {config.name}: {exc.description}") from None
+            raise BrokenError(f"cannot create stream {config.name}: {_reason(exc)}") from None
+    except APIError as exc:
+        raise BrokenError(f"cannot create stream {config.name}: {_reason(exc)}") from None
     assert config.name is not None
     current = await _stream_config(js, config.name)
     if update_limits:
@@ -162,6 +166,15 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig, *, update_li
             "stream %s exists with a different configuration (%s); using it as it is",
             config.name, ", ".join(differ),
         )
+
+
+def _reason(exc: APIError) -> str:
+    if exc.err_code == _INSUFFICIENT_RESOURCES:
+        return (
+            f"{exc.description} (JetStream reserves each stream's max_bytes in the server's store when "
+            "it is set: lower the byte caps or give JetStream more storage)"
+        )
+    return str(exc.description)
 
 
 async def _stream_config(js: JetStreamContext, name: str) -> StreamConfig:
@@ -181,7 +194,7 @@ async def _apply_limits(js: JetStreamContext, current: StreamConfig, wanted: Str
         info = await js.update_stream(updated)
     except (APIError, NatsTimeoutError) as exc:
         # Not recreated instead: that would drop every message. The stream goes on as it is.
-        reason = exc.description if isinstance(exc, APIError) else "no answer (is the update permitted?)"
+        reason = _reason(exc) if isinstance(exc, APIError) else "no answer (is the update permitted?)"
         log.error(
             "stream %s: JetStream refused to change its limits in place (%s): %s. It keeps its "
             "current limits and messages; change them with `nats stream edit %s` or adjust the setting",

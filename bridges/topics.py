@@ -47,8 +47,11 @@ DEFAULT_DUPLICATE_WINDOW = 120.0
 DEFAULT_TOPIC_RETENTION: Final = 7 * DAY
 #: The byte cap of each partition of a compacting topic unless told otherwise. Its latest value
 #: per key is a table's state and has no age limit; the cap keeps a runaway table from filling
-#: the store (a full changelog refuses writes: see TopicRegistry._stream_config).
-DEFAULT_CHANGELOG_MAX_BYTES: Final = 10 * GIB
+#: the store (a full changelog refuses writes: see TopicRegistry._stream_config). JetStream
+#: reserves every stream's cap in the server's store when the stream is made, so the caps of all
+#: partitions of all changelogs must fit in it together: 1 GiB each is 24 GiB for three tables of
+#: 8 partitions.
+DEFAULT_CHANGELOG_MAX_BYTES: Final = GIB
 #: What TopicSpec.to_json writes: the fields every version of the registry reads (an older
 #: process builds a TopicSpec from all the keys it finds, so a new key would break it).
 _STORED_FIELDS: Final = ("name", "partitions", "compacting", "max_per_key", "retention", "replicas", "duplicate_window")

@@ -104,8 +104,12 @@ async def test_a_change_jetstream_refuses_is_logged_and_the_stream_kept(
             with caplog.at_level(logging.WARNING, logger="bridges.jetstream"):
                 await ensure_stream(js, StreamConfig(name="S", subjects=["s"], max_bytes=1 << 30))
             info = await js.stream_info("S")
+            with pytest.raises(BrokenError) as refused:
+                await ensure_stream(js, StreamConfig(name="T", subjects=["t"], max_bytes=1 << 30))
         finally:
             await client.close()
+    assert "cannot create stream T: insufficient storage" in str(refused.value)
+    assert "reserves each stream's max_bytes" in str(refused.value)
     assert (info.config.max_bytes, info.state.messages) == (1 << 20, 1)
     (record,) = [r for r in caplog.records if r.name == "bridges.jetstream"]
     assert record.levelno == logging.ERROR

@@ -96,7 +96,7 @@ MAX_BYTES = [
     ("RESULTS_MAX_BYTES", lambda s: s.public_limits.results.max_bytes, -1),
     ("DEADLETTER_MAX_BYTES", lambda s: s.public_limits.deadletter.max_bytes, -1),
     ("METRICS_MAX_BYTES", lambda s: s.public_limits.metrics.max_bytes, -1),
-    ("CHANGELOG_MAX_BYTES", lambda s: s.changelog_max_bytes, 10 << 30),
+    ("CHANGELOG_MAX_BYTES", lambda s: s.changelog_max_bytes, 1 << 30),
 ]
 
 

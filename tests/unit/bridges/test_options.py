@@ -107,7 +107,7 @@ def test_the_defaults_bound_every_topic() -> None:
     options = TransportOptions()
     assert options.topic_retention == 7 * 86400.0
     assert options.topic_max_bytes == -1  # the age bounds an ordinary topic
-    assert options.changelog_max_bytes == 10 << 30  # a changelog has no age: bytes bound it
+    assert options.changelog_max_bytes == 1 << 30  # a changelog has no age: bytes bound it
 
 
 def test_a_misspelt_size_says_how_to_write_one() -> None:
