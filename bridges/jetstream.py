@@ -133,8 +133,8 @@ def _shown(name: str, value: Any) -> str:
 async def ensure_stream(js: JetStreamContext, config: StreamConfig, *, update_limits: bool = True) -> None:
     """Create the stream, or accept an existing one with the same name and apply ``config``'s limits.
 
-    An existing stream whose limits (max age, max bytes, discard policy, duplicate window) differ
-    is updated in place, never deleted and recreated: it loses no message beyond what the new
+    An existing stream whose limits (max age, max bytes, discard policy, duplicate window,
+    per-message TTLs) differ is updated in place, never deleted and recreated: it loses no message beyond what the new
     limits themselves remove, and the change is logged old -> new. ``update_limits=False`` uses
     an existing stream as it is (readers, which neither own the settings nor may change streams).
     Other differences (subjects, replicas, storage, ...) are left as they are, with a warning.

@@ -54,7 +54,9 @@ DEFAULT_TOPIC_RETENTION: Final = 7 * DAY
 DEFAULT_CHANGELOG_MAX_BYTES: Final = GIB
 #: What TopicSpec.to_json writes: the fields every version of the registry reads (an older
 #: process builds a TopicSpec from all the keys it finds, so a new key would break it).
-_STORED_FIELDS: Final = ("name", "partitions", "compacting", "max_per_key", "retention", "replicas", "duplicate_window")
+_STORED_FIELDS: Final = (
+    "name", "partitions", "compacting", "max_per_key", "retention", "replicas", "duplicate_window"
+)
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,13 @@ class TopicRegistry:
                 "topic %r exists with %d partitions; asked for %d, keeping %d",
                 spec.name, existing.partitions, spec.partitions, existing.partitions,
             )
+        if existing.compacting != spec.compacting:
+            # Limits meant for the other kind (an age for a table's state, say) are not applied.
+            log.warning(
+                "topic %r exists %scompacting; asked for the other kind, keeping it and its limits",
+                spec.name, "" if existing.compacting else "not ",
+            )
+            return existing
         wanted = dataclasses.replace(
             existing, retention=spec.retention, max_bytes=spec.max_bytes, duplicate_window=spec.duplicate_window
         )

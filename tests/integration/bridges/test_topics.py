@@ -166,6 +166,16 @@ async def test_a_changelog_made_before_its_bound_gets_it_in_place(
     assert (info.config.max_bytes, info.config.discard, info.state.messages) == (DEFAULT_CHANGELOG_MAX_BYTES, "new", 1)
 
 
+async def test_a_changelog_redeclared_as_an_ordinary_topic_keeps_its_kind_and_limits(
+    registry: TopicRegistry, js: JetStreamContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    await registry.declare(TopicSpec("tbl", 1, compacting=True))
+    with caplog.at_level(logging.WARNING, logger="bridges.topics"):
+        spec = await (await fresh_registry(js, registry.naming)).declare(TopicSpec("tbl", 1, retention=60))
+    assert spec.compacting and (await js.stream_info("FAUST_tbl_0")).config.max_age == 0.0
+    assert "exists compacting; asked for the other kind" in caplog.text
+
+
 # -- offsets ---------------------------------------------------------------------------------
 
 
