@@ -105,4 +105,6 @@ class Limits:
         if self.max_bytes != UNLIMITED and self.max_bytes < 1:
             raise ConfigError("max_bytes", self.max_bytes, "must be -1 (no byte limit) or >= 1", kind="Limit")
         if self.max_age == 0 and self.max_bytes == UNLIMITED:
-            raise ConfigError("max_age", self.max_age, "a stream needs a bound: an age, a byte cap or both", kind="Limit")
+            raise ConfigError(
+                "max_age", self.max_age, "a stream needs a bound: an age, a byte cap or both", kind="Limit"
+            )

@@ -56,9 +56,10 @@ def _stream_reader(stream: str) -> list[str]:
 def _bucket(
     bucket: str, keys: Iterable[str], *, create: bool = True, update: bool = True, watch: bool = False
 ) -> list[str]:
-    """A KV bucket: open (and create, and bound), read and write ``keys`` (subject patterns under it)."""
+    """A KV bucket: open (and create, and bound), read and write ``keys`` (subjects under it)."""
     stream = f"KV_{bucket}"
-    out = [*_stream_admin(stream, create=create, update=update), f"{_API}.DIRECT.GET.{stream}.>", f"{_API}.STREAM.MSG.GET.{stream}"]
+    out = [*_stream_admin(stream, create=create, update=update)]
+    out += [f"{_API}.DIRECT.GET.{stream}.>", f"{_API}.STREAM.MSG.GET.{stream}"]
     out += [f"$KV.{bucket}.{key}" for key in keys]
     if watch:
         out += [f"{_API}.CONSUMER.CREATE.{stream}", f"{_API}.CONSUMER.CREATE.{stream}.>",
