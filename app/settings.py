@@ -17,9 +17,13 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from bridges.connection import ConnectionSettings, NatsCredentials, Secret
+from bridges.public.event_sink import DEDUPE_WINDOW
+from bridges.limits import DAY, MIB, UNLIMITED, Limits, format_duration, parse_duration, parse_size
+from bridges.public.streams import PublicLimits, PublicStreams
+from bridges.transport.topics import DEFAULT_CHANGELOG_MAX_BYTES
 from tables.errors import ConfigError
 
-__all__ = ["VARIABLES", "Settings"]
+__all__ = ["Settings", "VARIABLES"]
 
 T = TypeVar("T")
 
@@ -48,12 +52,39 @@ VARIABLES: dict[str, tuple[str, str]] = {
         "0", "how often open windows' current values go to KV, marked \"final\": false; 0: never, else at least 0.1"
     ),
     "LOG_LEVEL": ("info", "debug, info, warning or error"),
+    # Retention (docs/operations.md has the table): durations are seconds or 30s, 15m, 12h, 7d;
+    # sizes are bytes or 512M, 10G, 1T (powers of 1024), -1 for no byte limit.
+    "EVENTS_RETENTION": (
+        "7d", "how long the events topic keeps events (how far back a new metric can be computed); at least 10m"
+    ),
+    "EVENTS_MAX_BYTES": ("-1", "bytes each events topic partition keeps at most; the oldest go first"),
+    "INGEST_RETENTION": ("7d", "how long events published over NATS wait in the INGEST work queue"),
+    "INGEST_MAX_BYTES": ("-1", "bytes the INGEST work queue keeps at most; the oldest go first"),
+    "RESULTS_RETENTION": ("7d", "how long the RESULTS stream keeps published results (how far back a replay reaches)"),
+    "RESULTS_MAX_BYTES": ("-1", "bytes the RESULTS stream keeps at most; the oldest go first"),
+    "DEADLETTER_RETENTION": ("14d", "how long the DEADLETTER stream keeps invalid and late events"),
+    "DEADLETTER_MAX_BYTES": ("-1", "bytes the DEADLETTER stream keeps at most; the oldest go first"),
+    "METRICS_TTL": ("90d", "how long a window's value stays in the metrics bucket after its last write"),
+    "METRICS_MAX_BYTES": ("-1", "bytes the metrics bucket holds at most; when full, new values are refused"),
+    "CHANGELOG_MAX_BYTES": (
+        "1G", "bytes each partition of a worker's state changelog holds at most; when full, its writes are refused"
+    ),
 }
 
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 
 #: the shortest period of provisional values other than 0 (off)
 _MIN_UPDATE_SECONDS = 0.1
+
+#: How durations and sizes are written (shown when one cannot be read).
+_DURATION_RULE = "a duration: seconds, or a number with a d, h, m or s suffix (7d, 12h, 30m, 45s)"
+_SIZE_RULE = "a size: bytes, or a number with a K, M, G or T suffix (powers of 1024: 512M, 10G), or -1"
+#: The smallest byte cap taken: a cap of a few bytes is a slip (10 meant as 10G), and would make
+#: the stream drop or refuse every message.
+_MIN_MAX_BYTES = MIB
+#: JetStream holds ages in int64 nanoseconds and sizes in int64 bytes; these stay well inside.
+_MAX_DURATION = 36500 * DAY
+_MAX_MAX_BYTES = 1 << 50
 
 
 @dataclass(frozen=True)
@@ -79,6 +110,9 @@ class Settings:
     grace_seconds: int = 10
     update_seconds: float = 0.0
     log_level: str = "info"
+    events_limits: Limits = Limits(7 * DAY)
+    public_limits: PublicLimits = PublicLimits()
+    changelog_max_bytes: int = DEFAULT_CHANGELOG_MAX_BYTES
 
     @property
     def embedded_nats(self) -> bool:
@@ -109,12 +143,24 @@ class Settings:
             connect_deadline=self.nats_connect_deadline,
         )
 
+    def public_streams(self, *, update_limits: bool = True) -> PublicStreams:
+        """The public streams and bucket with their limits; the processes that own the settings
+        (workers, web) apply them to existing streams, readers (``update_limits=False``) do not."""
+        return PublicStreams(self.nats_prefix, self.nats_replicas, self.public_limits, update_limits)
+
     def broker_url(self, urls: tuple[str, ...] | None = None) -> str:
-        """faust's broker URL: servers plus transport options, never credentials."""
+        """faust's broker URL: servers plus transport options, never credentials.
+
+        The events topic is the workers' one ordinary topic, so its limits are the transport's
+        ``topic_*`` options (faust's own assignor topic takes them too).
+        """
         servers = urls or self.nats_urls
         query = (
             f"prefix={self.nats_prefix}&replicas={self.nats_replicas}&session_timeout={self.session_timeout}"
             f"&connect_deadline={self.nats_connect_deadline}"
+            f"&topic_retention={format_duration(self.events_limits.max_age)}"
+            f"&topic_max_bytes={self.events_limits.max_bytes}"
+            f"&changelog_max_bytes={self.changelog_max_bytes}"
         )
         if self.nats_inbox_prefix != "_INBOX":
             query += f"&inbox_prefix={self.nats_inbox_prefix}"
@@ -164,6 +210,21 @@ class Settings:
             grace_seconds=_read(env, "METRICS_GRACE_SECONDS", 10, int, minimum=0),
             update_seconds=_read(env, "METRICS_UPDATE_SECONDS", 0.0, float),
             log_level=unknown,
+            events_limits=_read_limits(
+                env, "EVENTS", 7 * DAY, minimum=DEDUPE_WINDOW,
+                why=", the event dedupe window (a stream remembers ids only while it keeps their messages)",
+            ),
+            public_limits=PublicLimits(
+                ingest=_read_limits(env, "INGEST", 7 * DAY),
+                results=_read_limits(env, "RESULTS", 7 * DAY),
+                deadletter=_read_limits(env, "DEADLETTER", 14 * DAY),
+                metrics=_read_limits(env, "METRICS", 90 * DAY, age="TTL"),
+            ),
+            # A changelog has no age limit (its latest values are the workers' state): bytes are its
+            # only bound, so -1 is not taken.
+            changelog_max_bytes=_read_max_bytes(
+                env, "CHANGELOG_MAX_BYTES", DEFAULT_CHANGELOG_MAX_BYTES, unlimited=False
+            ),
         )
         if not math.isfinite(settings.nats_connect_deadline):
             raise ConfigError("NATS_CONNECT_DEADLINE", env["NATS_CONNECT_DEADLINE"], "must be a finite number of seconds")
@@ -190,6 +251,7 @@ def _read(
     minimum: float | None = None,
     maximum: float | None = None,
     allowed: tuple[Any, ...] | None = None,
+    rule: str | None = None,
 ) -> T:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
@@ -198,13 +260,48 @@ def _read(
         value = convert(raw.strip())
     except ValueError:
         kind = getattr(convert, "__name__", "value")
-        raise ConfigError(name, raw, f"is not a valid {kind}") from None
+        raise ConfigError(name, raw, f"is not {rule}" if rule else f"is not a valid {kind}") from None
     if allowed is not None and value not in allowed:
         raise ConfigError(name, raw, f"must be one of {', '.join(map(str, allowed))}")
     if minimum is not None and value < minimum:  # type: ignore[operator]
         raise ConfigError(name, raw, f"must be >= {minimum}")
     if maximum is not None and value > maximum:  # type: ignore[operator]
         raise ConfigError(name, raw, f"must be <= {maximum}")
+    return value
+
+
+def _read_limits(
+    env: Mapping[str, str], stream: str, default_age: float, *, age: str = "RETENTION", minimum: float = 1.0,
+    why: str = "",
+) -> Limits:
+    """``<stream>_RETENTION`` (or ``_TTL``) and ``<stream>_MAX_BYTES``: an age always, bytes if asked."""
+    return Limits(
+        _read_duration(env, f"{stream}_{age}", default_age, minimum=minimum, why=why),
+        _read_max_bytes(env, f"{stream}_MAX_BYTES", UNLIMITED),
+    )
+
+
+def _read_duration(
+    env: Mapping[str, str], name: str, default: float, *, minimum: float = 1.0, why: str = ""
+) -> float:
+    """A retention of at least ``minimum`` seconds (one at the least: 0 would mean forever)."""
+    seconds = _read(env, name, default, parse_duration, rule=_DURATION_RULE)
+    if seconds < minimum:
+        raise ConfigError(name, env[name], f"must be at least {format_duration(minimum)}{why}")
+    if seconds > _MAX_DURATION:
+        raise ConfigError(name, env[name], f"must be at most {format_duration(_MAX_DURATION)}")
+    return seconds
+
+
+def _read_max_bytes(env: Mapping[str, str], name: str, default: int, *, unlimited: bool = True) -> int:
+    """A byte cap of at least 1 MiB, or -1 (none) where ``unlimited``: an age bounds that stream."""
+    value = _read(env, name, default, parse_size, rule=_SIZE_RULE)
+    if value == UNLIMITED and not unlimited:
+        raise ConfigError(name, env[name], "must be a size, not -1: it is the only bound of what it limits")
+    if value != UNLIMITED and value < _MIN_MAX_BYTES:
+        raise ConfigError(name, env[name], "must be -1 or at least 1M" if unlimited else "must be at least 1M")
+    if value > _MAX_MAX_BYTES:
+        raise ConfigError(name, env[name], "must be at most 1024T")
     return value
 
 

@@ -39,7 +39,7 @@ from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic_core import from_json, to_json
 
-from benchmarks.dataset import EVENTS_TOPIC, Dataset
+from benchmarks.dataset import Dataset
 from bridges.transport.envelope import HDR_TS
 from bridges.jetstream import parse_ack_subject
 from bridges.naming import Naming

@@ -4,22 +4,34 @@
   count from a delivered message's reply subject, which is about 10x cheaper than nats-py's
   ``msg.metadata``.
 - :func:`ensure_bucket` and :func:`ensure_stream` create-or-reuse idempotently, so several
-  workers starting at once do not race each other into errors.
+  workers starting at once do not race each other into errors, and bring an existing stream's
+  limits (what it keeps, and for how long) in line with the caller's, in place.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from typing import NamedTuple
+from typing import Any, Final, NamedTuple
 
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig, StorageType, StreamConfig
-from nats.js.errors import BadRequestError, BucketNotFoundError, NotFoundError
+from nats.js.api import DiscardPolicy, KeyValueConfig, StorageType, StreamConfig
+from nats.js.errors import APIError, BadRequestError, BucketNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
+from bridges.limits import MIB, UNLIMITED, format_duration, format_size
 from tables.errors import BrokenError
 
-__all__ = ["AckInfo", "ensure_bucket", "ensure_stream", "parse_ack_subject"]
+__all__ = [
+    "AckInfo",
+    "STATE_BUCKET_MAX_BYTES",
+    "bounded_duplicate_window",
+    "ensure_bucket",
+    "ensure_stream",
+    "limits_update",
+    "parse_ack_subject",
+]
 
 log = logging.getLogger(__name__)
 
@@ -59,19 +71,138 @@ def parse_ack_subject(reply: str) -> AckInfo | None:
         return None
 
 
-async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
-    """Create the stream, or accept an existing one with the same name.
+#: The byte cap of the buckets that hold the transport's own state (topic registry, offsets,
+#: groups): one small key per topic, group partition or member, so 64 MiB is over a thousand times
+#: what a deployment of this project writes, and a runaway writer still cannot fill the store.
+STATE_BUCKET_MAX_BYTES: Final = 64 * MIB
 
-    An existing stream whose configuration differs is kept as it is (changing retention of live
-    data behind an operator's back is worse than a warning).
+#: The fields of a stream's configuration that bound what it keeps: ensure_* keeps them in line
+#: with the caller's. JetStream changes all of them in place.
+_LIMIT_FIELDS: Final = ("max_age", "max_bytes", "discard", "duplicate_window", "allow_msg_ttl")
+#: JetStream's "insufficient storage resources available", also when byte caps do not fit
+_INSUFFICIENT_RESOURCES: Final = 10047
+#: Other fields a caller sets whose difference is reported but left alone: some cannot change in
+#: place (storage, retention policy) and the rest (subjects, replicas) are an operator's move.
+_OTHER_FIELDS: Final = ("subjects", "retention", "storage", "num_replicas", "max_msgs_per_subject")
+
+
+def bounded_duplicate_window(window: float, max_age: float) -> float:
+    """``window`` capped at ``max_age`` (0: no age limit): JetStream refuses a longer one."""
+    return min(window, max_age) if max_age > 0 else window
+
+
+def limits_update(current: StreamConfig, wanted: StreamConfig) -> tuple[StreamConfig, list[str]] | None:
+    """``current`` with ``wanted``'s limits and the changes as ``field old -> new``; None if equal.
+
+    ``wanted.discard`` None keeps the current policy. A duplicate window is never narrowed (the
+    event sink widens the events topic's to the contract's 10 minutes while the transport asks
+    for 2), except to fit under a shorter max age.
     """
+    max_age = wanted.max_age or 0.0
+    updated = dataclasses.replace(
+        current,
+        max_age=max_age,
+        max_bytes=wanted.max_bytes if wanted.max_bytes is not None else UNLIMITED,
+        discard=wanted.discard if wanted.discard is not None else current.discard,
+        duplicate_window=bounded_duplicate_window(
+            max(current.duplicate_window or 0.0, wanted.duplicate_window or 0.0), max_age
+        ),
+        # Only ever switched on (JetStream cannot switch it off): a stream whose messages age
+        # out needs it for the markers that must not (see TopicSpec.ages_out).
+        allow_msg_ttl=bool(current.allow_msg_ttl or wanted.allow_msg_ttl),
+    )
+    changes = [
+        f"{name} {_shown(name, getattr(current, name))} -> {_shown(name, getattr(updated, name))}"
+        for name in _LIMIT_FIELDS
+        if _shown(name, getattr(current, name)) != _shown(name, getattr(updated, name))
+    ]
+    return (updated, changes) if changes else None
+
+
+def _shown(name: str, value: Any) -> str:
+    """A limit as the log shows it; equal when JetStream means the same (None and 0, False)."""
+    if name == "max_bytes":
+        return format_size(UNLIMITED if value is None else int(value))
+    if name in ("max_age", "duplicate_window"):
+        return format_duration(float(value or 0))
+    if name == "allow_msg_ttl":
+        return "on" if value else "off"
+    return str(value.value if isinstance(value, DiscardPolicy) else value)
+
+
+async def ensure_stream(js: JetStreamContext, config: StreamConfig, *, update_limits: bool = True) -> None:
+    """Create the stream, or accept an existing one with the same name and apply ``config``'s limits.
+
+    An existing stream whose limits (max age, max bytes, discard policy, duplicate window,
+    per-message TTLs) differ is updated in place, never deleted and recreated: it loses no message beyond what the new
+    limits themselves remove, and the change is logged old -> new. ``update_limits=False`` uses
+    an existing stream as it is (readers, which neither own the settings nor may change streams).
+    Other differences (subjects, replicas, storage, ...) are left as they are, with a warning.
+    The duplicate window is capped at the max age, which JetStream requires.
+    """
+    config = dataclasses.replace(
+        config, duplicate_window=bounded_duplicate_window(config.duplicate_window, config.max_age or 0.0)
+    )
     try:
         await js.add_stream(config)
         return
     except BadRequestError as exc:
         if exc.err_code != 10058:  # stream name already in use with a different configuration
-            raise BrokenError(f"cannot create stream {config.name}: {exc.description}") from None
-    log.warning("stream %s exists with a different configuration; using it as it is", config.name)
+            raise BrokenError(f"cannot create stream {config.name}: {_reason(exc)}") from None
+    except APIError as exc:
+        raise BrokenError(f"cannot create stream {config.name}: {_reason(exc)}") from None
+    assert config.name is not None
+    current = await _stream_config(js, config.name)
+    if update_limits:
+        current = await _apply_limits(js, current, config)
+    differ = [
+        name for name in _OTHER_FIELDS
+        if getattr(config, name) is not None and getattr(config, name) != getattr(current, name)
+    ]
+    if not update_limits and limits_update(current, config) is not None:
+        differ.append("limits")
+    if differ:
+        log.warning(
+            "stream %s exists with a different configuration (%s); using it as it is",
+            config.name, ", ".join(differ),
+        )
+
+
+def _reason(exc: APIError) -> str:
+    if exc.err_code == _INSUFFICIENT_RESOURCES:
+        return (
+            f"{exc.description} (JetStream reserves each stream's max_bytes in the server's store when "
+            "it is set: lower the byte caps or give JetStream more storage)"
+        )
+    return str(exc.description)
+
+
+async def _stream_config(js: JetStreamContext, name: str) -> StreamConfig:
+    try:
+        return (await js.stream_info(name)).config
+    except NotFoundError:
+        raise BrokenError(f"stream {name} disappeared while it was being set up") from None
+
+
+async def _apply_limits(js: JetStreamContext, current: StreamConfig, wanted: StreamConfig) -> StreamConfig:
+    """Update ``current`` in place to ``wanted``'s limits; log what changed, or why it could not."""
+    update = limits_update(current, wanted)
+    if update is None:
+        return current
+    updated, changes = update
+    try:
+        info = await js.update_stream(updated)
+    except (APIError, NatsTimeoutError) as exc:
+        # Not recreated instead: that would drop every message. The stream goes on as it is.
+        reason = _reason(exc) if isinstance(exc, APIError) else "no answer (is the update permitted?)"
+        log.error(
+            "stream %s: JetStream refused to change its limits in place (%s): %s. It keeps its "
+            "current limits and messages; change them with `nats stream edit %s` or adjust the setting",
+            current.name, "; ".join(changes), reason, current.name,
+        )
+        return current
+    log.warning("stream %s: limits changed in place: %s", current.name, "; ".join(changes))
+    return info.config
 
 
 async def ensure_bucket(
@@ -82,18 +213,31 @@ async def ensure_bucket(
     replicas: int = 1,
     ttl: float | None = None,
     limit_marker_ttl: float | None = None,
+    max_bytes: int = STATE_BUCKET_MAX_BYTES,
+    update_limits: bool = True,
 ) -> KeyValue:
-    """Open a KV bucket, creating it when missing."""
+    """Open a KV bucket, creating it when missing; an existing one gets ``ttl`` and ``max_bytes``.
+
+    The limits of an existing bucket are changed in place as :func:`ensure_stream` does
+    (``update_limits=False``: used as it is). Its discard policy stays KV's: a full bucket
+    refuses writes rather than dropping keys.
+    """
     try:
-        return await js.key_value(bucket)
+        kv = await js.key_value(bucket)
     except (BucketNotFoundError, NotFoundError):
         pass
+    else:
+        if update_limits:
+            wanted = StreamConfig(max_age=ttl or 0.0, max_bytes=max_bytes, discard=None)
+            await _apply_limits(js, await _stream_config(js, f"KV_{bucket}"), wanted)
+        return kv
     config = KeyValueConfig(
         bucket=bucket,
         history=history,
         replicas=replicas,
         storage=StorageType.FILE,
         ttl=ttl,
+        max_bytes=max_bytes,
         limit_marker_ttl=limit_marker_ttl,
         direct=True,
     )

@@ -33,11 +33,14 @@ ROLES = ("producer", "ingest", "worker", "reader")
 _API = "$JS.API"
 
 
-def _stream_admin(stream: str, *, create: bool = True) -> list[str]:
-    """Creating (idempotently) and inspecting a stream, and reading it through consumers."""
+def _stream_admin(stream: str, *, create: bool = True, update: bool = True) -> list[str]:
+    """Creating (idempotently) and inspecting a stream and, for the roles that own its settings,
+    updating its limits in place (retention settings changed and a process restarted)."""
     out = [f"{_API}.STREAM.INFO.{stream}"]
     if create:
         out.append(f"{_API}.STREAM.CREATE.{stream}")
+    if update:
+        out.append(f"{_API}.STREAM.UPDATE.{stream}")
     return out
 
 
@@ -51,10 +54,13 @@ def _stream_reader(stream: str) -> list[str]:
     ]
 
 
-def _bucket(bucket: str, keys: Iterable[str], *, create: bool = True, watch: bool = False) -> list[str]:
-    """A KV bucket: open (and create), read and write ``keys`` (subject patterns under it)."""
+def _bucket(
+    bucket: str, keys: Iterable[str], *, create: bool = True, update: bool = True, watch: bool = False
+) -> list[str]:
+    """A KV bucket: open (and create, and bound), read and write ``keys`` (subjects under it)."""
     stream = f"KV_{bucket}"
-    out = [*_stream_admin(stream, create=create), f"{_API}.DIRECT.GET.{stream}.>", f"{_API}.STREAM.MSG.GET.{stream}"]
+    out = [*_stream_admin(stream, create=create, update=update)]
+    out += [f"{_API}.DIRECT.GET.{stream}.>", f"{_API}.STREAM.MSG.GET.{stream}"]
     out += [f"$KV.{bucket}.{key}" for key in keys]
     if watch:
         out += [f"{_API}.CONSUMER.CREATE.{stream}", f"{_API}.CONSUMER.CREATE.{stream}.>",
@@ -72,14 +78,15 @@ def permissions(role: str, prefix: str, partitions: int, agents: Sequence[str]) 
     if role == "ingest":
         pub = _bucket(f"{prefix}_topics", ["events"])
         for p, stream in enumerate(events):
-            pub += [*_stream_admin(stream), f"{_API}.STREAM.UPDATE.{stream}", f"{prefix}.events.{p}"]
+            pub += [*_stream_admin(stream), f"{prefix}.events.{p}"]
         pub += _stream_admin(f"{upper}_INGEST") + _stream_admin(f"{upper}_DEADLETTER")
         pub += [
             f"{_API}.CONSUMER.CREATE.{upper}_INGEST.web-ingest", f"{_API}.CONSUMER.CREATE.{upper}_INGEST.web-ingest.>",
             f"{_API}.CONSUMER.MSG.NEXT.{upper}_INGEST.web-ingest", f"$JS.ACK.{upper}_INGEST.web-ingest.>",
             "deadletter.invalid",
         ]
-        pub += _bucket("metrics", [], watch=False) + _stream_reader("KV_metrics")
+        # The query API reads the bucket; the workers, which write it, own its limits.
+        pub += _bucket("metrics", [], update=False) + _stream_reader("KV_metrics")
         return sorted(set(pub)), [inbox]
     if role == "worker":
         pub = [f"{_API}.INFO"]
@@ -109,8 +116,8 @@ def permissions(role: str, prefix: str, partitions: int, agents: Sequence[str]) 
     if role == "reader":
         # The project's clients create the metrics bucket and the results stream when they are
         # missing (a reader may start first); creating an existing one changes nothing.
-        pub = [f"{_API}.INFO", *_stream_admin("KV_metrics"), *_stream_reader("KV_metrics")]
-        pub += [*_stream_admin(f"{upper}_RESULTS"), *_stream_reader(f"{upper}_RESULTS"),
+        pub = [f"{_API}.INFO", *_stream_admin("KV_metrics", update=False), *_stream_reader("KV_metrics")]
+        pub += [*_stream_admin(f"{upper}_RESULTS", update=False), *_stream_reader(f"{upper}_RESULTS"),
                 f"$JS.FC.{upper}_RESULTS.>", "$JS.FC.KV_metrics.>"]
         return sorted(set(pub)), [inbox, "results.>"]
     raise ValueError(f"unknown role {role!r}; known: {', '.join(ROLES)}")

@@ -42,7 +42,6 @@ from app.demo.children import Child, ChildExited
 from app.demo.status import Counts, StreamCounts, parse_report, status_line
 from app.settings import Settings
 from bridges.connection import connect
-from bridges.public.streams import PublicStreams
 from bridges.server import NatsServer
 from tables.errors import StreamsError
 
@@ -285,6 +284,7 @@ async def _serve(demo: _Demo, server: NatsServer, settings: Settings) -> int:
     )
     client = await connect(settings.connection((server.url,), name="learning-streams-demo"))
     try:
-        return await demo.watch(StreamCounts(client, PublicStreams(settings.nats_prefix, settings.nats_replicas)))
+        # Counting only: the workers and the web process own the streams' limits.
+        return await demo.watch(StreamCounts(client, settings.public_streams(update_limits=False)))
     finally:
         await client.close()

@@ -4,6 +4,7 @@ consumer and the metrics reader, opened and closed in the right order.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import time
@@ -17,9 +18,10 @@ from bridges.public.arrival_clock import IngestWatermark
 from bridges.connection import ConnectionSettings, connect
 from bridges.public.durable_puller import PullerConfig
 from bridges.public.event_sink import EventSink
+from bridges.limits import DAY, Limits
 from bridges.public.metrics_reader import MetricsReader
 from bridges.public.nats_ingest import NatsIngest
-from bridges.public.streams import PublicStreams
+from bridges.public.streams import PublicLimits, PublicStreams
 from contract.names import EVENTS_TOPIC
 from tables.errors import ClosedError
 
@@ -38,6 +40,10 @@ class WebOptions:
     prefix: str = "faust"
     partitions: int = 8
     replicas: int = 1
+    #: the events topic's bound, applied to its streams at start (EVENTS_RETENTION, EVENTS_MAX_BYTES)
+    events_limits: Limits = Limits(7 * DAY)
+    #: the INGEST and DEADLETTER streams' bounds, applied at start (the metrics bucket's are the workers')
+    public_limits: PublicLimits = PublicLimits()
     #: seconds a request waits for JetStream's acknowledgements before answering 503
     ack_deadline: float = 10.0
     #: seconds a readiness check waits for NATS to answer a ping
@@ -48,7 +54,10 @@ class WebOptions:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WebOptions:
-        return cls(prefix=settings.nats_prefix, partitions=settings.partitions, replicas=settings.nats_replicas)
+        return cls(
+            prefix=settings.nats_prefix, partitions=settings.partitions, replicas=settings.nats_replicas,
+            events_limits=settings.events_limits, public_limits=settings.public_limits,
+        )
 
 
 class ServicesState(enum.Enum):
@@ -70,7 +79,7 @@ class WebServices:
         self._connection = connection
         self._options = options
         self._clock = clock
-        self._streams = PublicStreams(options.prefix, options.replicas)
+        self._streams = PublicStreams(options.prefix, options.replicas, options.public_limits, update_limits=True)
         self._client: Client | None = None
         self._watermark: IngestWatermark | None = None
         self._sink: EventSink | None = None
@@ -111,9 +120,13 @@ class WebServices:
             self._watermark = await IngestWatermark(self._client, ingest_stream=self._streams.ingest).start()
             self._sink = await EventSink(
                 self._client, topic=EVENTS_TOPIC, prefix=options.prefix, partitions=options.partitions,
-                replicas=options.replicas, ack_deadline=options.ack_deadline, watermark=self._watermark.current,
+                replicas=options.replicas, retention=options.events_limits.max_age,
+                max_bytes=options.events_limits.max_bytes, ack_deadline=options.ack_deadline,
+                watermark=self._watermark.current,
             ).start()
-            self._reader = await MetricsReader(self._client, streams=self._streams).start()
+            # The query API only reads the bucket: the workers, which write it, own its limits.
+            reading = dataclasses.replace(self._streams, update_limits=False)
+            self._reader = await MetricsReader(self._client, streams=reading).start()
             self._ingest = await NatsIngest(
                 self._client, self._sink, judge_payload, streams=self._streams, config=options.puller,
                 ack_deadline=options.ack_deadline, clock=self._clock,

@@ -17,7 +17,6 @@ import agents
 from agents.context import AgentContext
 from app.settings import Settings
 from bridges.public.arrival_clock import ArrivalClock
-from bridges.public.streams import PublicStreams
 from bridges.public.window_results import WindowResults
 from bridges.transport.consumer import Consumer
 from contract.names import EVENTS_TOPIC
@@ -94,7 +93,7 @@ def make_app(name: str, settings: Settings, nats_urls: tuple[str, ...]) -> faust
     )
     events = app.topic(EVENTS_TOPIC, value_serializer="raw", key_serializer="raw")
     transport: Any = app.transport
-    streams = PublicStreams(settings.nats_prefix, settings.nats_replicas)
+    streams = settings.public_streams()
     module.build(
         app,
         AgentContext(

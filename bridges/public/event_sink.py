@@ -34,10 +34,12 @@ from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 
 from bridges.transport.envelope import encode_headers
+from bridges.jetstream import bounded_duplicate_window
+from bridges.limits import UNLIMITED
 from bridges.naming import Naming
 from bridges.transport.publisher import Ack, PipelinedPublisher
 from bridges.transport.session import partition_for_key
-from bridges.transport.topics import TopicRegistry, TopicSpec
+from bridges.transport.topics import DEFAULT_TOPIC_RETENTION, TopicRegistry, TopicSpec
 from tables.batch import encode_batch
 from tables.errors import BrokenError, ClosedError, StreamsError
 
@@ -104,6 +106,8 @@ class EventSink:
         prefix: the deployment prefix of faust's names (``NATS_PREFIX``).
         partitions: partitions to create the topic with; an existing topic keeps its own count.
         replicas: JetStream replicas of the topic's streams.
+        retention: seconds each partition stream keeps events (``EVENTS_RETENTION``).
+        max_bytes: bytes each partition stream keeps at most, -1 for no byte limit (``EVENTS_MAX_BYTES``).
         ack_deadline: seconds :meth:`publish` waits for every acknowledgement.
         watermark: the promise to stamp on each batch (``IngestWatermark.current`` of
             :mod:`bridges.public.arrival_clock`); None, or returning None: batches carry none.
@@ -117,6 +121,8 @@ class EventSink:
         prefix: str = "faust",
         partitions: int = 8,
         replicas: int = 1,
+        retention: float = DEFAULT_TOPIC_RETENTION,
+        max_bytes: int = UNLIMITED,
         ack_deadline: float = 10.0,
         max_in_flight: int = 8192,
         watermark: Callable[[], float | None] | None = None,
@@ -124,7 +130,8 @@ class EventSink:
         self._client = client
         self._naming = Naming(prefix)
         self._wanted = TopicSpec(
-            name=topic, partitions=partitions, replicas=replicas, duplicate_window=DEDUPE_WINDOW
+            name=topic, partitions=partitions, replicas=replicas, duplicate_window=DEDUPE_WINDOW,
+            retention=retention, max_bytes=max_bytes,
         )
         self._ack_deadline = ack_deadline
         self._watermark = watermark
@@ -178,12 +185,14 @@ class EventSink:
             except NotFoundError:
                 raise BrokenError(f"stream {name} of topic {spec.name!r} is missing") from None
             config = info.config
-            if (config.duplicate_window or 0) < DEDUPE_WINDOW:
+            # JetStream refuses a window longer than the stream keeps messages.
+            window = bounded_duplicate_window(DEDUPE_WINDOW, config.max_age or 0.0)
+            if (config.duplicate_window or 0) < window:
                 log.info(
                     "widening the duplicate window of %s from %ss to %ss",
-                    name, config.duplicate_window, DEDUPE_WINDOW,
+                    name, config.duplicate_window, window,
                 )
-                config.duplicate_window = DEDUPE_WINDOW
+                config.duplicate_window = window
                 await js.update_stream(config)
 
     async def publish(

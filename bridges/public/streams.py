@@ -13,6 +13,8 @@ the deployment prefix that faust's own subjects carry::
 The streams that store the subjects are ours to name, so they carry the prefix:
 ``<PREFIX>_INGEST`` (``events.>``, a work queue the web processes share),
 ``<PREFIX>_DEADLETTER`` (``deadletter.>``) and ``<PREFIX>_RESULTS`` (``results.>``).
+Each of them and the bucket is bounded by :class:`PublicLimits` (the ``*_RETENTION``,
+``METRICS_TTL`` and ``*_MAX_BYTES`` settings).
 
 Ids become subject tokens and key parts, so :func:`require_id` admits only the contract's id
 characters: an id holding ``*``, ``>`` or ``.`` would address other subjects or keys.
@@ -29,6 +31,7 @@ from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfi
 from nats.js.kv import KeyValue
 
 from bridges.jetstream import ensure_bucket, ensure_stream
+from bridges.limits import DAY, Limits
 from bridges.naming import Naming
 from tables.errors import ConfigError
 
@@ -37,6 +40,7 @@ __all__ = [
     "INGEST_CONSUMER",
     "METRICS",
     "METRICS_BUCKET",
+    "PublicLimits",
     "PublicStreams",
     "ingest_subject",
     "metrics_key",
@@ -54,7 +58,6 @@ _ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
 _ID_RULE: Final = "must be 1-64 characters of A-Z a-z 0-9 _ -"
 # Prefixes whose faust subjects (<prefix>.<topic>.<p>) would fall inside a public stream's subjects.
 _RESERVED_PREFIXES: Final = frozenset({"events", "deadletter", "results"})
-_WEEK: Final = 7 * 24 * 3600.0
 
 
 def require_id(field: str, value: str) -> str:
@@ -94,15 +97,38 @@ def metrics_key(metric: str, student_id: str, window_start: int, game_id: str | 
 
 
 @dataclass(frozen=True)
+class PublicLimits:
+    """The bound of each public stream and of the bucket (the defaults are the settings').
+
+    ``metrics.max_age`` is the bucket's TTL: a window's value is deleted that long after its
+    last write.
+    """
+
+    ingest: Limits = Limits(7 * DAY)
+    results: Limits = Limits(7 * DAY)
+    deadletter: Limits = Limits(14 * DAY)
+    metrics: Limits = Limits(90 * DAY)
+
+    def __post_init__(self) -> None:
+        if self.metrics.max_age == 0:
+            # The TTL is what deletes a window's value; bytes alone would refuse new finals instead.
+            raise ConfigError("METRICS_TTL", 0, "must be > 0")
+
+
+@dataclass(frozen=True)
 class PublicStreams:
     """The public streams and bucket of one deployment, created idempotently.
 
     Workers and web processes call the ``ensure_*`` methods at start; whoever comes first
-    creates, the rest reuse (an existing stream keeps its configuration, see ``ensure_stream``).
+    creates, the rest reuse. With ``update_limits`` (the processes that own the settings: the
+    workers and the web process) an existing stream or bucket whose limits differ from ``limits``
+    is changed in place and the change logged; without it (readers, tools) it is used as it is.
     """
 
     prefix: str = "faust"
     replicas: int = 1
+    limits: PublicLimits = PublicLimits()
+    update_limits: bool = False
 
     def __post_init__(self) -> None:
         Naming(self.prefix)  # the same prefix rule as every other name of the deployment
@@ -128,18 +154,18 @@ class PublicStreams:
 
     def ingest_config(self) -> StreamConfig:
         # A work queue: a message leaves the stream once a web process acked it, after which the
-        # event lives in the events topic. A week of retention rides out any outage of the web
-        # processes. No max_msg_size: an oversize event must reach us to be dead-lettered, a
-        # core publish refused by the stream would vanish without a trace.
-        return self._config(self.ingest, "events.>", RetentionPolicy.WORK_QUEUE)
+        # event lives in the events topic. The default week of retention rides out any outage of
+        # the web processes. No max_msg_size: an oversize event must reach us to be
+        # dead-lettered, a core publish refused by the stream would vanish without a trace.
+        return self._config(self.ingest, "events.>", RetentionPolicy.WORK_QUEUE, self.limits.ingest)
 
     def deadletter_config(self) -> StreamConfig:
-        return self._config(self.deadletter, "deadletter.>", RetentionPolicy.LIMITS)
+        return self._config(self.deadletter, "deadletter.>", RetentionPolicy.LIMITS, self.limits.deadletter)
 
     def results_config(self) -> StreamConfig:
-        return self._config(self.results, "results.>", RetentionPolicy.LIMITS)
+        return self._config(self.results, "results.>", RetentionPolicy.LIMITS, self.limits.results)
 
-    def _config(self, name: str, subject: str, retention: RetentionPolicy) -> StreamConfig:
+    def _config(self, name: str, subject: str, retention: RetentionPolicy, limits: Limits) -> StreamConfig:
         return StreamConfig(
             name=name,
             subjects=[subject],
@@ -147,18 +173,19 @@ class PublicStreams:
             discard=DiscardPolicy.OLD,
             storage=StorageType.FILE,
             num_replicas=self.replicas,
-            max_age=_WEEK,
+            max_age=limits.max_age,
+            max_bytes=limits.max_bytes,
             allow_direct=True,
         )
 
     async def ensure_ingest(self, js: JetStreamContext) -> None:
-        await ensure_stream(js, self.ingest_config())
+        await ensure_stream(js, self.ingest_config(), update_limits=self.update_limits)
 
     async def ensure_deadletter(self, js: JetStreamContext) -> None:
-        await ensure_stream(js, self.deadletter_config())
+        await ensure_stream(js, self.deadletter_config(), update_limits=self.update_limits)
 
     async def ensure_results(self, js: JetStreamContext) -> None:
-        await ensure_stream(js, self.results_config())
+        await ensure_stream(js, self.results_config(), update_limits=self.update_limits)
 
     async def counts(self, js: JetStreamContext) -> tuple[int, dict[str, int]]:
         """Results published so far, and the dead-letter stream's message count per subject."""
@@ -170,4 +197,8 @@ class PublicStreams:
 
     async def ensure_metrics_bucket(self, js: JetStreamContext) -> KeyValue:
         """The ``metrics`` bucket: one value per key (a window's latest), direct gets on."""
-        return await ensure_bucket(js, METRICS_BUCKET, history=1, replicas=self.replicas)
+        limits = self.limits.metrics
+        return await ensure_bucket(
+            js, METRICS_BUCKET, history=1, replicas=self.replicas, ttl=limits.max_age,
+            max_bytes=limits.max_bytes, update_limits=self.update_limits,
+        )

@@ -21,6 +21,7 @@ from typing import Any, ClassVar, cast
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from faust.exceptions import ImproperlyConfigured, ProducerSendError
 from faust.types import TP
+from mode.utils.times import want_seconds
 
 from bridges.group import FaustAssigner, GroupCoordinator, GroupSettings
 from bridges.transport.fetching import FetchingConsumer
@@ -130,24 +131,27 @@ class Consumer(FetchingConsumer):
             await self.on_partitions_assigned(tps, 0)
 
     async def _declare_missing(self, topics: set[str]) -> None:
-        """Create subscribed topics that do not exist yet, as Kafka's auto-create would.
+        """Create subscribed topics that do not exist yet, as Kafka's auto-create would, and bring
+        existing source topics to the retention they are declared with.
 
-        faust declares only its internal topics before subscribing; an agent's source topic is
-        created here with the partition count faust has for it.
+        faust declares its internal topics (changelogs, the assignor's) itself before subscribing,
+        with their own retention: they are left to it. An agent's source topic is declared here
+        with the partition count and retention faust has for it (the transport's options when it
+        has none); an existing one keeps its partition count and takes the retention in place.
         """
         if not self.app.conf.topic_allow_declare:
             return
-        registry = self._session.registry
-        known = await registry.lookup_many(topics)
-        partitions = {
-            name: channel.partitions or self.app.conf.topic_partitions
-            for channel in self.app.topics
-            for name in getattr(channel, "topics", ())
-        }
-        for topic in sorted(topics - known.keys()):
+        known = await self._session.registry.lookup_many(topics)
+        channels = {name: channel for channel in self.app.topics for name in getattr(channel, "topics", ())}
+        for topic in sorted(topics):
+            channel = channels.get(topic)
+            existing = known.get(topic)
+            if existing is not None and (existing.compacting or getattr(channel, "internal", False)):
+                continue
+            retention = getattr(channel, "retention", None)
             await self._session.declare_topic(
-                topic, partitions.get(topic, self.app.conf.topic_partitions),
-                compacting=False, retention=None,
+                topic, getattr(channel, "partitions", None) or self.app.conf.topic_partitions,
+                compacting=False, retention=want_seconds(retention) if retention else None,
             )
 
     async def _revoke(self) -> None:
@@ -209,8 +213,11 @@ class Consumer(FetchingConsumer):
     async def _fence(self, tp: TP, generation: int) -> None:
         """Write the changelog partition's fence marker: older owners' writes now fail."""
         subject = self._session.naming.fence_subject(tp.topic, tp.partition)
+        spec = self._session.registry.cached(tp.topic)
+        # A windowed changelog's records age out; the fence must stay while this owner writes.
+        headers = {"Nats-TTL": "never"} if spec is not None and spec.ages_out else None
         ack = await self._session.js.publish(
-            subject, f'{{"owner":"{self.member_id}","generation":{generation}}}'.encode()
+            subject, f'{{"owner":"{self.member_id}","generation":{generation}}}'.encode(), headers=headers
         )
         self._session.fences[(tp.topic, tp.partition)] = Fence(subject, int(ack.seq))
 

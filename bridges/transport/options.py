@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from bridges.limits import UNLIMITED, parse_duration, parse_size
+from bridges.transport.topics import DEFAULT_CHANGELOG_MAX_BYTES, DEFAULT_TOPIC_RETENTION
 from tables.errors import ConfigError
 
 __all__ = ["TransportOptions"]
@@ -40,8 +42,14 @@ class TransportOptions:
     ack_timeout: float = 5.0
     #: unacknowledged publishes before senders wait
     max_in_flight: int = 8192
-    #: seconds a publish id is remembered by a stream to drop duplicates
+    #: seconds a publish id is remembered by a stream to drop duplicates (at most its max age)
     duplicate_window: float = 120.0
+    #: seconds an ordinary topic keeps messages when faust asks for no retention (``7d`` works)
+    topic_retention: float = DEFAULT_TOPIC_RETENTION
+    #: bytes each partition of an ordinary topic keeps at most (-1: no byte limit; ``10G`` works)
+    topic_max_bytes: int = UNLIMITED
+    #: bytes each partition of a compacting topic (a table's changelog) keeps at most
+    changelog_max_bytes: int = DEFAULT_CHANGELOG_MAX_BYTES
 
     def __post_init__(self) -> None:
         if self.replicas not in (1, 3, 5):
@@ -65,6 +73,16 @@ class TransportOptions:
             raise ConfigError(
                 "fetch_capacity", self.fetch_capacity, "must be >= fetch_batch", kind="Broker option"
             )
+        if not math.isfinite(self.topic_retention) or self.topic_retention <= 0:
+            # Every topic has a bound: an ordinary one has no other than its age unless topic_max_bytes.
+            raise ConfigError("topic_retention", self.topic_retention, "must be > 0 seconds", kind="Broker option")
+        if self.topic_max_bytes != UNLIMITED and self.topic_max_bytes < 1:
+            raise ConfigError(
+                "topic_max_bytes", self.topic_max_bytes, "must be -1 (no byte limit) or >= 1", kind="Broker option"
+            )
+        if self.changelog_max_bytes < 1:
+            # A changelog has no age limit (its latest values are a table's state): bytes bound it.
+            raise ConfigError("changelog_max_bytes", self.changelog_max_bytes, "must be >= 1", kind="Broker option")
 
     @classmethod
     def from_urls(cls, urls: Iterable[Any]) -> TransportOptions:
@@ -84,8 +102,22 @@ class TransportOptions:
         return cls(**found)
 
 
+#: options written as durations (``7d``) or sizes (``10G``) as well as plain numbers
+_SPELLED: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "topic_retention": ("a duration: seconds or 30s, 15m, 12h, 7d", parse_duration),
+    "topic_max_bytes": ("a size: bytes or 512M, 10G (powers of 1024), -1 for none", parse_size),
+    "changelog_max_bytes": ("a size: bytes or 512M, 10G (powers of 1024)", parse_size),
+}
+
+
 def _convert(name: str, raw: str, annotation: Any) -> Any:
     kind = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    if name in _SPELLED:
+        expected, parse = _SPELLED[name]
+        try:
+            return parse(raw)
+        except ValueError:
+            raise ConfigError(name, raw, f"must be {expected}", kind="Broker option") from None
     try:
         if kind == "int":
             return int(raw)

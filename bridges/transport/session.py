@@ -158,6 +158,11 @@ class TransportSession:
         retention: float | None,
         max_per_key: int = 1,
     ) -> TopicSpec:
+        """Declare a topic bounded by the options: ``retention`` None is ``topic_retention`` for an
+        ordinary topic and no age limit for a compacting one (its bound is ``changelog_max_bytes``)."""
+        options = self.options
+        if retention is None and not compacting:
+            retention = options.topic_retention
         return await self.registry.declare(
             TopicSpec(
                 name=topic,
@@ -165,7 +170,8 @@ class TransportSession:
                 compacting=compacting,
                 max_per_key=max_per_key,
                 retention=retention,
-                replicas=self.options.replicas,
-                duplicate_window=self.options.duplicate_window,
+                replicas=options.replicas,
+                duplicate_window=options.duplicate_window,
+                max_bytes=options.changelog_max_bytes if compacting else options.topic_max_bytes,
             )
         )

@@ -8,31 +8,55 @@ Offsets follow Kafka's semantics on top of stream sequences (1-based):
 ``earliest`` is the first sequence still stored (``last + 1`` when empty) and ``highwater`` is
 ``last + 1``. For a compacting topic the fence markers do not count: its highwater is one past
 the last *data* message, because faust's recovery waits until it has seen ``highwater - 1``.
+
+Every topic is bounded (:meth:`TopicSpec.limits`): an ordinary topic by age, a compacting one by
+bytes (its latest value per key is a table's state, which no age may take away). Declaring a
+topic that exists applies the declared limits to its streams in place (see
+:func:`~bridges.jetstream.ensure_stream`): a setting changed and a process restarted is all it
+takes. The registry records a topic's layout; its streams hold its limits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from typing import Final
 
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
 from nats.js.kv import KeyValue
 
-from bridges.jetstream import ensure_bucket, ensure_stream
+from bridges.jetstream import bounded_duplicate_window, ensure_bucket, ensure_stream
+from bridges.limits import DAY, GIB, UNLIMITED, Limits
 from bridges.naming import Naming
 from tables.errors import BrokenError, ConfigError
 
-__all__ = ["TopicRegistry", "TopicSpec"]
+__all__ = ["DEFAULT_CHANGELOG_MAX_BYTES", "DEFAULT_TOPIC_RETENTION", "TopicRegistry", "TopicSpec"]
 
 log = logging.getLogger(__name__)
 
-#: Long enough for any retry of a publish to be recognised as a duplicate.
+#: Long enough for any retry of a publish to be recognised as a duplicate (capped at a stream's
+#: max age, which JetStream requires).
 DEFAULT_DUPLICATE_WINDOW = 120.0
+#: How long an ordinary topic keeps messages unless told otherwise.
+DEFAULT_TOPIC_RETENTION: Final = 7 * DAY
+#: The byte cap of each partition of a compacting topic unless told otherwise. Its latest value
+#: per key is a table's state and has no age limit; the cap keeps a runaway table from filling
+#: the store (a full changelog refuses writes: see TopicRegistry._stream_config). JetStream
+#: reserves every stream's cap in the server's store when the stream is made, so the caps of all
+#: partitions of all changelogs must fit in it together: 1 GiB each is 24 GiB for three tables of
+#: 8 partitions.
+DEFAULT_CHANGELOG_MAX_BYTES: Final = GIB
+#: What TopicSpec.to_json writes: the fields every version of the registry reads (an older
+#: process builds a TopicSpec from all the keys it finds, so a new key would break it).
+_STORED_FIELDS: Final = (
+    "name", "partitions", "compacting", "max_per_key", "retention", "replicas", "duplicate_window"
+)
 
 
 @dataclass(frozen=True)
@@ -44,10 +68,14 @@ class TopicSpec:
     compacting: bool = False
     #: messages kept per key in a compacting topic (2 lets a changelog keep the previous value)
     max_per_key: int = 1
-    #: seconds a message is kept (None: forever; Kafka's ``deleting`` retention)
+    #: seconds a message is kept (Kafka's ``deleting`` retention); None: the default of its kind,
+    #: DEFAULT_TOPIC_RETENTION for an ordinary topic and no age limit for a compacting one
     retention: float | None = None
     replicas: int = 1
     duplicate_window: float = DEFAULT_DUPLICATE_WINDOW
+    #: bytes each partition keeps at most (-1: no byte limit); None: the default of its kind,
+    #: no byte limit for an ordinary topic and DEFAULT_CHANGELOG_MAX_BYTES for a compacting one
+    max_bytes: int | None = None
 
     def __post_init__(self) -> None:
         if self.partitions < 1:
@@ -56,13 +84,30 @@ class TopicSpec:
             raise ConfigError("max_per_key", self.max_per_key, "must be >= 1", kind="Topic")
         if self.replicas not in (1, 3, 5):
             raise ConfigError("replicas", self.replicas, "must be 1, 3 or 5", kind="Topic")
+        self.limits()  # refuses a topic without a bound
+
+    def limits(self) -> Limits:
+        """The bound of each partition stream, with the defaults of the topic's kind filled in."""
+        if self.compacting:
+            max_bytes = DEFAULT_CHANGELOG_MAX_BYTES if self.max_bytes is None else self.max_bytes
+            return Limits(self.retention or 0.0, max_bytes)
+        retention = DEFAULT_TOPIC_RETENTION if self.retention is None else self.retention
+        return Limits(retention, UNLIMITED if self.max_bytes is None else self.max_bytes)
+
+    @property
+    def ages_out(self) -> bool:
+        """Messages go by age. A compacting topic's fence marker must then outlive its max age:
+        it is published with ``Nats-TTL: never``, which the stream allows (see _stream_config)."""
+        return self.limits().max_age > 0
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), separators=(",", ":")).encode()
+        stored = {name: value for name, value in asdict(self).items() if name in _STORED_FIELDS}
+        return json.dumps(stored, separators=(",", ":")).encode()
 
     @classmethod
     def from_json(cls, raw: bytes) -> TopicSpec:
-        return cls(**json.loads(raw))
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{name: value for name, value in json.loads(raw).items() if name in fields})
 
 
 class TopicRegistry:
@@ -74,6 +119,8 @@ class TopicRegistry:
         self._replicas = replicas
         self._kv: KeyValue | None = None
         self._specs: dict[str, TopicSpec] = {}
+        #: the spec whose limits this process last applied to each topic's streams
+        self._applied: dict[str, TopicSpec] = {}
 
     async def start(self) -> None:
         self._kv = await ensure_bucket(
@@ -87,23 +134,39 @@ class TopicRegistry:
     # -- declaring ------------------------------------------------------------------------
 
     async def declare(self, spec: TopicSpec) -> TopicSpec:
-        """Create the topic's streams and register it; an existing topic is returned as it is.
+        """Create the topic's streams and register it, or apply ``spec``'s limits to an existing one.
 
         Creating the streams before registering means a registered topic always has all its
-        streams. A topic registered earlier with another partition count keeps its count (its
-        data is laid out by it); a warning says so.
+        streams. A topic registered earlier keeps its layout (partitions, compaction: its data is
+        laid out by them; a warning says so when asked for another count) and takes ``spec``'s
+        limits, changed in place on each stream whose limits differ. Returns the topic as it now is.
         """
         existing = await self.lookup(spec.name)
-        if existing is not None:
-            if existing.partitions != spec.partitions:
-                log.warning(
-                    "topic %r exists with %d partitions; asked for %d, keeping %d",
-                    spec.name, existing.partitions, spec.partitions, existing.partitions,
-                )
+        if existing is None:
+            return await self._create(spec)
+        if existing.partitions != spec.partitions:
+            log.warning(
+                "topic %r exists with %d partitions; asked for %d, keeping %d",
+                spec.name, existing.partitions, spec.partitions, existing.partitions,
+            )
+        if existing.compacting != spec.compacting:
+            # Limits meant for the other kind (an age for a table's state, say) are not applied.
+            log.warning(
+                "topic %r exists %scompacting; asked for the other kind, keeping it and its limits",
+                spec.name, "" if existing.compacting else "not ",
+            )
             return existing
-        await asyncio.gather(
-            *(ensure_stream(self._js, self._stream_config(spec, p)) for p in range(spec.partitions))
+        wanted = dataclasses.replace(
+            existing, retention=spec.retention, max_bytes=spec.max_bytes, duplicate_window=spec.duplicate_window
         )
+        # faust declares its internal topics again at every rebalance: once per process is enough.
+        if self._applied.get(spec.name) != wanted:
+            await self._ensure_streams(wanted)
+            self._applied[spec.name] = self._specs[spec.name] = wanted
+        return wanted
+
+    async def _create(self, spec: TopicSpec) -> TopicSpec:
+        await self._ensure_streams(spec)
         try:
             await self._bucket().create(self._naming.topic_key(spec.name), spec.to_json())
         except KeyWrongLastSequenceError:
@@ -111,22 +174,35 @@ class TopicRegistry:
             winner = await self.lookup(spec.name, refresh=True)
             assert winner is not None
             return winner
-        self._specs[spec.name] = spec
+        self._specs[spec.name] = self._applied[spec.name] = spec
         log.info("created topic %r with %d partitions", spec.name, spec.partitions)
         return spec
 
+    async def _ensure_streams(self, spec: TopicSpec) -> None:
+        await asyncio.gather(
+            *(ensure_stream(self._js, self._stream_config(spec, p)) for p in range(spec.partitions))
+        )
+
     def _stream_config(self, spec: TopicSpec, partition: int) -> StreamConfig:
         naming = self._naming
+        limits = spec.limits()
         return StreamConfig(
             name=naming.stream(spec.name, partition),
             subjects=naming.stream_subjects(spec.name, partition, spec.compacting),
             retention=RetentionPolicy.LIMITS,
-            discard=DiscardPolicy.OLD,
+            # A full changelog refuses writes (the worker stops and says why) instead of dropping
+            # its oldest messages: those are table state - a key's only value, or the fence.
+            discard=DiscardPolicy.NEW if spec.compacting else DiscardPolicy.OLD,
             storage=StorageType.FILE,
             num_replicas=spec.replicas,
-            max_age=spec.retention or 0,
+            max_age=limits.max_age,
+            max_bytes=limits.max_bytes,
             max_msgs_per_subject=spec.max_per_key if spec.compacting else -1,
-            duplicate_window=spec.duplicate_window,
+            # faust's windowed changelogs keep messages for `expires`, which may be 1 s.
+            duplicate_window=bounded_duplicate_window(spec.duplicate_window, limits.max_age),
+            # The fence must stay however long its owner keeps the partition: per-message TTLs let
+            # it say "never" while the table's records age out (JetStream >= 2.11, as the leases).
+            allow_msg_ttl=True if spec.compacting and spec.ages_out else None,
             allow_direct=True,
         )
 

@@ -17,7 +17,7 @@ DOC = (REPO / "docs" / "operations.md").read_text()
 
 
 def test_every_setting_it_names_is_a_setting() -> None:
-    named = set(re.findall(r"\b(?:NATS_[A-Z_]+|INGEST_TOKEN|LOG_LEVEL)\b", DOC))
+    named = set(re.findall(r"\b(?:NATS_[A-Z_]+|INGEST_TOKEN|LOG_LEVEL|[A-Z]+_(?:RETENTION|MAX_BYTES|TTL))\b", DOC))
     server_side = {f"NATS_{role.upper()}_PASSWORD" for role in ROLES}
     assert named - server_side <= VARIABLES.keys(), sorted(named - server_side - VARIABLES.keys())
 
@@ -34,3 +34,9 @@ def test_the_generator_command_renders_the_committed_configuration() -> None:
         [sys.executable, *shlex.split(command)], cwd=REPO, capture_output=True, text=True, check=True
     ).stdout
     assert rendered == (REPO / "deploy" / "nats-accounts.conf").read_text()
+
+
+def test_its_retention_table_names_every_retention_setting() -> None:
+    table = DOC.split("## Retention", 1)[1].split("\n\n- ", 1)[0]
+    retention = {name for name in VARIABLES if name.endswith(("_RETENTION", "_MAX_BYTES", "_TTL"))}
+    assert retention and retention <= set(re.findall(r"`([A-Z_]+)`", table)), retention

@@ -1,10 +1,15 @@
-"""Settings.from_env: values read and refused with the variable named (METRICS_UPDATE_SECONDS, NATS_URL, NATS_CONNECT_DEADLINE)."""
+"""Settings.from_env: values read and refused with the variable named (METRICS_UPDATE_SECONDS,
+NATS_URL, NATS_CONNECT_DEADLINE, the retention settings)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
 from app.settings import VARIABLES, Settings
+from bridges.limits import Limits, parse_duration, parse_size
+from bridges.transport.options import TransportOptions
 from tables.errors import ConfigError
 
 URL = {"NATS_URL": "nats://127.0.0.1:4222"}
@@ -72,3 +77,99 @@ def test_a_bad_connect_deadline_names_the_variable(raw: str, problem: str) -> No
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({**URL, "NATS_CONNECT_DEADLINE": raw})
     assert str(caught.value) == f"Setting 'NATS_CONNECT_DEADLINE' has value {raw!r}: {problem}"
+
+
+# -- retention ---------------------------------------------------------------------------------
+
+DAY = 86400.0
+#: every retention setting: (variable, where it lands, default)
+RETENTIONS = [
+    ("EVENTS_RETENTION", lambda s: s.events_limits.max_age, 7 * DAY),
+    ("INGEST_RETENTION", lambda s: s.public_limits.ingest.max_age, 7 * DAY),
+    ("RESULTS_RETENTION", lambda s: s.public_limits.results.max_age, 7 * DAY),
+    ("DEADLETTER_RETENTION", lambda s: s.public_limits.deadletter.max_age, 14 * DAY),
+    ("METRICS_TTL", lambda s: s.public_limits.metrics.max_age, 90 * DAY),
+]
+MAX_BYTES = [
+    ("EVENTS_MAX_BYTES", lambda s: s.events_limits.max_bytes, -1),
+    ("INGEST_MAX_BYTES", lambda s: s.public_limits.ingest.max_bytes, -1),
+    ("RESULTS_MAX_BYTES", lambda s: s.public_limits.results.max_bytes, -1),
+    ("DEADLETTER_MAX_BYTES", lambda s: s.public_limits.deadletter.max_bytes, -1),
+    ("METRICS_MAX_BYTES", lambda s: s.public_limits.metrics.max_bytes, -1),
+    ("CHANGELOG_MAX_BYTES", lambda s: s.changelog_max_bytes, 1 << 30),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "read", "default"), RETENTIONS + MAX_BYTES, ids=[r[0] for r in RETENTIONS + MAX_BYTES]
+)
+def test_every_retention_setting_has_its_documented_default(name: str, read: Any, default: float) -> None:
+    assert read(Settings.from_env(URL)) == default
+    assert read(Settings()) == default, "the dataclass default and the environment's must agree"
+    shown, _ = VARIABLES[name]
+    assert (parse_size(shown) if "BYTES" in name else parse_duration(shown)) == default
+
+
+@pytest.mark.parametrize(("name", "read", "default"), RETENTIONS, ids=[r[0] for r in RETENTIONS])
+@pytest.mark.parametrize(
+    ("raw", "seconds"), [("30d", 30 * DAY), ("36h", 36 * 3600.0), ("45m", 2700.0), ("3600s", 3600.0), ("7200", 7200.0)]
+)
+def test_retentions_take_units_or_seconds(name: str, read: Any, default: float, raw: str, seconds: float) -> None:
+    assert read(Settings.from_env({**URL, name: raw})) == seconds
+
+
+@pytest.mark.parametrize(("name", "read", "default"), MAX_BYTES, ids=[m[0] for m in MAX_BYTES])
+@pytest.mark.parametrize(
+    ("raw", "size"), [("10G", 10 << 30), ("512M", 512 << 20), ("1T", 1 << 40), ("2097152", 2 << 20)]
+)
+def test_byte_caps_take_units_or_bytes(name: str, read: Any, default: int, raw: str, size: int) -> None:
+    assert read(Settings.from_env({**URL, name: raw})) == size
+
+
+NOT_A_DURATION = "is not a duration: seconds, or a number with a d, h, m or s suffix (7d, 12h, 30m, 45s)"
+NOT_A_SIZE = "is not a size: bytes, or a number with a K, M, G or T suffix (powers of 1024: 512M, 10G), or -1"
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "problem"),
+    [
+        ("EVENTS_RETENTION", "7x", NOT_A_DURATION),
+        ("RESULTS_RETENTION", "-1d", NOT_A_DURATION),
+        ("DEADLETTER_RETENTION", "a week", NOT_A_DURATION),
+        ("METRICS_TTL", "0", "must be at least 1s"),
+        ("INGEST_RETENTION", "0.5s", "must be at least 1s"),
+        ("RESULTS_RETENTION", "36501d", "must be at most 36500d"),
+        (
+            "EVENTS_RETENTION", "5m",
+            "must be at least 10m, the event dedupe window (a stream remembers ids only while it keeps their messages)",
+        ),
+        ("EVENTS_MAX_BYTES", "lots", NOT_A_SIZE),
+        ("RESULTS_MAX_BYTES", "10", "must be -1 or at least 1M"),
+        ("METRICS_MAX_BYTES", "0", "must be -1 or at least 1M"),
+        ("INGEST_MAX_BYTES", "-2", NOT_A_SIZE),
+        ("DEADLETTER_MAX_BYTES", "2000T", "must be at most 1024T"),
+        ("CHANGELOG_MAX_BYTES", "-1", "must be a size, not -1: it is the only bound of what it limits"),
+        ("CHANGELOG_MAX_BYTES", "1K", "must be at least 1M"),
+    ],
+)
+def test_a_bad_retention_names_the_variable_the_value_and_the_problem(name: str, raw: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({**URL, name: raw})
+    assert str(caught.value) == f"Setting {name!r} has value {raw!r}: {problem}"
+
+
+def test_the_events_limits_reach_the_workers_through_the_broker_url() -> None:
+    settings = Settings.from_env(
+        {**URL, "EVENTS_RETENTION": "36h", "EVENTS_MAX_BYTES": "2G", "CHANGELOG_MAX_BYTES": "3G"}
+    )
+    options = TransportOptions.from_urls([settings.broker_url()])
+    assert (options.topic_retention, options.topic_max_bytes) == (36 * 3600.0, 2 << 30)
+    assert options.changelog_max_bytes == 3 << 30
+
+
+def test_the_public_limits_reach_the_streams() -> None:
+    settings = Settings.from_env({**URL, "RESULTS_RETENTION": "2d", "DEADLETTER_MAX_BYTES": "1G", "METRICS_TTL": "30d"})
+    streams = settings.public_streams()
+    assert streams.update_limits and not settings.public_streams(update_limits=False).update_limits
+    assert (streams.results_config().max_age, streams.deadletter_config().max_bytes) == (2 * DAY, 1 << 30)
+    assert streams.limits.metrics == Limits(30 * DAY)

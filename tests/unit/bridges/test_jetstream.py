@@ -1,13 +1,18 @@
-"""Reading delivery metadata from a JetStream ack subject, checked against nats-py's own parser."""
+"""Reading delivery metadata from a JetStream ack subject, checked against nats-py's own parser;
+what changes when an existing stream is given other limits."""
 
 from __future__ import annotations
+
+import dataclasses
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from nats.aio.msg import Msg
+from nats.js.api import DiscardPolicy, StreamConfig
 
-from bridges.jetstream import AckInfo, parse_ack_subject
+from bridges.jetstream import AckInfo, bounded_duplicate_window, limits_update, parse_ack_subject
 
 
 @pytest.mark.parametrize(
@@ -82,3 +87,93 @@ def assert_agrees(reply: str) -> None:
         theirs.sequence.consumer,
         theirs.num_pending,
     )
+
+
+# -- limits of an existing stream ------------------------------------------------------------
+
+DAY = 86400.0
+#: an existing stream as the server describes it: what the code before retention settings made
+EXISTING = StreamConfig(
+    name="S", subjects=["s"], max_age=0.0, max_bytes=-1, discard=DiscardPolicy.OLD, duplicate_window=120.0,
+    num_replicas=1, allow_msg_ttl=False,
+)
+
+
+@pytest.mark.parametrize(
+    ("wanted", "expected", "changes"),
+    [
+        pytest.param(
+            StreamConfig(max_age=7 * DAY, duplicate_window=120.0),
+            {"max_age": 7 * DAY},
+            ["max_age unlimited -> 7d"],
+            id="an-age-for-a-stream-kept-forever",
+        ),
+        pytest.param(
+            StreamConfig(max_age=0.0, max_bytes=10 << 30, discard=DiscardPolicy.NEW),
+            {"max_bytes": 10 << 30, "discard": DiscardPolicy.NEW},
+            ["max_bytes unlimited -> 10 GiB", "discard old -> new"],
+            id="a-byte-cap-refusing-when-full",
+        ),
+        pytest.param(
+            StreamConfig(max_age=60.0, duplicate_window=120.0),
+            {"max_age": 60.0, "duplicate_window": 60.0},
+            ["max_age unlimited -> 1m", "duplicate_window 2m -> 1m"],
+            id="a-duplicate-window-capped-by-a-shorter-age",
+        ),
+        pytest.param(
+            StreamConfig(max_age=1.0, duplicate_window=120.0, allow_msg_ttl=True),
+            {"max_age": 1.0, "duplicate_window": 1.0, "allow_msg_ttl": True},
+            ["max_age unlimited -> 1s", "duplicate_window 2m -> 1s", "allow_msg_ttl off -> on"],
+            id="faust-expires-1s",
+        ),
+        pytest.param(
+            StreamConfig(max_age=7 * DAY, duplicate_window=600.0),
+            {"max_age": 7 * DAY, "duplicate_window": 600.0},
+            ["max_age unlimited -> 7d", "duplicate_window 2m -> 10m"],
+            id="a-wider-duplicate-window",
+        ),
+        pytest.param(
+            StreamConfig(max_age=7 * DAY, duplicate_window=0.0, discard=None),
+            {"max_age": 7 * DAY},
+            ["max_age unlimited -> 7d"],
+            id="no-window-asked-keeps-the-current-one",
+        ),
+    ],
+)
+def test_limits_update_changes_only_the_limits(
+    wanted: StreamConfig, expected: dict[str, Any], changes: list[str]
+) -> None:
+    update = limits_update(EXISTING, wanted)
+    assert update is not None
+    updated, described = update
+    assert updated == dataclasses.replace(EXISTING, **expected)
+    assert described == changes
+
+
+def test_a_duplicate_window_is_never_narrowed_except_by_the_age() -> None:
+    widened = dataclasses.replace(EXISTING, max_age=7 * DAY, duplicate_window=600.0)
+    assert limits_update(widened, StreamConfig(max_age=7 * DAY, duplicate_window=120.0)) is None
+
+
+def test_message_ttls_once_on_stay_on() -> None:
+    on = dataclasses.replace(EXISTING, max_age=7 * DAY, allow_msg_ttl=True)
+    assert limits_update(on, StreamConfig(max_age=7 * DAY, duplicate_window=120.0)) is None
+
+
+@pytest.mark.parametrize(
+    "wanted",
+    [
+        StreamConfig(max_age=0.0, max_bytes=-1, discard=DiscardPolicy.OLD, duplicate_window=120.0),
+        StreamConfig(max_age=None, max_bytes=None, discard=None, duplicate_window=0.0),
+    ],
+    ids=["the-same", "unset-means-none-and-current"],
+)
+def test_equal_limits_are_no_update(wanted: StreamConfig) -> None:
+    assert limits_update(EXISTING, wanted) is None
+
+
+@pytest.mark.parametrize(
+    ("window", "max_age", "bounded"), [(120.0, 0.0, 120.0), (120.0, 1.0, 1.0), (120.0, 600.0, 120.0), (0.0, 5.0, 0.0)]
+)
+def test_a_duplicate_window_is_bounded_by_the_max_age(window: float, max_age: float, bounded: float) -> None:
+    assert bounded_duplicate_window(window, max_age) == bounded

@@ -1,4 +1,4 @@
-"""TopicRegistry on a real server: streams per partition, the registry, Kafka-style offsets."""
+"""TopicRegistry on a real server: streams per partition, the registry, limits, Kafka-style offsets."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import logging
 
 import pytest
 from nats.js import JetStreamContext
+from nats.js.api import StreamConfig
 
 from bridges.naming import Naming
-from bridges.transport.topics import TopicRegistry, TopicSpec
+from bridges.transport.topics import DEFAULT_CHANGELOG_MAX_BYTES, DEFAULT_TOPIC_RETENTION, TopicRegistry, TopicSpec
 from tables.errors import BrokenError
+from testkit.workers import poll_until
 
 pytestmark = pytest.mark.integration
 
@@ -90,6 +92,88 @@ async def test_concurrent_declares_converge_on_one_spec(
     assert await (await fresh_registry(js, registry.naming)).lookup("orders") == winner
     names = await topic_streams(js)
     assert {f"FAUST_orders_{p}" for p in range(winner.partitions)} <= names
+
+
+# -- limits ----------------------------------------------------------------------------------
+
+DAY = 86400.0
+
+
+async def test_topics_are_bounded_by_their_kind(registry: TopicRegistry, js: JetStreamContext) -> None:
+    await registry.declare(TopicSpec("orders", 1))
+    await registry.declare(TopicSpec("tbl", 1, compacting=True, max_per_key=2))
+    orders = (await js.stream_info("FAUST_orders_0")).config
+    tbl = (await js.stream_info("FAUST_tbl_0")).config
+    assert (orders.max_age, orders.max_bytes, orders.discard) == (DEFAULT_TOPIC_RETENTION, -1, "old")
+    # A changelog holds a table's state: no age, a byte cap, and refusal rather than loss when full.
+    assert (tbl.max_age, tbl.max_bytes, tbl.discard) == (0.0, DEFAULT_CHANGELOG_MAX_BYTES, "new")
+
+
+async def test_a_windowed_changelog_expiring_after_1s_keeps_its_fence(
+    registry: TopicRegistry, js: JetStreamContext, naming: Naming
+) -> None:
+    """faust's windowed tables with ``expires=1s``: the stream's duplicate window fits under its age
+    (JetStream refuses it longer), and the fence marker, sent with ``Nats-TTL: never``, stays."""
+    spec = await registry.declare(TopicSpec("agg-changelog", 1, compacting=True, retention=1.0))
+    config = (await js.stream_info("FAUST_agg-changelog_0")).config
+    assert (config.max_age, config.duplicate_window, config.allow_msg_ttl) == (1.0, 1.0, True)
+    assert spec.ages_out
+    fence = await js.publish(naming.fence_subject("agg-changelog", 0), b"{}", headers={"Nats-TTL": "never"})
+    await js.publish(naming.key_subject("agg-changelog", 0, b"k"), b"v")
+
+    async def only_the_fence_left() -> bool:
+        return (await js.stream_info("FAUST_agg-changelog_0")).state.messages == 1
+
+    await poll_until(only_the_fence_left, timeout=10, what="the record to age out")
+    last = await js.get_last_msg("FAUST_agg-changelog_0", naming.fence_subject("agg-changelog", 0))
+    assert last.seq == fence.seq
+
+
+async def test_redeclaring_with_other_limits_changes_every_partition_in_place(
+    registry: TopicRegistry, js: JetStreamContext, naming: Naming, caplog: pytest.LogCaptureFixture
+) -> None:
+    await registry.declare(TopicSpec("orders", 2))
+    for partition in (0, 1):
+        await publish(js, naming.subject("orders", partition), 3)
+    created = {p: (await js.stream_info(f"FAUST_orders_{p}")).created for p in (0, 1)}
+    other = await fresh_registry(js, registry.naming)  # another process, after a restart
+    with caplog.at_level(logging.WARNING, logger="bridges.jetstream"):
+        spec = await other.declare(TopicSpec("orders", 2, retention=2 * DAY, max_bytes=1 << 30))
+    assert spec == TopicSpec("orders", 2, retention=2 * DAY, max_bytes=1 << 30)
+    for partition in (0, 1):
+        info = await js.stream_info(f"FAUST_orders_{partition}")
+        assert (info.config.max_age, info.config.max_bytes) == (2 * DAY, 1 << 30)
+        assert (info.created, info.state.messages) == (created[partition], 3)
+        assert f"stream FAUST_orders_{partition}: limits changed in place: max_age 7d -> 2d" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="bridges.jetstream"):
+        await other.declare(TopicSpec("orders", 2, retention=2 * DAY, max_bytes=1 << 30))
+    assert caplog.records == [], "the same limits again change nothing"
+
+
+async def test_a_changelog_made_before_its_bound_gets_it_in_place(
+    registry: TopicRegistry, js: JetStreamContext, naming: Naming
+) -> None:
+    # What the code before retention settings made: no age, no byte cap, the oldest dropped.
+    await js.add_stream(
+        StreamConfig(name="FAUST_tbl_0", subjects=["faust.tbl.0.>"], max_msgs_per_subject=2, allow_direct=True)
+    )
+    topics = await js.key_value(naming.topics_bucket)
+    await topics.create(naming.topic_key("tbl"), TopicSpec("tbl", 1, compacting=True, max_per_key=2).to_json())
+    await publish(js, naming.key_subject("tbl", 0, b"a"))
+    await (await fresh_registry(js, naming)).declare(TopicSpec("tbl", 1, compacting=True, max_per_key=2))
+    info = await js.stream_info("FAUST_tbl_0")
+    assert (info.config.max_bytes, info.config.discard, info.state.messages) == (DEFAULT_CHANGELOG_MAX_BYTES, "new", 1)
+
+
+async def test_a_changelog_redeclared_as_an_ordinary_topic_keeps_its_kind_and_limits(
+    registry: TopicRegistry, js: JetStreamContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    await registry.declare(TopicSpec("tbl", 1, compacting=True))
+    with caplog.at_level(logging.WARNING, logger="bridges.transport.topics"):
+        spec = await (await fresh_registry(js, registry.naming)).declare(TopicSpec("tbl", 1, retention=60))
+    assert spec.compacting and (await js.stream_info("FAUST_tbl_0")).config.max_age == 0.0
+    assert "exists compacting; asked for the other kind" in caplog.text
 
 
 # -- offsets ---------------------------------------------------------------------------------

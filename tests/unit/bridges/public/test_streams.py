@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
-from nats.js.api import RetentionPolicy, StorageType
+from collections.abc import Callable
 
+import pytest
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+
+from bridges.limits import Limits
 from bridges.public.streams import (
     DEADLETTER_INVALID,
     INGEST_CONSUMER,
     METRICS,
     METRICS_BUCKET,
+    PublicLimits,
     PublicStreams,
     ingest_subject,
     metrics_key,
@@ -70,13 +74,47 @@ def test_the_ingest_stream_is_a_work_queue_without_a_size_limit() -> None:
     assert config.max_msg_size in (None, -1)
 
 
-def test_dead_letters_and_results_are_kept() -> None:
+def test_dead_letters_and_results_are_kept_by_limits() -> None:
     streams = PublicStreams()
     assert streams.deadletter_config().subjects == ["deadletter.>"]
     assert streams.results_config().subjects == ["results.>"]
     for config in (streams.deadletter_config(), streams.results_config()):
         assert config.retention is RetentionPolicy.LIMITS
-        assert config.max_age == 7 * 24 * 3600
+        assert config.discard is DiscardPolicy.OLD
+
+
+DAY = 24 * 3600
+
+
+@pytest.mark.parametrize(
+    ("config", "max_age", "max_bytes"),
+    [
+        pytest.param(PublicStreams.ingest_config, 7 * DAY, -1, id="ingest-7d"),
+        pytest.param(PublicStreams.results_config, 7 * DAY, -1, id="results-7d"),
+        pytest.param(PublicStreams.deadletter_config, 14 * DAY, -1, id="deadletter-14d"),
+    ],
+)
+def test_the_default_limits_are_the_settings_defaults(
+    config: Callable[[PublicStreams], StreamConfig], max_age: float, max_bytes: int
+) -> None:
+    got = config(PublicStreams())
+    assert (got.max_age, got.max_bytes) == (max_age, max_bytes)
+
+
+def test_each_stream_takes_its_own_limits() -> None:
+    limits = PublicLimits(
+        ingest=Limits(3600, 1 << 20), results=Limits(7200, 2 << 20), deadletter=Limits(10800, 3 << 20),
+        metrics=Limits(60),
+    )
+    streams = PublicStreams(limits=limits)
+    configs = (streams.ingest_config(), streams.results_config(), streams.deadletter_config())
+    got = [(config.max_age, config.max_bytes) for config in configs]
+    assert got == [(3600, 1 << 20), (7200, 2 << 20), (10800, 3 << 20)]
+
+
+def test_the_metrics_bucket_needs_a_ttl() -> None:
+    with pytest.raises(ConfigError, match="METRICS_TTL"):
+        PublicLimits(metrics=Limits(0, 1 << 30))
 
 
 @pytest.mark.parametrize("prefix", ["events", "results", "deadletter"])

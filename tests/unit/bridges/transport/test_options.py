@@ -29,6 +29,12 @@ def test_no_query_gives_the_defaults() -> None:
             id="several",
         ),
         pytest.param("replicas=1&replicas=5", {"replicas": 5}, id="repeated-last-wins"),
+        pytest.param("topic_retention=3d", {"topic_retention": 3 * 86400.0}, id="retention-in-days"),
+        pytest.param("topic_retention=90", {"topic_retention": 90.0}, id="retention-in-seconds"),
+        pytest.param("topic_max_bytes=512M", {"topic_max_bytes": 512 << 20}, id="topic-bytes-with-a-unit"),
+        pytest.param("topic_max_bytes=-1", {"topic_max_bytes": -1}, id="topic-bytes-unlimited"),
+        pytest.param("changelog_max_bytes=2G", {"changelog_max_bytes": 2 << 30}, id="changelog-bytes"),
+        pytest.param("changelog_max_bytes=1048576", {"changelog_max_bytes": 1 << 20}, id="changelog-plain-bytes"),
     ],
 )
 def test_options_are_parsed_and_typed(query: str, expected: dict[str, Any]) -> None:
@@ -74,6 +80,11 @@ def test_an_unknown_option_is_rejected_naming_it_and_listing_the_known_ones() ->
         pytest.param("fetch_capacity=0", "fetch_capacity", 0, id="fetch-capacity-zero"),
         pytest.param("fetch_capacity=100", "fetch_capacity", 100, id="capacity-below-batch"),
         pytest.param("max_in_flight=0", "max_in_flight", 0, id="max-in-flight-zero"),
+        pytest.param("topic_retention=0", "topic_retention", 0.0, id="topic-kept-forever"),
+        pytest.param("topic_retention=7x", "topic_retention", "7x", id="retention-not-a-duration"),
+        pytest.param("topic_max_bytes=0", "topic_max_bytes", 0, id="topic-bytes-zero"),
+        pytest.param("topic_max_bytes=10Q", "topic_max_bytes", "10Q", id="topic-bytes-not-a-size"),
+        pytest.param("changelog_max_bytes=-1", "changelog_max_bytes", -1, id="changelog-unbounded"),
     ],
 )
 def test_invalid_options_name_the_option_and_the_value(query: str, field: str, value: object) -> None:
@@ -90,3 +101,16 @@ def test_nan_is_rejected_naming_the_option(field: str) -> None:
     with pytest.raises(ConfigError) as caught:
         TransportOptions.from_urls([f"nats://h:4222?{field}=nan"])
     assert caught.value.field == field
+
+
+def test_the_defaults_bound_every_topic() -> None:
+    options = TransportOptions()
+    assert options.topic_retention == 7 * 86400.0
+    assert options.topic_max_bytes == -1  # the age bounds an ordinary topic
+    assert options.changelog_max_bytes == 1 << 30  # a changelog has no age: bytes bound it
+
+
+def test_a_misspelt_size_says_how_to_write_one() -> None:
+    with pytest.raises(ConfigError) as caught:
+        TransportOptions.from_urls(["nats://h:4222?changelog_max_bytes=lots"])
+    assert "a size: bytes or 512M, 10G" in caught.value.problem
