@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from app.settings import Settings
 from app.web.event_rules import judge_payload
 from bridges.public.arrival_clock import IngestWatermark
-from bridges.connection import ConnectionSettings, connect
+from bridges.connection import ConnectionSettings, connect, disconnect
 from bridges.public.durable_puller import PullerConfig
 from bridges.public.event_sink import EventSink
 from bridges.limits import DAY, Limits
@@ -168,11 +168,7 @@ class WebServices:
         if self._watermark is not None:
             await self._watermark.close()
         if self._client is not None:
-            try:
-                await self._client.drain()
-            except Exception as exc:  # noqa: BLE001 - closing anyway
-                log.debug("draining the NATS connection failed: %s", exc)
-                await self._client.close()
+            await disconnect(self._client)
 
     async def __aenter__(self) -> WebServices:
         return await self.start()
