@@ -40,7 +40,6 @@ from nats.js.errors import KeyNotFoundError, NotFoundError
 from bridges.transport.envelope import encode_headers
 from tables.batch import encode_batch
 from bridges.naming import Naming
-from bridges.transport.envelope import encode_headers
 from bridges.public.streams import PublicStreams
 from contract.names import EVENTS_TOPIC, METRICS_BUCKET
 from bridges.transport.publisher import PipelinedPublisher

@@ -38,7 +38,6 @@ from pathlib import Path
 from nats.aio.client import Client
 
 from benchmarks.dataset import (
-    EVENTS_TOPIC,
     Dataset,
     ResultWatch,
     batched,

@@ -52,7 +52,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, TypeAlias, TypeVar
 
-from tables.errors import ConfigError, StateError
+from tables.errors import ConfigError
 from tables.metric import MetricDefinition
 from tables.micros import format_micros, from_micros, to_micros
 from tables.outcomes import (

@@ -12,9 +12,10 @@ import pytest
 
 from bridges.naming import Naming
 from bridges.server import NatsServer
+from bridges.transport.envelope import HDR_KEY, HDR_MSG_ID, HDR_TS
 from bridges.transport.session import partition_for_key
-from testkit.oracle import generate_sessions
 from tables.batch import BATCH_PREFIX
+from testkit.oracle import generate_sessions
 from testkit.streams import PARTITIONS, events_stored, nats_client, read_stream, stored_events
 from testkit.web import WebHarness, running_web
 from testkit.workers import poll_until
