@@ -3,10 +3,11 @@
 A metric module in ``agents/`` defines a :class:`~tables.MetricDefinition` and exposes
 ``build = windowed_metric(define)``. That gives, per worker:
 
-- an **agent** over the events topic adding each event, with its arrival time (the message's
-  timestamp: when the platform first stored the event), to its partition's
-  :class:`~tables.PartitionWindows` (late events and events that cannot be read are dead-lettered
-  with the reason, never dropped);
+- an **agent** over the events topic adding each event of each record (one event, or a batch:
+  see :mod:`tables.batch`), with its arrival time (when the platform first stored it), to its
+  partition's :class:`~tables.PartitionWindows`; a window counts an ``event_id`` once, however
+  late its copy comes while the window is open, and late events and events that cannot be read
+  are dead-lettered with the reason, never dropped;
 - a **closer** that, every :data:`CLOCK_INTERVAL`, reads the arrival clock (what the streams
   promise about the arrivals still to come, see :mod:`tables.watermark`), moves each partition's
   watermark accordingly (an idle stream's too), and writes each closed window's final result
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import re
@@ -53,6 +55,7 @@ from tables import (
     ClosedError,
     ClosedWindow,
     Counted,
+    Duplicate,
     FailedWindow,
     InvalidEventError,
     Late,
@@ -63,6 +66,7 @@ from tables import (
     Restored,
     Session,
 )
+from tables.batch import BATCH_PREFIX, decode_record
 
 __all__ = ["CLOCK_INTERVAL", "WindowedRuntime", "result_document", "windowed_metric"]
 
@@ -90,14 +94,17 @@ def windowed_metric(
 
     def build(app: faust.App, context: AgentContext) -> None:
         definition = define(context.window_seconds, context.grace_seconds)
+        if definition.id_field is None:
+            # Every event of the contract has an event_id: a retry counts once per window.
+            definition = dataclasses.replace(definition, id_field="event_id")
         runtime = WindowedRuntime(app, definition, context)
 
         @app.agent(context.events, name=definition.name)
         async def process(stream: faust.StreamT[bytes]) -> None:
             async for event in stream.events():
                 message = event.message
-                # The transport gives a message the time JetStream stored it, or the one ingest
-                # carried over from the NATS ingest stream: when the platform first stored it.
+                # The transport gives a message the time JetStream stored it (or one it carries):
+                # the arrival of events whose batch does not say otherwise.
                 await runtime.add(message.partition, message.offset, event.value, message.timestamp)
 
     return build
@@ -186,37 +193,65 @@ class WindowedRuntime:
 
     # -- events -----------------------------------------------------------------------------
 
-    async def add(self, partition: int, offset: int, raw: bytes, arrived_at: float) -> None:
-        """Add one event of the events topic, first stored by the platform at ``arrived_at``."""
+    async def add(self, partition: int, offset: int, raw: bytes, stored_at: float) -> None:
+        """Add the event or batch of events (:mod:`tables.batch`) of one record of the events
+        topic; ``stored_at`` is the record's timestamp, the arrival of events that carry none."""
         active = self._partitions.get(partition)
         if active is None:
             return  # a message of a partition given up meanwhile; its new owner reads it
         try:
-            outcome = active.windows.add(json.loads(raw), arrived_at)
-        except InvalidEventError as exc:
-            await self._reject("invalid", partition, offset, raw, str(exc))
-        except ValueError as exc:  # not JSON
-            await self._reject("invalid", partition, offset, raw, f"not a JSON event: {exc}")
-        except Exception as exc:  # noqa: BLE001 - a poison event must not stop the partition
-            log.exception("%s: event %s[%d]@%d raised", self.definition.name, self._events_topic, partition, offset)
-            await self._reject("error", partition, offset, raw, f"{type(exc).__name__}: {exc}")
+            record = decode_record(raw, stored_at)
+        except ValueError as exc:  # not JSON, or not a batch of the right shape
+            await self._reject("invalid", partition, f"{partition}:{offset}", raw, f"not a JSON event: {exc}")
         else:
-            if isinstance(outcome, Late):
-                await self._reject("late", partition, offset, raw, outcome.reason)
-            elif isinstance(outcome, Counted):
-                self.stats["counted"] += 1
+            if not raw.startswith(BATCH_PREFIX):
+                event, arrived_at = record.events[0]
+                await self._add(partition, active, event, arrived_at, f"{partition}:{offset}", raw)
             else:
-                self.stats["ignored"] += 1
+                for index, (event, arrived_at) in enumerate(record.events):
+                    await self._add(partition, active, event, arrived_at, f"{partition}:{offset}.{index}", None)
+            if record.watermark is not None:
+                # The writer's promise about every later record: in a backlog the watermark moves
+                # as the records are worked off (the closer then closes what fell due).
+                active.windows.promise(offset, record.watermark, next_offset=offset + 1)
         active.applied = offset + 1
 
-    async def _reject(self, kind: str, partition: int, offset: int, raw: bytes, reason: str) -> None:
+    async def _add(
+        self, partition: int, active: _Active, event: Any, arrived_at: float, place: str, raw: bytes | None
+    ) -> None:
+        """Add one event; ``place`` names it in dead letters (partition:offset[.index in its batch]).
+
+        ``raw`` is the event's own record when it came alone (dead-lettered as it was), else None
+        (dead-lettered as its JSON).
+        """
+        try:
+            outcome = active.windows.add(event, arrived_at)
+        except InvalidEventError as exc:
+            await self._reject("invalid", partition, place, raw, str(exc), event)
+        except Exception as exc:  # noqa: BLE001 - a poison event must not stop the partition
+            log.exception("%s: event %s@%s raised", self.definition.name, self._events_topic, place)
+            await self._reject("error", partition, place, raw, f"{type(exc).__name__}: {exc}", event)
+        else:
+            if isinstance(outcome, Counted):
+                self.stats["counted"] += 1
+            elif isinstance(outcome, Late):
+                await self._reject("late", partition, place, raw, outcome.reason, event)
+            elif isinstance(outcome, Duplicate):
+                self.stats["duplicates"] += 1
+            else:
+                self.stats["ignored"] += 1
+
+    async def _reject(
+        self, kind: str, partition: int, place: str, raw: bytes | None, reason: str, event: Any = None
+    ) -> None:
         self.stats[kind] += 1
         metric = self.definition.name
+        payload = raw if raw is not None else json.dumps(event, separators=(",", ":")).encode()
         written = await self._results.dead_letter(
             f"deadletter.{kind}.{metric}",
-            raw,
+            payload,
             reason=reason,
-            msg_id=f"{kind}:{metric}:{partition}:{offset}",
+            msg_id=f"{kind}:{metric}:{place}",
         )
         self._pending.append(_Unstored(partition, written))
 

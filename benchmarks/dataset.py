@@ -37,8 +37,9 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js.errors import KeyNotFoundError, NotFoundError
 
-from bridges.naming import Naming
 from bridges.transport.envelope import encode_headers
+from tables.batch import encode_batch
+from bridges.naming import Naming
 from bridges.public.streams import PublicStreams
 from contract.names import EVENTS_TOPIC, METRICS_BUCKET
 from bridges.transport.publisher import PipelinedPublisher
@@ -135,6 +136,23 @@ async def declare_topic(client: Client, partitions: int, topic: str = EVENTS_TOP
     registry = TopicRegistry(client.jetstream(), Naming())
     await registry.start()
     await registry.declare(TopicSpec(name=topic, partitions=partitions))
+
+
+def batched(messages: Sequence[Message], size: int) -> list[Message]:
+    """The messages as ingest writes them: per partition, batch records of up to ``size`` events
+    (:mod:`tables.batch`), each carrying its events' arrivals and, as its watermark, the last of
+    them (arrivals only grow within a partition here, so every later record arrived after it)."""
+    by_partition: dict[int, list[Message]] = {}
+    for message in messages:
+        by_partition.setdefault(message.partition, []).append(message)
+    out = []
+    for partition, items in by_partition.items():
+        for start in range(0, len(items), size):
+            chunk = items[start : start + size]
+            arrivals = [float(m.arrived_at or 0.0) for m in chunk]
+            payload = encode_batch([m.payload for m in chunk], arrivals, watermark=max(arrivals))
+            out.append(Message(partition, chunk[0].key, payload, f"batch-{chunk[0].event_id}", None))
+    return out
 
 
 async def publish(client: Client, messages: Sequence[Message], *, topic: str = EVENTS_TOPIC) -> float:

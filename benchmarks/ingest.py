@@ -46,6 +46,7 @@ import aiohttp
 
 from bridges.connection import ConnectionSettings, connect
 from bridges.naming import Naming
+from bridges.public.streams import INGEST_CONSUMER, PublicStreams
 from bridges.server import NatsServer
 from bridges.transport.envelope import encode_headers
 from bridges.transport.publisher import PipelinedPublisher
@@ -153,24 +154,26 @@ async def http_ingest(url: str, events: list[dict[str, Any]], batch: int, concur
 
 
 async def nats_ingest(nats_url: str, events: list[dict[str, Any]]) -> float:
-    """Seconds from the first publish on ``events.<type>.<id>`` until the topic holds every event."""
-    naming = Naming("faust")
+    """Seconds from the first publish on ``events.<type>.<id>`` until the topic holds every event.
+
+    NATS ingest acknowledges a message of its stream once the events topic stored its event, so
+    the topic holds them all when the ingest consumer's ack floor reaches the last one published.
+    """
     client = await connect(ConnectionSettings.from_urls(nats_url))
     try:
         js = client.jetstream()
 
-        async def stored() -> int:
-            infos = [await js.stream_info(naming.stream("events", p)) for p in range(PARTITIONS)]
-            return sum(info.state.messages for info in infos)
+        async def acked_through() -> int:
+            info = await js.consumer_info(PublicStreams().ingest, INGEST_CONSUMER)
+            return info.ack_floor.stream_seq if info.ack_floor else 0
 
-        target = await stored() + len(events)
         payloads = [(ingest_subject(e["type"], e["student_id"]), json.dumps(e).encode(), e["event_id"]) for e in events]
         async with PipelinedPublisher(client) as publisher:
             started = time.perf_counter()
             futures = [await publisher.publish(subject, payload, {"Nats-Msg-Id": event_id})
                        for subject, payload, event_id in payloads]
-            await asyncio.gather(*futures)
-            while await stored() < target:
+            last = max(ack.seq for ack in await asyncio.gather(*futures))
+            while await acked_through() < last:
                 await asyncio.sleep(0.02)
             return time.perf_counter() - started
     finally:

@@ -38,9 +38,9 @@ from pathlib import Path
 from nats.aio.client import Client
 
 from benchmarks.dataset import (
-    EVENTS_TOPIC,
     Dataset,
     ResultWatch,
+    batched,
     dead_letter_counts,
     declare_topic,
     publish,
@@ -52,6 +52,9 @@ from testkit.workers import WorkerProcess, Workers
 
 __all__ = ["ACTIVATED", "PipelineResult", "run_pipeline"]
 
+#: events per batch record, about what HTTP ingest writes for a 1,000-event request over the
+#: partitions of these runs
+BATCH_EVENTS = 250
 #: what a metric worker logs when it takes a partition and is about to read it
 ACTIVATED = r"partition \d+ resumes at offset"
 
@@ -77,7 +80,7 @@ async def run_pipeline(
 ) -> PipelineResult:
     """Run ``processes`` workers per agent over ``dataset`` (see the module docstring)."""
     await declare_topic(client, dataset.partitions)
-    publish_seconds = await publish(client, dataset.messages())
+    publish_seconds = await publish(client, batched(dataset.messages(), BATCH_EVENTS))
     env = metric_env(
         url, base_dir / "data", partitions=dataset.partitions, window=dataset.window, grace=dataset.grace,
         session_timeout=session_timeout,

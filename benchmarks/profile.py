@@ -28,7 +28,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from benchmarks.dataset import ResultWatch, declare_topic, make_dataset, publish
+from benchmarks.dataset import ResultWatch, batched, declare_topic, make_dataset, publish
 from benchmarks.suite import fresh_server
 from benchmarks.workers import metric_env, spawn_metric_workers
 from testkit.pipeline import METRIC_AGENTS
@@ -70,7 +70,7 @@ async def profile(py_spy: str, events: int, keep: Path) -> dict[str, dict[str, f
     dataset = make_dataset(events, partitions=4, window=60, grace=10)
     async with fresh_server() as (url, client, base):
         await declare_topic(client, dataset.partitions)
-        await publish(client, dataset.messages())
+        await publish(client, batched(dataset.messages(), 250))
         env = metric_env(url, base / "data", partitions=4, window=60, grace=10, session_timeout=3.0)
         with Workers(base / "logs", env) as pool:
             async with ResultWatch(client) as watch:

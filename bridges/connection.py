@@ -32,6 +32,7 @@ __all__ = [
     "NatsCredentials",
     "Secret",
     "connect",
+    "disconnect",
     "redact_url",
 ]
 
@@ -394,6 +395,23 @@ async def connect(
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def disconnect(client: Client) -> None:
+    """Drain ``client`` (its subscriptions finish, its buffer is flushed), else close it.
+
+    Never raises: while the server is down draining is refused and closing fails flushing the
+    reconnect buffer, and a process that is stopping must still stop. What could not be sent is
+    lost either way, so it is logged, not raised.
+    """
+    try:
+        await client.drain()
+    except Exception as exc:  # noqa: BLE001 - closing anyway
+        log.debug("draining the NATS connection failed: %s", _describe(exc))
+        try:
+            await client.close()
+        except Exception as close_exc:  # noqa: BLE001 - see the docstring
+            log.warning("closing the NATS connection failed: %s", _describe(close_exc))
 
 
 async def _close_quietly(client: Client) -> None:

@@ -30,7 +30,16 @@ from tables.errors import (
 )
 from tables.metric import MetricDefinition
 from tables.watermark import Promise, Watermark
-from tables.outcomes import AddResult, ClosedWindow, Counted, FailedWindow, Ignored, Late, OpenWindowResult
+from tables.outcomes import (
+    AddResult,
+    ClosedWindow,
+    Counted,
+    Duplicate,
+    FailedWindow,
+    Ignored,
+    Late,
+    OpenWindowResult,
+)
 from tables.windowed import PartitionWindows
 from tables.windows import Hopping, Session, Tumbling, Window, window_ranges
 
@@ -46,6 +55,7 @@ __all__ = [
     "Count",
     "CountDistinct",
     "Counted",
+    "Duplicate",
     "FailedWindow",
     "FencedError",
     "Hopping",

@@ -46,7 +46,10 @@ class MetricDefinition:
       watermark passes its end, for stragglers.
     - ``aggregates``: the named aggregates reported per window.
     - ``where``: events for which it returns false are ignored entirely: not validated, not
-      counted, not late, and they do not move the watermark.
+      counted, not late.
+    - ``id_field``: the event field (dotted path) holding its id, a non-empty string: an event
+      whose id a window has already counted is counted there once, however late the copy comes
+      while the window is open (a window remembers the ids it counted). None: no such check.
 
     Events may be dicts or objects with attributes.
     """
@@ -59,9 +62,11 @@ class MetricDefinition:
     grace: Duration = 0
     key: KeyFunction | None = None
     where: Callable[[Any], bool] | None = None
+    id_field: str | None = None
     grace_us: int = field(init=False, repr=False, compare=False)
     _read_key: KeyFunction = field(init=False, repr=False, compare=False)
     _read_time_us: Callable[[Any], int] = field(init=False, repr=False, compare=False)
+    _read_id: Callable[[Any], str] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or SAFE_NAME.fullmatch(self.name) is None:
@@ -89,12 +94,16 @@ class MetricDefinition:
             )
         read_time_us = event_time_reader(self.time_field, owner=_OWNER)
         read_key = _default_key(key_fields) if self.key is None else _checked_key(self.key, key_fields)
+        if self.id_field is not None and not isinstance(self.id_field, str):
+            raise ConfigError("id_field", self.id_field, "must be the name (dotted path) of a field or None", kind=_OWNER)
+        read_id = None if self.id_field is None else _id_reader(self.id_field)
         # A frozen dataclass can only be completed here, through object.__setattr__.
         object.__setattr__(self, "key_fields", key_fields)
         object.__setattr__(self, "grace", timedelta(microseconds=grace_us))
         object.__setattr__(self, "grace_us", grace_us)
         object.__setattr__(self, "_read_key", read_key)
         object.__setattr__(self, "_read_time_us", read_time_us)
+        object.__setattr__(self, "_read_id", read_id)
 
     def read_key(self, event: Any) -> tuple[str, ...]:
         """The event's key; :class:`InvalidEventError` if a key field is missing or unusable."""
@@ -103,6 +112,12 @@ class MetricDefinition:
     def read_time_us(self, event: Any) -> int:
         """The event's time in epoch microseconds; :class:`InvalidEventError` if missing or bad."""
         return self._read_time_us(event)
+
+    @property
+    def read_id(self) -> Callable[[Any], str] | None:
+        """``event -> its id`` when the metric has an ``id_field`` (:class:`InvalidEventError` if
+        missing or not a non-empty string), else None."""
+        return self._read_id
 
 
 def _check_key_fields(key_fields: Any) -> tuple[str, ...]:
@@ -141,6 +156,19 @@ def _key_part(name: str, value: Any) -> str:
         else "a key part must be a non-empty string or an int"
     )
     raise InvalidEventError(name, value, problem)
+
+
+def _id_reader(id_field: str) -> Callable[[Any], str]:
+    read = field_reader(id_field, owner=_OWNER, argument="id_field")
+
+    def read_id(event: Any) -> str:
+        value = read(event)
+        if isinstance(value, str) and value:
+            return value
+        problem = "the event has no such field" if value is MISSING else "an id must be a non-empty string"
+        raise InvalidEventError(id_field, value, problem)
+
+    return read_id
 
 
 def _checked_key(key: KeyFunction, key_fields: tuple[str, ...]) -> KeyFunction:

@@ -1,7 +1,7 @@
 """What the windowed state reports: an event's outcome, and each window's result.
 
-:class:`Counted`, :class:`Late` and :class:`Ignored` are what ``PartitionWindows.add`` says of an
-event; :class:`ClosedWindow` (final), :class:`OpenWindowResult` (so far) and
+:class:`Counted`, :class:`Late`, :class:`Duplicate` and :class:`Ignored` are what
+``PartitionWindows.add`` says of an event; :class:`ClosedWindow` (final), :class:`OpenWindowResult` (so far) and
 :class:`FailedWindow` (no result: computing it failed) are what it says of a window. Plain frozen
 values: nothing here knows how windows are kept.
 """
@@ -16,6 +16,7 @@ __all__ = [
     "AddResult",
     "ClosedWindow",
     "Counted",
+    "Duplicate",
     "FailedWindow",
     "Ignored",
     "Late",
@@ -53,7 +54,14 @@ class Ignored:
     """The metric's ``where`` did not match: the event was neither validated nor counted."""
 
 
-AddResult: TypeAlias = Counted | Late | Ignored
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    """Every open window of the event had already counted an event with its id (a retry)."""
+
+    event_id: str
+
+
+AddResult: TypeAlias = Counted | Late | Ignored | Duplicate
 
 
 

@@ -21,16 +21,26 @@ __all__ = ["CloseSchedule", "OpenWindow"]
 class OpenWindow:
     """One open window (or session) of one key; owned and mutated by ``PartitionWindows``."""
 
-    __slots__ = ("alive", "end_us", "events", "key", "start_us", "state", "stored")
+    __slots__ = ("alive", "end_us", "events", "ids", "key", "start_us", "state", "stored")
 
     def __init__(
-        self, key: tuple[str, ...], start_us: int, end_us: int, events: int, state: Any, *, stored: bool
+        self,
+        key: tuple[str, ...],
+        start_us: int,
+        end_us: int,
+        events: int,
+        state: Any,
+        *,
+        stored: bool,
+        ids: set[str] | None = None,
     ) -> None:
         self.key = key
         self.start_us = start_us
         self.end_us = end_us
         self.events = events
         self.state = state
+        #: ids of the events counted (with an ``id_field``): a retried event counts once
+        self.ids = ids
         #: Whether the changelog holds this window under its current storage key.
         self.stored = stored
         #: False once closed or merged away; its schedule entry is then stale.

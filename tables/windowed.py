@@ -35,9 +35,8 @@ Closing. ``close_due`` closes every window with ``end + G <= W``, each on its ow
 result cannot be computed (an aggregator raising, a value that is not a finite number) comes out
 as a :class:`FailedWindow` carrying the error, and the others close normally.
 
-Storage: see :mod:`tables.storage_keys` for the key format. A window's value is
-``{"end_us": int, "events": int, "state": <the Aggregates state>}`` and the watermark's is
-``Watermark.to_json()``. Nothing is serialised per event: ``add`` marks what changed, and
+Storage: see :mod:`tables.storage_keys` for the key format and :mod:`tables.stored_windows` for a
+window's value; the watermark's is ``Watermark.to_json()``. Nothing is serialised per event: ``add`` marks what changed, and
 ``take_changes`` builds the dict of changes (the caller serialises it) once per commit.
 
 Current values. With ``track_updates=True`` (fixed windows only), ``take_updates`` returns an
@@ -53,13 +52,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, TypeAlias, TypeVar
 
-from tables.errors import ConfigError, StateError
+from tables.errors import ConfigError
 from tables.metric import MetricDefinition
 from tables.micros import format_micros, from_micros, to_micros
 from tables.outcomes import (
     AddResult,
     ClosedWindow,
     Counted,
+    Duplicate,
     FailedWindow,
     Ignored,
     Late,
@@ -67,7 +67,8 @@ from tables.outcomes import (
     first_non_finite,
 )
 from tables.schedule import CloseSchedule, OpenWindow
-from tables.storage_keys import parse_window_key, watermark_key, window_key
+from tables.storage_keys import watermark_key, window_key
+from tables.stored_windows import decode_window, encode_window
 from tables.watermark import Watermark
 from tables.windows import Session
 
@@ -133,6 +134,7 @@ class PartitionWindows:
         self._where = definition.where
         self._read_key = definition.read_key
         self._read_time_us = definition.read_time_us
+        self._read_id = definition.read_id
         self._aggregates = definition.aggregates
         self._grace_us = definition.grace_us
         window = definition.window
@@ -193,26 +195,41 @@ class PartitionWindows:
             return _IGNORED
         key = self._read_key(event)
         t_us = self._read_time_us(event)
+        event_id = None if self._read_id is None else self._read_id(event)
         arrived_us = to_micros(arrived_at)
         watermark_us = self._watermark.value_us
         # Windows with end > horizon (end + grace > max(watermark, arrival)) take the event.
         horizon_us = (arrived_us if watermark_us is None else max(watermark_us, arrived_us)) - self._grace_us
         ranges_us = self._ranges_us
         if ranges_us is None:
-            return self._add_to_session(key, t_us, arrived_us, horizon_us, event)
-        return self._add_to_fixed(key, t_us, arrived_us, ranges_us(t_us), horizon_us, event)
+            return self._add_to_session(key, t_us, arrived_us, horizon_us, event, event_id)
+        return self._add_to_fixed(key, t_us, arrived_us, ranges_us(t_us), horizon_us, event, event_id)
 
     def _add_to_fixed(
-        self, key: Key, t_us: int, arrived_us: int, ranges: list[tuple[int, int]], horizon_us: int, event: Any
-    ) -> Counted | Late:
+        self,
+        key: Key,
+        t_us: int,
+        arrived_us: int,
+        ranges: list[tuple[int, int]],
+        horizon_us: int,
+        event: Any,
+        event_id: str | None,
+    ) -> Counted | Late | Duplicate:
         aggregates = self._aggregates
         ts = from_micros(t_us)
         updates: list[tuple[int, int, OpenWindow | None, Any]] = []
+        seen = False
         for start_us, end_us in ranges:
             if end_us > horizon_us:
                 window = self._fixed.get((key, start_us))
+                if window is not None and event_id is not None and window.ids is not None and event_id in window.ids:
+                    seen = True  # counted there already: a retry
+                    continue
                 state = aggregates.initialize() if window is None else window.state
                 updates.append((start_us, end_us, window, aggregates.agg(state, event, ts)))
+        if not updates and seen:
+            assert event_id is not None
+            return Duplicate(event_id)
         if not updates:
             start_us, end_us = ranges[-1]
             which = "its window" if len(ranges) == 1 else f"all {len(ranges)} of its windows, the last"
@@ -223,17 +240,21 @@ class PartitionWindows:
         for start_us, end_us, found, state in updates:
             window = found
             if window is None:
-                window = OpenWindow(key, start_us, end_us, 0, state, stored=False)
+                window = OpenWindow(key, start_us, end_us, 0, state, stored=False, ids=self._new_ids())
                 self._fixed[(key, start_us)] = window
                 self._schedule.add(window)
             window.events += 1
             window.state = state
+            if event_id is not None and window.ids is not None:
+                window.ids.add(event_id)
             self._dirty[window] = None
             if self._track_updates:
                 self._updated[window] = None
         return _COUNTED_ONCE if len(updates) == 1 else Counted(len(updates))
 
-    def _add_to_session(self, key: Key, t_us: int, arrived_us: int, horizon_us: int, event: Any) -> Counted | Late:
+    def _add_to_session(
+        self, key: Key, t_us: int, arrived_us: int, horizon_us: int, event: Any, event_id: str | None
+    ) -> Counted | Late | Duplicate:
         gap_us = self._gap_us
         if t_us + gap_us <= horizon_us:
             return self._late(
@@ -253,11 +274,19 @@ class PartitionWindows:
             ),
             key=lambda s: s.start_us,
         )
+        if event_id is not None and any(s.ids is not None and event_id in s.ids for s in joined):
+            return Duplicate(event_id)  # a retry: the session holding its first copy takes it in
         aggregates = self._aggregates
         ts = from_micros(t_us)
         if not joined:
             window = OpenWindow(
-                key, t_us, t_us + gap_us, 1, aggregates.agg(aggregates.initialize(), event, ts), stored=False
+                key,
+                t_us,
+                t_us + gap_us,
+                1,
+                aggregates.agg(aggregates.initialize(), event, ts),
+                stored=False,
+                ids=None if event_id is None else {event_id},
             )
             self._sessions.setdefault(key, []).append(window)
             self._schedule.add(window)
@@ -277,8 +306,13 @@ class PartitionWindows:
         window.end_us = max(t_us + gap_us, *(s.end_us for s in joined))
         window.events = sum(s.events for s in joined) + 1
         window.state = state
+        if event_id is not None:
+            window.ids = set().union(*(s.ids or () for s in joined), (event_id,))
         self._dirty[window] = None
         return _COUNTED_ONCE
+
+    def _new_ids(self) -> set[str] | None:
+        return None if self._read_id is None else set()
 
     def _late(self, t_us: int, arrived_us: int, end_us: int, what: str) -> Late:
         grace = from_micros(self._grace_us)
@@ -353,11 +387,7 @@ class PartitionWindows:
             window_key(metric, key, start_us): None for key, start_us in self._removed
         }
         for window in self._dirty:
-            changes[window_key(metric, window.key, window.start_us)] = {
-                "end_us": window.end_us,
-                "events": window.events,
-                "state": window.state,
-            }
+            changes[window_key(metric, window.key, window.start_us)] = encode_window(window)
             window.stored = True
         if self._watermark_dirty:
             changes[self._watermark_key] = self._watermark.to_json()
@@ -408,7 +438,7 @@ class PartitionWindows:
             if storage_key == self._watermark_key:
                 watermark = Watermark.from_json(value, key=storage_key)
             else:
-                windows.append(self._decode_window(storage_key, value))
+                windows.append(decode_window(self._definition, storage_key, value))
         self._reset(watermark)
         for window in windows:
             if self._ranges_us is None:
@@ -416,32 +446,6 @@ class PartitionWindows:
             else:
                 self._fixed[(window.key, window.start_us)] = window
             self._schedule.add(window)
-
-    def _decode_window(self, storage_key: str, value: Mapping[str, Any]) -> OpenWindow:
-        key, start_us = parse_window_key(self._definition.name, storage_key, len(self._definition.key_fields))
-        if not isinstance(value, Mapping) or set(value) != {"end_us", "events", "state"}:
-            raise StateError(storage_key, 'expected {"end_us": int, "events": int, "state": {...}}')
-        end_us, events, state = value["end_us"], value["events"], value["state"]
-        if type(end_us) is not int or type(events) is not int or events < 1:
-            raise StateError(
-                storage_key, f"end_us must be an int and events an int >= 1, got {end_us!r}, {events!r}"
-            )
-        if not isinstance(state, dict) or set(state) != set(self._aggregates.names):
-            names = sorted(state) if isinstance(state, dict) else state
-            raise StateError(
-                storage_key,
-                f"stored aggregates {names!r} differ from the metric's {sorted(self._aggregates.names)!r}",
-            )
-        if self._ranges_us is None:
-            shape_ok = end_us - start_us >= self._gap_us
-        else:
-            shape_ok = self._ranges_us(start_us)[-1] == (start_us, end_us)
-        if not shape_ok:
-            raise StateError(
-                storage_key,
-                f"window [{start_us}, {end_us}) does not fit {self._definition.window!r}; was the window changed?",
-            )
-        return OpenWindow(key, start_us, end_us, events, state, stored=True)
 
     def _drop(self, window: OpenWindow) -> None:
         """Take a closed or merged-away window out of the state (its schedule entry goes stale)."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import nats
 from nats.aio.client import Client
@@ -11,9 +13,11 @@ from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from bridges.transport.envelope import HDR_TS
 from bridges.naming import Naming
+from tables.batch import decode_record
 
-__all__ = ["PARTITIONS", "events_stored", "nats_client", "read_stream", "stream_count"]
+__all__ = ["PARTITIONS", "StoredEvent", "events_stored", "nats_client", "read_stream", "stored_events", "stream_count"]
 
 #: partitions of the events topic in the tests' web processes
 PARTITIONS = 4
@@ -40,11 +44,36 @@ async def stream_count(client: Client, stream: str) -> int:
     return int(info.state.messages)
 
 
-async def events_stored(client: Client, prefix: str = "faust") -> int:
-    """Messages in all partitions of the events topic."""
+@dataclass(frozen=True)
+class StoredEvent:
+    """One event as the events topic holds it: in a record (``msg``) of ``partition``."""
+
+    partition: int
+    event: dict[str, Any]
+    #: when the platform first stored it: carried by its batch, else the record's stored time
+    arrived_at: float
+    msg: Msg
+
+
+async def stored_events(client: Client, prefix: str = "faust") -> list[StoredEvent]:
+    """Every event in the events topic, partition by partition, in order (batches unpacked)."""
     naming = Naming(prefix)
-    counts = [await stream_count(client, naming.stream("events", p)) for p in range(PARTITIONS)]
-    return sum(counts)
+    out = []
+    for partition in range(PARTITIONS):
+        stream = naming.stream("events", partition)
+        if not await stream_count(client, stream):
+            continue
+        for msg in await read_stream(client, stream):
+            stored_at = msg.metadata.timestamp.timestamp()
+            raw_ts = (msg.headers or {}).get(HDR_TS)
+            for event, arrived_at in decode_record(msg.data, float(raw_ts) if raw_ts else stored_at).events:
+                out.append(StoredEvent(partition, event, arrived_at, msg))
+    return out
+
+
+async def events_stored(client: Client, prefix: str = "faust") -> int:
+    """Events in all partitions of the events topic (each batch record counts its events)."""
+    return len(await stored_events(client, prefix))
 
 
 async def read_stream(client: Client, stream: str, *, subject: str | None = None) -> list[Msg]:

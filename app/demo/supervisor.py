@@ -35,7 +35,6 @@ import socket
 import sys
 import time
 from collections.abc import Awaitable
-from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from app.demo.children import Child, ChildExited

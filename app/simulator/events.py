@@ -6,7 +6,8 @@ real-time ``occurred_at``: the wall clock when it is built, in UTC with millisec
 
 Faults make the dead-letter paths visible:
 
-- a *duplicate* is an event sent again unchanged (same ``event_id``): ingest counts it once;
+- a *duplicate* is an event sent again unchanged (same ``event_id``), in a later request: it may
+  be stored twice, and each window counts it once;
 - a *late* event happened long enough ago that its window has closed (``late_by`` seconds, more
   than a window plus its grace): the workers dead-letter it on ``deadletter.late.<metric>``;
 - an *invalid* event breaks one rule of the contract: HTTP ingest answers 422, NATS ingest

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 from app.settings import Settings
 from app.web.event_rules import judge_payload
-from bridges.connection import ConnectionSettings, connect
+from bridges.public.arrival_clock import IngestWatermark
+from bridges.connection import ConnectionSettings, connect, disconnect
 from bridges.public.durable_puller import PullerConfig
 from bridges.public.event_sink import EventSink
 from bridges.limits import DAY, Limits
@@ -80,6 +81,7 @@ class WebServices:
         self._clock = clock
         self._streams = PublicStreams(options.prefix, options.replicas, options.public_limits, update_limits=True)
         self._client: Client | None = None
+        self._watermark: IngestWatermark | None = None
         self._sink: EventSink | None = None
         self._reader: MetricsReader | None = None
         self._ingest: NatsIngest | None = None
@@ -115,10 +117,12 @@ class WebServices:
         options = self._options
         try:
             self._client = await connect(self._connection, name=f"{self._connection.name}:web")
+            self._watermark = await IngestWatermark(self._client, ingest_stream=self._streams.ingest).start()
             self._sink = await EventSink(
                 self._client, topic=EVENTS_TOPIC, prefix=options.prefix, partitions=options.partitions,
                 replicas=options.replicas, retention=options.events_limits.max_age,
                 max_bytes=options.events_limits.max_bytes, ack_deadline=options.ack_deadline,
+                watermark=self._watermark.current,
             ).start()
             # The query API only reads the bucket: the workers, which write it, own its limits.
             reading = dataclasses.replace(self._streams, update_limits=False)
@@ -161,12 +165,10 @@ class WebServices:
             await self._sink.close(max(0.0, deadline - time.monotonic()))
         if self._reader is not None:
             await self._reader.close()
+        if self._watermark is not None:
+            await self._watermark.close()
         if self._client is not None:
-            try:
-                await self._client.drain()
-            except Exception as exc:  # noqa: BLE001 - closing anyway
-                log.debug("draining the NATS connection failed: %s", exc)
-                await self._client.close()
+            await disconnect(self._client)
 
     async def __aenter__(self) -> WebServices:
         return await self.start()

@@ -23,17 +23,26 @@ for NATS arrivals), so worker clocks play no part; the tolerance covers a messag
 time was taken just before the server answered the read. A backlog anywhere upstream (a stopped
 web process, the ingest bridge behind) holds ``T`` back until it is worked off: late is decided
 by arrival, and the windows wait for the events that arrived in time.
+
+Ingest makes the same promise in-band (:class:`IngestWatermark`): read before a batch is written,
+min(ingest bound, the ingest server's ``ts``) - :data:`TOLERANCE` holds for every record written
+after it by anyone (HTTP records are stored later still; NATS records come from messages still
+in the ingest stream then, or stored after). Stamped on each batch record, it moves a worker's
+watermark as it works off a backlog or replays one, where a reading here only promises about the
+end of the stream. That needs the servers of a cluster to agree to within the tolerance.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from nats.aio.client import Client
 from nats.errors import NoRespondersError, TimeoutError as NatsTimeoutError
 
 from bridges.naming import Naming
@@ -41,7 +50,9 @@ from bridges.transport.session import TransportSession
 from tables.errors import BrokenError
 from tables.watermark import Promise
 
-__all__ = ["ArrivalClock", "TOLERANCE"]
+__all__ = ["ArrivalClock", "IngestWatermark", "TOLERANCE"]
+
+log = logging.getLogger(__name__)
 
 #: seconds subtracted from every promise (see the module docstring); windows of an idle stream
 #: close this much later than their end + grace, plus the time between readings
@@ -71,10 +82,11 @@ class ArrivalClock:
         Raises:
             BrokenError: NATS did not answer, or answered with an error other than "not found".
         """
-        ingest = await self._info(self._ingest_stream)
+        client = self._session.client
+        ingest = await _stream_info(client, self._ingest_stream)
         ingest_bound = None if ingest is None else _ingest_bound(ingest)
         names = [self._naming.stream(topic, partition) for partition in partitions]
-        infos = await asyncio.gather(*(self._info(name) for name in names))
+        infos = await asyncio.gather(*(_stream_info(client, name) for name in names))
         promises: dict[int, Promise] = {}
         for partition, info in zip(partitions, infos):
             if info is None:
@@ -85,21 +97,82 @@ class ArrivalClock:
             promises[partition] = Promise(int(info["state"]["last_seq"]), bound - TOLERANCE)
         return promises
 
-    async def _info(self, stream: str) -> dict[str, Any] | None:
-        """The stream's info as the server sends it (nats-py's model drops ``ts`` and ``first_ts``)."""
-        try:
-            reply = await self._session.client.request(
-                f"$JS.API.STREAM.INFO.{stream}", b"", timeout=_REQUEST_TIMEOUT
-            )
-        except (NatsTimeoutError, NoRespondersError) as exc:
-            raise BrokenError(f"reading stream {stream} for the arrival clock: {exc!r}") from None
-        info = json.loads(reply.data)
-        error = info.get("error")
-        if error is not None:
-            if error.get("err_code") == _NOT_FOUND:
-                return None
-            raise BrokenError(f"reading stream {stream} for the arrival clock: {error.get('description')}")
-        return info
+
+
+class IngestWatermark:
+    """The promise ingest stamps on each batch it writes (see the module docstring), kept fresh.
+
+    Read every ``interval`` seconds by a task of its own; :meth:`current` is the newest reading
+    (None before the first, or while the ingest stream does not exist). A stale value is still
+    true, only less useful. An async context manager.
+
+    Args:
+        client: a connected nats-py client (not owned).
+        ingest_stream: the NATS ingest work-queue stream (``<PREFIX>_INGEST``).
+    """
+
+    def __init__(self, client: Client, *, ingest_stream: str, interval: float = 0.5) -> None:
+        self._client = client
+        self._ingest_stream = ingest_stream
+        self._interval = interval
+        self._current: float | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def current(self) -> float | None:
+        return self._current
+
+    async def start(self) -> IngestWatermark:
+        """Read once (so the first batches carry a watermark), then keep reading."""
+        if self._task is None:
+            await self._read()
+            self._task = asyncio.create_task(self._run(), name="ingest-watermark")
+        return self
+
+    async def close(self) -> None:
+        """Stop reading. Idempotent."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def __aenter__(self) -> IngestWatermark:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)  # a period, not a wait for a condition
+            try:
+                await self._read()
+            except BrokenError as exc:  # NATS away: the last value stays true; read again later
+                log.debug("reading the ingest watermark failed: %s", exc)
+
+    async def _read(self) -> None:
+        info = await _stream_info(self._client, self._ingest_stream)
+        if info is None:
+            self._current = None
+            return
+        bound = min(_ingest_bound(info), _timestamp(info["ts"])) - TOLERANCE
+        if self._current is None or bound > self._current:
+            self._current = bound
+
+
+async def _stream_info(client: Client, stream: str) -> dict[str, Any] | None:
+    """The stream's info as the server sends it (nats-py's model drops ``ts`` and ``first_ts``);
+    None when the stream does not exist."""
+    try:
+        reply = await client.request(f"$JS.API.STREAM.INFO.{stream}", b"", timeout=_REQUEST_TIMEOUT)
+    except (NatsTimeoutError, NoRespondersError) as exc:
+        raise BrokenError(f"reading stream {stream} for the arrival clock: {exc!r}") from None
+    info = json.loads(reply.data)
+    error = info.get("error")
+    if error is not None:
+        if error.get("err_code") == _NOT_FOUND:
+            return None
+        raise BrokenError(f"reading stream {stream} for the arrival clock: {error.get('description')}")
+    return info
 
 
 def _ingest_bound(info: dict[str, Any]) -> float:

@@ -1,31 +1,32 @@
-"""Validated events into the faust topic the metric workers consume, acknowledged and deduplicated.
+"""Validated events into the faust topic the metric workers consume, in batches, acknowledged.
 
-Both ingest paths (HTTP and NATS) end here, which is what makes deduplication work across them:
-every event is published with ``Nats-Msg-Id: <event_id>`` to the stream of its student's
-partition, and that stream drops a second message with the same id seen within its duplicate
-window (10 minutes, the contract's). One student's events always land in one partition
-(CRC-32 of the UTF-8 ``student_id``, as :func:`~bridges.transport.session.partition_for_key` computes it for
-every producer of the project), so a retried event meets its first copy there.
+Both ingest paths (HTTP and NATS) end here. The events of one call are grouped by their student's
+partition (CRC-32 of the UTF-8 ``student_id``, as :func:`~bridges.transport.session.partition_for_key`
+computes it for every producer of the project, so one student's events stay in order in one
+partition) and written as **batch records** (:mod:`tables.batch`) of at most
+:data:`MAX_BATCH_EVENTS` events and :data:`MAX_BATCH_BYTES`: a worker then pays its per-record
+costs once per batch, not once per event.
 
-Limits of that design, stated rather than hidden: an ``event_id`` reused for *another* student
-lands in another partition and is not recognised as a duplicate; and a retry of an event whose
-first copy was stored but whose ack was lost is reported as a duplicate (it is one: stored once).
-
-The message is a faust message as :mod:`bridges.transport.envelope` defines it: key = ``student_id``,
-value = the event's canonical JSON, and as its timestamp the event's **arrival**: when the
-platform first stored it. For an event from the NATS ingest stream that is the stored time of
-its message there, which the caller passes in and the message carries (``Faust-Ts``), so a
-backlog in between changes nothing; an HTTP event is first stored right here, so its message
-carries no timestamp and readers take the time JetStream stored it (see
+Each event's **arrival**, when the platform first stored it, travels with it: for an event from
+the NATS ingest stream, the stored time of its message there, which the caller passes in and the
+batch carries, so a backlog in between changes nothing; an HTTP event is first stored right
+here, so its batch carries none and readers take the time JetStream stored the record (see
 :mod:`bridges.public.arrival_clock` for why this, and not the time ingest accepted it).
+
+Duplicates: a window counts an ``event_id`` once, for as long as it is open, however the copy
+came (``tables.windowed``); that is the guarantee. Here, an event repeated within one call is
+written once, and a batch's ``Nats-Msg-Id`` is a digest of its event ids, so an identical retry
+(an HTTP request sent again, within 10 minutes) is stored once; both are reported as
+duplicates. A copy in another batch is stored, and counted once downstream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -39,14 +40,32 @@ from bridges.naming import Naming
 from bridges.transport.publisher import Ack, PipelinedPublisher
 from bridges.transport.session import partition_for_key
 from bridges.transport.topics import DEFAULT_TOPIC_RETENTION, TopicRegistry, TopicSpec
+from tables.batch import encode_batch
 from tables.errors import BrokenError, ClosedError, StreamsError
 
-__all__ = ["DEDUPE_WINDOW", "EventSink", "IngestEvent", "SinkResult", "SinkState"]
+__all__ = ["DEDUPE_WINDOW", "EventSink", "IngestEvent", "MAX_BATCH_BYTES", "MAX_BATCH_EVENTS", "SinkResult", "SinkState"]
 
 log = logging.getLogger(__name__)
 
-#: seconds within which a second event with the same id counts as a duplicate (the contract's)
+#: seconds within which the same batch stored again (an identical retry) is reported as duplicates
 DEDUPE_WINDOW = 600.0
+#: most events one record holds: enough to pay faust's per-record cost on hundreds of events
+MAX_BATCH_EVENTS = 1000
+#: most bytes of one record's payload (also kept under the server's max_payload)
+MAX_BATCH_BYTES = 512 * 1024
+#: bytes a record needs besides its events: the batch's brackets and arrivals, the headers
+_ENVELOPE_ROOM = 8 * 1024
+_PER_EVENT_ROOM = 24  # a comma and, for NATS ingest, one arrival time
+
+
+def _batch_id(events: Sequence[IngestEvent], chunk: list[int]) -> str:
+    """The batch's ``Nats-Msg-Id``: the same events in the same order give the same id, so an
+    identical retry (an HTTP request sent again) is stored once and reported as duplicates."""
+    digest = hashlib.blake2b(digest_size=16)
+    for index in chunk:
+        digest.update(events[index].event_id.encode())
+        digest.update(b"\n")
+    return f"batch-{digest.hexdigest()}"
 
 
 class IngestEvent(Protocol):
@@ -90,6 +109,8 @@ class EventSink:
         retention: seconds each partition stream keeps events (``EVENTS_RETENTION``).
         max_bytes: bytes each partition stream keeps at most, -1 for no byte limit (``EVENTS_MAX_BYTES``).
         ack_deadline: seconds :meth:`publish` waits for every acknowledgement.
+        watermark: the promise to stamp on each batch (``IngestWatermark.current`` of
+            :mod:`bridges.public.arrival_clock`); None, or returning None: batches carry none.
     """
 
     def __init__(
@@ -104,6 +125,7 @@ class EventSink:
         max_bytes: int = UNLIMITED,
         ack_deadline: float = 10.0,
         max_in_flight: int = 8192,
+        watermark: Callable[[], float | None] | None = None,
     ) -> None:
         self._client = client
         self._naming = Naming(prefix)
@@ -112,6 +134,7 @@ class EventSink:
             retention=retention, max_bytes=max_bytes,
         )
         self._ack_deadline = ack_deadline
+        self._watermark = watermark
         # Resend after 2 s without an ack; give up well after the caller stopped waiting, so a
         # send that outlives its request still lands (and a retry of the request finds it).
         self._publisher = PipelinedPublisher(
@@ -194,20 +217,32 @@ class EventSink:
             raise BrokenError("NATS is not connected")
         if not events:
             return SinkResult(0, 0)
-        subjects = self._subjects
-        partitions = len(subjects)
-        futures: list[asyncio.Future[Ack]] = []
+        # An event twice in one call (same student, same id) is written once.
+        unique: dict[tuple[str, str], int] = {}
         for index, event in enumerate(events):
-            key = event.student_id.encode()
-            headers = encode_headers(
-                msg_id=event.event_id,
-                key=key,
-                value_is_null=False,
-                timestamp=None if arrivals is None else arrivals[index],
-                headers=None,
+            unique.setdefault((event.student_id, event.event_id), index)
+        repeated = len(events) - len(unique)
+        if repeated:
+            kept = sorted(unique.values())
+            events = [events[i] for i in kept]
+            arrivals = None if arrivals is None else [arrivals[i] for i in kept]
+        subjects = self._subjects
+        # Read before anything is written: it must hold for every record written from now on.
+        stamp = None if self._watermark is None else self._watermark()
+        encoded = [event.to_json_bytes() for event in events]
+        futures: list[asyncio.Future[Ack]] = []
+        sizes: list[int] = []
+        for partition, chunk in self._batches(events, encoded):
+            payload = encode_batch(
+                [encoded[i] for i in chunk],
+                None if arrivals is None else [arrivals[i] for i in chunk],
+                watermark=stamp,
             )
-            subject = subjects[partition_for_key(key, partitions)]
-            futures.append(await self._publisher.publish(subject, event.to_json_bytes(), headers))
+            headers = encode_headers(
+                msg_id=_batch_id(events, chunk), key=None, value_is_null=False, timestamp=None, headers=None
+            )
+            futures.append(await self._publisher.publish(subjects[partition], payload, headers))
+            sizes.append(len(chunk))
         # asyncio.wait, not gather: on a timeout the sends must stay alive in the publisher
         # (they may still land), and gather would cancel them.
         done, pending = await asyncio.wait(
@@ -221,10 +256,31 @@ class EventSink:
                 raise BrokenError(f"publishing an event failed: {error}") from error
         if pending:
             raise BrokenError(
-                f"JetStream acknowledged {len(done)} of {len(futures)} events within {self._ack_deadline}s"
+                f"JetStream acknowledged {len(done)} of {len(futures)} batches of events within {self._ack_deadline}s"
             )
-        duplicates = sum(1 for future in futures if future.result().duplicate)
-        return SinkResult(len(futures) - duplicates, duplicates)
+        duplicates = sum(size for future, size in zip(futures, sizes) if future.result().duplicate)
+        return SinkResult(len(events) - duplicates, duplicates + repeated)
+
+    def _batches(self, events: Sequence[IngestEvent], encoded: list[bytes]) -> list[tuple[int, list[int]]]:
+        """The events' indexes by partition, in order, cut into batches of bounded count and size."""
+        partitions = len(self._subjects)
+        by_partition: dict[int, list[int]] = {}
+        for index, event in enumerate(events):
+            by_partition.setdefault(partition_for_key(event.student_id.encode(), partitions), []).append(index)
+        limit = min(MAX_BATCH_BYTES, self._client.max_payload - _ENVELOPE_ROOM)
+        batches: list[tuple[int, list[int]]] = []
+        for partition, indexes in by_partition.items():
+            chunk: list[int] = []
+            size = 0
+            for index in indexes:
+                length = len(encoded[index]) + _PER_EVENT_ROOM
+                if chunk and (len(chunk) >= MAX_BATCH_EVENTS or size + length > limit):
+                    batches.append((partition, chunk))
+                    chunk, size = [], 0
+                chunk.append(index)
+                size += length
+            batches.append((partition, chunk))
+        return batches
 
     async def close(self, timeout: float = 10.0) -> None:
         """Wait up to ``timeout`` for outstanding acknowledgements, then stop. Idempotent."""

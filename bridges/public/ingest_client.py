@@ -15,7 +15,7 @@ from typing import Any
 
 from nats.aio.client import Client
 
-from bridges.connection import ConnectionSettings, connect
+from bridges.connection import ConnectionSettings, connect, disconnect
 from contract.names import ingest_subject
 from tables.errors import BrokenError
 
@@ -66,8 +66,4 @@ class NatsIngestClient:
         return len(events)
 
     async def close(self) -> None:
-        try:
-            await self._client.drain()
-        except Exception:  # noqa: BLE001 - closing anyway
-            log.debug("draining the ingest client's connection failed", exc_info=True)
-            await self._client.close()
+        await disconnect(self._client)

@@ -34,7 +34,7 @@ from nats.aio.client import Client
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import APIError
 
-from bridges.connection import ConnectionSettings, connect
+from bridges.connection import ConnectionSettings, connect, disconnect
 from bridges.public.metrics_reader import MetricsReader
 from bridges.public.streams import PublicStreams
 from contract.names import result_filter
@@ -86,7 +86,7 @@ class ResultsClient(Generic[T]):
         try:
             yield cls(client, parse, streams=streams, strict=strict)
         finally:
-            await client.drain()
+            await disconnect(client)
 
     @asynccontextmanager
     async def subscribe(

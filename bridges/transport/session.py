@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from bridges.connection import ConnectionSettings, connect
+from bridges.connection import ConnectionSettings, connect, disconnect
 from bridges.group.lease_clock import UNFENCED, LeaseClock
 from bridges.naming import Naming
 from bridges.transport.options import TransportOptions
@@ -108,11 +108,7 @@ class TransportSession:
         if self._publisher is not None:
             await self._publisher.close()
         if self._client is not None:
-            try:
-                await self._client.drain()
-            except Exception as exc:  # noqa: BLE001 - closing anyway
-                log.debug("draining the NATS connection failed: %s", exc)
-                await self._client.close()
+            await disconnect(self._client)
         self._client = self._js = self._registry = self._publisher = None
         self.fences.clear()
 

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import re
+import signal
 import sys
 import time
 from collections import Counter
@@ -29,14 +30,14 @@ from testkit.oracle import expected_results
 from testkit.faults import Deployment, fault_env, start_web_process
 from testkit.live import HttpTraffic, LiveEvents, assert_results_exact, rfc3339
 from testkit.pipeline import dead_letters, metrics_values, values_match
-from testkit.streams import nats_client
+from testkit.streams import nats_client, stream_count
 from testkit.workers import Workers, poll_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 WINDOW, GRACE = 5, 2
-#: most events a burst may take to put the workers far enough behind (about 60,000 do here)
-BURST_CAP = 300_000
+#: posts of 1,000 events in the burst: about 5 s of ingest here, longer with the workers stalled
+BURST_ROUNDS = 40
 
 
 async def post_all(url: str, events: list[dict[str, Any]], *, batch: int = 1000) -> None:
@@ -123,30 +124,39 @@ async def test_devices_whose_clocks_run_fast_delay_no_one(nats_server: NatsServe
 async def test_a_burst_that_outruns_the_workers_and_a_stopped_worker_lose_nothing(
     nats_server: NatsServer, tmp_path: Path
 ) -> None:
-    # Short windows and grace, so that windows fall due while the workers are behind.
+    # Short windows and grace, so that windows fall due while the workers are behind; a session
+    # timeout longer than the stall below, so that it is a stall and not a failover.
     window, grace = 2, 1
-    env = fault_env(nats_server.url, tmp_path / "data", window=window, grace=grace)
+    env = fault_env(nats_server.url, tmp_path / "data", window=window, grace=grace, SESSION_TIMEOUT="20")
     with Workers(tmp_path / "logs", env) as pool:
         _, url = await start_web_process(pool)
         deployment = await Deployment(pool, nats_server.url, per_agent=1).start()
+        workers = [w for ws in deployment.workers.values() for w in ws]
         live = LiveEvents(seed=5, students=64, run="burst")
-        # Events stamped as they are made, posted as fast as ingest takes them (several times what
-        # the workers process), until some window's final comes more than 3 graces after its end
-        # + grace: however fast this machine, the workers are then that far behind.
+        # Events stamped as they are made, posted as fast as ingest takes them, while every worker
+        # stalls for five graces (as in a long GC pause or CPU starvation) and then works the
+        # backlog off: however fast this machine, the workers fall more than 3 graces behind.
         burst: list[dict[str, Any]] = []
         sent_at = time.time()
         async with finals_seen(nats_server.url) as seen:
             async with aiohttp.ClientSession() as session:
-                while len(burst) < BURST_CAP and not (seen and worst_delay(seen, window=window, grace=grace) > 3 * grace):
+                for round_ in range(BURST_ROUNDS):
+                    if round_ == BURST_ROUNDS // 4:
+                        stalled_at = time.monotonic()
+                        for worker in workers:
+                            worker.signal(signal.SIGSTOP)
                     batch = live.batch(1000, time.time())
                     async with session.post(f"{url}/v1/events", json={"events": batch}) as response:
                         assert response.status == 202
                     burst.extend(batch)
+            await asyncio.sleep(max(0.0, stalled_at + 5 * grace - time.monotonic()))  # the stall itself
+            for worker in workers:
+                worker.signal(signal.SIGCONT)
             posted_in = time.time() - sent_at
             await assert_results_exact(nats_server.url, burst, window=window, timeout=240)
         behind = worst_delay(seen, window=window, grace=grace)
         print(f"{len(burst)} events posted in {posted_in:.1f}s; the slowest final came {behind:.1f}s after end + grace")
-        assert behind > 3 * grace, "the burst did not outrun the workers: the test proves nothing"
+        assert behind > 3 * grace, "the workers never fell behind: the test proves nothing"
         assert not await late_letters(nats_server.url)
 
         # A worker stopped for ten times the grace while live traffic goes on, then started again.
@@ -206,7 +216,11 @@ async def test_a_killed_worker_replays_to_the_same_finals_and_dead_letters(
                 on_time.extend(batch)
                 late.extend(stale)
                 if round_ == 12:
-                    await killed.kill()  # mid-burst: its state since the last flush is lost
+                    # Mid-burst, once it has flushed state with windows open: what it processed
+                    # since its last flush is lost, and its successor replays it from there.
+                    await poll_until(lambda: _flushed(nats_server.url, "killed"), timeout=60,
+                                     what="the killed app to flush open windows")
+                    await killed.kill()
                     killed = pool.spawn(
                         [sys.executable, "-m", "app", "worker", str(tmp_path / "killed.py")], name="killed-again"
                     )
@@ -238,3 +252,13 @@ async def test_a_killed_worker_replays_to_the_same_finals_and_dead_letters(
         # The successor resumed from a flush with open windows: it replayed, not started afresh.
         assert re.search(r"resumes at offset \d+ with [1-9]\d* open windows", killed.log()), killed.log()[-2000:]
         assert killed.alive()
+
+
+async def _flushed(nats_url: str, app: str) -> bool:
+    """Whether the app has flushed open windows: a final of it is stored (so it has been
+    processing for more than a window), and its changelog holds more than one record per
+    partition (a marker alone is a flush of nothing)."""
+    async with nats_client(nats_url) as client:
+        counts = [await stream_count(client, f"FAUST_{app}-{app}-windows-changelog_{p}") for p in range(4)]
+    finals = [k for k in await metrics_values(nats_url) if k.startswith(f"{app}.")]
+    return bool(finals) and sum(counts) > 2 * len(counts)

@@ -21,7 +21,7 @@ from nats.aio.client import Client
 
 from bridges.public.nats_ingest import HDR_ORIGINAL_SUBJECT, HDR_REASON
 from bridges.server import NatsServer
-from testkit.streams import events_stored, nats_client, read_stream, stream_count
+from testkit.streams import events_stored, nats_client, read_stream, stored_events, stream_count
 from testkit.web import WebHarness, running_web
 from testkit.workers import poll_until
 
@@ -151,8 +151,8 @@ async def test_a_score_beyond_2_53_is_422_naming_data_score_and_nothing_of_the_b
     # The bound itself is a score, stored exactly as sent.
     response = await web.post(level_completed(str(2**53), event_id="at-the-bound"))
     assert (response.status, await response.json()) == (202, {"accepted": 1, "duplicates": 0})
-    (stored,) = [m for p in range(4) for m in await read_stream(client, f"FAUST_events_{p}")]
-    assert json.loads(stored.data)["data"]["score"] == 2**53 == 9007199254740992
+    (stored,) = await stored_events(client)
+    assert stored.event["data"]["score"] == 2**53 == 9007199254740992
 
 
 @pytest.mark.parametrize("body", [c[1] for c in MALFORMED], ids=[c[0] for c in MALFORMED])
@@ -236,8 +236,8 @@ async def test_a_score_beyond_2_53_over_nats_is_dead_lettered_with_the_field_and
         return await events_stored(client) == 1
 
     await poll_until(forwarded, timeout=30, what="the valid event forwarded")
-    (stored,) = [m for p in range(4) for m in await read_stream(client, f"FAUST_events_{p}")]
-    assert json.loads(stored.data)["event_id"] == "nats-ok"
+    (stored,) = await stored_events(client)
+    assert stored.event["event_id"] == "nats-ok"
 
 
 def mutations(rng: random.Random, count: int) -> list[tuple[str, bytes, bool]]:
@@ -289,9 +289,7 @@ async def test_fuzzed_nats_payloads_end_as_one_stored_event_or_one_dead_letter_e
     await poll_until(settled, timeout=60, what="every fuzzed message forwarded or dead-lettered")
     letters = await read_stream(client, "FAUST_DEADLETTER")
     assert all(m.headers.get(HDR_REASON) for m in letters)
-    stored = [
-        json.loads(m.data) for p in range(4) for m in await read_stream(client, f"FAUST_events_{p}")
-    ]
+    stored = [item.event for item in await stored_events(client)]
     assert len(stored) + len(letters) == len(sent)
     # What was stored is valid by the contract (a mutation can leave an event valid, never a
     # broken one stored): its ids are ids and it came from a subject naming its type and student.

@@ -14,7 +14,7 @@ from bridges.public.event_sink import DEDUPE_WINDOW, EventSink, SinkResult, Sink
 from bridges.server import NatsServer
 from bridges.transport.topics import TopicRegistry, TopicSpec
 from tables.errors import BrokenError, ClosedError
-from testkit.streams import nats_client
+from testkit.streams import events_stored, nats_client
 from testkit.workers import poll_until
 
 pytestmark = pytest.mark.integration
@@ -63,12 +63,16 @@ async def test_a_topic_a_worker_created_first_keeps_its_partitions_and_gets_the_
         assert (await js.stream_info(NAMING.stream("events", partition))).config.duplicate_window == 600
 
 
-async def test_duplicates_are_counted_by_event_id(client: Client) -> None:
+async def test_identical_retries_and_repeats_within_a_call_are_reported_as_duplicates(client: Client) -> None:
     async with EventSink(client, partitions=4) as sink:
-        first = await sink.publish([Sample(f"e{n}", f"s{n % 5}") for n in range(50)])
-        second = await sink.publish([Sample(f"e{n}", f"s{n % 5}") for n in range(40, 60)])
-        assert (first, second) == (SinkResult(50, 0), SinkResult(10, 10))
+        batch = [Sample(f"e{n}", f"s{n % 5}") for n in range(50)]
+        assert await sink.publish(batch) == SinkResult(50, 0)
+        assert await sink.publish(batch) == SinkResult(0, 50), "the same call again: stored once"
+        assert await sink.publish([Sample("x", "s1"), Sample("x", "s1"), Sample("x", "s2")]) == SinkResult(2, 1)
+        # Another call overlapping the first is stored; the windows count each event_id once.
+        assert await sink.publish([Sample(f"e{n}", f"s{n % 5}") for n in range(40, 60)]) == SinkResult(20, 0)
         assert await sink.publish([]) == SinkResult(0, 0)
+    assert await events_stored(client) == 50 + 2 + 20
 
 
 async def test_a_closed_sink_refuses_to_publish_or_restart(client: Client) -> None:

@@ -77,11 +77,14 @@ async def test_both_ingest_paths_to_kv_results_dead_letters_and_query_api(
                 return response
 
         # In time order, alternating paths batch by batch, each sent once its last event occurred.
+        # Each batch also repeats the previous batch's first event over the other path: a retry
+        # while its window is open, which the window must count once.
         for start in range(0, len(events), BATCH):
             batch = events[start : start + BATCH]
             await pace(batch[-1])
-            await post([e for e in batch if e in http_half])
-            await nats_publish(nats_server.url, [e for e in batch if e in nats_half])
+            retry = [events[start - BATCH]] if start else []
+            await post([e for e in batch if e in http_half] + [e for e in retry if e in nats_half])
+            await nats_publish(nats_server.url, [e for e in batch if e in nats_half] + [e for e in retry if e in http_half])
         response = await post([invalid_http, events[3]])
         assert response.status == 422, "a batch with an invalid event is refused whole"
         await nats_publish(nats_server.url, invalid_nats)
@@ -139,8 +142,11 @@ async def test_both_ingest_paths_to_kv_results_dead_letters_and_query_api(
     # Dead letters: the two NATS-path invalid events with reasons, and the late one.
     invalid = [(m.headers or {}).get("Reason", "") for m in letters if m.subject == "deadletter.invalid"]
     assert len(invalid) == 2 and any("data.level" in r for r in invalid) and any("colour" in r for r in invalid), invalid
+    # Late: the one sent late, and copies of counted events that came after their window had
+    # closed (a closed window no longer knows its ids: the copy is judged late, never counted).
     late_letters = [json.loads(m.data)["event_id"] for m in letters if m.subject == "deadletter.late.engagement"]
-    assert late_letters == ["late-1"]
+    assert "late-1" in late_letters
+    assert set(late_letters) - {"late-1"} <= {e["event_id"] for e in duplicates}
 
 
 async def _has(url: str, key: str) -> bool:

@@ -11,6 +11,7 @@ close; the updater writes provisional values only when switched on.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import Awaitable
@@ -20,6 +21,7 @@ import pytest
 
 from agents.windowed import WindowedRuntime
 from tables import Aggregates, Count, MetricDefinition, Promise, Tumbling
+from tables.batch import encode_batch
 
 from .runtime import GRACE, WINDOW, ScriptedClock, windowed_runtime
 
@@ -121,23 +123,6 @@ async def test_a_due_window_waits_while_partitions_move_without_spinning_then_cl
 
 async def test_nothing_closes_while_the_lease_may_have_expired_and_the_closer_does_not_spin() -> None:
     results = RecordingResults()
-    runtime = runtime_with(results)
-    await runtime.add(0, 0, event(time.time() - 2 * WINDOW - GRACE, 1))
-    await runtime.add(0, 1, event(time.time(), 2))  # the first window is due now
-    results.writable.clear()  # e.g. resumed after a SIGSTOP longer than the lease
-    fenced = Stopper(0.3)
-    await runtime.run_closer(fenced)  # type: ignore[arg-type]
-    assert results.finals == {}, "closed a window while the lease may have expired"
-    # Each turn waits for a renewal (bounded) instead of retrying at once.
-    assert fenced.turns < 10, fenced.turns
-    # The window is still open in the state, and closes as soon as the lease is valid again.
-    results.writable.set()
-    await runtime.run_closer(Stopper(0.3))  # type: ignore[arg-type]
-    assert [v["events"] for v in results.finals.values()] == [1]
-
-
-async def test_nothing_closes_while_the_lease_may_have_expired_and_the_closer_does_not_spin() -> None:
-    results = RecordingResults()
     clock = ScriptedClock()
     runtime = runtime_with(results, clock)
     old = (int(time.time()) // WINDOW - 3) * WINDOW + 1
@@ -231,3 +216,54 @@ async def test_a_clock_that_cannot_be_read_slows_the_closer_down_instead_of_spin
     # a loop without backoff would read every CLOCK_INTERVAL (4) or spin (thousands).
     assert 1 <= clock.reads <= 3, clock.reads
     assert runtime.stats["closer_failures"] == clock.reads
+
+
+def answer(event_id: str, occurred_at: float, student: str = "s1") -> bytes:
+    return json.dumps({
+        "event_id": event_id, "student_id": student, "type": "interaction", "name": "answer",
+        "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(occurred_at)), "data": {"correct": True},
+    }, sort_keys=True, separators=(",", ":")).encode()
+
+
+async def test_a_batch_counts_each_event_id_once_and_dead_letters_each_bad_event_by_its_place() -> None:
+    results = RecordingResults()
+    clock = ScriptedClock()
+    runtime = windowed_runtime(results, clock=clock, definition=_with_ids(engagement_definition()))
+    at = (int(time.time()) // WINDOW - 3) * WINDOW + 1
+    batch = encode_batch(
+        [answer("e1", at), answer("e2", at), answer("e1", at), b'{"event_id":"bad","student_id":"s1"}'],
+        [at + 1, at + 1, at + 2, at + 2],
+    )
+    await runtime.add(0, 1, batch, stored_at=time.time())
+    await runtime.add(0, 2, encode_batch([answer("e2", at)], [at + 3]), stored_at=time.time())  # a retry
+    clock.promises[0] = Promise(2, time.time())
+    await runtime.tick()
+    assert [v["events"] for v in results.finals.values()] == [2]
+    assert runtime.stats["duplicates"] == 2 and runtime.stats["counted"] == 2
+    [(subject, letter, reason)] = results.dead
+    assert subject == "deadletter.invalid.engagement" and letter["event_id"] == "bad" and "occurred_at" in reason
+
+
+async def test_a_backlog_closes_its_windows_as_it_goes_by_the_watermarks_its_records_carry() -> None:
+    # No reading of the clock at all: the records' own promises move the watermark.
+    results = RecordingResults()
+    runtime = windowed_runtime(results, definition=_with_ids(engagement_definition()))
+    first = (int(time.time()) // WINDOW - 10) * WINDOW + 1
+    for n in range(5):  # five minutes of backlog, one record a minute
+        at = first + n * WINDOW
+        record = encode_batch([answer(f"e{n}", at)], [at], watermark=at - 1)
+        await runtime.add(0, n + 1, record, stored_at=time.time())
+    await runtime.tick()
+    # Each record promised that everything after it arrived at or after its own time: the
+    # windows ended more than the grace before the last promise are closed, the others wait.
+    assert len(results.finals) == 3, results.finals.keys()
+
+
+def engagement_definition() -> MetricDefinition:
+    from agents import engagement
+
+    return engagement.define(WINDOW, GRACE)
+
+
+def _with_ids(definition: MetricDefinition) -> MetricDefinition:
+    return dataclasses.replace(definition, id_field="event_id")
