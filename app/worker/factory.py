@@ -14,7 +14,7 @@ import faust
 from typing import Any
 
 import agents
-from agents.context import AgentContext
+from agents.windowed import AgentContext
 from app.settings import Settings
 from bridges.public.arrival_clock import ArrivalClock
 from bridges.public.window_results import WindowResults

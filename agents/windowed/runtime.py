@@ -49,7 +49,7 @@ import faust
 from faust.types import TP, EventT
 from mode import Service
 
-from agents.context import AgentContext, ArrivalClock, ResultWriter
+from agents.windowed.context import AgentContext, ArrivalClock, ResultWriter
 from tables import (
     ChangelogReplica,
     ClosedError,
