@@ -317,15 +317,44 @@ class WindowedRuntime:
     # -- the state owner protocol (called by the consumer) -------------------------------------
 
     async def flush(self) -> None:
-        """Store results and dead letters, then each partition's changes, then its marker.
+        """Store this metric's state before the offsets that depend on it: the commit path.
 
-        1. Await every pending result and dead letter, including those added meanwhile, until
-           none is left. One that failed stays pending (awaited again, it tries again) and the
-           flush raises: nothing is recorded past an unstored result, and the consumer commits
-           no offset.
-        2. With no await in between, take each partition's changes and source offset: a window
-           closed (or an event dead-lettered) after this belongs to the next flush.
-        3. Write the changes, then the marker.
+        A commit (faust's commit timer, a revoke, a stop) runs ``Consumer._commit_offsets``
+        (``bridges/transport/consumer.py``) with the offsets of the events faust saw acked, which
+        the state already reflects. It calls this flush, then commits the offsets. In order:
+
+        1. **Lease.** A worker whose group lease may have expired commits nothing, not even this
+           flush (``TransportSession.lease``, ``bridges/group/lease_clock.py``): its partitions
+           may be another's, and its watermark may count the pause as stream time.
+        2. **Results and dead letters stored** (``_store_pending``): every write handed to the
+           ``ResultWriter`` (``bridges/public/window_results.py``, sent only under a valid lease:
+           ``bridges/public/fenced_writes.py``) is awaited, those added meanwhile too, until none
+           is left. One that failed stays pending (awaited again, it tries again) and the flush
+           raises: nothing is recorded past an unstored result.
+        3. **Snapshot**, with no await in between: each partition's changed windows
+           (``PartitionWindows.take_changes``, ``tables/windowed.py``) plus the keys recovery
+           left to repair, and its source offset (``applied``, the next event to apply). A window
+           closed, or an event dead-lettered, after this belongs to the next flush.
+        4. **Changed windows to the changelog** (``_flush_partition``, partitions side by side):
+           one record per window, each tagged with that source offset (``SRC_HEADER``), all
+           awaited until stored; a partition with no change and no progress writes nothing. The
+           transport's ``Producer.send`` (``bridges/transport/producer.py``) states the changelog
+           partition's fence, written by ``Consumer._fence`` on assignment: once a newer owner
+           has fenced it, the write is refused.
+        5. **Marker** ``{src, flushed_at_us}`` under ``<metric>.marker``, tagged the same: the
+           commit point of the state (:mod:`tables.changelog`). A flush without one never counts.
+        6. **Offsets committed**, back in ``Consumer._commit_offsets``: faust flushes the producer
+           (``Producer.flush``), then ``Consumer._commit`` writes each partition's offset by
+           compare-and-set against the revision this owner last wrote, first on assignment
+           (``OffsetStore.commit``, ``bridges/transport/offsets.py``): once a newer owner has
+           claimed the partition, the commit is refused.
+
+        A failure in 2-5 skips 6. A fenced write or commit makes the consumer check its
+        membership (``GroupCoordinator.verify_membership``), so a worker taken over rejoins; a
+        write not stored yet (``BrokenError``) is tried again at the next commit. Recovery
+        (``StateTable``, ``tables.ChangelogReplica``) trusts only records tagged at or below the
+        last marker and resumes reading there, so whichever step a worker dies at, every event
+        counts once.
         """
         await self._store_pending()
         flushed_at_us = round(time.time() * 1_000_000)
