@@ -36,7 +36,7 @@ import faust
 from faust.types import TP, ConsumerMessage
 from nats.aio.client import Client
 
-from agents.context import AgentContext
+from agents.windowed import AgentContext
 from app.worker.factory import load_agent, transport_consumer
 from benchmarks.dataset import EVENTS_TOPIC, Dataset, Message, ResultWatch
 from benchmarks.fed_clock import FedClock

@@ -4,7 +4,8 @@ The writer (an agent's windowed table) flushes its state at every commit: first 
 changed, each tagged with ``src`` — the source-partition offset the state reflects (the next event
 to apply) — and then, once all of them are stored, one **marker** ``(src, flushed_at_us)``. The
 marker is the commit point of the state: a flush whose marker was never written (the worker died
-half-way) does not count.
+half-way) does not count. The whole commit path around it, from results stored to offsets
+committed, is one numbered list in ``agents.windowed.runtime.WindowedRuntime.flush``.
 
 So, for every key, the valid value is its newest record with ``src <= marker.src``; records with a
 larger ``src`` belong to an unfinished flush and are ignored, the previous value standing instead.

@@ -14,7 +14,7 @@ import faust
 from typing import Any
 
 import agents
-from agents.context import AgentContext
+from agents.windowed import AgentContext
 from app.settings import Settings
 from bridges.public.arrival_clock import ArrivalClock
 from bridges.public.window_results import WindowResults
@@ -25,15 +25,16 @@ from tables.errors import ConfigError
 __all__ = ["agent_names", "app_name", "load_agent", "make_app"]
 
 
-_NOT_AGENTS = {"context", "windowed"}
-
-
 def agent_names() -> list[str]:
-    """Agent modules available to ``python -m app worker <agent>``."""
+    """Agent modules available to ``python -m app worker <agent>``.
+
+    A metric is a top-level module of ``agents`` (``agents/<name>.py``); what the metrics share
+    lives in subpackages (``agents/windowed/``), which are not agents.
+    """
     return sorted(
         info.name
         for info in pkgutil.iter_modules(agents.__path__)
-        if not info.name.startswith("_") and info.name not in _NOT_AGENTS
+        if not info.ispkg and not info.name.startswith("_")
     )
 
 

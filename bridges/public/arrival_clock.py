@@ -63,7 +63,7 @@ _RFC3339: Final = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z")
 
 
 class ArrivalClock:
-    """The ``ArrivalClock`` of ``agents.context`` over a worker's transport session.
+    """The ``ArrivalClock`` of ``agents.windowed`` over a worker's transport session.
 
     Args:
         session: the worker's NATS session (opened by whoever owns it; read only while open).

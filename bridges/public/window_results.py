@@ -91,7 +91,7 @@ class _Provisional:
 
 
 class WindowResults:
-    """The ``ResultWriter`` of ``agents.context`` over a worker's transport session."""
+    """The ``ResultWriter`` of ``agents.windowed`` over a worker's transport session."""
 
     def __init__(self, session: TransportSession, streams: PublicStreams) -> None:
         self._session = session

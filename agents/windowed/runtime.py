@@ -1,57 +1,31 @@
-"""The faust side of a windowed metric: its agent, its state table, its results.
+"""``WindowedRuntime``: one windowed metric in one worker, from events in to results out.
 
-A metric module in ``agents/`` defines a :class:`~tables.MetricDefinition` and exposes
-``build = windowed_metric(define)``. That gives, per worker:
-
-- an **agent** over the events topic adding each event of each record (one event, or a batch:
-  see :mod:`tables.batch`), with its arrival time (when the platform first stored it), to its
-  partition's :class:`~tables.PartitionWindows`; a window counts an ``event_id`` once, however
-  late its copy comes while the window is open, and late events and events that cannot be read
-  are dead-lettered with the reason, never dropped;
-- a **closer** that, every :data:`CLOCK_INTERVAL`, reads the arrival clock (what the streams
-  promise about the arrivals still to come, see :mod:`tables.watermark`), moves each partition's
-  watermark accordingly (an idle stream's too), and writes each closed window's final result
-  once; a window whose result cannot be computed goes to ``deadletter.error.<metric>`` instead,
-  and the others close normally;
-- with ``update_seconds`` (``METRICS_UPDATE_SECONDS``), an **updater** that writes, that often,
-  the current value of each open fixed window that changed, ``"final": false``, under the key its
-  final value will take (best effort, never in the way of a flush or of closing, never over a
-  final value; see :mod:`bridges.public.window_results`). Sessions have none: their start, hence their
-  key, can move;
-- a **state table**, a faust table whose changelog holds the open windows, flushed at every commit
-  — coalesced, one record per changed window — in the exactly-once order of
-  :mod:`tables.changelog`: pending results and dead letters stored, then the changed windows
-  (each tagged with the source offset it reflects), then a marker; offsets are committed after.
-  On recovery the state is rebuilt from the last marker and reading resumes there, so a replayed
-  event is never counted twice; a standby keeps a replica of the changelog and takes over without
-  replaying it.
-
-Exactly-once needs this agent to be the only reader of the events topic in its app, which is how
-the project runs every agent (one app, one group, per agent).
+It adds each event of each record to its partition's :class:`~tables.PartitionWindows`
+(dead-lettering what cannot be counted), closes the windows the arrival clock says are due and
+writes their results (:meth:`WindowedRuntime.tick`), and flushes its state at every commit
+(:meth:`WindowedRuntime.flush`, where the commit path is written down). Its
+:class:`~agents.windowed.state_table.StateTable` reads the changelog back and hands it the
+partitions this worker owns.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 import json
 import logging
-import re
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import faust
-from faust.types import TP, EventT
 from mode import Service
 
-from agents.context import AgentContext, ArrivalClock, ResultWriter
+from agents.windowed.context import AgentContext, ArrivalClock, ResultWriter
+from agents.windowed.documents import failed_document, result_address, result_document, rfc3339, strict_json
+from agents.windowed.state_table import SRC_HEADER, StateTable
 from tables import (
-    ChangelogReplica,
     ClosedError,
     ClosedWindow,
     Counted,
@@ -59,21 +33,17 @@ from tables import (
     FailedWindow,
     InvalidEventError,
     Late,
-    Marker,
     MetricDefinition,
-    OpenWindowResult,
     PartitionWindows,
     Restored,
     Session,
 )
 from tables.batch import BATCH_PREFIX, decode_record
 
-__all__ = ["CLOCK_INTERVAL", "WindowedRuntime", "result_document", "windowed_metric"]
+__all__ = ["CLOCK_INTERVAL", "WindowedRuntime"]
 
 log = logging.getLogger(__name__)
 
-SRC_HEADER = "Src-Offset"
-_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 #: seconds between readings of the arrival clock: what an idle stream's windows wait at most
 #: beyond their end + grace, besides the clock's own tolerance
 CLOCK_INTERVAL = 0.25
@@ -85,56 +55,6 @@ _PAUSED_RECHECK = 0.1
 _FAILING_BACKOFF = 5.0
 #: longest wait for this worker's lease to be renewed before the closer looks again
 _LEASE_RECHECK = 1.0
-
-
-def windowed_metric(
-    define: Callable[[int, int], MetricDefinition],
-) -> Callable[[faust.App, AgentContext], None]:
-    """``build(app, context)`` for a metric module; ``define(window_seconds, grace_seconds)``."""
-
-    def build(app: faust.App, context: AgentContext) -> None:
-        definition = define(context.window_seconds, context.grace_seconds)
-        if definition.id_field is None:
-            # Every event of the contract has an event_id: a retry counts once per window.
-            definition = dataclasses.replace(definition, id_field="event_id")
-        runtime = WindowedRuntime(app, definition, context)
-
-        @app.agent(context.events, name=definition.name)
-        async def process(stream: faust.StreamT[bytes]) -> None:
-            async for event in stream.events():
-                message = event.message
-                # The transport gives a message the time JetStream stored it (or one it carries):
-                # the arrival of events whose batch does not say otherwise.
-                await runtime.add(message.partition, message.offset, event.value, message.timestamp)
-
-    return build
-
-
-def result_document(window: ClosedWindow | OpenWindowResult) -> dict[str, Any]:
-    """The public JSON of a window (see ``contract.results`` and docs/api.md).
-
-    ``"final": true`` for a closed window; an open window's current values say ``false``.
-    """
-    return {
-        "metric": window.metric,
-        "key": dict(window.key),
-        "window": {"start": _rfc3339(window.start), "end": _rfc3339(window.end)},
-        "final": isinstance(window, ClosedWindow),
-        "events": window.events,
-        "values": window.values,
-    }
-
-
-def _strict_json(document: Any) -> bytes:
-    """Compact JSON that strict parsers read: NaN and Infinity raise instead of being written."""
-    return json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
-
-
-def _rfc3339(epoch: float) -> str:
-    moment = datetime.fromtimestamp(epoch, UTC)
-    if moment.microsecond:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(eq=False)
@@ -182,6 +102,8 @@ class WindowedRuntime:
         self.table = StateTable(
             app,
             runtime=self,
+            results=self._results,
+            marker_key=self._marker_key,
             name=f"{definition.name}-windows",
             key_type=bytes,
             value_type=bytes,
@@ -346,11 +268,11 @@ class WindowedRuntime:
             for window in active.windows.take_updates():
                 if self._partitions.get(partition) is not active:
                     break  # given up during a write: its windows are the new owner's now
-                address = _address(window)
+                address = result_address(window)
                 if address is None:
                     continue  # the final result logs it and counts it unwritable
                 try:
-                    payload = _strict_json(result_document(window))
+                    payload = strict_json(result_document(window))
                 except ValueError:
                     continue  # not finite: its final result fails and says so
                 try:
@@ -360,13 +282,13 @@ class WindowedRuntime:
                 self.stats["provisional_values"] += 1
 
     async def _write(self, partition: int, closed: ClosedWindow) -> None:
-        address = _address(closed)
+        address = result_address(closed)
         if address is None:
             log.error("%s: key %r cannot name a KV key; result not written", closed.metric, closed.key)
             self.stats["unwritable"] += 1
             return
         kv_key, subject = address
-        payload = _strict_json(result_document(closed))
+        payload = strict_json(result_document(closed))
         try:
             written = await self._results.write_result(kv_key, subject, payload)
         except Exception as exc:  # noqa: BLE001 - recorded: the next flush must fail, not skip it
@@ -379,22 +301,14 @@ class WindowedRuntime:
     async def _write_failed(self, partition: int, failed: FailedWindow) -> None:
         """Dead-letter a window whose result could not be computed: its key, window and error."""
         self.stats["windows_failed"] += 1
-        start = _rfc3339(failed.start)
         log.error(
             "%s: window %s [%s, %s) failed and goes to deadletter.error.%s: %s",
-            failed.metric, failed.key, start, _rfc3339(failed.end), failed.metric, failed.error,
+            failed.metric, failed.key, rfc3339(failed.start), rfc3339(failed.end), failed.metric, failed.error,
         )
-        document = {
-            "metric": failed.metric,
-            "key": failed.key,
-            "window": {"start": start, "end": _rfc3339(failed.end)},
-            "events": failed.events,
-            "error": failed.error,
-        }
         key_id = ".".join([failed.metric, *failed.key.values(), str(int(failed.start))])
         written = await self._results.dead_letter(
             f"deadletter.error.{failed.metric}",
-            _strict_json(document),
+            strict_json(failed_document(failed)),
             reason=failed.error,
             msg_id=f"window-error:{key_id}",
         )
@@ -403,15 +317,44 @@ class WindowedRuntime:
     # -- the state owner protocol (called by the consumer) -------------------------------------
 
     async def flush(self) -> None:
-        """Store results and dead letters, then each partition's changes, then its marker.
+        """Store this metric's state before the offsets that depend on it: the commit path.
 
-        1. Await every pending result and dead letter, including those added meanwhile, until
-           none is left. One that failed stays pending (awaited again, it tries again) and the
-           flush raises: nothing is recorded past an unstored result, and the consumer commits
-           no offset.
-        2. With no await in between, take each partition's changes and source offset: a window
-           closed (or an event dead-lettered) after this belongs to the next flush.
-        3. Write the changes, then the marker.
+        A commit (faust's commit timer, a revoke, a stop) runs ``Consumer._commit_offsets``
+        (``bridges/transport/consumer.py``) with the offsets of the events faust saw acked, which
+        the state already reflects. It calls this flush, then commits the offsets. In order:
+
+        1. **Lease.** A worker whose group lease may have expired commits nothing, not even this
+           flush (``TransportSession.lease``, ``bridges/group/lease_clock.py``): its partitions
+           may be another's, and its watermark may count the pause as stream time.
+        2. **Results and dead letters stored** (``_store_pending``): every write handed to the
+           ``ResultWriter`` (``bridges/public/window_results.py``, sent only under a valid lease:
+           ``bridges/public/fenced_writes.py``) is awaited, those added meanwhile too, until none
+           is left. One that failed stays pending (awaited again, it tries again) and the flush
+           raises: nothing is recorded past an unstored result.
+        3. **Snapshot**, with no await in between: each partition's changed windows
+           (``PartitionWindows.take_changes``, ``tables/windowed.py``) plus the keys recovery
+           left to repair, and its source offset (``applied``, the next event to apply). A window
+           closed, or an event dead-lettered, after this belongs to the next flush.
+        4. **Changed windows to the changelog** (``_flush_partition``, partitions side by side):
+           one record per window, each tagged with that source offset (``SRC_HEADER``), all
+           awaited until stored; a partition with no change and no progress writes nothing. The
+           transport's ``Producer.send`` (``bridges/transport/producer.py``) states the changelog
+           partition's fence, written by ``Consumer._fence`` on assignment: once a newer owner
+           has fenced it, the write is refused.
+        5. **Marker** ``{src, flushed_at_us}`` under ``<metric>.marker``, tagged the same: the
+           commit point of the state (:mod:`tables.changelog`). A flush without one never counts.
+        6. **Offsets committed**, back in ``Consumer._commit_offsets``: faust flushes the producer
+           (``Producer.flush``), then ``Consumer._commit`` writes each partition's offset by
+           compare-and-set against the revision this owner last wrote, first on assignment
+           (``OffsetStore.commit``, ``bridges/transport/offsets.py``): once a newer owner has
+           claimed the partition, the commit is refused.
+
+        A failure in 2-5 skips 6. A fenced write or commit makes the consumer check its
+        membership (``GroupCoordinator.verify_membership``), so a worker taken over rejoins; a
+        write not stored yet (``BrokenError``) is tried again at the next commit. Recovery
+        (``StateTable``, ``tables.ChangelogReplica``) trusts only records tagged at or below the
+        last marker and resumes reading there, so whichever step a worker dies at, every event
+        counts once.
         """
         await self._store_pending()
         flushed_at_us = round(time.time() * 1_000_000)
@@ -512,95 +455,6 @@ class WindowedRuntime:
         active = self._partitions.get(partition)
         return active.changelog_offset if active is not None else None
 
-
-def _address(window: ClosedWindow | OpenWindowResult) -> tuple[str, str] | None:
-    """The window's KV key and result subject; None when a key part could not name a key."""
-    parts = list(window.key.values())
-    if not all(_ID.fullmatch(p) for p in parts):
-        return None
-    return ".".join([window.metric, *parts, str(int(window.start))]), f"results.{window.metric}.{parts[0]}"
-
-
-class StateTable(faust.Table):
-    """The faust table of a windowed metric: its changelog is the state, read back exactly once."""
-
-    def __init__(self, app: faust.App, *, runtime: WindowedRuntime, **kwargs: Any) -> None:
-        super().__init__(app, **kwargs)
-        self._runtime = runtime
-        self._replicas: dict[int, ChangelogReplica] = {}
-
-    @Service.task
-    async def _closer(self) -> None:
-        await self._runtime.run_closer(self)
-
-    @Service.task
-    async def _updater(self) -> None:
-        await self._runtime.run_updater(self)
-
-    async def on_start(self) -> None:
-        await super().on_start()
-        await self._runtime._results.start()
-
-    async def on_stop(self) -> None:
-        self._runtime.report_positions("stopped")
-        with contextlib.suppress(Exception):
-            await self._runtime._results.close()
-        await super().on_stop()
-
-    def apply_changelog_batch(self, batch: Iterable[EventT]) -> None:
-        """Recovery and standby reads: keep a replica per partition (what the changelog says)."""
-        marker_key = self._runtime._marker_key
-        for event in batch:
-            message = event.message
-            partition = message.partition
-            if self._runtime.is_active(partition):
-                continue  # our own writes: the live state is ahead of them
-            replica = self._replicas.setdefault(partition, ChangelogReplica())
-            headers = dict(message.headers or [])
-            src = int(headers[SRC_HEADER])
-            value = message.value
-            if message.key == marker_key and value is not None:
-                data = json.loads(value)
-                replica.mark(Marker(data["src"], data["flushed_at_us"]), changelog_offset=message.offset)
-            elif message.key is not None:
-                replica.record(
-                    message.key.decode(),
-                    None if value is None else json.loads(value),
-                    src,
-                    changelog_offset=message.offset,
-                )
-
-    def persisted_offset(self, tp: TP) -> int | None:
-        """How far this worker has read (or written) the partition: recovery reads only the rest."""
-        replica = self._replicas.get(tp.partition)
-        if replica is not None:
-            return replica.changelog_offset
-        return self._runtime.changelog_offset(tp.partition)
-
-    async def on_rebalance(
-        self, assigned: set[TP], revoked: set[TP], newly_assigned: set[TP], generation_id: int = 0
-    ) -> None:
-        changelog = self.changelog_topic_name
-        for tp in revoked:
-            if tp.topic == changelog:
-                self._runtime.deactivate(tp.partition)
-                self._replicas.pop(tp.partition, None)
-        # A partition this worker keeps only as a standby is no longer its own: faust does not
-        # count it as revoked, but its windows now belong to the new active owner. Left active,
-        # they would be closed here too, with the events seen before the move only, racing the
-        # owner's complete result into the create-only KV key; and the standby would skip the
-        # owner's changelog records as "our own writes". It is read as a standby from now on.
-        for tp in assigned & self.app.assignor.assigned_standbys():
-            if tp.topic == changelog and self._runtime.is_active(tp.partition):
-                self._runtime.deactivate(tp.partition)
-        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
-
-    async def on_recovery_completed(self, active_tps: set[TP], standby_tps: set[TP]) -> None:
-        for tp in active_tps:
-            if not self._runtime.is_active(tp.partition):
-                replica = self._replicas.pop(tp.partition, ChangelogReplica())
-                self._runtime.activate(tp.partition, replica.restore())
-        await super().on_recovery_completed(active_tps, standby_tps)
 
 
 class _Wakeup:

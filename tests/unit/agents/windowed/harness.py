@@ -10,8 +10,7 @@ from collections.abc import Collection, Mapping
 import faust
 
 from agents import engagement
-from agents.context import AgentContext, ResultWriter
-from agents.windowed import WindowedRuntime
+from agents.windowed import AgentContext, ResultWriter, WindowedRuntime
 from tables import ChangelogReplica, MetricDefinition, Promise, Restored
 from tables.errors import BrokenError
 

@@ -22,7 +22,7 @@ import pytest
 from agents.windowed import WindowedRuntime
 from tables import BrokenError, Marker, Restored
 
-from .runtime import windowed_runtime
+from .harness import windowed_runtime
 
 
 class Attempts:
