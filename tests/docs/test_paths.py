@@ -18,10 +18,22 @@ NOT_OURS = {
     "tests/stress": "faust's own stress test, in faust's repository",
 }
 
+#: paths a document names before they exist, because another branch of the same issue creates
+#: them: path -> why. Taken off here once the path exists (a test says when).
+COMING = {
+    "agents/windowed/": "the windowed runtime as a package: issue 17's branch splitting agents/windowed.py makes it",
+}
+
 
 @pytest.mark.parametrize("document", DOCUMENTS, ids=lambda path: path.name)
 def test_every_path_it_names_exists(document: Path) -> None:
     named = set(_PATH.findall(document.read_text(encoding="utf-8")))
     assert named or document.name != "README.md"
-    missing = sorted(path for path in named - NOT_OURS.keys() if not (REPO / path).exists())
+    missing = sorted(path for path in named - NOT_OURS.keys() - COMING.keys() if not (REPO / path).exists())
     assert not missing, f"{document.name} names paths that do not exist: {missing}"
+
+
+@pytest.mark.parametrize("path", sorted(COMING))
+def test_paths_to_come(path: str) -> None:
+    assert not (REPO / path).exists(), f"{path} exists now: take it off COMING"
+    pytest.xfail(f"{path}: {COMING[path]}")
