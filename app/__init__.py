@@ -33,7 +33,8 @@ Inside ``app``, a package per process or command, and two leaf modules every one
 - ``dashboard/``  the dashboard's pages, added to the web process
 - ``demo/``       the demo: every process at once, supervised
 - ``simulator/``  a simulated class sending events
-- ``settings``    the one frozen settings object; ``signals`` waiting for SIGINT/SIGTERM
+- ``settings/``   the one frozen settings object, each setting declared once (variable,
+                  default, bounds, meaning); ``signals`` waiting for SIGINT/SIGTERM
 """
 
 __all__: list[str] = []

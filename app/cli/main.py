@@ -10,7 +10,7 @@ from types import ModuleType
 from typing import Final
 
 from app.cli import demo, nats, simulate, web, worker
-from app.settings import VARIABLES, Settings
+from app.settings import Settings, help_lines
 from tables.errors import StreamsError
 
 __all__ = ["COMMANDS", "main"]
@@ -26,11 +26,10 @@ COMMANDS: Final[dict[str, ModuleType]] = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    env_help = "\n".join(f"  {name:<24} {meaning} (default {default})" for name, (default, meaning) in VARIABLES.items())
     parser = argparse.ArgumentParser(
         prog="python -m app",
         description="faust agents on NATS JetStream computing windowed learning metrics.",
-        epilog=f"settings (environment variables):\n{env_help}",
+        epilog=f"settings (environment variables):\n{help_lines()}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="<command>")

@@ -1,12 +1,14 @@
 """The OpenAPI 3.1 document served at ``GET /openapi.json``.
 
-Paths are written here by hand; bodies come from the pydantic models (``contract.events.Event``,
-``contract.results``, ``app.web.models``), whose JSON Schema (2020-12) is what OpenAPI 3.1 uses.
+Its ``paths`` come from the route table (:data:`app.web.routes.ROUTES`), which the aiohttp
+router is built from too; the schemas they refer to by name come from the pydantic models
+(``contract.events.Event``, ``contract.results``, ``app.web.models``), whose JSON Schema
+(2020-12) is what OpenAPI 3.1 uses.
+
 Where a model's generated schema says less than the contract (``occurred_at`` is parsed by a
 custom validator; optional event fields are absent rather than ``null``; ``game_id`` is required
 for game events; the keys some events require in ``data``, and their bounds), :func:`_event_schema`
-states the contract. A test checks that every route of the application is described here and
-nothing else.
+states the contract.
 """
 
 from __future__ import annotations
@@ -17,36 +19,12 @@ from typing import Any, Final
 
 from pydantic.json_schema import models_json_schema
 
-from app.web.ingest import MAX_BODY_BYTES
 from app.web.models import Accepted, ErrorBody, EventBatch, Health, Windows
-from contract.events import MAX_BATCH_EVENTS, MAX_DATA_BYTES, MAX_DATA_NUMBER, Event
-from contract.names import ID_PATTERN, METRIC_NAMES
+from app.web.routes import SCHEMA_REF, openapi_paths
+from contract.events import MAX_DATA_BYTES, MAX_DATA_NUMBER, Event
 from contract.results import EngagementResult, OutcomesResult, ProgressionResult
 
 __all__ = ["openapi_document"]
-
-_REF: Final = "#/components/schemas/{model}"
-_ID_PATTERN: Final = f"^{ID_PATTERN}$"
-_JSON: Final = "application/json"
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": _REF.format(model=name)}
-
-
-def _body(schema: dict[str, Any], description: str, **extra: Any) -> dict[str, Any]:
-    return {"description": description, "content": {_JSON: {"schema": schema}}, **extra}
-
-
-def _error(description: str, **extra: Any) -> dict[str, Any]:
-    return _body(_ref("ErrorBody"), description, **extra)
-
-
-_RETRY_AFTER: Final = {
-    "Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer", "minimum": 0}}
-}
-_UNAVAILABLE: Final = _error("NATS is unavailable", headers=_RETRY_AFTER)
-
 
 _COUNT: Final = {"type": "integer", "minimum": 0, "maximum": MAX_DATA_NUMBER}
 _AMOUNT: Final = {"type": "number", "minimum": 0, "maximum": MAX_DATA_NUMBER}
@@ -118,107 +96,6 @@ def _event_schema(generated: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def _metric_parameters(*, with_range: bool) -> list[dict[str, Any]]:
-    parameters: list[dict[str, Any]] = [
-        {"name": "metric", "in": "path", "required": True, "schema": {"type": "string", "enum": list(METRIC_NAMES)},
-         "description": "unknown metrics answer 404"},
-        {"name": "student_id", "in": "path", "required": True, "schema": {"type": "string", "pattern": _ID_PATTERN}},
-    ]
-    if with_range:
-        for name, meaning in (("from", "windows starting at or after"), ("to", "windows starting before")):
-            parameters.append(
-                {"name": name, "in": "query", "required": False, "description": meaning,
-                 "schema": {"type": "string", "format": "date-time"}}
-            )
-        parameters.append(
-            {"name": "include_open", "in": "query", "required": False,
-             "description": 'also the provisional values ("final": false) of windows still open; '
-             "the workers write them only when METRICS_UPDATE_SECONDS is set",
-             "schema": {"type": "boolean", "default": False}}
-        )
-    parameters.append(
-        {"name": "game_id", "in": "query", "required": False, "description": "outcomes only: one game",
-         "schema": {"type": "string", "pattern": _ID_PATTERN}}
-    )
-    return parameters
-
-
-def _paths(result: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "/v1/events": {
-            "post": {
-                "operationId": "ingestEvents",
-                "summary": "Store one event or a batch; answered once JetStream stored every event",
-                "security": [{}, {"bearerAuth": []}],
-                "requestBody": {
-                    "required": True,
-                    "description": f"at most {MAX_BODY_BYTES} bytes and {MAX_BATCH_EVENTS} events",
-                    "content": {_JSON: {"schema": {"oneOf": [_ref("Event"), _ref("EventBatch")]}}},
-                },
-                "responses": {
-                    "202": _body(_ref("Accepted"), "every event is stored (or was already)"),
-                    "400": _error("the body is not JSON"),
-                    "401": _error("INGEST_TOKEN is set and the bearer token is missing or wrong"),
-                    "413": _error(f"the body is larger than {MAX_BODY_BYTES} bytes"),
-                    "415": _error("the Content-Type is not application/json"),
-                    "422": _error("an event or the envelope breaks the contract; nothing was stored"),
-                    "503": _UNAVAILABLE,
-                },
-            }
-        },
-        "/v1/metrics/{metric}/{student_id}": {
-            "get": {
-                "operationId": "listWindows",
-                "summary": "A student's final windows by start: from <= start < to (include_open: open ones too)",
-                "parameters": _metric_parameters(with_range=True),
-                "responses": {
-                    "200": _body(_ref("Windows"), "the windows, ordered by start"),
-                    "404": _error("unknown metric"),
-                    "422": _error("an invalid id, time or parameter"),
-                    "503": _UNAVAILABLE,
-                },
-            }
-        },
-        "/v1/metrics/{metric}/{student_id}/latest": {
-            "get": {
-                "operationId": "latestWindow",
-                "summary": "The final window with the largest start",
-                "parameters": _metric_parameters(with_range=False),
-                "responses": {
-                    "200": _body(result, "the newest final window"),
-                    "404": _error("unknown metric, or no final window yet"),
-                    "422": _error("an invalid id or parameter"),
-                    "503": _UNAVAILABLE,
-                },
-            }
-        },
-        "/healthz": {
-            "get": {
-                "operationId": "health",
-                "summary": "The process is alive",
-                "responses": {"200": _body(_ref("Health"), "alive")},
-            }
-        },
-        "/readyz": {
-            "get": {
-                "operationId": "readiness",
-                "summary": "NATS is reachable and the NATS ingest consumer runs",
-                "responses": {
-                    "200": _body(_ref("Health"), "ready"),
-                    "503": _body(_ref("Health"), "not ready"),
-                },
-            }
-        },
-        "/openapi.json": {
-            "get": {
-                "operationId": "openapi",
-                "summary": "This document",
-                "responses": {"200": _body({"type": "object"}, "the OpenAPI 3.1 document")},
-            }
-        },
-    }
-
-
 @cache
 def _document() -> dict[str, Any]:
     models = [
@@ -232,10 +109,12 @@ def _document() -> dict[str, Any]:
         (EngagementResult, "serialization"),
         (OutcomesResult, "serialization"),
     ]
-    _, generated = models_json_schema(models, ref_template=_REF)  # type: ignore[arg-type]
+    _, generated = models_json_schema(models, ref_template=SCHEMA_REF)  # type: ignore[arg-type]
     schemas = generated["$defs"]
     schemas["Event"] = _event_schema(schemas["Event"])
-    result = copy.deepcopy(schemas["Windows"]["properties"]["windows"]["items"])
+    # contract.results.MetricResult, one window's result of any metric: a name for what
+    # Windows lists, so an operation can answer one.
+    schemas["MetricResult"] = copy.deepcopy(schemas["Windows"]["properties"]["windows"]["items"])
     return {
         "openapi": "3.1.0",
         "info": {
@@ -247,7 +126,7 @@ def _document() -> dict[str, Any]:
                 "request as a whole."
             ),
         },
-        "paths": _paths(result),
+        "paths": openapi_paths(),
         "components": {
             "schemas": schemas,
             "securitySchemes": {

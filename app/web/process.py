@@ -27,10 +27,9 @@ from app.dashboard import add_dashboard
 from app.settings import Settings
 from app.signals import until_signalled
 from app.web.draining import RequestDrain
-from app.web.ingest import IngestHandler
-from app.web.models import Health, json_response
+from app.web.handlers import ApiHandlers
 from app.web.openapi import openapi_document
-from app.web.query import QueryHandlers
+from app.web.routes import ROUTES, add_routes
 from app.web.services import WebOptions, WebServices
 from bridges.connection import Secret
 
@@ -48,32 +47,16 @@ def make_web_app(
     clock: Callable[[], float] = time.time,
     drain: RequestDrain | None = None,
 ) -> web.Application:
-    """The aiohttp application over started :class:`WebServices` (which it does not own).
+    """The aiohttp application over started :class:`WebServices` (which it does not own), with
+    the routes of :data:`app.web.routes.ROUTES`.
 
     With ``drain``, its middleware counts requests so a shutdown can wait for them.
     """
-    ingest = IngestHandler(services.sink, token=ingest_token, retry_after=_RETRY_AFTER, clock=clock)
-    query = QueryHandlers(services.reader, retry_after=_RETRY_AFTER)
-    document = openapi_document()
-
-    async def healthz(request: web.Request) -> web.Response:
-        return json_response(200, Health(status="ok"))
-
-    async def readyz(request: web.Request) -> web.Response:
-        if await services.ready():
-            return json_response(200, Health(status="ok"))
-        return json_response(503, Health(status="unavailable"), headers={"Retry-After": str(_RETRY_AFTER)})
-
-    async def openapi(request: web.Request) -> web.Response:
-        return json_response(200, document)
-
+    api = ApiHandlers(
+        services, document=openapi_document(), ingest_token=ingest_token, retry_after=_RETRY_AFTER, clock=clock
+    )
     app = web.Application(middlewares=[drain.middleware] if drain is not None else [])
-    app.router.add_post("/v1/events", ingest.handle)
-    app.router.add_get("/v1/metrics/{metric}/{student_id}", query.windows)
-    app.router.add_get("/v1/metrics/{metric}/{student_id}/latest", query.latest)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/openapi.json", openapi)
+    add_routes(app, api, ROUTES)
     return app
 
 
@@ -95,8 +78,8 @@ async def serve_web(
     drain = RequestDrain(retry_after=_RETRY_AFTER)
     async with services:
         app = make_web_app(services, ingest_token=settings.ingest_token, drain=drain)
-        # The dashboard's pages are not the API (the OpenAPI document describes make_web_app's
-        # routes), so they are added here, where the web process is put together.
+        # The dashboard's pages are not the API (the OpenAPI document describes the route table,
+        # make_web_app's routes), so they are added here, where the web process is put together.
         dashboard = add_dashboard(
             app, services.reader, window_seconds=settings.window_seconds, grace_seconds=settings.grace_seconds
         )

@@ -18,7 +18,6 @@ NOT_OURS = {
     "tests/stress": "faust's own stress test, in faust's repository",
 }
 
-
 @pytest.mark.parametrize("document", DOCUMENTS, ids=lambda path: path.name)
 def test_every_path_it_names_exists(document: Path) -> None:
     named = set(_PATH.findall(document.read_text(encoding="utf-8")))
