@@ -103,9 +103,11 @@ async def test_devices_whose_clocks_run_fast_delay_no_one(nats_server: NatsServe
 
         # Every accurate window and every window of the 40 s device closes, exactly as the oracle
         # says, with nothing late.
-        await assert_results_exact(nats_server.url, [*accurate, *fast[40.0]], window=WINDOW, timeout=120,
-                                   open_windows_allowed=True)
+        compared = await assert_results_exact(nats_server.url, [*accurate, *fast[40.0]], window=WINDOW,
+                                              timeout=120, open_windows_allowed=True)
         assert not await late_letters(nats_server.url)
+        print(f"FAULTS fast-clocks events={len(accurate) + sum(map(len, fast.values()))} "
+              f"fast_events={sum(map(len, fast.values()))} finals={len(compared)} late=0")
         # The 299 s device's windows are still open: each already holds its events (the value so
         # far, written every 0.5 s), in the windows of their own occurred_at.
         expected_ahead = expected_results(fast[299.0], window_seconds=WINDOW)
@@ -153,9 +155,10 @@ async def test_a_burst_that_outruns_the_workers_and_a_stopped_worker_lose_nothin
             for worker in workers:
                 worker.signal(signal.SIGCONT)
             posted_in = time.time() - sent_at
-            await assert_results_exact(nats_server.url, burst, window=window, timeout=240)
+            compared = await assert_results_exact(nats_server.url, burst, window=window, timeout=240)
         behind = worst_delay(seen, window=window, grace=grace)
-        print(f"{len(burst)} events posted in {posted_in:.1f}s; the slowest final came {behind:.1f}s after end + grace")
+        print(f"FAULTS burst events={len(burst)} posted_in={posted_in:.1f}s finals={len(compared)} "
+              f"slowest_final_after_end_plus_grace={behind:.1f}s grace={grace}s late=0")
         assert behind > 3 * grace, "the workers never fell behind: the test proves nothing"
         assert not await late_letters(nats_server.url)
 
@@ -166,8 +169,10 @@ async def test_a_burst_that_outruns_the_workers_and_a_stopped_worker_lose_nothin
             await asyncio.sleep(10 * grace)  # the outage itself: real time has to pass
             deployment.replace("engagement")
             await traffic.wait_accepted(len(traffic.accepted) + 200)
-        await assert_results_exact(nats_server.url, [*burst, *traffic.accepted], window=window, timeout=120)
+        compared = await assert_results_exact(nats_server.url, [*burst, *traffic.accepted], window=window, timeout=120)
         assert not await late_letters(nats_server.url)
+        print(f"FAULTS stopped-worker events={len(burst) + len(traffic.accepted)} finals={len(compared)} "
+              f"outage={10 * grace}s late=0")
 
 
 _REPLAY_METRIC = '''
@@ -252,6 +257,7 @@ async def test_a_killed_worker_replays_to_the_same_finals_and_dead_letters(
         # The successor resumed from a flush with open windows: it replayed, not started afresh.
         assert re.search(r"resumes at offset \d+ with [1-9]\d* open windows", killed.log()), killed.log()[-2000:]
         assert killed.alive()
+        print(f"FAULTS replay events={len(on_time) + len(late)} finals_per_app={len(want)} late_per_app={len(late)}")
 
 
 async def _flushed(nats_url: str, app: str) -> bool:
