@@ -79,6 +79,8 @@ class DirectGet:
         chunk: filters per ``multi_last`` request; a literal subject answers at most one message,
             so up to :data:`MULTI_LAST_MAX` of them fit.
         page: messages per :meth:`walk` request.
+        max_bytes: the bytes of one answer, past which the server ends it early (the rest is
+            asked for next); None: the server's own budget (its ``max_pending``, 64 MiB).
     """
 
     def __init__(
@@ -90,6 +92,7 @@ class DirectGet:
         in_flight: int = 4,
         chunk: int = 256,
         page: int = 1000,
+        max_bytes: int | None = None,
     ) -> None:
         self._client = client
         self._stream = stream
@@ -98,6 +101,7 @@ class DirectGet:
         self._in_flight = in_flight
         self._chunk = min(chunk, MULTI_LAST_MAX)
         self._page = page
+        self._budget: dict[str, int] = {} if max_bytes is None else {"max_bytes": max_bytes}
         self._inbox = ""
         self._sub: Subscription | None = None
         self._answers: dict[str, _Answer] = {}
@@ -156,7 +160,7 @@ class DirectGet:
     async def walk(self, subject_filter: str) -> list[StoredMsg]:
         """Every message matching ``subject_filter``, by sequence, read a page at a time."""
         found: list[StoredMsg] = []
-        body: dict[str, Any] = {"next_by_subj": subject_filter, "batch": self._page}
+        body: dict[str, Any] = {"next_by_subj": subject_filter, "batch": self._page, **self._budget}
         while True:
             messages, status = await self._request(body)
             if status.get(_STATUS) == "404":  # nothing (more) at or after the sequence asked
@@ -169,7 +173,7 @@ class DirectGet:
 
     async def _multi_last(self, filters: Sequence[str]) -> list[StoredMsg]:
         found: list[StoredMsg] = []
-        body: dict[str, Any] = {"multi_last": list(filters)}
+        body: dict[str, Any] = {"multi_last": list(filters), **self._budget}
         while True:
             messages, status = await self._request(body)
             code = status.get(_STATUS)
