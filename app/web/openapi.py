@@ -19,6 +19,7 @@ from pydantic.json_schema import models_json_schema
 
 from app.web.ingest import MAX_BODY_BYTES
 from app.web.models import Accepted, ErrorBody, EventBatch, Health, Windows
+from bridges.public.metrics_reader import MAX_KEYED_WINDOWS
 from contract.events import MAX_BATCH_EVENTS, MAX_DATA_BYTES, MAX_DATA_NUMBER, Event
 from contract.names import ID_PATTERN, METRIC_NAMES
 from contract.results import EngagementResult, OutcomesResult, ProgressionResult
@@ -170,6 +171,11 @@ def _paths(result: dict[str, Any]) -> dict[str, Any]:
             "get": {
                 "operationId": "listWindows",
                 "summary": "A student's final windows by start: from <= start < to (include_open: open ones too)",
+                "description": (
+                    f"A range with from of at most {MAX_KEYED_WINDOWS:,} windows is read by key: its cost is the range's, "
+                    "whatever the student's history. Without from, or over a longer range, every window "
+                    "the bucket holds for the student is read."
+                ),
                 "parameters": _metric_parameters(with_range=True),
                 "responses": {
                     "200": _body(_ref("Windows"), "the windows, ordered by start"),
