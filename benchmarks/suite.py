@@ -8,6 +8,8 @@ streams, and each with its own reference measured in the same run:
   a backlog with its arrivals, every stage's results checked against the oracle;
 - ``transport``: issue 2's trivial agent over nats:// vs faust's core;
 - ``ingest``: HTTP batches of 100 and 1000 and NATS ingest vs raw pipelined JetStream publishing;
+- ``query``: ``GET /v1/metrics/...`` p99, a 1-hour range and /latest, for a student with a short
+  and with a year-long history of 1-minute windows;
 - ``latency``: window end + grace -> final result in KV, live events;
 - ``burst``: live events at about 3x the pipeline's throughput until the workers are several
   graces behind: late events (none may be) and the lag reached, every final against the oracle;
@@ -43,12 +45,13 @@ from benchmarks.groups import run_groups
 from benchmarks.latency import run_latency
 from benchmarks.memory import run_memory
 from benchmarks.pipeline import PipelineResult, run_pipeline
+from benchmarks.query import run_query
 from benchmarks.report import Row, Target
 from bridges.server import NatsServer
 
 __all__ = ["DEFAULT", "QUICK", "STAGES", "Scale", "SuiteResult", "fresh_server", "run_suite"]
 
-STAGES = ("throughput", "transport", "ingest", "latency", "burst", "memory", "groups")
+STAGES = ("throughput", "transport", "ingest", "query", "latency", "burst", "memory", "groups")
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,10 @@ class Scale:
     #: events per ingest phase, and HTTP requests in flight
     ingest: int
     ingest_concurrency: int
+    #: one student's 1-minute windows of history, short then long, and requests per query and history
+    query_small: int
+    query_large: int
+    query_requests: int
     #: live events per second and for how long; the windows and grace they land in
     latency_rate: float
     latency_seconds: float
@@ -87,6 +94,7 @@ class Scale:
 
 DEFAULT = Scale(
     name="default", events=30_000, trivial=30_000, ingest=20_000, ingest_concurrency=4,
+    query_small=1_000, query_large=525_600, query_requests=500,
     latency_rate=300, latency_seconds=10, latency_window=2, latency_grace=1,
     burst_seconds=4, burst_students=2_000, burst_fallback_rate=18_000,
     memory_levels=(1_000, 10_000, 100_000), group_batch=10_000, group_rounds=3, group_keys=100_000,
@@ -94,6 +102,7 @@ DEFAULT = Scale(
 )
 QUICK = Scale(
     name="quick", events=2_000, trivial=2_000, ingest=1_000, ingest_concurrency=2,
+    query_small=1_000, query_large=10_000, query_requests=50,
     latency_rate=100, latency_seconds=2, latency_window=1, latency_grace=1,
     burst_seconds=2, burst_students=300, burst_fallback_rate=6_000,
     memory_levels=(100, 500, 1_000), group_batch=500, group_rounds=1, group_keys=2_000,
@@ -118,6 +127,7 @@ async def run_suite(
         "throughput": _throughput,
         "transport": _transport,
         "ingest": _ingest,
+        "query": _query,
         "latency": _latency,
         "burst": _burst,
         "memory": _memory,
@@ -227,6 +237,41 @@ async def _ingest(scale: Scale, result: SuiteResult) -> None:
         result.rows.append(Row(key, "ingest", phase.name, phase.rate, "events/s", ratio, "raw JetStream", detail))
     http_1000 = phases[2].rate / raw
     result.targets.append(Target("HTTP ingest, batches of 1000 / raw JetStream", http_1000, ">= 0.3", http_1000 >= 0.3))
+
+
+async def _query(scale: Scale, result: SuiteResult) -> None:
+    async with fresh_server() as (url, client, base):
+        q = await run_query(
+            client, url, base_dir=base, small=scale.query_small, large=scale.query_large, requests=scale.query_requests
+        )
+    shape = f"p99 of {q.requests} requests to a web process, the four questions in turn; 60 s windows"
+    long = f"a student with {q.large:,} windows ({q.large * 60 / 86_400:,.0f} days)"
+    short = f"a student with {q.small:,} windows"
+
+    def ms(times: tuple[float, float]) -> str:
+        return f"{times[1] * 1000:.2f} ms"
+
+    def p50(times: tuple[float, float]) -> str:
+        return f"p50 {times[0] * 1000:.2f} ms"
+
+    stage = "query (issue 13)"
+    result.rows += [
+        Row("query-range-short", stage, f"1-hour range, {short}", q.range_small[1] * 1000, "ms", None, "short history",
+            f"{shape}, {p50(q.range_small)}; 60 windows; p99 {ms(q.range_alone)} before the long history was written"),
+        Row("query-range-long", stage, f"1-hour range, {long}", q.range_large[1] * 1000, "ms",
+            q.range_large[1] / q.range_small[1], "short history",
+            f"{shape}, {p50(q.range_large)}; {q.large:,} windows written in {q.write_seconds:.1f} s"),
+        Row("query-latest-short", stage, f"/latest, {short}", q.latest_small[1] * 1000, "ms", None, "short history",
+            f"{shape}, {p50(q.latest_small)}; p99 {ms(q.latest_alone)} before the long history was written"),
+        Row("query-latest-long", stage, f"/latest, {long}", q.latest_large[1] * 1000, "ms",
+            q.latest_large[1] / q.latest_small[1], "short history",
+            f"{shape}, {p50(q.latest_large)}; its older windows written after its newest"),
+    ]
+    for what, short_times, long_times in (
+        ("1-hour range", q.range_small, q.range_large), ("/latest", q.latest_small, q.latest_large)
+    ):
+        ratio = long_times[1] / short_times[1]
+        result.targets.append(Target(f"query p99, long history / short ({what})", ratio, "~1 (< 2)", ratio < 2))
 
 
 async def _latency(scale: Scale, result: SuiteResult) -> None:

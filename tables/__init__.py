@@ -41,7 +41,7 @@ from tables.outcomes import (
     OpenWindowResult,
 )
 from tables.windowed import PartitionWindows
-from tables.windows import Hopping, Session, Tumbling, Window, window_ranges
+from tables.windows import Hopping, Session, Tumbling, Window, window_ranges, window_starts
 
 __all__ = [
     "AddResult",
@@ -82,4 +82,5 @@ __all__ = [
     "Watermark",
     "Window",
     "window_ranges",
+    "window_starts",
 ]

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from app.web.handlers import ApiHandlers
 from app.web.ingest import MAX_BODY_BYTES
+from bridges.public.metrics_reader import MAX_KEYED_WINDOWS
 from contract.events import MAX_BATCH_EVENTS
 from contract.names import ID_PATTERN, METRIC_NAMES
 
@@ -117,6 +118,11 @@ ROUTES: Final[tuple[Route[ApiHandlers], ...]] = (
     Route("GET", "/v1/metrics/{metric}/{student_id}", lambda api: api.query.windows, {
         "operationId": "listWindows",
         "summary": "A student's final windows by start: from <= start < to (include_open: open ones too)",
+        "description": (
+            f"A range with from of at most {MAX_KEYED_WINDOWS:,} windows is read by key: its cost is the range's, "
+            "whatever the student's history. Without from, or over a longer range, every window "
+            "the bucket holds for the student is read."
+        ),
         "parameters": _metric_parameters(with_range=True),
         "responses": {
             "200": _body(_ref("Windows"), "the windows, ordered by start"),

@@ -22,6 +22,7 @@ ROWS = [
     "ceiling", "core", "core-plain", "pipeline-1", "pipeline-2",
     "trivial-core", "trivial-transport",
     "ingest-raw", "ingest-http-100", "ingest-http-1000", "ingest-nats",
+    "query-range-short", "query-range-long", "query-latest-short", "query-latest-long",
     "latency-p50", "latency-p99",
     "burst-late", "burst-lag",
     "memory-idle", "memory-step1", "memory-step2", "memory-step3",
@@ -31,6 +32,8 @@ TARGETS = [
     "full pipeline, 1 process per agent / faust core",
     "transport / faust core (trivial agent)",
     "HTTP ingest, batches of 1000 / raw JetStream",
+    "query p99, long history / short (1-hour range)",
+    "query p99, long history / short (/latest)",
     "close latency p99 beyond end + grace, seconds",
     "late events during a burst at 3x worker throughput",
 ]
