@@ -13,7 +13,8 @@ with the fields of the server's ``JSApiMsgGetRequest``):
   flight, and a chunk refused as too large is split in two.
 - :meth:`DirectGet.last`, ``last_by_subj``: the last message of one filter (wildcards allowed).
 - :meth:`DirectGet.walk`, ``next_by_subj`` with ``batch``: every message matching a filter, in
-  stream order, a page per request. Pages are not one snapshot: a subject written again between
+  stream order, a page per request; :meth:`DirectGet.first_since` the first few stored at or
+  after a time (``start_time``), in one request. Pages are not one snapshot: a subject written again between
   two pages is seen twice, at both sequences.
 
 A batched answer is its messages, then a status: ``204 EOB`` with ``Nats-Num-Pending`` (what the
@@ -30,7 +31,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from nats.aio.client import Client
@@ -170,6 +171,17 @@ class DirectGet:
             if not messages or _int(status, "Nats-Num-Pending") == 0:
                 return found
             body = {**body, "seq": found[-1].seq + 1}
+
+    async def first_since(self, subject_filter: str, since: float, count: int) -> list[StoredMsg]:
+        """Up to ``count`` messages matching ``subject_filter`` stored at or after ``since``
+        (epoch seconds, the server's clock), by sequence: one request, one page."""
+        start = datetime.fromtimestamp(since, UTC).isoformat().replace("+00:00", "Z")
+        body = {"next_by_subj": subject_filter, "start_time": start, "batch": count, **self._budget}
+        messages, status = await self._request(body)
+        if status.get(_STATUS) == "404":
+            return []
+        self._check(status, "next_by_subj since")
+        return [_stored(msg) for msg in messages]
 
     async def _multi_last(self, filters: Sequence[str]) -> list[StoredMsg]:
         found: list[StoredMsg] = []
