@@ -42,11 +42,12 @@ _APP_LEAVES: Final = {"app.settings", "app.signals"}
 PRODUCT_ARROWS: Final[dict[str, set[str]]] = {
     "app": {"app.cli"},  # app/__init__.py and app/__main__.py: ``python -m app``
     "app.cli": {"app.worker", "app.web", "app.demo", "app.simulator", *_APP_LEAVES, *_BELOW_APP},
-    "app.worker": {*_APP_LEAVES, *_BELOW_APP},
-    "app.web": {"app.dashboard", *_APP_LEAVES, *_BELOW_APP},
+    "app.worker": {"app.monitoring", *_APP_LEAVES, *_BELOW_APP},
+    "app.web": {"app.dashboard", "app.monitoring", *_APP_LEAVES, *_BELOW_APP},
     "app.demo": {*_APP_LEAVES, *_BELOW_APP},
     "app.simulator": {*_APP_LEAVES, *_BELOW_APP},
     "app.dashboard": {*_APP_LEAVES, *_BELOW_APP},
+    "app.monitoring": _BELOW_APP,  # /metrics and the probes of the web process and the workers
     "app.settings": _BELOW_APP,
     "app.signals": _BELOW_APP,
     "agents": {"contract", "tables"},
