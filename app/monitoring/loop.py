@@ -46,8 +46,9 @@ class LoopWatch(Collector):
 
     @property
     def responsive(self) -> bool:
-        """The last heartbeat is recent: the loop has not been blocked for ``stale_after`` s."""
-        return time.monotonic() - self._last < self._stale_after
+        """The last heartbeat is recent: the loop has not been blocked for ``stale_after`` s
+        (True before :meth:`start`: nothing is known against it)."""
+        return self._task is None or time.monotonic() - self._last < self._stale_after
 
     @property
     def stale_for(self) -> float:
