@@ -156,7 +156,7 @@ ROUTES: Final[tuple[Route[ApiHandlers], ...]] = (
         "operationId": "metrics",
         "summary": "Prometheus metrics: ingest, every group's lag, storage, the process (docs/operations.md)",
         "responses": {
-            "200": {"description": "the Prometheus text format, version 0.0.4",
+            "200": {"description": "the Prometheus text format",
                     "content": {"text/plain": {"schema": {"type": "string"}}}},
         },
     }),
