@@ -161,11 +161,15 @@ async def _throughput(scale: Scale, result: SuiteResult) -> None:
     async with fresh_server() as (url, client, base):
         plain = dataset.size / await run_core(url, client, dataset, data_dir=base, plain=True)
     pipelines = []
-    for processes in (1, 2):
+    # 1 process per agent without metrics, then with them (issue 14: their ratio is the cost of
+    # collecting them), then 2 processes per agent.
+    for processes, metrics in ((1, False), (1, True), (2, False)):
         async with fresh_server() as (url, client, base):
             pipelines.append(await run_pipeline(
-                url, client, dataset, processes=processes, base_dir=base, session_timeout=scale.session_timeout
+                url, client, dataset, processes=processes, base_dir=base, session_timeout=scale.session_timeout,
+                metrics=metrics,
             ))
+    plain_pipeline, measured_pipeline = pipelines[0], pipelines.pop(1)
     shape = f"{dataset.size:,} events, {len(dataset.expected):,} results, 60 s windows, {dataset.partitions} partitions"
     result.rows += [
         Row("ceiling", "ceiling", "bare nats-py aggregator, 3 metrics", ceiling, "events/s", None, "ceiling",
@@ -177,10 +181,23 @@ async def _throughput(scale: Scale, result: SuiteResult) -> None:
     ]
     for run in pipelines:
         result.rows.append(_pipeline_row(run, dataset, ceiling, core))
+    result.rows.append(_metrics_row(measured_pipeline, plain_pipeline, dataset))
     result.pipeline_rate = dataset.size / pipelines[0].seconds
     versus_core = result.pipeline_rate / core
     result.targets.append(
         Target("full pipeline, 1 process per agent / faust core", versus_core, ">= 0.6", versus_core >= 0.6)
+    )
+
+
+def _metrics_row(run: PipelineResult, plain: PipelineResult, dataset: Dataset) -> Row:
+    """pipeline-1 with METRICS_PORT set and /metrics scraped every second, against pipeline-1."""
+    rate, plain_rate = dataset.size / run.seconds, dataset.size / plain.seconds
+    return Row(
+        "pipeline-1-metrics", "full pipeline", "1 process per agent, /metrics on and scraped every second",
+        rate, "events/s", rate / plain_rate, "pipeline-1",
+        f"the cost of metrics collection (issue 14): faust's Prometheus sensors, the windowed runtime's "
+        f"metrics, each worker's /metrics scraped every second ({run.scrapes} scrapes answered, lag read "
+        f"from NATS on each); pipeline-1 runs without METRICS_PORT",
     )
 
 
