@@ -5,7 +5,8 @@ streams, and each with its own reference measured in the same run:
 
 - ``throughput``: the ceiling (bare nats-py), faust's core with the three agents (windowed, and
   with plain dicts), the full pipeline with 1 and 2 processes per agent — all over one dataset,
-  a backlog with its arrivals, every stage's results checked against the oracle;
+  a backlog with its arrivals, every stage's results checked against the oracle; and the full
+  pipeline with its workers' /metrics on and scraped against the same without (issue 14);
 - ``transport``: issue 2's trivial agent over nats:// vs faust's core;
 - ``ingest``: HTTP batches of 100 and 1000 and NATS ingest vs raw pipelined JetStream publishing;
 - ``latency``: window end + grace -> final result in KV, live events;
@@ -24,6 +25,7 @@ late events"): each stage's module says how its events arrive and what closes it
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -81,6 +83,9 @@ class Scale:
     group_rounds: int
     group_keys: int
     session_timeout: float
+    #: events of the pipeline run with and without metrics, and how many such pairs
+    metrics_events: int = 150_000
+    metrics_pairs: int = 3
     partitions: int = 4
     burst_factor: float = 3.0
 
@@ -97,7 +102,7 @@ QUICK = Scale(
     latency_rate=100, latency_seconds=2, latency_window=1, latency_grace=1,
     burst_seconds=2, burst_students=300, burst_fallback_rate=6_000,
     memory_levels=(100, 500, 1_000), group_batch=500, group_rounds=1, group_keys=2_000,
-    session_timeout=1.5,
+    session_timeout=1.5, metrics_events=2_000, metrics_pairs=1,
 )
 
 
@@ -161,15 +166,11 @@ async def _throughput(scale: Scale, result: SuiteResult) -> None:
     async with fresh_server() as (url, client, base):
         plain = dataset.size / await run_core(url, client, dataset, data_dir=base, plain=True)
     pipelines = []
-    # 1 process per agent without metrics, then with them (issue 14: their ratio is the cost of
-    # collecting them), then 2 processes per agent.
-    for processes, metrics in ((1, False), (1, True), (2, False)):
+    for processes in (1, 2):
         async with fresh_server() as (url, client, base):
             pipelines.append(await run_pipeline(
-                url, client, dataset, processes=processes, base_dir=base, session_timeout=scale.session_timeout,
-                metrics=metrics,
+                url, client, dataset, processes=processes, base_dir=base, session_timeout=scale.session_timeout
             ))
-    plain_pipeline, measured_pipeline = pipelines[0], pipelines.pop(1)
     shape = f"{dataset.size:,} events, {len(dataset.expected):,} results, 60 s windows, {dataset.partitions} partitions"
     result.rows += [
         Row("ceiling", "ceiling", "bare nats-py aggregator, 3 metrics", ceiling, "events/s", None, "ceiling",
@@ -181,7 +182,7 @@ async def _throughput(scale: Scale, result: SuiteResult) -> None:
     ]
     for run in pipelines:
         result.rows.append(_pipeline_row(run, dataset, ceiling, core))
-    result.rows.append(_metrics_row(measured_pipeline, plain_pipeline, dataset))
+    result.rows.append(await _metrics_cost(scale))
     result.pipeline_rate = dataset.size / pipelines[0].seconds
     versus_core = result.pipeline_rate / core
     result.targets.append(
@@ -189,15 +190,36 @@ async def _throughput(scale: Scale, result: SuiteResult) -> None:
     )
 
 
-def _metrics_row(run: PipelineResult, plain: PipelineResult, dataset: Dataset) -> Row:
-    """pipeline-1 with METRICS_PORT set and /metrics scraped every second, against pipeline-1."""
-    rate, plain_rate = dataset.size / run.seconds, dataset.size / plain.seconds
+async def _metrics_cost(scale: Scale) -> Row:
+    """Issue 14: the full pipeline, 1 process per agent, with METRICS_PORT set on every worker and
+    each /metrics scraped every second, against the same pipeline without METRICS_PORT.
+
+    On a backlog long enough to be scraped many times (pipeline-1's own lasts a second or two),
+    in pairs run back to back, the order alternating, so that the machine's drift weighs on both
+    sides alike; the ratio is the median of the pairs'.
+    """
+    dataset = make_dataset(scale.metrics_events, partitions=scale.partitions, window=60, grace=10, seed=14)
+    pairs: list[tuple[PipelineResult, PipelineResult]] = []
+    for pair in range(scale.metrics_pairs):
+        runs = {}
+        for metrics in (False, True) if pair % 2 == 0 else (True, False):
+            async with fresh_server() as (url, client, base):
+                runs[metrics] = await run_pipeline(
+                    url, client, dataset, processes=1, base_dir=base, session_timeout=scale.session_timeout,
+                    metrics=metrics,
+                )
+        pairs.append((runs[False], runs[True]))
+    ratios = sorted(plain.seconds / measured.seconds for plain, measured in pairs)
+    rate = statistics.median(dataset.size / measured.seconds for _, measured in pairs)
+    plain_rate = statistics.median(dataset.size / plain.seconds for plain, _ in pairs)
+    shown = ", ".join(f"{ratio:.2f}" for ratio in ratios)
     return Row(
         "pipeline-1-metrics", "full pipeline", "1 process per agent, /metrics on and scraped every second",
-        rate, "events/s", rate / plain_rate, "pipeline-1",
-        f"the cost of metrics collection (issue 14): faust's Prometheus sensors, the windowed runtime's "
-        f"metrics, each worker's /metrics scraped every second ({run.scrapes} scrapes answered, lag read "
-        f"from NATS on each); pipeline-1 runs without METRICS_PORT",
+        rate, "events/s", statistics.median(ratios), "the same without metrics",
+        f"issue 14: faust's Prometheus sensors, the windowed runtime's metrics, every worker's /metrics "
+        f"scraped each second (lag read from NATS each time; {sum(m.scrapes for _, m in pairs)} scrapes); "
+        f"median of {len(pairs)} pairs on {dataset.size:,} events, ratios {shown}; without metrics "
+        f"{plain_rate:,.0f} events/s",
     )
 
 
