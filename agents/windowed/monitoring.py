@@ -5,7 +5,8 @@ Nothing here is on the per-event path. A runtime counts as it goes in a plain ``
 counts, each partition's open windows and its watermark when ``/metrics`` is scraped. Only two
 things are recorded as they happen, once per closed window or stored write, never per event:
 how long after its end + grace a window was closed (a histogram), and the final results stored
-or refused.
+or refused, counted when the flush that records them awaits them (the next commit: within a
+second while events flow; on an idle stream, at the next event or when the worker stops).
 
 Every family carries a ``metric`` label (the metric's name), so the runtimes of several metrics
 in one app (a benchmark's, a test's) share one registry; :func:`runtime_metrics` hands each
