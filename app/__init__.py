@@ -5,7 +5,7 @@ Layout — imports point one way (tests/unit/test_architecture.py holds the code
     app  ->  agents, bridges  ->  contract  ->  tables
 
     app:      __main__ -> cli -> worker, web, demo, simulator;  web -> dashboard;
-              each of them -> settings, signals (leaf modules)
+              worker, web -> monitoring;  each of them -> settings, signals (leaf modules)
     bridges:  public -> transport -> group -> connection, jetstream, naming, server;
               of bridges, only public imports contract (the faust driver is reusable)
     dev-only: tests -> benchmarks -> testkit -> the product, which imports none of them
@@ -31,6 +31,7 @@ Inside ``app``, a package per process or command, and two leaf modules every one
 - ``worker/``     a metric worker: the faust App factory and the worker process
 - ``web/``        the web process: HTTP ingest, the query API, OpenAPI, NATS ingest
 - ``dashboard/``  the dashboard's pages, added to the web process
+- ``monitoring/`` ``/metrics`` and the probes beside it, of the web process and the workers
 - ``demo/``       the demo: every process at once, supervised
 - ``simulator/``  a simulated class sending events
 - ``settings/``   the one frozen settings object, each setting declared once (variable,

@@ -5,7 +5,8 @@ streams, and each with its own reference measured in the same run:
 
 - ``throughput``: the ceiling (bare nats-py), faust's core with the three agents (windowed, and
   with plain dicts), the full pipeline with 1 and 2 processes per agent — all over one dataset,
-  a backlog with its arrivals, every stage's results checked against the oracle;
+  a backlog with its arrivals, every stage's results checked against the oracle; and the full
+  pipeline with its workers' /metrics on and scraped against the same without (issue 14);
 - ``transport``: issue 2's trivial agent over nats:// vs faust's core;
 - ``ingest``: HTTP batches of 100 and 1000 and NATS ingest vs raw pipelined JetStream publishing;
 - ``query``: ``GET /v1/metrics/...`` p99, a 1-hour range and /latest, for a student with a short
@@ -26,6 +27,7 @@ late events"): each stage's module says how its events arrive and what closes it
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -88,6 +90,9 @@ class Scale:
     group_rounds: int
     group_keys: int
     session_timeout: float
+    #: events of the pipeline run with and without metrics, and how many such pairs
+    metrics_events: int = 150_000
+    metrics_pairs: int = 3
     partitions: int = 4
     burst_factor: float = 3.0
 
@@ -106,7 +111,7 @@ QUICK = Scale(
     latency_rate=100, latency_seconds=2, latency_window=1, latency_grace=1,
     burst_seconds=2, burst_students=300, burst_fallback_rate=6_000,
     memory_levels=(100, 500, 1_000), group_batch=500, group_rounds=1, group_keys=2_000,
-    session_timeout=1.5,
+    session_timeout=1.5, metrics_events=2_000, metrics_pairs=1,
 )
 
 
@@ -187,11 +192,54 @@ async def _throughput(scale: Scale, result: SuiteResult) -> None:
     ]
     for run in pipelines:
         result.rows.append(_pipeline_row(run, dataset, ceiling, core))
+    result.rows.append(await _metrics_cost(scale))
     result.pipeline_rate = dataset.size / pipelines[0].seconds
     versus_core = result.pipeline_rate / core
     result.targets.append(
         Target("full pipeline, 1 process per agent / faust core", versus_core, ">= 0.6", versus_core >= 0.6)
     )
+
+
+async def _metrics_cost(scale: Scale) -> Row:
+    """Issue 14: the full pipeline, 1 process per agent, with METRICS_PORT set on every worker and
+    each /metrics scraped every second, against the same pipeline without METRICS_PORT.
+
+    On a backlog long enough to be scraped many times (pipeline-1's own lasts a second or two),
+    in pairs run back to back, the order alternating, so that the machine's drift weighs on both
+    sides alike; the ratio is the median of the pairs'.
+    """
+    dataset = make_dataset(scale.metrics_events, partitions=scale.partitions, window=60, grace=10, seed=14)
+    pairs: list[tuple[PipelineResult, PipelineResult]] = []
+    for pair in range(scale.metrics_pairs):
+        runs = {}
+        for metrics in (False, True) if pair % 2 == 0 else (True, False):
+            async with fresh_server() as (url, client, base):
+                runs[metrics] = await run_pipeline(
+                    url, client, dataset, processes=1, base_dir=base, session_timeout=scale.session_timeout,
+                    metrics=metrics,
+                )
+        pairs.append((runs[False], runs[True]))
+    # The workers' CPU per event decides their throughput when the CPU is theirs; the wall clock
+    # of a shared machine also counts everyone else's load, so both are shown.
+    by_cpu = sorted(plain.cpu_seconds / measured.cpu_seconds for plain, measured in pairs)
+    by_time = sorted(plain.seconds / measured.seconds for plain, measured in pairs)
+    rate = statistics.median(dataset.size / measured.seconds for _, measured in pairs)
+    plain_rate = statistics.median(dataset.size / plain.seconds for plain, _ in pairs)
+    cpu_us = statistics.median(1e6 * m.cpu_seconds / dataset.size for _, m in pairs)
+    plain_cpu_us = statistics.median(1e6 * p.cpu_seconds / dataset.size for p, _ in pairs)
+    return Row(
+        "pipeline-1-metrics", "full pipeline", "1 process per agent, /metrics on and scraped every second",
+        rate, "events/s", statistics.median(by_cpu), "the same without metrics, in worker CPU per event",
+        f"issue 14: faust's Prometheus sensors, the windowed runtime's metrics, every worker's /metrics scraped "
+        f"each second (lag read from NATS each time; {sum(m.scrapes for _, m in pairs)} scrapes); median of "
+        f"{len(pairs)} pairs on {dataset.size:,} events; worker CPU per event {cpu_us:.0f} us with, "
+        f"{plain_cpu_us:.0f} us without (pairs' ratios {_listed(by_cpu)}); by wall clock {rate:,.0f} vs "
+        f"{plain_rate:,.0f} events/s (pairs' ratios {_listed(by_time)})",
+    )
+
+
+def _listed(ratios: list[float]) -> str:
+    return ", ".join(f"{ratio:.2f}" for ratio in ratios)
 
 
 def _pipeline_row(run: PipelineResult, dataset: Dataset, ceiling: float, core: float) -> Row:

@@ -13,7 +13,8 @@ Roles (each also gets only its own reply inboxes, ``_INBOX_<role>.>``; set NATS_
 
 - ``producer`` publishes events to ``events.<type>.<student_id>`` and nothing else;
 - ``ingest`` (the web process) pulls the INGEST stream, writes the events topic, dead-letters
-  invalid events and reads the metrics bucket for the query API;
+  invalid events and reads the metrics bucket for the query API; for ``/metrics`` it reads the
+  offsets bucket (every group's lag) and lists the streams (their sizes);
 - ``worker`` (the metric workers) reads the events topic, keeps its groups' offsets, leases and
   changelogs, and writes its metrics' results, result subjects and dead letters - it cannot
   write events, nor read the raw INGEST stream or the dead letters (it reads only the INGEST
@@ -87,6 +88,10 @@ def permissions(role: str, prefix: str, partitions: int, agents: Sequence[str]) 
         ]
         # The query API reads the bucket; the workers, which write it, own its limits.
         pub += _bucket("metrics", [], update=False) + _stream_reader("KV_metrics")
+        # /metrics: every group's lag (a watch of the offsets bucket) and the storage of every
+        # stream and of the account (stream names and sizes, no message).
+        pub += _bucket(f"{prefix}_offsets", [], create=False, update=False, watch=True)
+        pub += [f"$JS.FC.KV_{prefix}_offsets.>", f"{_API}.INFO", f"{_API}.STREAM.LIST"]
         return sorted(set(pub)), [inbox]
     if role == "worker":
         pub = [f"{_API}.INFO"]
@@ -108,7 +113,8 @@ def permissions(role: str, prefix: str, partitions: int, agents: Sequence[str]) 
             pub += [f"results.{agent}.*", f"deadletter.*.{agent}", f"$KV.metrics.{agent}.>",
                     f"{_API}.DIRECT.GET.KV_metrics.$KV.metrics.{agent}.>"]
         pub += _bucket(f"{prefix}_topics", topics)
-        pub += _bucket(f"{prefix}_offsets", offsets)
+        # watch: /metrics reads its group's lag from the offsets bucket
+        pub += _bucket(f"{prefix}_offsets", offsets, watch=True) + [f"$JS.FC.KV_{prefix}_offsets.>"]
         pub += _bucket(f"{prefix}_groups", groups, watch=True)
         pub += _stream_admin("KV_metrics") + _stream_admin(f"{upper}_RESULTS") + _stream_admin(f"{upper}_DEADLETTER")
         pub.append(f"{_API}.STREAM.INFO.{upper}_INGEST")  # the arrival clock (bridges/public/arrival_clock.py)

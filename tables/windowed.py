@@ -368,6 +368,10 @@ class PartitionWindows:
             self._drop(window)
         return closed
 
+    def open_count(self) -> int:
+        """How many windows (or sessions) are open."""
+        return len(self._fixed) + sum(map(len, self._sessions.values()))
+
     def next_due(self) -> float | None:
         """The watermark at which the earliest open window closes; None when none is open."""
         window = self._schedule.earliest()

@@ -46,9 +46,11 @@ def metric_env(nats_url: str, data_dir: Path, *, window: int, grace: int, partit
     }
 
 
-def start_metric_worker(pool: Workers, agent: str, *, name: str | None = None) -> WorkerProcess:
-    """``python -m app worker <agent>``, as the Procfile runs it."""
-    return pool.spawn([sys.executable, "-m", "app", "worker", agent], name=name or agent)
+def start_metric_worker(pool: Workers, agent: str, *, name: str | None = None, **env: str) -> WorkerProcess:
+    """``python -m app worker <agent>`` (a name, or a module's path), as the Procfile runs it, with
+    its ``/metrics`` and ``/readyz`` on a port of its own (:meth:`WorkerProcess.wait_ready`)."""
+    argv = [sys.executable, "-m", "app", "worker", agent]
+    return pool.spawn(argv, name=name or agent, **{"METRICS_PORT": "0", **env})
 
 
 async def ingest(

@@ -37,6 +37,8 @@ The modules, one concept each:
 - ``state_table``  the faust table whose changelog is the state: recovery, standbys, rebalances
 - ``documents``    what is written about a window: its public JSON, KV key and subject, strict
                    JSON, RFC 3339 times
+- ``monitoring``   what the runtimes tell Prometheus: their counts, open windows, watermark
+                   delays and close latency, read at scrape time (nothing per event)
 """
 
 from agents.windowed.context import AgentContext, ArrivalClock, ResultWriter

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import faust
+from prometheus_client import CollectorRegistry
 
 from tables.changelog import StateOwner
 from tables.watermark import Promise
@@ -98,3 +99,5 @@ class AgentContext:
     clock: ArrivalClock
     #: seconds between provisional writes of the open windows that changed; 0: final results only
     update_seconds: float = 0.0
+    #: where the runtime's metrics go (the worker's /metrics); None: counted, never exported
+    registry: CollectorRegistry | None = None

@@ -21,9 +21,11 @@ from typing import Any
 
 import faust
 from mode import Service
+from prometheus_client import CollectorRegistry
 
 from agents.windowed.context import AgentContext, ArrivalClock, ResultWriter
 from agents.windowed.documents import failed_document, result_address, result_document, rfc3339, strict_json
+from agents.windowed.monitoring import runtime_metrics
 from agents.windowed.state_table import SRC_HEADER, StateTable
 from tables import (
     ClosedError,
@@ -63,6 +65,8 @@ class _Unstored:
 
     partition: int
     write: Awaitable[None]
+    #: a window's final result (else a dead letter): counted as written or refused
+    final: bool = False
 
 
 @dataclass
@@ -99,6 +103,8 @@ class WindowedRuntime:
         self._wake = _Wakeup()
         self._marker_key = f"{definition.name}.marker".encode()
         self.stats: Counter[str] = Counter()
+        #: read by /metrics with ``stats`` (see :mod:`agents.windowed.monitoring`)
+        self.metrics = runtime_metrics(self, definition.grace_us / 1e6, context.registry or CollectorRegistry())
         self.table = StateTable(
             app,
             runtime=self,
@@ -248,6 +254,7 @@ class WindowedRuntime:
                 active.windows.promise(promise.after_offset, promise.arrived_from, next_offset=active.applied)
         if not await self._results.wait_writable(_LEASE_RECHECK):
             return
+        now = time.time()
         for partition, active in list(self._partitions.items()):
             if active.applied is not None:
                 active.windows.processed(active.applied)
@@ -256,6 +263,7 @@ class WindowedRuntime:
                     await self._write_failed(partition, closed)
                 else:
                     self.stats["windows_closed"] += 1
+                    self.metrics.closed(closed.end, now)
                     await self._write(partition, closed)
 
     async def write_updates(self) -> None:
@@ -296,7 +304,7 @@ class WindowedRuntime:
             failed.set_exception(exc)
             written = failed
         # The window has left the state; until its result is stored, no flush may record that.
-        self._pending.append(_Unstored(partition, written))
+        self._pending.append(_Unstored(partition, written, final=True))
 
     async def _write_failed(self, partition: int, failed: FailedWindow) -> None:
         """Dead-letter a window whose result could not be computed: its key, window and error."""
@@ -369,6 +377,9 @@ class WindowedRuntime:
             batch = list(self._pending)
             outcomes = await asyncio.gather(*(unstored.write for unstored in batch), return_exceptions=True)
             stored = {id(u) for u, out in zip(batch, outcomes, strict=True) if not isinstance(out, BaseException)}
+            finals = [u.final for u in batch if id(u) in stored]
+            self.stats["finals_written"] += sum(finals)
+            self.stats["finals_refused"] += sum(u.final for u in batch) - sum(finals)
             self._pending = [u for u in self._pending if id(u) not in stored]
             failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
             if failures:
@@ -411,6 +422,10 @@ class WindowedRuntime:
 
     def is_active(self, partition: int) -> bool:
         return partition in self._partitions
+
+    def open_windows(self) -> dict[int, PartitionWindows]:
+        """The windows of each partition this worker processes (what /metrics reads)."""
+        return {partition: active.windows for partition, active in self._partitions.items()}
 
     def activate(self, partition: int, restored: Restored) -> None:
         windows = PartitionWindows(self.definition, track_updates=self._update_seconds > 0)

@@ -3,8 +3,8 @@
 Each child runs in a new session (so its own process group): a Ctrl-C in the terminal reaches
 only the supervisor, which then stops the children in the order it chooses. Their output (stdout
 and stderr) is copied line by line into ``<logs>/<name>.log``, and the supervisor can wait for a
-line to appear (a worker's "Worker ready", the web process's URL) with a deadline instead of
-polling a file.
+line to appear (where a worker's ``/metrics`` listens, the web process's URL) with a deadline
+instead of polling a file.
 
 Stopping is SIGTERM to the child, a bounded wait, then SIGKILL to the child's process group:
 the group the supervisor created for it, so nothing else is ever signalled.

@@ -78,6 +78,10 @@ class Settings:
         "DATA_DIR", "./data", Folder(), "where the embedded nats-server and the workers keep their files"
     )
     port: int = setting("PORT", "8080", Integer(minimum=0, maximum=65535), "HTTP port of the web process (0: any free one)")
+    metrics_port: int | None = setting(
+        "METRICS_PORT", "", Integer(minimum=0, maximum=65535),
+        "HTTP port of a worker's /metrics, /healthz and /readyz (unset: none; 0: any free one, printed at start)",
+    )
     ingest_token: Secret | None = setting(
         "INGEST_TOKEN", "", SecretText(), "when set, HTTP ingest requires `Authorization: Bearer <token>`"
     )

@@ -13,13 +13,14 @@ from app.web.ingest import IngestHandler
 from app.web.models import Health, json_response
 from app.web.query import QueryHandlers
 from app.web.services import WebServices
+from app.web.telemetry import WebMetrics
 from bridges.connection import Secret
 
 __all__ = ["ApiHandlers"]
 
 
 class ApiHandlers:
-    """The handlers of one application: ingest, the queries, health, readiness and OpenAPI.
+    """The handlers of one application: ingest, the queries, health, readiness, metrics, OpenAPI.
 
     Args:
         services: the NATS side (started and closed by the caller).
@@ -40,11 +41,14 @@ class ApiHandlers:
     ) -> None:
         self.ingest = IngestHandler(services.sink, token=ingest_token, retry_after=retry_after, clock=clock)
         self.query = QueryHandlers(services.reader, retry_after=retry_after)
+        self.metrics = WebMetrics(services, self.ingest.counts)
         self._services = services
         self._document = document
         self._retry_after = retry_after
 
     async def health(self, request: web.Request) -> web.Response:
+        if not self.metrics.loop.responsive:  # the loop was blocked (its heartbeat is stale)
+            return json_response(503, Health(status="unavailable"))
         return json_response(200, Health(status="ok"))
 
     async def readiness(self, request: web.Request) -> web.Response:

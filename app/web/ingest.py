@@ -23,7 +23,9 @@ from __future__ import annotations
 import hmac
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Final
 
 from aiohttp import web
@@ -34,12 +36,22 @@ from bridges.public.event_sink import EventSink
 from contract.events import InvalidEvents, MalformedJSON, validate_batch
 from tables.errors import BrokenError, ClosedError
 
-__all__ = ["IngestHandler", "MAX_BODY_BYTES"]
+__all__ = ["IngestCounts", "IngestHandler", "MAX_BODY_BYTES"]
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES: Final = 1024 * 1024
 _CHUNK: Final = 64 * 1024
+
+
+@dataclass
+class IngestCounts:
+    """What HTTP ingest did since start, for ``/metrics``: events stored, events the streams held
+    already, and requests refused by the status they were answered with."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    refused: Counter[int] = field(default_factory=Counter)
 
 
 class IngestHandler:
@@ -66,8 +78,15 @@ class IngestHandler:
         self._retry_after = str(retry_after)
         self._max_body = max_body_bytes
         self._clock = clock
+        self.counts = IngestCounts()
 
     async def handle(self, request: web.Request) -> web.Response:
+        response = await self._answer(request)
+        if response.status >= 400:
+            self.counts.refused[response.status] += 1
+        return response
+
+    async def _answer(self, request: web.Request) -> web.Response:
         if self._token is not None and not self._authorized(request):
             return error_response(
                 401, "missing or wrong bearer token", field="Authorization",
@@ -96,6 +115,8 @@ class IngestHandler:
                 503, "NATS is unavailable; retry the whole request later",
                 headers={"Retry-After": self._retry_after},
             )
+        self.counts.accepted += result.accepted
+        self.counts.duplicates += result.duplicates
         return json_response(202, Accepted(accepted=result.accepted, duplicates=result.duplicates))
 
     def _authorized(self, request: web.Request) -> bool:

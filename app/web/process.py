@@ -57,6 +57,7 @@ def make_web_app(
     )
     app = web.Application(middlewares=[drain.middleware] if drain is not None else [])
     add_routes(app, api, ROUTES)
+    api.metrics.attach(app)
     return app
 
 

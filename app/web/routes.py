@@ -144,8 +144,11 @@ ROUTES: Final[tuple[Route[ApiHandlers], ...]] = (
     }),
     Route("GET", "/healthz", lambda api: api.health, {
         "operationId": "health",
-        "summary": "The process is alive",
-        "responses": {"200": _body(_ref("Health"), "alive")},
+        "summary": "The process is alive and its event loop keeps up",
+        "responses": {
+            "200": _body(_ref("Health"), "alive"),
+            "503": _body(_ref("Health"), "the event loop was blocked for 10 s or more"),
+        },
     }),
     Route("GET", "/readyz", lambda api: api.readiness, {
         "operationId": "readiness",
@@ -153,6 +156,14 @@ ROUTES: Final[tuple[Route[ApiHandlers], ...]] = (
         "responses": {
             "200": _body(_ref("Health"), "ready"),
             "503": _body(_ref("Health"), "not ready"),
+        },
+    }),
+    Route("GET", "/metrics", lambda api: api.metrics.handle, {
+        "operationId": "metrics",
+        "summary": "Prometheus metrics: ingest, every group's lag, storage, the process (docs/operations.md)",
+        "responses": {
+            "200": {"description": "the Prometheus text format",
+                    "content": {"text/plain": {"schema": {"type": "string"}}}},
         },
     }),
     Route("GET", "/openapi.json", lambda api: api.openapi, {

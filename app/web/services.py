@@ -95,6 +95,17 @@ class WebServices:
         return self._state
 
     @property
+    def options(self) -> WebOptions:
+        return self._options
+
+    @property
+    def client(self) -> Client:
+        """The NATS connection (for what reads NATS besides the services: /metrics)."""
+        if self._client is None:
+            raise ClosedError("the web services are not open")
+        return self._client
+
+    @property
     def sink(self) -> EventSink:
         if self._sink is None:
             raise ClosedError("the web services are not open")

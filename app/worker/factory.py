@@ -11,6 +11,7 @@ from pathlib import Path
 from types import ModuleType
 
 import faust
+from prometheus_client import CollectorRegistry
 from typing import Any
 
 import agents
@@ -73,8 +74,11 @@ def app_name(agent: str) -> str:
     return Path(agent).stem if agent.endswith(".py") else agent
 
 
-def make_app(name: str, settings: Settings, nats_urls: tuple[str, ...]) -> faust.App:
-    """A faust app for agent ``name`` (or a module file) on the ``nats://`` transport."""
+def make_app(
+    name: str, settings: Settings, nats_urls: tuple[str, ...], *, registry: CollectorRegistry | None = None
+) -> faust.App:
+    """A faust app for agent ``name`` (or a module file) on the ``nats://`` transport; the agent's
+    metrics go to ``registry`` (the worker's ``/metrics``), if given."""
     module = load_agent(name)
     name = app_name(name)
     workers_dir = settings.data_dir / "workers"
@@ -105,6 +109,7 @@ def make_app(name: str, settings: Settings, nats_urls: tuple[str, ...]) -> faust
             register_state=transport_consumer(app).register_state_owner,
             clock=ArrivalClock(transport.session, naming=transport.session.naming, ingest_stream=streams.ingest),
             update_seconds=settings.update_seconds,
+            registry=registry,
         ),
     )
     return app

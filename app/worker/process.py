@@ -7,9 +7,11 @@ import contextlib
 import gc
 
 import faust
+from prometheus_client import CollectorRegistry
 
 from app.settings import Settings
 from app.worker.factory import make_app
+from app.worker.monitoring import WorkerEndpoint, install_sensors
 from bridges.connection import ConnectionSettings, connect
 
 __all__ = ["run_worker"]
@@ -24,6 +26,9 @@ _INTERRUPTED = 130
 
 def run_worker(agent: str, settings: Settings, nats_urls: tuple[str, ...]) -> int:
     """Run until SIGTERM/SIGINT: faust's Worker drains, commits and leaves the group.
+
+    With ``METRICS_PORT`` set, :class:`~app.worker.monitoring.WorkerEndpoint` serves ``/metrics``,
+    ``/healthz`` and ``/readyz`` there for as long as the worker runs.
 
     Returns 130 without a word when Ctrl-C comes while NATS is still being reached.
 
@@ -46,10 +51,20 @@ def run_worker(agent: str, settings: Settings, nats_urls: tuple[str, ...]) -> in
     except BaseException:
         _discard(loop)
         raise
-    app = make_app(agent, settings, nats_urls)
+    services: list[WorkerEndpoint] = []
+    sensors: list[faust.Sensor] = []
+    if settings.metrics_port is None:
+        app = make_app(agent, settings, nats_urls)
+    else:
+        registry = CollectorRegistry()
+        app = make_app(agent, settings, nats_urls, registry=registry)
+        sensors.append(install_sensors(app, registry))
+        services.append(WorkerEndpoint(app, registry, port=settings.metrics_port))
     _tune_gc()
     worker = faust.Worker(
         app,
+        *services,
+        sensors=sensors,
         loglevel=settings.log_level,
         # Output goes where the process's stdout goes; faust would turn prints into log warnings.
         redirect_stdouts=False,

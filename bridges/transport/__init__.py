@@ -16,6 +16,7 @@ here through the ``faust.transports`` entry point, and the ``tracked-memory://``
                          the shared connection, topics as streams, committed offsets in KV, a
                          message's headers, the broker URL's options, undecodable messages, and
                          table storage that resumes
+- ``lag``                each group's lag per partition, read from NATS (for monitoring)
 """
 
 from bridges.transport.driver import Transport

@@ -14,7 +14,6 @@ import contextlib
 import json
 import re
 import signal
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -29,7 +28,7 @@ from bridges.server import NatsServer
 from testkit.oracle import expected_results
 from testkit.faults import Deployment, fault_env, start_web_process
 from testkit.live import HttpTraffic, LiveEvents, assert_results_exact, rfc3339
-from testkit.pipeline import dead_letters, metrics_values, values_match
+from testkit.pipeline import dead_letters, metrics_values, start_metric_worker, values_match
 from testkit.streams import nats_client, stream_count
 from testkit.workers import Workers, poll_until
 
@@ -203,10 +202,10 @@ async def test_a_killed_worker_replays_to_the_same_finals_and_dead_letters(
     env = fault_env(nats_server.url, tmp_path / "data", window=WINDOW, grace=GRACE)
     with Workers(tmp_path / "logs", env) as pool:
         _, url = await start_web_process(pool)
-        steady = pool.spawn([sys.executable, "-m", "app", "worker", str(tmp_path / "steady.py")], name="steady")
-        killed = pool.spawn([sys.executable, "-m", "app", "worker", str(tmp_path / "killed.py")], name="killed")
+        steady = start_metric_worker(pool, str(tmp_path / "steady.py"), name="steady")
+        killed = start_metric_worker(pool, str(tmp_path / "killed.py"), name="killed")
         for worker in (steady, killed):
-            await worker.wait_for_log(r"Worker ready", timeout=90)
+            await worker.wait_ready(timeout=90)
         live = LiveEvents(seed=8, students=40, run="replay")
         on_time: list[dict[str, Any]] = []
         late: list[dict[str, Any]] = []
@@ -226,9 +225,7 @@ async def test_a_killed_worker_replays_to_the_same_finals_and_dead_letters(
                     await poll_until(lambda: _flushed(nats_server.url, "killed"), timeout=60,
                                      what="the killed app to flush open windows")
                     await killed.kill()
-                    killed = pool.spawn(
-                        [sys.executable, "-m", "app", "worker", str(tmp_path / "killed.py")], name="killed-again"
-                    )
+                    killed = start_metric_worker(pool, str(tmp_path / "killed.py"), name="killed-again")
         expected = expected_results(on_time, window_seconds=WINDOW)
         want = {key.split(".", 1)[1]: value for key, value in expected.items() if value["metric"] == "engagement"}
 

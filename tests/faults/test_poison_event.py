@@ -62,8 +62,8 @@ async def test_a_poison_event_is_dead_lettered_with_its_error_and_the_partition_
     env = fault_env(nats_server.url, tmp_path / "data", window=WINDOW, grace=GRACE)
     with Workers(tmp_path / "logs", env) as pool:
         _, url = await start_web_process(pool)
-        worker = pool.spawn([sys.executable, "-m", "app", "worker", str(MODULE)], name="poisoned")
-        await worker.wait_for_log(r"Worker ready", timeout=90)
+        worker = pool.spawn([sys.executable, "-m", "app", "worker", str(MODULE)], name="poisoned", METRICS_PORT="0")
+        await worker.wait_ready(timeout=90)
         live = LiveEvents(seed=44, students=4, run="fine")
         sent: list[dict[str, Any]] = []
         async with aiohttp.ClientSession() as session:

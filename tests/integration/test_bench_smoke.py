@@ -19,7 +19,7 @@ from testkit.workers import REPO
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROWS = [
-    "ceiling", "core", "core-plain", "pipeline-1", "pipeline-2",
+    "ceiling", "core", "core-plain", "pipeline-1", "pipeline-2", "pipeline-1-metrics",
     "trivial-core", "trivial-transport",
     "ingest-raw", "ingest-http-100", "ingest-http-1000", "ingest-nats",
     "query-range-short", "query-range-long", "query-latest-short", "query-latest-long",

@@ -70,7 +70,7 @@ async def test_an_open_window_shows_its_current_value_until_the_final_one_replac
 
     with Workers(tmp_path / "logs", {**env, "METRICS_UPDATE_SECONDS": str(UPDATE_SECONDS)}) as pool:
         worker = start_metric_worker(pool, "engagement")
-        await worker.wait_for_log(r"Worker ready", timeout=60)
+        await worker.wait_ready(timeout=60)
         # strict: a value the typed models refuse fails the watch, and so the test.
         typed = ResultsClient(client, parse_result, strict=True)
         async with typed.watch(metric="engagement", include_existing=False) as results:

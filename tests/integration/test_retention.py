@@ -86,8 +86,8 @@ async def run_once(env: Mapping[str, str], pool: Workers, name: str) -> str:
     try:
         services = WebServices(ConnectionSettings.from_urls(env["NATS_URL"]), WebOptions.from_settings(settings))
         async with services:
-            worker = pool.spawn([sys.executable, "-m", "app", "worker", AGENT], name=name, **env)
-            await worker.wait_for_log(r"Worker ready", timeout=60)
+            worker = pool.spawn([sys.executable, "-m", "app", "worker", AGENT], name=name, METRICS_PORT="0", **env)
+            await worker.wait_ready(timeout=60)
             assert await worker.terminate() == 0, worker.log()[-4000:]
     finally:
         logging.getLogger("bridges.jetstream").removeHandler(handler)
