@@ -68,6 +68,37 @@ def test_nats_url_names_servers_only(url: str) -> None:
     assert "s3cr3t" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("raw", "urls"),
+    [
+        ("localhost:4222", ("nats://localhost:4222",)),
+        ("localhost", ("nats://localhost",)),
+        ("a:4222, tls://b:4222", ("nats://a:4222", "tls://b:4222")),
+        ("nats://[::1]:4222", ("nats://[::1]:4222",)),
+    ],
+)
+def test_a_nats_url_without_a_scheme_is_a_nats_server(raw: str, urls: tuple[str, ...]) -> None:
+    """``host:port`` is how NATS clients spell a server too; the transport needs the scheme."""
+    settings = Settings.from_env({"NATS_URL": raw})
+    assert settings.nats_urls == urls
+    assert settings.connection().servers == tuple(u.replace("tls://", "nats://") for u in urls)
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ("http://localhost:4222", "http:// is not a NATS scheme; use nats://, tls://, ws://, wss:// or host:port alone"),
+        ("localhost:42x", "has an invalid port (0 to 65535)"),
+        ("localhost:70000", "has an invalid port (0 to 65535)"),
+        ("nats://:4222", "names no host"),
+    ],
+)
+def test_a_malformed_nats_url_is_refused_in_one_sentence(raw: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"NATS_URL": raw})
+    assert str(caught.value).startswith(f"Setting 'NATS_URL' has value {raw!r}: {problem}")
+
+
 def test_the_connect_deadline_reaches_the_connection_and_the_broker_url() -> None:
     settings = Settings.from_env({"NATS_URL": "nats://a:4222,nats://b:4222", "NATS_CONNECT_DEADLINE": "7.5"})
     assert settings.connection().connect_deadline == 7.5
