@@ -1,4 +1,9 @@
-"""The parser of ``python -m app``, built from the command modules, and the run of one command."""
+"""The parser of ``python -m app``, built from the command modules, and the run of one command.
+
+Exit status: 0 done; 1 something outside broke (NATS unreachable, say); 2 a setting or an
+argument the command cannot work with (said in one line, before anything waits for NATS where
+the command can tell); 130 Ctrl-C while waiting for NATS.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from typing import Final
 
 from app.cli import demo, nats, simulate, web, worker
 from app.settings import Settings, help_lines
-from tables.errors import StreamsError
+from tables.errors import ConfigError, StreamsError
 
 __all__ = ["COMMANDS", "main"]
 
@@ -50,6 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(COMMANDS[args.command].run(args, settings))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except StreamsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

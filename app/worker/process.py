@@ -9,7 +9,7 @@ import gc
 import faust
 
 from app.settings import Settings
-from app.worker.factory import make_app
+from app.worker.factory import load_agent, make_app
 from bridges.connection import ConnectionSettings, connect
 
 __all__ = ["run_worker"]
@@ -28,10 +28,13 @@ def run_worker(agent: str, settings: Settings, nats_urls: tuple[str, ...]) -> in
     Returns 130 without a word when Ctrl-C comes while NATS is still being reached.
 
     Raises:
+        ConfigError: ``agent`` names no agent (or its module has no ``build``); said before NATS
+            is waited for, so a typo is reported at once.
         BrokenError: NATS could not be reached (or refused the credentials) within
             ``NATS_CONNECT_DEADLINE``; the CLI prints it as one line. The loop made for faust
             is closed and unset first.
     """
+    module = load_agent(agent)
     # faust reports a NATS it cannot reach as a crash of its start-up, tracebacks and all:
     # reach it first, on the loop faust then runs on, so that case is one clear error.
     loop = asyncio.new_event_loop()
@@ -46,7 +49,7 @@ def run_worker(agent: str, settings: Settings, nats_urls: tuple[str, ...]) -> in
     except BaseException:
         _discard(loop)
         raise
-    app = make_app(agent, settings, nats_urls)
+    app = make_app(agent, settings, nats_urls, module=module)
     _tune_gc()
     worker = faust.Worker(
         app,

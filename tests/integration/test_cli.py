@@ -1,0 +1,49 @@
+"""``python -m app`` as a user meets it when something is wrong: one clear line, the right exit
+status, and no waiting for a NATS that will never matter.
+
+No nats-server: where a command would reach for NATS, ``NATS_URL`` names a closed port with a
+long connect deadline, so a command that waited for it would time out the test.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bridges.server import free_port
+from testkit.workers import REPO
+
+pytestmark = pytest.mark.integration
+
+
+def run_app(*args: str, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args], cwd=REPO, env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+def unreachable_nats(tmp_path: Path) -> dict[str, str]:
+    return {
+        "NATS_URL": f"nats://127.0.0.1:{free_port()}", "NATS_CONNECT_DEADLINE": "600",
+        "DATA_DIR": str(tmp_path / "data"),
+    }
+
+
+def test_a_mistyped_agent_is_reported_at_once_with_the_available_ones(tmp_path: Path) -> None:
+    done = run_app("worker", "engagment", env=unreachable_nats(tmp_path), timeout=20)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == [
+        "error: Argument 'agent' has value 'engagment': unknown agent; known: engagement, outcomes, "
+        "progression, or a path to a .py file (did you mean engagement?)"
+    ]
+
+
+def test_a_nats_url_with_a_foreign_scheme_is_one_line_naming_nats_url(tmp_path: Path) -> None:
+    done = run_app("web", env={"NATS_URL": "http://localhost:4222", "DATA_DIR": str(tmp_path / "data")})
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("error: Setting 'NATS_URL' has value 'http://localhost:4222': http:// is not a NATS scheme")
