@@ -43,7 +43,8 @@ class Settings:
     """Every setting of the program, in the order ``--help`` and the README list them."""
 
     nats_urls: tuple[str, ...] = setting(
-        "NATS_URL", "", ServerUrls(), "the NATS servers; unset: start an embedded nats-server"
+        "NATS_URL", "", ServerUrls(),
+        "the NATS servers; unset: nats://127.0.0.1:4222, where `python -m app nats` listens (the demo runs its own)",
     )
     nats_connect_deadline: float = setting(
         "NATS_CONNECT_DEADLINE", "60", Seconds(minimum=1),
@@ -151,11 +152,6 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         return cls(**{f.name: f.metadata[SETTING].read(env) for f in fields(cls)})
-
-    @property
-    def embedded_nats(self) -> bool:
-        """No NATS_URL: run against a nats-server started by this program."""
-        return not self.nats_urls
 
     @property
     def events_limits(self) -> Limits:

@@ -47,3 +47,26 @@ def test_a_nats_url_with_a_foreign_scheme_is_one_line_naming_nats_url(tmp_path: 
     assert done.returncode == 2
     (line,) = done.stderr.splitlines()
     assert line.startswith("error: Setting 'NATS_URL' has value 'http://localhost:4222': http:// is not a NATS scheme")
+
+
+@pytest.mark.parametrize(
+    ("command", "says"),
+    [
+        ("worker", "NATS: the servers of NATS_URL, or nats://127.0.0.1:4222 when it is unset"),
+        ("web", "NATS: the servers of NATS_URL, or nats://127.0.0.1:4222 when it is unset"),
+        ("simulate", "--nats-url wins over NATS_URL; the servers of NATS_URL, or nats://127.0.0.1:4222"),
+        ("demo", "Start a nats-server of its own (any free port, store in DATA_DIR/nats; NATS_URL is not used)"),
+        ("nats", "NATS_URL is not read by this command"),
+    ],
+)
+def test_each_command_s_help_says_how_it_finds_nats(command: str, says: str) -> None:
+    shown = " ".join(run_app(command, "--help", env={"COLUMNS": "1000"}).stdout.split())
+    assert says in shown
+    if command in ("worker", "web", "simulate"):
+        assert "this command starts no nats-server of its own" in shown
+
+
+def test_the_settings_in_help_do_not_promise_an_embedded_server() -> None:
+    shown = run_app("--help", env={"COLUMNS": "400"}).stdout
+    (line,) = [line for line in shown.splitlines() if line.strip().startswith("NATS_URL ")]
+    assert "unset: nats://127.0.0.1:4222, where `python -m app nats` listens (the demo runs its own)" in line
