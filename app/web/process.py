@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import logging
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from app.web.openapi import openapi_document
 from app.web.routes import ROUTES, add_routes
 from app.web.services import WebOptions, WebServices
 from bridges.connection import Secret
+from tables.errors import ConfigError
 
 __all__ = ["make_web_app", "run_web", "serve_web"]
 
@@ -88,7 +90,7 @@ async def serve_web(
         await runner.setup()
         site = web.TCPSite(runner, host, settings.port)
         try:
-            await site.start()
+            await _listen(site, host, settings.port)
             port = runner.addresses[0][1]
             on_listening(f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}")  # noqa: S104
             await until
@@ -100,6 +102,21 @@ async def serve_web(
             await runner.cleanup()
         # Leaving the block: the sink waits for outstanding acknowledgements, NATS is drained.
     log.info("stopped")
+
+
+async def _listen(site: web.TCPSite, host: str, port: int) -> None:
+    """Start listening, or say in one sentence why not (a busy port is a setting to change, not a
+    crash to print a traceback for)."""
+    try:
+        await site.start()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            problem = "is taken: another program listens there. Stop it, or set PORT to a free port (PORT=0 picks one)"
+        elif exc.errno == errno.EACCES:
+            problem = "needs privileges this process does not have; use a port above 1023"
+        else:
+            problem = f"cannot be listened on at {host}: {exc.strerror or exc}"
+        raise ConfigError("PORT", str(port), problem) from None
 
 
 async def run_web(settings: Settings, nats_urls: tuple[str, ...]) -> int:

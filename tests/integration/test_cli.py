@@ -7,13 +7,15 @@ long connect deadline, so a command that waited for it would time out the test.
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from bridges.server import free_port
+from bridges.server import NatsServer, free_port
 from testkit.workers import REPO
 
 pytestmark = pytest.mark.integration
@@ -47,6 +49,19 @@ def test_a_nats_url_with_a_foreign_scheme_is_one_line_naming_nats_url(tmp_path: 
     assert done.returncode == 2
     (line,) = done.stderr.splitlines()
     assert line.startswith("error: Setting 'NATS_URL' has value 'http://localhost:4222': http:// is not a NATS scheme")
+
+
+async def test_web_on_a_busy_port_says_so_in_one_line_and_exits_2(tmp_path: Path, nats_server: NatsServer) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        env = {"NATS_URL": nats_server.url, "PORT": str(port), "DATA_DIR": str(tmp_path / "data")}
+        done = await asyncio.to_thread(run_app, "web", env=env, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        f"error: Setting 'PORT' has value '{port}': is taken: another program listens there. "
+        "Stop it, or set PORT to a free port (PORT=0 picks one)"
+    )
 
 
 @pytest.mark.parametrize(
