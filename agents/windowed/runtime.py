@@ -151,7 +151,10 @@ class WindowedRuntime:
         except InvalidEventError as exc:
             await self._reject("invalid", partition, place, raw, str(exc), event)
         except Exception as exc:  # noqa: BLE001 - a poison event must not stop the partition
-            log.exception("%s: event %s@%s raised", self.definition.name, self._events_topic, place)
+            log.exception(
+                "%s: event %s@%s raised", self.definition.name, self._events_topic, place,
+                extra={"metric": self.definition.name, "partition": partition},
+            )
             await self._reject("error", partition, place, raw, f"{type(exc).__name__}: {exc}", event)
         else:
             if isinstance(outcome, Counted):
@@ -284,7 +287,10 @@ class WindowedRuntime:
     async def _write(self, partition: int, closed: ClosedWindow) -> None:
         address = result_address(closed)
         if address is None:
-            log.error("%s: key %r cannot name a KV key; result not written", closed.metric, closed.key)
+            log.error(
+                "%s: key %r cannot name a KV key; result not written", closed.metric, closed.key,
+                extra={"metric": closed.metric, "partition": partition, "key": closed.key},
+            )
             self.stats["unwritable"] += 1
             return
         kv_key, subject = address
@@ -304,6 +310,8 @@ class WindowedRuntime:
         log.error(
             "%s: window %s [%s, %s) failed and goes to deadletter.error.%s: %s",
             failed.metric, failed.key, rfc3339(failed.start), rfc3339(failed.end), failed.metric, failed.error,
+            extra={"metric": failed.metric, "partition": partition, "key": failed.key,
+                   "window": f"{rfc3339(failed.start)}/{rfc3339(failed.end)}"},
         )
         key_id = ".".join([failed.metric, *failed.key.values(), str(int(failed.start))])
         written = await self._results.dead_letter(
@@ -428,6 +436,7 @@ class WindowedRuntime:
             "%s: partition %d resumes at offset %s with %d open windows (%d to repair)",
             self.definition.name, partition, marker.src if marker else "start",
             len(restored.items), len(restored.repairs),
+            extra={"metric": self.definition.name, "partition": partition},
         )
 
     def deactivate(self, partition: int) -> None:
@@ -449,6 +458,7 @@ class WindowedRuntime:
         log.info(
             "%s: partition %d %s at offset %s, flushed up to %s",
             self.definition.name, partition, why, active.applied, active.flushed,
+            extra={"metric": self.definition.name, "partition": partition},
         )
 
     def changelog_offset(self, partition: int) -> int | None:

@@ -8,13 +8,13 @@ the command can tell); 130 Ctrl-C while waiting for NATS.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Final
 
 from app.cli import demo, nats, simulate, web, worker
+from app.logs import configure_logging, say
 from app.settings import Settings, help_lines
 from tables.errors import ConfigError, StreamsError
 
@@ -50,14 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StreamsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format)
     try:
         return int(COMMANDS[args.command].run(args, settings))
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say(f"error: {exc}", logger="app", level="error", file=sys.stderr)
         return 2
     except StreamsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say(f"error: {exc}", logger="app", level="error", file=sys.stderr)
         return 1

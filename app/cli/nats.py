@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Final
 
+from app.logs import say
 from app.settings import Settings
 from app.signals import until_signalled
 from bridges.server import NatsServer
@@ -42,6 +43,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _serve_nats(port: int, store: Path) -> int:
     async with NatsServer(store, port=port) as server:
-        print(f"nats-server with JetStream at {server.url} (store {store}); Ctrl-C stops it", flush=True)
+        say(f"nats-server with JetStream at {server.url} (store {store}); Ctrl-C stops it", logger=__name__)
         await until_signalled()
     return 0

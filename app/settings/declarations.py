@@ -96,6 +96,10 @@ class Settings:
     log_level: str = setting(
         "LOG_LEVEL", "info", Choice(("debug", "info", "warning", "error")), "how much the processes log"
     )
+    log_format: str = setting(
+        "LOG_FORMAT", "text", Choice(("text", "json")),
+        "how the processes write logs: lines for people, or one JSON object per line",
+    )
     # Retention (docs/operations.md has the table): durations are seconds or 30s, 15m, 12h, 7d;
     # sizes are bytes or 512M, 10G, 1T (powers of 1024), -1 for no byte limit.
     events_retention: float = setting(

@@ -25,6 +25,7 @@ from typing import Final
 from aiohttp import web
 
 from app.dashboard import add_dashboard
+from app.logs import say
 from app.settings import Settings
 from app.signals import until_signalled
 from app.web.draining import RequestDrain
@@ -127,7 +128,7 @@ async def run_web(settings: Settings, nats_urls: tuple[str, ...]) -> int:
     await asyncio.sleep(0)
 
     def announce(url: str) -> None:
-        print(f"web listening on {url} (NATS {', '.join(nats_urls)}); Ctrl-C stops it", flush=True)
+        say(f"web listening on {url} (NATS {', '.join(nats_urls)}); Ctrl-C stops it", logger=__name__)
 
     try:
         await serve_web(settings, nats_urls, until=stopping, on_listening=announce)

@@ -56,8 +56,15 @@ def run_worker(agent: str, settings: Settings, nats_urls: tuple[str, ...]) -> in
         loglevel=settings.log_level,
         # Output goes where the process's stdout goes; faust would turn prints into log warnings.
         redirect_stdouts=False,
+        # Logging is app.logs' (LOG_LEVEL, LOG_FORMAT), configured by the CLI.
         override_logging=False,
+        # No console messages of faust's own ("-INT- -INT- ..." on Ctrl-C, "OK ^" when ready):
+        # the logs say the same ("Worker ready"), in the format asked for.
+        quiet=True,
     )
+    # Nor its spinner, which writes cursor escape codes even where stdout is a file; without it
+    # faust logs "Ready" instead.
+    worker.spinner = None
     worker.execute_from_commandline()
     return 0
 
