@@ -36,7 +36,7 @@ Inside ``app``, a package per process or command, and four leaf modules every on
 - ``settings/``   the one frozen settings object, each setting declared once (variable,
                   default, bounds, meaning); ``signals`` waiting for SIGINT/SIGTERM;
                   ``logs`` how every process logs (LOG_FORMAT: text or JSON lines);
-                  ``access`` the bearer tokens' check (constant time), for ingest and reads
+                  ``access`` who may read (READ_TOKEN, READ_ACCESS) and the tokens' check
 """
 
 __all__: list[str] = []

@@ -20,7 +20,9 @@ from app.settings.kinds import (
     Duration,
     ExistingFile,
     Folder,
+    Host,
     Integer,
+    ObjectPath,
     SecretText,
     Seconds,
     ServerUrls,
@@ -78,9 +80,21 @@ class Settings:
     data_dir: Path = setting(
         "DATA_DIR", "./data", Folder(), "where the embedded nats-server and the workers keep their files"
     )
+    host: str = setting(
+        "HOST", "127.0.0.1", Host(),
+        "address the web process listens on (0.0.0.0: every interface; set INGEST_TOKEN and READ_TOKEN then)",
+    )
     port: int = setting("PORT", "8080", Integer(minimum=0, maximum=65535), "HTTP port of the web process (0: any free one)")
     ingest_token: Secret | None = setting(
         "INGEST_TOKEN", "", SecretText(), "when set, HTTP ingest requires `Authorization: Bearer <token>`"
+    )
+    read_token: Secret | None = setting(
+        "READ_TOKEN", "", SecretText(),
+        "when set, the query API and the dashboard require `Authorization: Bearer <token>` (the dashboard: once)",
+    )
+    read_access: str | None = setting(
+        "READ_ACCESS", "", ObjectPath(),
+        "who may read which student: a ReadAccess object of the deployment's (docs/operations.md), instead of READ_TOKEN",
     )
     window_seconds: int = setting(
         "METRICS_WINDOW_SECONDS", "60", Integer(minimum=1), "tumbling window size of the learning metrics, in seconds"
@@ -151,6 +165,9 @@ class Settings:
             raise ConfigError("NATS_PASSWORD", Secret("x"), "needs NATS_USER as well")
         if (self.nats_tls_cert is None) != (self.nats_tls_key is None):
             raise ConfigError("NATS_TLS_CERT", self.nats_tls_cert, "and NATS_TLS_KEY go together")
+        if self.read_access is not None and self.read_token is not None:
+            # One decider of which tokens may read: a hook that wants READ_TOKEN too reads it itself.
+            raise ConfigError("READ_ACCESS", self.read_access, "and READ_TOKEN exclude each other: set one")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

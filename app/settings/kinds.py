@@ -24,8 +24,10 @@ __all__ = [
     "Duration",
     "ExistingFile",
     "Folder",
+    "Host",
     "Integer",
     "Kind",
+    "ObjectPath",
     "Refused",
     "SETTING",
     "Seconds",
@@ -298,6 +300,38 @@ class ServerUrls:
                 raise Refused("names no host", shown=given)
             urls.append(url)
         return tuple(urls)
+
+
+@dataclass(frozen=True)
+class Host:
+    """An address or host name to listen on, without a port (the port has its own setting)."""
+
+    strip: ClassVar[bool] = True
+    empty: ClassVar[None] = None
+    bounds: ClassVar[str] = "an IP address or host name"
+
+    def parse(self, text: str) -> str:
+        host = text[1:-1] if text.startswith("[") and text.endswith("]") else text  # [::1] as in URLs
+        if "/" in host or any(c.isspace() for c in host) or not host:
+            raise Refused("must be an IP address or host name, without a scheme or path")
+        if host.count(":") == 1:  # IPv6 addresses have two or more
+            raise Refused("must be an address without a port (PORT sets the port)")
+        return host
+
+
+@dataclass(frozen=True)
+class ObjectPath:
+    """Where to find a Python object: ``package.module:attribute``, imported by who uses it."""
+
+    strip: ClassVar[bool] = True
+    empty: ClassVar[None] = None
+    bounds: ClassVar[str] = "package.module:attribute"
+
+    def parse(self, text: str) -> str:
+        module, colon, attribute = text.partition(":")
+        if not colon or not all(part.isidentifier() for part in (*module.split("."), attribute)):
+            raise Refused("must be package.module:attribute (an importable module and a name in it)")
+        return text
 
 
 def _range(minimum: float | None, maximum: float | None) -> str:

@@ -18,12 +18,14 @@ import asyncio
 import dataclasses
 import errno
 import logging
+import socket
 import time
 from collections.abc import Callable
 from typing import Final
 
 from aiohttp import web
 
+from app.access import ReadAccess, ReadGuard, TokenAccess, exposure_warnings, load_read_access
 from app.dashboard import add_dashboard
 from app.logs import say
 from app.settings import Settings
@@ -47,11 +49,13 @@ def make_web_app(
     services: WebServices,
     *,
     ingest_token: Secret | None = None,
+    read_guard: ReadGuard | None = None,
     clock: Callable[[], float] = time.time,
     drain: RequestDrain | None = None,
 ) -> web.Application:
     """The aiohttp application over started :class:`WebServices` (which it does not own), with
-    the routes of :data:`app.web.routes.ROUTES`.
+    the routes of :data:`app.web.routes.ROUTES`, the read routes behind ``read_guard`` (None:
+    reads are open).
 
     With ``drain``, its middleware counts requests so a shutdown can wait for them.
     """
@@ -59,7 +63,7 @@ def make_web_app(
         services, document=openapi_document(), ingest_token=ingest_token, retry_after=_RETRY_AFTER, clock=clock
     )
     app = web.Application(middlewares=[drain.middleware] if drain is not None else [])
-    add_routes(app, api, ROUTES)
+    add_routes(app, api, ROUTES, guard=read_guard or ReadGuard(None))
     return app
 
 
@@ -69,18 +73,26 @@ async def serve_web(
     *,
     until: asyncio.Future[object],
     on_listening: Callable[[str], None] = lambda url: None,
-    host: str = "0.0.0.0",  # noqa: S104 - a web process is meant to be reached
     shutdown_timeout: float = 30.0,
 ) -> None:
-    """Serve until ``until`` is done, then shut down as the module docstring says.
+    """Serve on ``HOST``:``PORT`` until ``until`` is done, then shut down as the module docstring says.
 
     ``on_listening`` is told the URL once requests are accepted (``PORT=0`` picks a free port).
+    Listening beyond loopback with ingest or reads open logs a warning for each.
+
+    Raises:
+        ConfigError: ``READ_ACCESS`` names nothing usable (before NATS is reached), or the port
+            cannot be listened on.
     """
+    host = settings.host
+    guard = ReadGuard(_read_access(settings))
+    for warning in exposure_warnings(host, ingest_open=settings.ingest_token is None, reads_open=guard.open):
+        log.warning("%s", warning)
     options = dataclasses.replace(WebOptions.from_settings(settings), stop_timeout=shutdown_timeout)
     services = WebServices(settings.connection(nats_urls), options)
     drain = RequestDrain(retry_after=_RETRY_AFTER)
     async with services:
-        app = make_web_app(services, ingest_token=settings.ingest_token, drain=drain)
+        app = make_web_app(services, ingest_token=settings.ingest_token, read_guard=guard, drain=drain)
         # The dashboard's pages are not the API (the OpenAPI document describes the route table,
         # make_web_app's routes), so they are added here, where the web process is put together.
         dashboard = add_dashboard(
@@ -92,8 +104,7 @@ async def serve_web(
         site = web.TCPSite(runner, host, settings.port)
         try:
             await _listen(site, host, settings.port)
-            port = runner.addresses[0][1]
-            on_listening(f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}")  # noqa: S104
+            on_listening(_url(host, runner.addresses[0][1]))
             await until
             log.info("stopping: finishing in-flight requests and NATS ingest")
             await dashboard.close()  # open event streams end now instead of holding the drain
@@ -105,12 +116,30 @@ async def serve_web(
     log.info("stopped")
 
 
+def _read_access(settings: Settings) -> ReadAccess | None:
+    """Who may read: the deployment's READ_ACCESS, else READ_TOKEN, else anyone (None)."""
+    if settings.read_access is not None:
+        return load_read_access(settings.read_access)
+    return TokenAccess(settings.read_token) if settings.read_token is not None else None
+
+
+def _url(host: str, port: int) -> str:
+    """Where a browser on this machine reaches a server listening on ``host``."""
+    every = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104 - every interface: loopback is one
+    shown = every.get(host, host)
+    return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+
+
 async def _listen(site: web.TCPSite, host: str, port: int) -> None:
     """Start listening, or say in one sentence why not (a busy port is a setting to change, not a
     crash to print a traceback for)."""
     try:
         await site.start()
+    except socket.gaierror:
+        raise ConfigError("HOST", host, "is not a host name this machine can resolve") from None
     except OSError as exc:
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise ConfigError("HOST", host, "is not an address of this machine") from None
         if exc.errno == errno.EADDRINUSE:
             problem = "is taken: another program listens there. Stop it, or set PORT to a free port (PORT=0 picks one)"
         elif exc.errno == errno.EACCES:
