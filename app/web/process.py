@@ -96,7 +96,8 @@ async def serve_web(
         # The dashboard's pages are not the API (the OpenAPI document describes the route table,
         # make_web_app's routes), so they are added here, where the web process is put together.
         dashboard = add_dashboard(
-            app, services.reader, window_seconds=settings.window_seconds, grace_seconds=settings.grace_seconds
+            app, services.reader, guard=guard,
+            window_seconds=settings.window_seconds, grace_seconds=settings.grace_seconds,
         )
         # What is still running after the drain gets one more second before aiohttp cancels it.
         runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
