@@ -14,7 +14,7 @@ __all__ = ["DESCRIPTION", "HELP", "add_arguments", "run"]
 
 HELP: Final = "HTTP ingest and query API, and the NATS ingest consumer (PORT)"
 DESCRIPTION: Final = (
-    "Serve HTTP ingest, the query API and the dashboard on PORT, and consume NATS ingest. "
+    "Serve HTTP ingest, the query API and the dashboard on HOST:PORT, and consume NATS ingest. "
     + NATS_FROM_SETTINGS
 )
 

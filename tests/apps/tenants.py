@@ -1,8 +1,9 @@
-"""A per-tenant read access, as a deployment supplies one: ``READ_ACCESS=tests.apps.tenants:access``.
+"""A per-tenant read access: each token reads the students of one school.
 
-Each token reads the students of one school. The tokens and their students come from the JSON
-file named by ``TENANTS_FILE`` (``{"<token>": ["<student_id>", ...], ...}``), read once when the
-web process imports this module; without the file no token reads anything.
+Supplied with ``READ_ACCESS=<this module>:access`` (the tests: ``tests.apps.tenants:access``). The
+tokens and their students come from the JSON file named by ``TENANTS_FILE``
+(``{"<token>": ["<student_id>", ...], ...}``), read once when the web process imports this
+module; without the file no token reads anything.
 """
 
 from __future__ import annotations
