@@ -83,6 +83,25 @@ async def test_without_the_read_token_reads_answer_401_and_with_it_200(nats_serv
             assert (await http.get(path)).status == 200, path
 
 
+async def test_the_read_token_is_compared_by_ingest_s_constant_time_check(
+    nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import app.access as access
+
+    compared: list[tuple[bytes, bytes]] = []
+    real = access.hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(access.hmac, "compare_digest", spy)
+    async with web_app(nats_server.url, TokenAccess(Secret(TOKEN))) as http:
+        await http.get("/v1/metrics/engagement/s0001", headers=bearer("nope"))
+        await http.get("/dashboard", headers=bearer("nope2"))
+    assert compared == [(b"nope", TOKEN.encode()), (b"nope2", TOKEN.encode())]
+
+
 async def test_the_dashboard_takes_the_token_once_and_keeps_it_in_a_cookie(nats_server: NatsServer) -> None:
     async with nats_client(nats_server.url) as client, web_app(nats_server.url, TokenAccess(Secret(TOKEN))) as http:
         await put_results(client, RESULTS)
