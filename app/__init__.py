@@ -5,7 +5,7 @@ Layout — imports point one way (tests/unit/test_architecture.py holds the code
     app  ->  agents, bridges  ->  contract  ->  tables
 
     app:      __main__ -> cli -> worker, web, demo, simulator;  web -> dashboard;
-              worker, web -> monitoring;  each of them -> settings, signals (leaf modules)
+              worker, web -> monitoring;  each of them -> settings, signals, logs, access (leaf modules)
     bridges:  public -> transport -> group -> connection, jetstream, naming, server;
               of bridges, only public imports contract (the faust driver is reusable)
     dev-only: tests -> benchmarks -> testkit -> the product, which imports none of them
@@ -25,7 +25,7 @@ Layout — imports point one way (tests/unit/test_architecture.py holds the code
                 The only folder that imports ``nats``.
 - ``app``       this package: reads settings once at the edge and wires the rest together.
 
-Inside ``app``, a package per process or command, and two leaf modules every one may use:
+Inside ``app``, a package per process or command, and four leaf modules every one may use:
 
 - ``cli/``        ``python -m app <command>``, one module per command
 - ``worker/``     a metric worker: the faust App factory and the worker process
@@ -35,7 +35,9 @@ Inside ``app``, a package per process or command, and two leaf modules every one
 - ``demo/``       the demo: every process at once, supervised
 - ``simulator/``  a simulated class sending events
 - ``settings/``   the one frozen settings object, each setting declared once (variable,
-                  default, bounds, meaning); ``signals`` waiting for SIGINT/SIGTERM
+                  default, bounds, meaning); ``signals`` waiting for SIGINT/SIGTERM;
+                  ``logs`` how every process logs (LOG_FORMAT: text or JSON lines);
+                  ``access`` who may read (READ_TOKEN, READ_ACCESS) and the tokens' check
 """
 
 __all__: list[str] = []

@@ -18,7 +18,7 @@ import ssl
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any
+from typing import Any, Final
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import faust.auth
@@ -30,6 +30,7 @@ from tables.errors import BrokenError, ConfigError
 __all__ = [
     "ConnectionSettings",
     "NatsCredentials",
+    "SCHEMES",
     "Secret",
     "connect",
     "disconnect",
@@ -39,7 +40,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
-_SCHEMES = {"nats", "tls", "ws", "wss"}
+#: the URL schemes a NATS server is reached by (tls: nats with TLS required)
+SCHEMES: Final = frozenset({"nats", "tls", "ws", "wss"})
 
 
 @dataclass(frozen=True)
@@ -158,9 +160,9 @@ class ConnectionSettings:
                 parts.port  # noqa: B018 - raises ValueError on a bad port
             except ValueError:
                 raise ConfigError("NATS_URL", redact_url(url), "has an invalid port") from None
-            if parts.scheme not in _SCHEMES:
+            if parts.scheme not in SCHEMES:
                 raise ConfigError(
-                    "NATS_URL", redact_url(url), f"scheme must be one of {sorted(_SCHEMES)}"
+                    "NATS_URL", redact_url(url), f"scheme must be one of {sorted(SCHEMES)}"
                 )
             if not parts.hostname:
                 raise ConfigError("NATS_URL", redact_url(url), "has no host")

@@ -15,8 +15,6 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable
-from dataclasses import dataclass, field
 from typing import Any
 
 import faust
@@ -24,8 +22,15 @@ from mode import Service
 from prometheus_client import CollectorRegistry
 
 from agents.windowed.context import AgentContext, ArrivalClock, ResultWriter
-from agents.windowed.documents import failed_document, result_address, result_document, rfc3339, strict_json
+from agents.windowed.documents import (
+    failed_document,
+    result_address,
+    result_document,
+    rfc3339,
+    strict_json,
+)
 from agents.windowed.monitoring import runtime_metrics
+from agents.windowed.partitions import ActivePartition, UnstoredWrite, Wakeup
 from agents.windowed.state_table import SRC_HEADER, StateTable
 from tables import (
     ClosedError,
@@ -59,31 +64,6 @@ _FAILING_BACKOFF = 5.0
 _LEASE_RECHECK = 1.0
 
 
-@dataclass(eq=False)
-class _Unstored:
-    """A result or dead letter handed to the writer, not yet known to be stored."""
-
-    partition: int
-    write: Awaitable[None]
-    #: a window's final result (else a dead letter): counted as written or refused
-    final: bool = False
-
-
-@dataclass
-class _Active:
-    """A partition this worker processes: its windows and where they stand."""
-
-    windows: PartitionWindows
-    #: source offset the in-memory state reflects (the next event to apply); None: from the start
-    applied: int | None
-    #: source offset of the last completed flush
-    flushed: int | None
-    #: keys the first flush must rewrite (see tables.changelog)
-    repairs: dict[str, Any] = field(default_factory=dict)
-    #: offset of this worker's last marker in the changelog
-    changelog_offset: int | None = None
-
-
 class WindowedRuntime:
     """One windowed metric in one worker (see the module docstring)."""
 
@@ -97,10 +77,10 @@ class WindowedRuntime:
         if self._update_seconds and isinstance(definition.window, Session):
             log.info("%s: session windows have no provisional values (a session's start can move)", definition.name)
             self._update_seconds = 0.0
-        self._partitions: dict[int, _Active] = {}
+        self._partitions: dict[int, ActivePartition] = {}
         #: results and dead letters not yet stored: no flush records anything past them
-        self._pending: list[_Unstored] = []
-        self._wake = _Wakeup()
+        self._pending: list[UnstoredWrite] = []
+        self._wake = Wakeup()
         self._marker_key = f"{definition.name}.marker".encode()
         self.stats: Counter[str] = Counter()
         #: read by /metrics with ``stats`` (see :mod:`agents.windowed.monitoring`)
@@ -145,7 +125,7 @@ class WindowedRuntime:
         active.applied = offset + 1
 
     async def _add(
-        self, partition: int, active: _Active, event: Any, arrived_at: float, place: str, raw: bytes | None
+        self, partition: int, active: ActivePartition, event: Any, arrived_at: float, place: str, raw: bytes | None
     ) -> None:
         """Add one event; ``place`` names it in dead letters (partition:offset[.index in its batch]).
 
@@ -157,7 +137,10 @@ class WindowedRuntime:
         except InvalidEventError as exc:
             await self._reject("invalid", partition, place, raw, str(exc), event)
         except Exception as exc:  # noqa: BLE001 - a poison event must not stop the partition
-            log.exception("%s: event %s@%s raised", self.definition.name, self._events_topic, place)
+            log.exception(
+                "%s: event %s@%s raised", self.definition.name, self._events_topic, place,
+                extra={"metric": self.definition.name, "partition": partition},
+            )
             await self._reject("error", partition, place, raw, f"{type(exc).__name__}: {exc}", event)
         else:
             if isinstance(outcome, Counted):
@@ -181,7 +164,7 @@ class WindowedRuntime:
             reason=reason,
             msg_id=f"{kind}:{metric}:{place}",
         )
-        self._pending.append(_Unstored(partition, written))
+        self._pending.append(UnstoredWrite(partition, written))
 
     # -- closing ------------------------------------------------------------------------------
 
@@ -292,7 +275,10 @@ class WindowedRuntime:
     async def _write(self, partition: int, closed: ClosedWindow) -> None:
         address = result_address(closed)
         if address is None:
-            log.error("%s: key %r cannot name a KV key; result not written", closed.metric, closed.key)
+            log.error(
+                "%s: key %r cannot name a KV key; result not written", closed.metric, closed.key,
+                extra={"metric": closed.metric, "partition": partition, "key": closed.key},
+            )
             self.stats["unwritable"] += 1
             return
         kv_key, subject = address
@@ -304,7 +290,7 @@ class WindowedRuntime:
             failed.set_exception(exc)
             written = failed
         # The window has left the state; until its result is stored, no flush may record that.
-        self._pending.append(_Unstored(partition, written, final=True))
+        self._pending.append(UnstoredWrite(partition, written, final=True))
 
     async def _write_failed(self, partition: int, failed: FailedWindow) -> None:
         """Dead-letter a window whose result could not be computed: its key, window and error."""
@@ -312,6 +298,8 @@ class WindowedRuntime:
         log.error(
             "%s: window %s [%s, %s) failed and goes to deadletter.error.%s: %s",
             failed.metric, failed.key, rfc3339(failed.start), rfc3339(failed.end), failed.metric, failed.error,
+            extra={"metric": failed.metric, "partition": partition, "key": failed.key,
+                   "window": f"{rfc3339(failed.start)}/{rfc3339(failed.end)}"},
         )
         key_id = ".".join([failed.metric, *failed.key.values(), str(int(failed.start))])
         written = await self._results.dead_letter(
@@ -320,7 +308,7 @@ class WindowedRuntime:
             reason=failed.error,
             msg_id=f"window-error:{key_id}",
         )
-        self._pending.append(_Unstored(partition, written))
+        self._pending.append(UnstoredWrite(partition, written))
 
     # -- the state owner protocol (called by the consumer) -------------------------------------
 
@@ -390,7 +378,7 @@ class WindowedRuntime:
                 raise failures[0]
 
     async def _flush_partition(
-        self, partition: int, active: _Active, src: int | None, changes: dict[str, Any], flushed_at_us: int
+        self, partition: int, active: ActivePartition, src: int | None, changes: dict[str, Any], flushed_at_us: int
     ) -> None:
         if src is None or (not changes and src == active.flushed):
             return
@@ -432,7 +420,7 @@ class WindowedRuntime:
         marker = restored.marker
         if marker is not None:
             windows.load(restored.items)
-        self._partitions[partition] = _Active(
+        self._partitions[partition] = ActivePartition(
             windows=windows,
             applied=marker.src if marker else None,
             flushed=marker.src if marker else None,
@@ -443,6 +431,7 @@ class WindowedRuntime:
             "%s: partition %d resumes at offset %s with %d open windows (%d to repair)",
             self.definition.name, partition, marker.src if marker else "start",
             len(restored.items), len(restored.repairs),
+            extra={"metric": self.definition.name, "partition": partition},
         )
 
     def deactivate(self, partition: int) -> None:
@@ -460,34 +449,13 @@ class WindowedRuntime:
         for partition, active in sorted(self._partitions.items()):
             self._report(partition, active, why)
 
-    def _report(self, partition: int, active: _Active, why: str) -> None:
+    def _report(self, partition: int, active: ActivePartition, why: str) -> None:
         log.info(
             "%s: partition %d %s at offset %s, flushed up to %s",
             self.definition.name, partition, why, active.applied, active.flushed,
+            extra={"metric": self.definition.name, "partition": partition},
         )
 
     def changelog_offset(self, partition: int) -> int | None:
         active = self._partitions.get(partition)
         return active.changelog_offset if active is not None else None
-
-
-
-class _Wakeup:
-    """An event that can be waited on with a timeout, created on the running loop when needed."""
-
-    def __init__(self) -> None:
-        self._event: asyncio.Event | None = None
-
-    def set(self) -> None:
-        if self._event is not None:
-            self._event.set()
-
-    async def wait(self, timeout: float) -> None:
-        if self._event is None:
-            self._event = asyncio.Event()
-        try:
-            async with asyncio.timeout(timeout):
-                await self._event.wait()
-        except TimeoutError:
-            pass
-        self._event.clear()

@@ -25,7 +25,6 @@ from app.dashboard.state import (
     MIN_FINISHED_LEVELS,
     STRUGGLE_BELOW,
     STRUGGLE_WINDOWS,
-    ClassState,
     Series,
     StudentState,
     Window,
@@ -34,6 +33,7 @@ from app.dashboard.state import (
 __all__ = [
     "ROWS_ID",
     "SUMMARY_ID",
+    "login_page",
     "overview_page",
     "panels_id",
     "row_id",
@@ -138,9 +138,9 @@ def student_row(student: StudentState) -> Markup:
     )
 
 
-def summary(state: ClassState) -> Markup:
-    students = state.students
-    struggling = state.struggling()
+def summary(students: Sequence[StudentState]) -> Markup:
+    """The line above the table, over ``students`` (those the reader may see)."""
+    struggling = [student for student in students if student.struggle() is not None]
     if students:
         names = join((_student_link(s.student_id) for s in struggling), ", ")
         text = join([f"{len(struggling)} of {len(students)} students struggling", *([": ", names] if names else [])])
@@ -151,15 +151,16 @@ def summary(state: ClassState) -> Markup:
     )
 
 
-def overview_page(state: ClassState, *, window_seconds: int, grace_seconds: int) -> Markup:
+def overview_page(students: Sequence[StudentState], *, window_seconds: int, grace_seconds: int) -> Markup:
+    """The classroom: a row for each of ``students`` (those the reader may see), by id."""
     body = render(
         "overview/body.html",
-        summary=summary(state),
+        summary=summary(students),
         rule=RULE,
         window_seconds=window_seconds,
         grace_seconds=grace_seconds,
         rows_id=ROWS_ID,
-        rows=join(student_row(student) for student in state.students),
+        rows=join(student_row(student) for student in students),
     )
     return _page("Classroom - learning-streams", "/dashboard/stream", body)
 def _slots(student: StudentState, window_seconds: int) -> list[int]:
@@ -214,6 +215,12 @@ def student_panels(student: StudentState, *, window_seconds: int) -> Markup:
         status="Struggling: " + "; ".join(struggle.reasons) if struggle else "On track.",
         sections=join(sections),
     )
+
+
+def login_page(next_path: str, message: str) -> Markup:
+    """The form that takes a read token once (it is then kept in a cookie) and goes on to
+    ``next_path``."""
+    return render("login.html", static=STATIC, next=next_path, message=message)
 
 
 def student_page(student: StudentState, *, window_seconds: int) -> Markup:

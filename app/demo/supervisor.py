@@ -46,6 +46,7 @@ import aiohttp
 
 from app.demo.children import Child, ChildExited
 from app.demo.status import Counts, StreamCounts, parse_report, status_line
+from app.logs import say
 from app.settings import Settings
 from bridges.connection import connect
 from bridges.server import NatsServer
@@ -66,7 +67,7 @@ _READY_POLL: Final = 0.2
 
 
 def _say(message: str) -> None:
-    print(message, flush=True)
+    say(message, logger=__name__)
 
 
 class _Stopped(Exception):
@@ -182,7 +183,7 @@ class _Demo:
             env,
         )  # fmt: skip
         await self.simulator.start()
-        await self.signals.unless_stopped(self.simulator.wait_for(r"^simulate: \d+ students", _START_TIMEOUT))
+        await self.signals.unless_stopped(self.simulator.wait_for(r"simulate: \d+ students", _START_TIMEOUT))
         _say(
             f"up    {'simulator':<12} pid {self.simulator.pid:<8} {self.students} students, {self.rate:g} events/s: "
             f"valid ones over HTTP, repeats and invalid ones over NATS, some late  (log {self.simulator.log_path})"

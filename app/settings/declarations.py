@@ -20,7 +20,9 @@ from app.settings.kinds import (
     Duration,
     ExistingFile,
     Folder,
+    Host,
     Integer,
+    ObjectPath,
     SecretText,
     Seconds,
     ServerUrls,
@@ -43,7 +45,8 @@ class Settings:
     """Every setting of the program, in the order ``--help`` and the README list them."""
 
     nats_urls: tuple[str, ...] = setting(
-        "NATS_URL", "", ServerUrls(), "the NATS servers; unset: start an embedded nats-server"
+        "NATS_URL", "", ServerUrls(),
+        "the NATS servers; unset: nats://127.0.0.1:4222, where `python -m app nats` listens (the demo runs its own)",
     )
     nats_connect_deadline: float = setting(
         "NATS_CONNECT_DEADLINE", "60", Seconds(minimum=1),
@@ -77,6 +80,10 @@ class Settings:
     data_dir: Path = setting(
         "DATA_DIR", "./data", Folder(), "where the embedded nats-server and the workers keep their files"
     )
+    host: str = setting(
+        "HOST", "127.0.0.1", Host(),
+        "address the web process listens on (0.0.0.0: every interface; set INGEST_TOKEN and READ_TOKEN then)",
+    )
     port: int = setting("PORT", "8080", Integer(minimum=0, maximum=65535), "HTTP port of the web process (0: any free one)")
     metrics_port: int | None = setting(
         "METRICS_PORT", "", Integer(minimum=0, maximum=65535),
@@ -84,6 +91,14 @@ class Settings:
     )
     ingest_token: Secret | None = setting(
         "INGEST_TOKEN", "", SecretText(), "when set, HTTP ingest requires `Authorization: Bearer <token>`"
+    )
+    read_token: Secret | None = setting(
+        "READ_TOKEN", "", SecretText(),
+        "when set, the query API and the dashboard require `Authorization: Bearer <token>` (the dashboard: once)",
+    )
+    read_access: str | None = setting(
+        "READ_ACCESS", "", ObjectPath(),
+        "who may read which student: a ReadAccess object of the deployment's (docs/operations.md), instead of READ_TOKEN",
     )
     window_seconds: int = setting(
         "METRICS_WINDOW_SECONDS", "60", Integer(minimum=1), "tumbling window size of the learning metrics, in seconds"
@@ -98,6 +113,10 @@ class Settings:
     )
     log_level: str = setting(
         "LOG_LEVEL", "info", Choice(("debug", "info", "warning", "error")), "how much the processes log"
+    )
+    log_format: str = setting(
+        "LOG_FORMAT", "text", Choice(("text", "json")),
+        "how the processes write logs: lines for people, or one JSON object per line",
     )
     # Retention (docs/operations.md has the table): durations are seconds or 30s, 15m, 12h, 7d;
     # sizes are bytes or 512M, 10G, 1T (powers of 1024), -1 for no byte limit.
@@ -150,16 +169,14 @@ class Settings:
             raise ConfigError("NATS_PASSWORD", Secret("x"), "needs NATS_USER as well")
         if (self.nats_tls_cert is None) != (self.nats_tls_key is None):
             raise ConfigError("NATS_TLS_CERT", self.nats_tls_cert, "and NATS_TLS_KEY go together")
+        if self.read_access is not None and self.read_token is not None:
+            # One decider of which tokens may read: a hook that wants READ_TOKEN too reads it itself.
+            raise ConfigError("READ_ACCESS", self.read_access, "and READ_TOKEN exclude each other: set one")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         return cls(**{f.name: f.metadata[SETTING].read(env) for f in fields(cls)})
-
-    @property
-    def embedded_nats(self) -> bool:
-        """No NATS_URL: run against a nats-server started by this program."""
-        return not self.nats_urls
 
     @property
     def events_limits(self) -> Limits:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import ClassVar, Final, Generic, Protocol, TypeVar
 from urllib.parse import urlsplit
 
-from bridges.connection import Secret
+from bridges.connection import SCHEMES, Secret
 from bridges.limits import DAY, MIB, UNLIMITED, format_duration, parse_duration, parse_size
 from tables.errors import ConfigError
 
@@ -24,8 +24,10 @@ __all__ = [
     "Duration",
     "ExistingFile",
     "Folder",
+    "Host",
     "Integer",
     "Kind",
+    "ObjectPath",
     "Refused",
     "SETTING",
     "Seconds",
@@ -259,29 +261,77 @@ class Size:
 @dataclass(frozen=True)
 class ServerUrls:
     """NATS server URLs, comma-separated, naming servers only (credentials and options have
-    their own settings)."""
+    their own settings). A bare ``host:port`` is a ``nats://`` server, as NATS clients take it."""
 
     strip: ClassVar[bool] = True
     empty: ClassVar[tuple[str, ...]] = ()
-    bounds: ClassVar[str] = "scheme://host:port, comma-separated"
+    bounds: ClassVar[str] = "host:port or scheme://host:port, comma-separated"
 
     def parse(self, text: str) -> tuple[str, ...]:
-        urls = tuple(u.strip() for u in text.split(",") if u.strip())
-        for url in urls:
-            if "@" in url:
+        urls = []
+        for given in (u.strip() for u in text.split(",")):
+            if not given:
+                continue
+            if "@" in given:
                 raise Refused(
                     "must not contain credentials; use NATS_USER/NATS_PASSWORD or NATS_TOKEN", shown="<redacted>"
                 )
+            url = given if "://" in given else f"nats://{given}"
             parts = urlsplit(url)
             if parts.path not in ("", "/") or "?" in url or "#" in url:
                 # The transport's options come from their own settings (NATS_PREFIX,
                 # SESSION_TIMEOUT, ...): a second source could disagree between processes.
                 # The options are not shown: one could be a token.
                 raise Refused(
-                    "must name servers only (scheme://host:port), without a path or ?options",
+                    "must name servers only (host:port or scheme://host:port), without a path or ?options",
                     shown=f"{parts.scheme}://{parts.netloc}{parts.path}?...",
                 )
-        return urls
+            if parts.scheme not in SCHEMES:
+                raise Refused(
+                    f"{parts.scheme}:// is not a NATS scheme; use {', '.join(f'{s}://' for s in sorted(SCHEMES))} "
+                    "or host:port alone (nats://)",
+                    shown=given,
+                )
+            try:
+                parts.port  # noqa: B018 - raises ValueError on a bad port
+            except ValueError:
+                raise Refused("has an invalid port (0 to 65535)", shown=given) from None
+            if not parts.hostname:
+                raise Refused("names no host", shown=given)
+            urls.append(url)
+        return tuple(urls)
+
+
+@dataclass(frozen=True)
+class Host:
+    """An address or host name to listen on, without a port (the port has its own setting)."""
+
+    strip: ClassVar[bool] = True
+    empty: ClassVar[None] = None
+    bounds: ClassVar[str] = "an IP address or host name"
+
+    def parse(self, text: str) -> str:
+        host = text[1:-1] if text.startswith("[") and text.endswith("]") else text  # [::1] as in URLs
+        if "/" in host or any(c.isspace() for c in host) or not host:
+            raise Refused("must be an IP address or host name, without a scheme or path")
+        if host.count(":") == 1:  # IPv6 addresses have two or more
+            raise Refused("must be an address without a port (PORT sets the port)")
+        return host
+
+
+@dataclass(frozen=True)
+class ObjectPath:
+    """Where to find a Python object: ``package.module:attribute``, imported by who uses it."""
+
+    strip: ClassVar[bool] = True
+    empty: ClassVar[None] = None
+    bounds: ClassVar[str] = "package.module:attribute"
+
+    def parse(self, text: str) -> str:
+        module, colon, attribute = text.partition(":")
+        if not colon or not all(part.isidentifier() for part in (*module.split("."), attribute)):
+            raise Refused("must be package.module:attribute (an importable module and a name in it)")
+        return text
 
 
 def _range(minimum: float | None, maximum: float | None) -> str:

@@ -20,7 +20,6 @@ Checks, in the order a request meets them (the first that fails answers):
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 from collections import Counter
@@ -30,6 +29,7 @@ from typing import Final
 
 from aiohttp import web
 
+from app.access import BearerToken, bearer_token
 from app.web.models import Accepted, error_response, errors_response, json_response
 from bridges.connection import Secret
 from bridges.public.event_sink import EventSink
@@ -74,7 +74,7 @@ class IngestHandler:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._sink = sink
-        self._token = token.value.encode() if token is not None else None
+        self._token = BearerToken(token) if token is not None else None
         self._retry_after = str(retry_after)
         self._max_body = max_body_bytes
         self._clock = clock
@@ -121,12 +121,8 @@ class IngestHandler:
 
     def _authorized(self, request: web.Request) -> bool:
         assert self._token is not None
-        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-        # The scheme is case-insensitive (RFC 7235); the token is compared in constant time:
-        # compare_digest takes as long for any two values of one length (the length of the
-        # right answer is not a secret worth more code to hide).
-        given = credentials.encode("utf-8", "surrogateescape")
-        return scheme.lower() == "bearer" and hmac.compare_digest(given, self._token)
+        given = bearer_token(request.headers)
+        return given is not None and self._token.matches(given)
 
     async def _read_body(self, request: web.Request) -> bytes | None:
         """The body, or None as soon as it exceeds the limit (the rest is never read)."""

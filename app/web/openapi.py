@@ -134,7 +134,15 @@ def _document() -> dict[str, Any]:
                     "type": "http",
                     "scheme": "bearer",
                     "description": "required by POST /v1/events when the server sets INGEST_TOKEN",
-                }
+                },
+                "readAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": (
+                        "required by the query API (and the dashboard) when the server sets READ_TOKEN, "
+                        "or READ_ACCESS (a deployment's own tokens, which may each read some students only)"
+                    ),
+                },
             },
         },
     }

@@ -7,6 +7,10 @@ OpenAPI's own words. :func:`add_routes` builds the aiohttp router from the table
 operations refer to by name, from the pydantic models). aiohttp and OpenAPI spell path
 parameters alike (``{student_id}``), so one path serves both.
 
+A route whose operation lists :data:`READ_SECURITY` is guarded by the read access
+(:class:`~app.access.ReadGuard`: ``READ_TOKEN`` or the deployment's ``READ_ACCESS``): what the
+document says a route requires is what :func:`add_routes` enforces.
+
 The dashboard's pages are not the API: :func:`app.dashboard.add_dashboard` adds them.
 """
 
@@ -19,13 +23,15 @@ from typing import Any, Final, Generic, TypeVar
 
 from aiohttp import web
 
+from app.access import ReadGuard, bearer_token
 from app.web.handlers import ApiHandlers
+from app.web.models import error_response
 from app.web.ingest import MAX_BODY_BYTES
 from bridges.public.metrics_reader import MAX_KEYED_WINDOWS
 from contract.events import MAX_BATCH_EVENTS
 from contract.names import ID_PATTERN, METRIC_NAMES
 
-__all__ = ["ROUTES", "Route", "SCHEMA_REF", "add_routes", "openapi_paths"]
+__all__ = ["READ_SECURITY", "ROUTES", "Route", "SCHEMA_REF", "add_routes", "openapi_paths"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: what a table's handlers are picked from (:class:`~app.web.handlers.ApiHandlers` for ROUTES)
@@ -66,6 +72,13 @@ _RETRY_AFTER: Final = {
     "Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer", "minimum": 0}}
 }
 _UNAVAILABLE: Final = _error("NATS is unavailable", headers=_RETRY_AFTER)
+
+#: the security requirement of the read routes (none while reads are open: hence also {})
+READ_SECURITY: Final = {"readAuth": []}
+_READ_REFUSALS: Final = {
+    "401": _error("READ_TOKEN (or READ_ACCESS) is set and the bearer token is missing or wrong"),
+    "403": _error("the token may not read this student (READ_ACCESS decides)"),
+}
 
 
 def _metric_parameters(*, with_range: bool) -> list[dict[str, Any]]:
@@ -124,8 +137,10 @@ ROUTES: Final[tuple[Route[ApiHandlers], ...]] = (
             "the bucket holds for the student is read."
         ),
         "parameters": _metric_parameters(with_range=True),
+        "security": [{}, READ_SECURITY],
         "responses": {
             "200": _body(_ref("Windows"), "the windows, ordered by start"),
+            **_READ_REFUSALS,
             "404": _error("unknown metric"),
             "422": _error("an invalid id, time or parameter"),
             "503": _UNAVAILABLE,
@@ -135,8 +150,10 @@ ROUTES: Final[tuple[Route[ApiHandlers], ...]] = (
         "operationId": "latestWindow",
         "summary": "The final window with the largest start",
         "parameters": _metric_parameters(with_range=False),
+        "security": [{}, READ_SECURITY],
         "responses": {
             "200": _body(_ref("MetricResult"), "the newest final window"),
+            **_READ_REFUSALS,
             "404": _error("unknown metric, or no final window yet"),
             "422": _error("an invalid id or parameter"),
             "503": _UNAVAILABLE,
@@ -174,14 +191,36 @@ ROUTES: Final[tuple[Route[ApiHandlers], ...]] = (
 )
 
 
-def add_routes(app: web.Application, api: A, routes: tuple[Route[A], ...]) -> None:
+def add_routes(app: web.Application, api: A, routes: tuple[Route[A], ...], *, guard: ReadGuard) -> None:
     """Route each of ``routes`` to its handler in ``api`` (a GET answers HEAD too, as aiohttp's
-    ``add_get`` does)."""
+    ``add_get`` does), behind ``guard`` where its operation lists :data:`READ_SECURITY`."""
     for route in routes:
+        handler = route.handler(api)
+        if READ_SECURITY in route.operation.get("security", ()):
+            handler = _guarded(handler, guard)
         if route.method == "GET":
-            app.router.add_get(route.path, route.handler(api))
+            app.router.add_get(route.path, handler)
         else:
-            app.router.add_route(route.method, route.path, route.handler(api))
+            app.router.add_route(route.method, route.path, handler)
+
+
+def _guarded(handler: Handler, guard: ReadGuard) -> Handler:
+    """``handler`` behind ``guard``: 401 without a valid bearer token, 403 when the path's
+    ``student_id`` is not the token's to read; the handler answers everything else."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        reader = guard.reader(bearer_token(request.headers))
+        if reader is None:
+            return error_response(
+                401, "missing or wrong bearer token", field="Authorization",
+                headers={"WWW-Authenticate": 'Bearer realm="read"'},
+            )
+        student_id = request.match_info.get("student_id")
+        if student_id is not None and guard.refuses(reader, student_id):
+            return error_response(403, "this token may not read this student", field="student_id")
+        return await handler(request)
+
+    return guarded
 
 
 def openapi_paths(routes: tuple[Route[Any], ...] = ROUTES) -> dict[str, Any]:

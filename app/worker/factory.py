@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
 import os
@@ -50,8 +51,11 @@ def load_agent(name: str) -> ModuleType:
     elif name in agent_names():
         module = importlib.import_module(f"agents.{name}")
     else:
+        close = difflib.get_close_matches(name, agent_names(), n=1)
         raise ConfigError(
-            "agent", name, f"unknown agent; known: {', '.join(agent_names())}, or a path to a .py file",
+            "agent", name,
+            f"unknown agent; known: {', '.join(agent_names())}, or a path to a .py file"
+            + (f" (did you mean {close[0]}?)" if close else ""),
             kind="Argument",
         )
     if not callable(getattr(module, "build", None)):
@@ -75,11 +79,19 @@ def app_name(agent: str) -> str:
 
 
 def make_app(
-    name: str, settings: Settings, nats_urls: tuple[str, ...], *, registry: CollectorRegistry | None = None
+    name: str,
+    settings: Settings,
+    nats_urls: tuple[str, ...],
+    *,
+    module: ModuleType | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> faust.App:
-    """A faust app for agent ``name`` (or a module file) on the ``nats://`` transport; the agent's
-    metrics go to ``registry`` (the worker's ``/metrics``), if given."""
-    module = load_agent(name)
+    """A faust app for agent ``name`` (or a module file) on the ``nats://`` transport.
+
+    ``module`` is the agent's, when the caller loaded it already (:func:`load_agent`); the
+    agent's metrics go to ``registry`` (the worker's ``/metrics``), if given.
+    """
+    module = module or load_agent(name)
     name = app_name(name)
     workers_dir = settings.data_dir / "workers"
     workers_dir.mkdir(parents=True, exist_ok=True)  # faust creates only the last level

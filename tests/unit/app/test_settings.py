@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from app.settings import SETTINGS, VARIABLES, Setting, Settings, help_lines
+from bridges.connection import Secret
 from bridges.limits import Limits, parse_duration, parse_size
 from bridges.transport.options import TransportOptions
 from tables.errors import ConfigError
@@ -66,6 +67,72 @@ def test_nats_url_names_servers_only(url: str) -> None:
         Settings.from_env({"NATS_URL": url})
     assert "NATS_URL" in str(caught.value) and "without a path or ?options" in str(caught.value)
     assert "s3cr3t" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "urls"),
+    [
+        ("localhost:4222", ("nats://localhost:4222",)),
+        ("localhost", ("nats://localhost",)),
+        ("a:4222, tls://b:4222", ("nats://a:4222", "tls://b:4222")),
+        ("nats://[::1]:4222", ("nats://[::1]:4222",)),
+    ],
+)
+def test_a_nats_url_without_a_scheme_is_a_nats_server(raw: str, urls: tuple[str, ...]) -> None:
+    """``host:port`` is how NATS clients spell a server too; the transport needs the scheme."""
+    settings = Settings.from_env({"NATS_URL": raw})
+    assert settings.nats_urls == urls
+    assert settings.connection().servers == tuple(u.replace("tls://", "nats://") for u in urls)
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ("http://localhost:4222", "http:// is not a NATS scheme; use nats://, tls://, ws://, wss:// or host:port alone"),
+        ("localhost:42x", "has an invalid port (0 to 65535)"),
+        ("localhost:70000", "has an invalid port (0 to 65535)"),
+        ("nats://:4222", "names no host"),
+    ],
+)
+def test_a_malformed_nats_url_is_refused_in_one_sentence(raw: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"NATS_URL": raw})
+    assert str(caught.value).startswith(f"Setting 'NATS_URL' has value {raw!r}: {problem}")
+
+
+@pytest.mark.parametrize(("raw", "host"), [(None, "127.0.0.1"), ("0.0.0.0", "0.0.0.0"), ("::", "::"),
+                                          ("[::1]", "::1"), ("web.internal", "web.internal")])  # fmt: skip
+def test_host_is_an_address_or_a_name(raw: str | None, host: str) -> None:
+    assert Settings.from_env({} if raw is None else {"HOST": raw}).host == host
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ("0.0.0.0:8080", "must be an address without a port (PORT sets the port)"),
+        ("http://0.0.0.0", "must be an IP address or host name, without a scheme or path"),
+        ("[]", "must be an IP address or host name, without a scheme or path"),
+    ],
+)
+def test_a_bad_host_names_the_variable(raw: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"HOST": raw})
+    assert str(caught.value) == f"Setting 'HOST' has value {raw!r}: {problem}"
+
+
+@pytest.mark.parametrize("raw", ["tenants", "tenants:", ":access", "my-tenants:access", "tenants:a.b"])
+def test_read_access_names_a_module_and_an_attribute(raw: str) -> None:
+    with pytest.raises(ConfigError, match="READ_ACCESS.*must be package.module:attribute"):
+        Settings.from_env({"READ_ACCESS": raw})
+    assert Settings.from_env({"READ_ACCESS": "school.access:tenants"}).read_access == "school.access:tenants"
+
+
+def test_read_access_and_read_token_exclude_each_other() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"READ_ACCESS": "school.access:tenants", "READ_TOKEN": "tok-1"})
+    assert "READ_ACCESS" in str(caught.value) and "exclude each other" in str(caught.value)
+    assert "tok-1" not in str(caught.value)
+    assert Settings.from_env({"READ_TOKEN": "tok-1"}).read_token == Secret("tok-1")
 
 
 def test_the_connect_deadline_reaches_the_connection_and_the_broker_url() -> None:
