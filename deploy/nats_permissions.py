@@ -19,8 +19,8 @@ Roles (each also gets only its own reply inboxes, ``_INBOX_<role>.>``; set NATS_
   changelogs, and writes its metrics' results, result subjects and dead letters - it cannot
   write events, nor read the raw INGEST stream or the dead letters (it reads only the INGEST
   stream's info: its oldest message's time is what the arrival clock needs);
-- ``reader`` (dashboards, adaptive services) reads the metrics bucket, the RESULTS stream and
-  ``results.>``, and nothing else.
+- ``reader`` (dashboards, adaptive services) reads the metrics bucket, the RESULTS stream (and
+  acknowledges what its durable consumers deliver) and ``results.>``, and nothing else.
 """
 
 from __future__ import annotations
@@ -124,7 +124,9 @@ def permissions(role: str, prefix: str, partitions: int, agents: Sequence[str]) 
         # missing (a reader may start first); creating an existing one changes nothing.
         pub = [f"{_API}.INFO", *_stream_admin("KV_metrics", update=False), *_stream_reader("KV_metrics")]
         pub += [*_stream_admin(f"{upper}_RESULTS", update=False), *_stream_reader(f"{upper}_RESULTS"),
-                f"$JS.FC.{upper}_RESULTS.>", "$JS.FC.KV_metrics.>"]
+                f"$JS.FC.{upper}_RESULTS.>", "$JS.FC.KV_metrics.>",
+                # acks of a durable consumer of results, which keeps a service's place (docs/client.md)
+                f"$JS.ACK.{upper}_RESULTS.>"]
         return sorted(set(pub)), [inbox, "results.>"]
     raise ValueError(f"unknown role {role!r}; known: {', '.join(ROLES)}")
 

@@ -31,7 +31,8 @@ from app.settings.kinds import (
     Text,
     setting,
 )
-from bridges.connection import ConnectionSettings, NatsCredentials, Secret
+from bridges.connection import ConnectionSettings, Secret
+from bridges.credentials import NatsCredentials
 from bridges.limits import Limits, format_duration
 from bridges.public.event_sink import DEDUPE_WINDOW
 from bridges.public.streams import PublicLimits, PublicStreams
