@@ -416,7 +416,7 @@ class PartitionWindows:
         for window in updated:
             try:
                 results.append(self._result(window, OpenWindowResult))
-            except Exception:  # noqa: BLE001 - a user aggregator or finalize; see close_due
+            except Exception:  # noqa: BLE001, S112 - a user aggregator or finalize; closing reports it
                 continue
         return results
 
@@ -478,7 +478,7 @@ class PartitionWindows:
             raise ValueError(f"value {problem} is not a finite number")
         return kind(
             metric=self._definition.name,
-            key=dict(zip(self._definition.key_fields, window.key)),
+            key=dict(zip(self._definition.key_fields, window.key, strict=True)),
             start=from_micros(window.start_us),
             end=from_micros(window.end_us),
             events=window.events,
@@ -488,7 +488,7 @@ class PartitionWindows:
     def _failed(self, window: OpenWindow, error: Exception) -> FailedWindow:
         return FailedWindow(
             metric=self._definition.name,
-            key=dict(zip(self._definition.key_fields, window.key)),
+            key=dict(zip(self._definition.key_fields, window.key, strict=True)),
             start=from_micros(window.start_us),
             end=from_micros(window.end_us),
             events=window.events,

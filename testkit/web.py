@@ -53,5 +53,7 @@ async def running_web(
     services = WebServices(ConnectionSettings.from_urls(nats_url), options, clock=clock)
     async with services:
         app = make_web_app(services, ingest_token=Secret(token) if token else None, clock=clock)
-        async with TestServer(app) as server, TestClient(server) as http:
-            yield WebHarness(http, services, nats_url)
+        async with TestServer(app) as server:
+            http: TestClient[Any, Any] = TestClient(server)
+            async with http:
+                yield WebHarness(http, services, nats_url)

@@ -160,7 +160,7 @@ class WebServices:
         if self._ingest is None or not self._ingest.running:
             return False
         try:
-            await client.flush(timeout=self._options.ready_timeout)
+            await client.flush(timeout=self._options.ready_timeout)  # type: ignore[arg-type]  # seconds, float
         except Exception:  # noqa: BLE001 - any failure to answer is "not ready"
             return False
         return True

@@ -230,7 +230,7 @@ class GroupCoordinator:
         for task in self._tasks:
             try:
                 await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001, S110 - stopping; each task logs its own
                 pass
         try:
             await self._keeper.leave()

@@ -88,7 +88,7 @@ class ArrivalClock:
         names = [self._naming.stream(topic, partition) for partition in partitions]
         infos = await asyncio.gather(*(_stream_info(client, name) for name in names))
         promises: dict[int, Promise] = {}
-        for partition, info in zip(partitions, infos):
+        for partition, info in zip(partitions, infos, strict=True):
             if info is None:
                 continue
             bound = _timestamp(info["ts"])

@@ -258,7 +258,7 @@ class EventSink:
             raise BrokenError(
                 f"JetStream acknowledged {len(done)} of {len(futures)} batches of events within {self._ack_deadline}s"
             )
-        duplicates = sum(size for future, size in zip(futures, sizes) if future.result().duplicate)
+        duplicates = sum(size for future, size in zip(futures, sizes, strict=True) if future.result().duplicate)
         return SinkResult(len(events) - duplicates, duplicates + repeated)
 
     def _batches(self, events: Sequence[IngestEvent], encoded: list[bytes]) -> list[tuple[int, list[int]]]:

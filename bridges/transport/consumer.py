@@ -182,7 +182,7 @@ class Consumer(FetchingConsumer):
         protocol = ConsumerProtocolMemberAssignment.decode(raw)
         tps = {TP(topic, p) for topic, partitions in protocol.assignment for p in partitions}
         self.app.consumer_generation_id = generation
-        self.app.assignor.on_assignment(protocol)
+        self.app.assignor.on_assignment(protocol)  # type: ignore[attr-defined]  # see group/assign.py
         await self._take(tps, generation)
         await self.on_partitions_assigned(tps, generation)
 
@@ -422,7 +422,8 @@ class _Listener:
         return tuple(sorted(self._consumer._subscription))
 
     def metadata(self) -> bytes:
-        return cast(bytes, self._consumer.app.assignor.metadata(self._consumer._subscription).encode())
+        assignor = self._consumer.app.assignor
+        return cast(bytes, assignor.metadata(self._consumer._subscription).encode())  # type: ignore[attr-defined]
 
     async def on_revoke(self) -> None:
         await self._consumer._revoke()

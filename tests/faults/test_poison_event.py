@@ -75,7 +75,7 @@ async def test_a_poison_event_is_dead_lettered_with_its_error_and_the_partition_
                 async with session.post(f"{url}/v1/events", json={"events": batch}) as response:
                     assert response.status == 202, await response.text()
                 sent.extend(batch)
-                await poll_until(lambda: worker.log_count("raised") >= 4 * (round_ + 1), timeout=30,
+                await poll_until(lambda target=4 * (round_ + 1): worker.log_count("raised") >= target, timeout=30,
                                  what="the worker to reach the poison events")
         expected = expected_counts(sent)
 
