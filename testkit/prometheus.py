@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
@@ -25,7 +25,7 @@ class Samples(Mapping[tuple[str, frozenset[tuple[str, str]]], float]):
     def __getitem__(self, key: tuple[str, frozenset[tuple[str, str]]]) -> float:
         return self._values[key]
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[tuple[str, frozenset[tuple[str, str]]]]:
         return iter(self._values)
 
     def __len__(self) -> int:

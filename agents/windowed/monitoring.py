@@ -64,7 +64,9 @@ class RuntimeView(Protocol):
     """What the collector reads of a runtime (:class:`~agents.windowed.runtime.WindowedRuntime`)."""
 
     definition: MetricDefinition
-    stats: Mapping[str, int]
+
+    @property
+    def stats(self) -> Mapping[str, int]: ...
 
     def open_windows(self) -> Mapping[int, PartitionWindows]: ...
 

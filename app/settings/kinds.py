@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Final, Generic, Protocol, TypeVar
+from typing import ClassVar, Final, Generic, Protocol, TypeVar, cast
 from urllib.parse import urlsplit
 
 from bridges.connection import SCHEMES, Secret
@@ -74,7 +74,7 @@ class Kind(Protocol[T_co]):
     def strip(self) -> bool: ...
 
     @property
-    def empty(self) -> T_co: ...
+    def empty(self) -> T_co | None: ...
 
     @property
     def bounds(self) -> str: ...
@@ -356,14 +356,14 @@ class Setting(Generic[T]):
     meaning: str
 
     @property
-    def default_value(self) -> T:
+    def default_value(self) -> T | None:
         return self.kind.parse(self.default) if self.default else self.kind.empty
 
     @property
     def shown_default(self) -> str:
         return self.default or "unset"
 
-    def read(self, environ: Mapping[str, str]) -> T:
+    def read(self, environ: Mapping[str, str]) -> T | None:
         """The value ``environ`` gives this setting: its default when unset or blank."""
         raw = environ.get(self.name, "")
         text = raw.strip() if self.kind.strip else raw
@@ -378,4 +378,6 @@ class Setting(Generic[T]):
 def setting(name: str, default: str, kind: Kind[T], meaning: str) -> T:
     """A field of :class:`Settings` read from the environment variable ``name``."""
     declared = Setting(name, default, kind, meaning)
-    return field(default=declared.default_value, metadata={SETTING: declared})
+    # dataclasses' idiom: the field object stands in for the value it defaults to (None only for
+    # a setting declared optional, with no default)
+    return cast(T, field(default=declared.default_value, metadata={SETTING: declared}))

@@ -74,7 +74,7 @@ _RETRY_AFTER: Final = {
 _UNAVAILABLE: Final = _error("NATS is unavailable", headers=_RETRY_AFTER)
 
 #: the security requirement of the read routes (none while reads are open: hence also {})
-READ_SECURITY: Final = {"readAuth": []}
+READ_SECURITY: Final[dict[str, list[str]]] = {"readAuth": []}
 _READ_REFUSALS: Final = {
     "401": _error("READ_TOKEN (or READ_ACCESS) is set and the bearer token is missing or wrong"),
     "403": _error("the token may not read this student (READ_ACCESS decides)"),

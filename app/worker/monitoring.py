@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import faust
 from aiohttp import web
@@ -63,7 +63,7 @@ class RebalanceSensor(faust.Sensor):
 
 def readiness(app: faust.App) -> tuple[bool, dict[str, Any]]:
     """Whether the worker's partitions are assigned and recovered, and what ``/readyz`` says."""
-    recovered = app.tables.recovery.completed.is_set()
+    recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]  # TableManager's
     ready = recovered and not app.rebalancing and not app.in_recovery and not app.should_stop
     body: dict[str, Any] = {"status": "ok" if ready else "unavailable"}
     if ready:
@@ -91,7 +91,7 @@ def group_lag(app: faust.App) -> Callable[[], Any]:
     async def read() -> list[PartitionLag]:
         nonlocal reader
         if reader is None:
-            session = getattr(app.transport, "session")  # the nats:// transport's
+            session = cast(Any, app.transport).session  # the nats:// transport's (faust's type has none)
             reader = LagReader(session.js, session.naming, EVENTS_TOPIC, groups=[app.conf.id])
         return await reader.read()
 

@@ -100,7 +100,7 @@ def test_a_malformed_nats_url_is_refused_in_one_sentence(raw: str, problem: str)
     assert str(caught.value).startswith(f"Setting 'NATS_URL' has value {raw!r}: {problem}")
 
 
-@pytest.mark.parametrize(("raw", "host"), [(None, "127.0.0.1"), ("0.0.0.0", "0.0.0.0"), ("::", "::"),
+@pytest.mark.parametrize(("raw", "host"), [(None, "127.0.0.1"), ("0.0.0.0", "0.0.0.0"), ("::", "::"),  # noqa: S104
                                           ("[::1]", "::1"), ("web.internal", "web.internal")])  # fmt: skip
 def test_host_is_an_address_or_a_name(raw: str | None, host: str) -> None:
     assert Settings.from_env({} if raw is None else {"HOST": raw}).host == host
