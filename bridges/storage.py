@@ -170,7 +170,7 @@ class StorageState:
 
     def _leave(self) -> None:
         log.warning(
-            "%s: storage has room again after %.1fs (%d writes refused meanwhile); resuming",
+            "%s: storage has room again after %.1fs (writes refused meanwhile: %d); resuming",
             self._what, self.seconds(), self.refusals,
         )
         self._since = None

@@ -101,7 +101,7 @@ def test_the_state_is_entered_and_left_once_each_with_how_long_it_lasted(caplog:
         "write to a refused; events are answered 503 until there is room again"
     )
     assert left.levelno == logging.WARNING
-    assert left.getMessage() == "ingest: storage has room again after 4.5s (3 writes refused meanwhile); resuming"
+    assert left.getMessage() == "ingest: storage has room again after 4.5s (writes refused meanwhile: 3); resuming"
 
 
 def test_a_write_that_went_through_outside_the_state_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
