@@ -52,7 +52,7 @@ from bridges.group.records import Assignment, MemberRecord
 from bridges.group.store import CasConflict, GroupKeys, GroupStore
 from bridges.naming import Naming, decode_token
 from bridges.group.retries import Retries
-from tables.errors import BrokenError, ClosedError
+from tables.errors import BrokenError, ClosedError, StorageFull
 
 __all__ = ["Assigner", "GroupCoordinator", "GroupSettings", "GroupView", "RebalanceListener"]
 
@@ -216,7 +216,9 @@ class GroupCoordinator:
         if self._closed:
             raise ClosedError("the coordinator is stopped")
         if self._member_id is None:
-            await self._join()
+            # At start only a full store is waited out: anything else (permissions, say) is a
+            # mistake to report, not to wait for.
+            await self._join_until_joined(retry_on=StorageFull)
         else:
             await self._publish_record()
 
@@ -282,12 +284,17 @@ class GroupCoordinator:
 
     async def _rejoin_group(self) -> None:
         await self._listener.on_revoke()
+        await self._join_until_joined()
+
+    async def _join_until_joined(self, *, retry_on: type[Exception] = Exception) -> None:
+        """Join, trying again (step 6) while the member key is refused (``retry_on``): a worker
+        started or rejoining while the store is full waits for room instead of failing."""
         self._member_id = None
-        retries = Retries(f"rejoining group {self._group}")
+        retries = Retries(f"joining group {self._group}")
         while not self._closed:
             try:
                 await self._join()
-            except Exception as exc:  # noqa: BLE001 - e.g. the store full: the join waits for room
+            except retry_on as exc:  # e.g. the store full: the join waits for room
                 self._member_id = None
                 await retries.failed(exc)
             else:

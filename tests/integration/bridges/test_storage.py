@@ -1,5 +1,6 @@
-"""A real server with a tiny store: how it refuses writes once full, what the probe tells, and
-that a configuration reload gives it room again (and cannot take room away)."""
+"""A real server with a tiny store: how it refuses writes once full, what the probe tells, that a
+configuration reload gives it room again (and cannot take room away), and a group member that
+waits for room to join."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ from nats.js.api import KeyValueConfig, StreamConfig
 from nats.js.errors import APIError, KeyNotFoundError
 
 from bridges.connection import ConnectionSettings, connect
+from bridges.group import AssignResult, GroupCoordinator, GroupSettings
 from bridges.limits import MIB
+from bridges.naming import Naming
 from bridges.server import NatsServer
 from bridges.storage import probe_room, storage_full_from
 from tables.errors import BrokenError
+from testkit.storage import fill_store, raise_store_limit, store_config
 from testkit.workers import poll_until
 
 pytestmark = pytest.mark.integration
@@ -96,3 +100,55 @@ async def test_while_the_store_is_full_expired_keys_stay_and_go_once_there_is_ro
         return entry.value is None
 
     await poll_until(gone, timeout=5, what="the expired key to go once there is room")
+
+
+class Member:
+    """The group's listener and assigner, as small as a member can be: one topic, no partitions."""
+
+    def __init__(self) -> None:
+        self.assigned: list[int] = []
+
+    def subscription(self) -> tuple[str, ...]:
+        return ("t",)
+
+    def metadata(self) -> bytes:
+        return b""
+
+    async def on_revoke(self) -> None: ...
+
+    async def on_assign(self, generation: int, assignment: bytes) -> None:
+        self.assigned.append(generation)
+
+    def on_lost(self) -> None: ...
+
+    async def assign(self, members: dict[str, object]) -> AssignResult:
+        return AssignResult({m: b"" for m in members}, frozenset())
+
+    async def topics_exist(self, topics: frozenset[str]) -> bool:
+        return True
+
+
+async def test_a_member_started_while_the_store_is_full_joins_once_there_is_room(tmp_path: Path) -> None:
+    # Room for the group bucket's reserved 64 MiB, then filled.
+    store = 80 * MIB
+    config = store_config(tmp_path / "nats.conf", store)
+    async with NatsServer(tmp_path / "nats", config_file=config) as server:
+        client = await connect(ConnectionSettings.from_urls(server.url))
+        member = Member()
+        coordinator = GroupCoordinator(
+            client, ConnectionSettings.from_urls(server.url), Naming(), "g",
+            listener=member, assigner=member, settings=GroupSettings(session_timeout=3.0),
+        )
+        try:
+            await coordinator.start()
+            await fill_store(server.url, store)
+            joining = asyncio.create_task(coordinator.update_subscription())
+            await asyncio.sleep(1.5)  # a few tries of the join, each refused for lack of room
+            assert not joining.done() and coordinator.member_id is None
+            await raise_store_limit(server, 2 * store)
+            await asyncio.wait_for(joining, 10)
+            assert coordinator.member_id is not None
+            await poll_until(lambda: member.assigned, timeout=10, what="the member's first assignment")
+        finally:
+            await coordinator.stop()
+            await client.close()
