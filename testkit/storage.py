@@ -23,6 +23,8 @@ __all__ = ["FILLER", "fill_store", "raise_store_limit", "store_config"]
 FILLER = "FILLER"
 _CHUNK = 900 * 1024
 _SMALL = 4 * 1024
+#: room left for what the processes write while the store is being filled
+_MARGIN = 64 * 1024
 
 
 def store_config(path: Path, max_file_store: int) -> Path:
@@ -43,19 +45,18 @@ async def fill_store(url: str, max_file_store: int) -> int:
 
     JetStream stores a message while the store's use is under its limit, so the last one goes
     over it. Filled close to the limit with small messages first and then topped with a large
-    one, the store ends up to about 900 KiB over it: freeing a little (a message expiring, a
+    one, the store ends up most of 900 KiB over it: freeing a little (a message expiring, a
     work queue acknowledged) does not let writes through again, so the test's outage lasts
     until it gives the store room.
     """
     async with nats_client(url) as client:
         js = client.jetstream()
         await js.add_stream(StreamConfig(name=FILLER, subjects=[FILLER.lower()]))
-        used = (await js.account_info()).storage
-        for size in (_CHUNK, _SMALL):
-            while used + size + _SMALL < max_file_store:
-                await js.publish(FILLER.lower(), b"\0" * size)
-                used += size
         try:
+            # The processes write meanwhile too: read the use again before each message.
+            for size in (_CHUNK, _SMALL):
+                while (await js.account_info()).storage + size + _MARGIN < max_file_store:
+                    await js.publish(FILLER.lower(), b"\0" * size)
             while True:
                 await js.publish(FILLER.lower(), b"\0" * _CHUNK)
         except APIError as exc:
