@@ -40,7 +40,6 @@ __all__ = ["Consumer"]
 log = logging.getLogger(__name__)
 
 
-
 class Consumer(FetchingConsumer):
     """Consumer for the ``nats://`` transport; its fetch loop is :class:`FetchingConsumer`'s."""
 
