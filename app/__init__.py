@@ -6,7 +6,7 @@ Layout — imports point one way (tests/unit/test_architecture.py holds the code
 
     app:      __main__ -> cli -> worker, web, demo, simulator;  web -> dashboard;
               worker, web -> monitoring;  each of them -> settings, signals, logs, access (leaf modules)
-    bridges:  public -> transport -> group -> connection, jetstream, naming, server;
+    bridges:  public -> transport -> group -> connection, jetstream, naming, server, storage;
               of bridges, only public imports contract (the faust driver is reusable)
     dev-only: tests -> benchmarks -> testkit -> the product, which imports none of them
 

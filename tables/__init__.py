@@ -26,6 +26,7 @@ from tables.errors import (
     FencedError,
     InvalidEventError,
     StateError,
+    StorageFull,
     StreamsError,
 )
 from tables.metric import MetricDefinition
@@ -76,6 +77,7 @@ __all__ = [
     "Session",
     "StateError",
     "StateOwner",
+    "StorageFull",
     "StreamsError",
     "Sum",
     "Tumbling",

@@ -12,6 +12,7 @@
   ``prometheus`` a process's ``/metrics``, parsed
 - ``producer``, ``traffic``, ``live``: input through faust's producer, steady and live traffic
 - ``cluster``, ``tls``, ``nats_jwt``: a three-node cluster, certificates, decentralised auth
+- ``storage``      a JetStream store filled up on purpose, and given room again
 - ``docs``, ``json_schema``, ``browser``: running the docs' examples, checking JSON Schema,
   a headless Chromium
 """

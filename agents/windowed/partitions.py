@@ -31,7 +31,8 @@ class ActivePartition:
     applied: int | None
     #: source offset of the last completed flush
     flushed: int | None
-    #: keys the first flush must rewrite (see tables.changelog)
+    #: keys the next flush must (re)write: left to repair by recovery (see tables.changelog), or
+    #: taken by a flush that did not complete
     repairs: dict[str, Any] = field(default_factory=dict)
     #: offset of this worker's last marker in the changelog
     changelog_offset: int | None = None

@@ -333,7 +333,8 @@ class WindowedRuntime:
            closed, or an event dead-lettered, after this belongs to the next flush.
         4. **Changed windows to the changelog** (``_flush_partition``, partitions side by side):
            one record per window, each tagged with that source offset (``SRC_HEADER``), all
-           awaited until stored; a partition with no change and no progress writes nothing. The
+           awaited until stored; a partition with no change and no progress writes nothing, and
+           one whose records were not all stored keeps them for the next flush. The
            transport's ``Producer.send`` (``bridges/transport/producer.py``) states the changelog
            partition's fence, written by ``Consumer._fence`` on assignment: once a newer owner
            has fenced it, the write is refused.
@@ -347,7 +348,9 @@ class WindowedRuntime:
 
         A failure in 2-5 skips 6. A fenced write or commit makes the consumer check its
         membership (``GroupCoordinator.verify_membership``), so a worker taken over rejoins; a
-        write not stored yet (``BrokenError``) is tried again at the next commit. Recovery
+        write not stored yet (``BrokenError``) is tried again at the next commit, and while
+        JetStream has no room (``StorageFull``) the consumer spaces the commits out until one
+        goes through. Recovery
         (``StateTable``, ``tables.ChangelogReplica``) trusts only records tagged at or below the
         last marker and resumes reading there, so whichever step a worker dies at, every event
         counts once.
@@ -384,18 +387,24 @@ class WindowedRuntime:
             return
         topic = self.table.changelog_topic
         headers = {SRC_HEADER: str(src).encode()}
-        sent = [
-            await topic.send(
-                key=key.encode(),
-                value=None if value is None else json.dumps(value, separators=(",", ":")).encode(),
-                partition=partition,
-                headers=headers,
-            )
-            for key, value in changes.items()
-        ]
-        await asyncio.gather(*sent)
-        marker = json.dumps({"src": src, "flushed_at_us": flushed_at_us}).encode()
-        metadata = await (await topic.send(key=self._marker_key, value=marker, partition=partition, headers=headers))
+        try:
+            sent = [
+                await topic.send(
+                    key=key.encode(),
+                    value=None if value is None else json.dumps(value, separators=(",", ":")).encode(),
+                    partition=partition,
+                    headers=headers,
+                )
+                for key, value in changes.items()
+            ]
+            await asyncio.gather(*sent)
+            marker = json.dumps({"src": src, "flushed_at_us": flushed_at_us}).encode()
+            metadata = await (await topic.send(key=self._marker_key, value=marker, partition=partition, headers=headers))
+        except BaseException:
+            # Taken from the windows, not known to be stored (the store full, NATS away): the
+            # next flush writes them again, each unless a newer change of its key replaces it.
+            active.repairs = changes
+            raise
         active.repairs = {}
         active.flushed = src
         active.changelog_offset = metadata.offset

@@ -48,13 +48,17 @@ class ApiHandlers:
 
     async def health(self, request: web.Request) -> web.Response:
         if not self.metrics.loop.responsive:  # the loop was blocked (its heartbeat is stale)
-            return json_response(503, Health(status="unavailable"))
-        return json_response(200, Health(status="ok"))
+            return json_response(503, Health(status="unavailable").model_dump(exclude_none=True))
+        return json_response(200, Health(status="ok").model_dump(exclude_none=True))
 
     async def readiness(self, request: web.Request) -> web.Response:
-        if await self._services.ready():
-            return json_response(200, Health(status="ok"))
-        return json_response(503, Health(status="unavailable"), headers={"Retry-After": str(self._retry_after)})
+        reason = await self._services.unready_because()
+        if reason is None:
+            return json_response(200, Health(status="ok").model_dump(exclude_none=True))
+        return json_response(
+            503, Health(status="unavailable", reason=reason).model_dump(exclude_none=True),
+            headers={"Retry-After": str(self._retry_after)},
+        )
 
     async def openapi(self, request: web.Request) -> web.Response:
         return json_response(200, self._document)

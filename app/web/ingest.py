@@ -11,9 +11,10 @@ Checks, in the order a request meets them (the first that fails answers):
 400   the body is not JSON (``message`` gives the line and column)
 422   the contract refuses an event or the envelope; *every* problem is listed and
       nothing is stored
-503   NATS is unreachable, or JetStream did not acknowledge every event in time; with
-      ``Retry-After``. Some events may be stored: retrying the whole batch is safe, as
-      each ``event_id`` is stored once and its repeats are counted as duplicates
+503   NATS is unreachable, or JetStream did not acknowledge every event in time, or its
+      storage is full (answered at once, the message says so); with ``Retry-After``.
+      Some events may be stored: retrying the whole batch is safe, as each ``event_id``
+      is stored once and its repeats are counted as duplicates
 202   ``{"accepted": n, "duplicates": d}`` once JetStream stored every event
 ====  ===============================================================================
 """
@@ -34,7 +35,7 @@ from app.web.models import Accepted, error_response, errors_response, json_respo
 from bridges.connection import Secret
 from bridges.public.event_sink import EventSink
 from contract.events import InvalidEvents, MalformedJSON, validate_batch
-from tables.errors import BrokenError, ClosedError
+from tables.errors import BrokenError, ClosedError, StorageFull
 
 __all__ = ["IngestCounts", "IngestHandler", "MAX_BODY_BYTES"]
 
@@ -109,6 +110,13 @@ class IngestHandler:
             return errors_response(422, exc.errors)
         try:
             result = await self._sink.publish(events)
+        except StorageFull as exc:
+            # Logged once by the sink when the state begins; each refusal only here, quietly.
+            log.debug("ingest of %d events answered 503: %s", len(events), exc)
+            return error_response(
+                503, "storage full: the event store has no room; retry the whole request later",
+                headers={"Retry-After": self._retry_after},
+            )
         except (BrokenError, ClosedError) as exc:
             log.warning("ingest of %d events answered 503: %s", len(events), exc)
             return error_response(

@@ -125,7 +125,7 @@ ROUTES: Final[tuple[Route[ApiHandlers], ...]] = (
             "413": _error(f"the body is larger than {MAX_BODY_BYTES} bytes"),
             "415": _error("the Content-Type is not application/json"),
             "422": _error("an event or the envelope breaks the contract; nothing was stored"),
-            "503": _UNAVAILABLE,
+            "503": _error("NATS is unavailable, or its storage is full", headers=_RETRY_AFTER),
         },
     }),
     Route("GET", "/v1/metrics/{metric}/{student_id}", lambda api: api.query.windows, {
@@ -169,7 +169,7 @@ ROUTES: Final[tuple[Route[ApiHandlers], ...]] = (
     }),
     Route("GET", "/readyz", lambda api: api.readiness, {
         "operationId": "readiness",
-        "summary": "NATS is reachable and the NATS ingest consumer runs",
+        "summary": "NATS is reachable, the NATS ingest consumer runs and the event store has room",
         "responses": {
             "200": _body(_ref("Health"), "ready"),
             "503": _body(_ref("Health"), "not ready"),

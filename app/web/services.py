@@ -153,17 +153,29 @@ class WebServices:
         return self
 
     async def ready(self) -> bool:
-        """NATS answers a ping within ``ready_timeout`` and the ingest consumer runs."""
+        """NATS answers a ping within ``ready_timeout``, the ingest consumer runs and JetStream
+        has room for events (see :meth:`unready_because`)."""
+        return await self.unready_because() is None
+
+    async def unready_because(self) -> str | None:
+        """Why the process cannot take events now, or None when it can (what ``/readyz`` says).
+
+        Storage full is asked of the streams, not assumed to last: a readiness check while the
+        sink is in that state asks each refused partition whether it has room again.
+        """
         client = self._client
         if self._state is not ServicesState.OPEN or client is None or not client.is_connected:
-            return False
+            return "NATS is not connected"
         if self._ingest is None or not self._ingest.running:
-            return False
+            return "the NATS ingest consumer is not running"
         try:
             await client.flush(timeout=self._options.ready_timeout)  # type: ignore[arg-type]  # seconds, float
         except Exception:  # noqa: BLE001 - any failure to answer is "not ready"
-            return False
-        return True
+            return f"NATS did not answer within {self._options.ready_timeout}s"
+        if self._sink is not None and not await self._sink.has_room(timeout=self._options.ready_timeout):
+            error = self._sink.storage.error
+            return str(error) if error is not None else "storage full"
+        return None
 
     async def stop(self) -> None:
         """Stop the ingest consumer (finishing what it pulled), the sink and the reader; drain.

@@ -7,7 +7,8 @@ here through the ``faust.transports`` entry point, and the ``tracked-memory://``
 - ``driver``             the Transport: one :class:`~bridges.transport.session.TransportSession`
                          shared by the consumer and the producer of an app
 - ``consumer``           faust's Consumer: partitions from :mod:`bridges.group`, the rebalance
-                         order, committed offsets; ``fetching`` its fetch loop
+                         order, committed offsets; ``fetching`` its fetch loop; ``commit_retry``
+                         its declined commits and its pauses while the store is full
 - ``partition_readers``  the assigned partitions' readers and their records as faust messages;
                          ``reader`` one partition's batched pulls
 - ``producer``           faust's Producer: pipelined, acknowledged, deduplicated sends

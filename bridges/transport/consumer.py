@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, cast
 
@@ -24,6 +25,7 @@ from faust.types import TP
 from mode.utils.times import want_seconds
 
 from bridges.group import FaustAssigner, GroupCoordinator, GroupSettings
+from bridges.transport.commit_retry import CommitRetry, cause
 from bridges.transport.fetching import FetchingConsumer
 from bridges.transport.offsets import OffsetStore, PartitionRef
 from bridges.transport.partition_readers import PartitionReaders
@@ -31,7 +33,7 @@ from bridges.transport.producer import create_topic
 from bridges.transport.reader import ReaderConfig
 from bridges.transport.session import Fence, TransportSession, partition_for_key
 from tables.changelog import StateOwner
-from tables.errors import BrokenError, ClosedError, FencedError, StreamsError
+from tables.errors import BrokenError, ClosedError, FencedError, StorageFull, StreamsError
 
 __all__ = ["Consumer"]
 
@@ -65,6 +67,10 @@ class Consumer(FetchingConsumer):
         self._positioned: set[TP] = set()
         #: set when the group lease was lost; the next revoke then drops every partition's state
         self._membership_lost = False
+        #: offsets of declined commits, and the pauses while the store is full
+        self._retry: CommitRetry[TP] = CommitRetry(self._session.storage, time.monotonic)
+        #: the refusal of the offset commit under way, when for lack of room
+        self._refused_for_room: StorageFull | None = None
         self._offsets: OffsetStore | None = None
         self._coordinator: GroupCoordinator | None = None
         options = self._session.options
@@ -194,6 +200,7 @@ class Consumer(FetchingConsumer):
         actives = self.app.assignor.assigned_actives() if self._coordinator else tps
         sources = {tp for tp in tps if tp.topic not in changelogs}
         owned_changelogs = {tp for tp in tps if tp.topic in changelogs and tp in actives}
+        self._retry.forget()  # what the last owner declined is read back from the offset store
         committed = await self._offsets.claim(PartitionRef(tp.topic, tp.partition) for tp in sources)
         await asyncio.gather(*(self._fence(tp, generation) for tp in owned_changelogs))
         self._assignment = set(tps)
@@ -246,10 +253,19 @@ class Consumer(FetchingConsumer):
         fenced offset commit is, and the lease is checked so the worker rejoins — instead of the
         error escaping into faust's commit timer, which crashes the worker.
 
-        A flush that failed otherwise because a result or dead letter could not be stored yet
-        (the lease not renewed in time, NATS away; a :class:`BrokenError`) skips the commit too:
-        the owner keeps what it could not store and tries it again at the next commit, and has
-        recorded nothing past it, so no offset may be committed either.
+        A flush that failed otherwise because a result, dead letter or changelog record could
+        not be stored yet (the lease not renewed in time, NATS away; a :class:`BrokenError`)
+        skips the commit too: the owner keeps what it could not store and tries it again at the
+        next commit, and has recorded nothing past it, so no offset may be committed either.
+
+        Storage full (:class:`StorageFull`, from the flush or the offset commit) is such a
+        failure that lasts until an operator makes room: the worker enters the session's
+        storage-full state (logged once) and spaces its commits out, until one goes through and
+        ends it. Processing goes on meanwhile; the lease, which cannot be renewed either, stops
+        the closing of windows.
+
+        Every declined commit's offsets are offered again at the next commit, new acks or not
+        (:mod:`bridges.transport.commit_retry`).
 
         Nor does a worker whose lease may have expired commit anything (checked before the flush
         starts): its partitions may be another's by now. Until the new owner has written its
@@ -258,25 +274,58 @@ class Consumer(FetchingConsumer):
         counts the pause as stream time, and a new owner resuming from it would find the events
         stored meanwhile late.
         """
+        retry = self._retry
+        if retry.waiting():
+            retry.declined(offsets, self._committed_offset, self._assignment)
+            return False  # pausing while the store is full: that was logged when it began
         if not self._session.lease.valid():
-            log.warning("not committing: this worker's lease may have expired, its partitions may be another's")
+            # While the store is full the lease cannot be renewed either: that was logged.
+            (log.debug if retry.storage.full else log.warning)(
+                "not committing: this worker's lease may have expired, its partitions may be another's"
+            )
             if self._coordinator is not None:
                 await self._coordinator.verify_membership()
-            return False
+            return self._declined(offsets, None)
         try:
             for owner in self._state_owners:
                 await owner.flush()
         except (ProducerSendError, BrokenError) as exc:
-            if _caused_by_fence(exc):
+            if cause(exc, FencedError) is not None:
                 log.warning("not committing: a state flush was refused, this worker was fenced off (%s)", exc)
                 if self._coordinator is not None:
                     await self._coordinator.verify_membership()
-                return False
-            if not isinstance(exc, BrokenError):
+                return self._declined(offsets, None)
+            full = cause(exc, StorageFull)
+            if full is None and cause(exc, BrokenError) is None:
                 raise
-            log.warning("not committing: the state flush could not store everything yet (%s)", exc)
-            return False
-        return await super()._commit_offsets(offsets, start_new_transaction=start_new_transaction)
+            if full is None:
+                log.warning("not committing: the state flush could not store everything yet (%s)", exc)
+            return self._declined(offsets, full, "state")
+        self._refused_for_room = None
+        committed = await super()._commit_offsets(offsets, start_new_transaction=start_new_transaction)
+        if committed:
+            retry.committed(offsets)
+        elif self._refused_for_room is None:
+            retry.declined(offsets, self._committed_offset, self._assignment)
+        if self._refused_for_room is not None:
+            return self._declined(offsets, self._refused_for_room, "offsets")
+        if committed and retry.storage.full:
+            retry.stored()
+        return committed
+
+    def _declined(self, offsets: Mapping[TP, int], full: StorageFull | None, what: str = "") -> bool:
+        """Keep ``offsets`` for a later commit (see :mod:`bridges.transport.commit_retry`)."""
+        self._retry.declined(offsets, self._committed_offset, self._assignment)
+        self._retry.refused(full, what)
+        return False
+
+    def _filter_committable_offsets(self, tps: Iterable[TP]) -> dict[TP, int]:
+        """faust's committable offsets, plus those a commit declined before: faust has dropped
+        their acks and would not offer them again."""
+        tps = list(tps)
+        offsets = dict(super()._filter_committable_offsets(tps))
+        self._retry.offer(offsets, set(tps), self._assignment)
+        return offsets
 
     def _resume_offset(self, tp: TP) -> int | None:
         for owner in self._state_owners:
@@ -297,6 +346,9 @@ class Consumer(FetchingConsumer):
             return False
         try:
             fenced = await self._offsets.commit(mine)
+        except StorageFull as exc:
+            self._refused_for_room = exc
+            return False
         except StreamsError as exc:
             log.warning("committing offsets failed: %s", exc)
             return False
@@ -433,13 +485,3 @@ class _Listener:
 
     def on_lost(self) -> None:
         self._consumer._lost()
-
-
-def _caused_by_fence(exc: BaseException) -> bool:
-    """Whether a changelog fence refused the write behind ``exc`` (anywhere in its causes)."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, FencedError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False

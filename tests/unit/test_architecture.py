@@ -57,7 +57,7 @@ PRODUCT_ARROWS: Final[dict[str, set[str]]] = {
     "bridges.public": {"bridges.transport", "bridges.group", "bridges", "contract", "tables"},
     "bridges.transport": {"bridges.group", "bridges", "tables"},  # the reusable driver: no contract
     "bridges.group": {"bridges", "tables"},
-    "bridges": {"tables"},  # connection, jetstream, naming, server: what every part of bridges shares
+    "bridges": {"tables"},  # connection, jetstream, naming, server, storage: what every part of bridges shares
     "contract": {"tables"},
     "tables": set(),
 }
