@@ -356,5 +356,5 @@ async def disconnect(client: Client) -> None:
 async def _close_quietly(client: Client) -> None:
     try:
         await client.close()
-    except Exception:  # noqa: BLE001 - closing a half-open client; nothing useful to report
+    except Exception:
         log.debug("closing a failed NATS client raised", exc_info=True)

@@ -126,7 +126,7 @@ class DirectGet:
         if sub is not None:
             try:
                 await sub.unsubscribe()
-            except Exception:  # noqa: BLE001 - the connection may be closing
+            except Exception:
                 log.debug("unsubscribing the direct reader of %s failed", self._stream, exc_info=True)
 
     # -- reads ----------------------------------------------------------------------------

@@ -30,7 +30,6 @@ from tables.errors import (
     StreamsError,
 )
 from tables.metric import MetricDefinition
-from tables.watermark import Promise, Watermark
 from tables.outcomes import (
     AddResult,
     ClosedWindow,
@@ -41,6 +40,7 @@ from tables.outcomes import (
     Late,
     OpenWindowResult,
 )
+from tables.watermark import Promise, Watermark
 from tables.windowed import PartitionWindows
 from tables.windows import Hopping, Session, Tumbling, Window, window_ranges, window_starts
 

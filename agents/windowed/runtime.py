@@ -136,7 +136,7 @@ class WindowedRuntime:
             outcome = active.windows.add(event, arrived_at)
         except InvalidEventError as exc:
             await self._reject("invalid", partition, place, raw, str(exc), event)
-        except Exception as exc:  # noqa: BLE001 - a poison event must not stop the partition
+        except Exception as exc:
             log.exception(
                 "%s: event %s@%s raised", self.definition.name, self._events_topic, place,
                 extra={"metric": self.definition.name, "partition": partition},
@@ -184,7 +184,7 @@ class WindowedRuntime:
                 continue
             try:
                 await self.tick()
-            except Exception as exc:  # noqa: BLE001 - counted, retried after a pause
+            except Exception as exc:
                 failures += 1
                 self.stats["closer_failures"] += 1
                 pause = min(CLOCK_INTERVAL * 2**failures, _FAILING_BACKOFF)
@@ -211,7 +211,7 @@ class WindowedRuntime:
                 continue
             try:
                 await self.write_updates()
-            except Exception:  # noqa: BLE001 - e.g. a user finalize raising: tried again next time
+            except Exception:
                 log.exception("%s: writing provisional values failed", self.definition.name)
 
     def _paused(self) -> bool:

@@ -41,7 +41,7 @@ from typing import Final
 
 from aiohttp import web
 
-from app.access import ReadGuard, Reader, bearer_token
+from app.access import Reader, ReadGuard, bearer_token
 from app.dashboard.live import LiveClass, SubscriptionEnded
 from app.dashboard.pages import (
     ROWS_ID,

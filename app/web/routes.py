@@ -25,8 +25,8 @@ from aiohttp import web
 
 from app.access import ReadGuard, bearer_token
 from app.web.handlers import ApiHandlers
-from app.web.models import error_response
 from app.web.ingest import MAX_BODY_BYTES
+from app.web.models import error_response
 from bridges.public.metrics_reader import MAX_KEYED_WINDOWS
 from contract.events import MAX_BATCH_EVENTS
 from contract.names import ID_PATTERN, METRIC_NAMES

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 from app.settings import Settings
 from app.web.event_rules import judge_payload
-from bridges.public.arrival_clock import IngestWatermark
 from bridges.connection import ConnectionSettings, connect, disconnect
+from bridges.limits import DAY, Limits
+from bridges.public.arrival_clock import IngestWatermark
 from bridges.public.durable_puller import PullerConfig
 from bridges.public.event_sink import EventSink
-from bridges.limits import DAY, Limits
 from bridges.public.metrics_reader import MetricsReader
 from bridges.public.nats_ingest import NatsIngest
 from bridges.public.streams import PublicLimits, PublicStreams

@@ -10,10 +10,10 @@ import pkgutil
 import socket
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import faust
 from prometheus_client import CollectorRegistry
-from typing import Any
 
 import agents
 from agents.windowed import AgentContext

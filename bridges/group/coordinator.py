@@ -49,9 +49,9 @@ from bridges.group.assign import AssignResult
 from bridges.group.lease import LeaseKeeper
 from bridges.group.lease_clock import LeaseClock
 from bridges.group.records import Assignment, MemberRecord
+from bridges.group.retries import Retries
 from bridges.group.store import CasConflict, GroupKeys, GroupStore
 from bridges.naming import Naming, decode_token
-from bridges.group.retries import Retries
 from tables.errors import BrokenError, ClosedError, StorageFull
 
 __all__ = ["Assigner", "GroupCoordinator", "GroupSettings", "GroupView", "RebalanceListener"]

@@ -159,7 +159,7 @@ class LeaseKeeper:
         self._loop = loop
         try:
             loop.run_until_complete(self._main())
-        except BaseException as exc:  # noqa: BLE001 - reported to the starter, never swallowed
+        except BaseException as exc:
             if not self._ready.done():
                 self._ready.set_exception(exc)
             else:

@@ -43,7 +43,8 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from nats.aio.client import Client
-from nats.errors import NoRespondersError, TimeoutError as NatsTimeoutError
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 
 from bridges.naming import Naming
 from bridges.transport.session import TransportSession

@@ -39,11 +39,11 @@ from typing import Protocol
 from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 
-from bridges.transport.envelope import encode_headers
 from bridges.jetstream import bounded_duplicate_window
 from bridges.limits import UNLIMITED
 from bridges.naming import Naming
 from bridges.storage import StorageState, probe_room
+from bridges.transport.envelope import encode_headers
 from bridges.transport.publisher import Ack, PipelinedPublisher
 from bridges.transport.session import partition_for_key
 from bridges.transport.topics import DEFAULT_TOPIC_RETENTION, TopicRegistry, TopicSpec

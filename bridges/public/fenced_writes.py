@@ -51,9 +51,9 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from bridges.transport.envelope import HDR_MSG_ID
 from bridges.group.lease_clock import LeaseClock
 from bridges.public.streams import METRICS_BUCKET
+from bridges.transport.envelope import HDR_MSG_ID
 from bridges.transport.publisher import Ack, ExpectationFailed, Withheld
 from tables.errors import BrokenError, FencedError
 

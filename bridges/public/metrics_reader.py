@@ -320,7 +320,7 @@ class MetricsReader:
         finally:
             try:
                 await sub.unsubscribe()
-            except Exception:  # noqa: BLE001 - the connection may be closing
+            except Exception:
                 log.debug("unsubscribing a metrics watch failed", exc_info=True)
 
     def _require_open(self) -> None:

@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from bridges.jetstream import parse_ack_subject
 from bridges.public.durable_puller import DurablePuller, PullerConfig
 from bridges.public.event_sink import EventSink, IngestEvent
-from bridges.jetstream import parse_ack_subject
 from bridges.public.streams import DEADLETTER_INVALID, INGEST_CONSUMER, PublicStreams
 from bridges.transport.publisher import Ack, PipelinedPublisher
 from tables.errors import BrokenError, ClosedError, StreamsError

@@ -54,11 +54,11 @@ from typing import Final
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
-from bridges.transport.envelope import HDR_MSG_ID
-from bridges.public.fenced_writes import EXPECTED, FencedWriter, Stored, kv_subject
-from bridges.public.streams import PublicStreams
 from bridges.direct_get import DirectGet
+from bridges.public.fenced_writes import EXPECTED, FencedWriter, Stored, kv_subject
 from bridges.public.published_results import PublishedResults
+from bridges.public.streams import PublicStreams
+from bridges.transport.envelope import HDR_MSG_ID
 from bridges.transport.publisher import Ack, ExpectationFailed, PipelinedPublisher
 from bridges.transport.session import TransportSession
 from tables.errors import ClosedError

@@ -261,7 +261,7 @@ class PipelinedPublisher:
         if self._sub is not None:
             try:
                 await self._sub.unsubscribe()
-            except Exception:  # noqa: BLE001 - the connection may already be closed
+            except Exception:
                 log.debug("unsubscribing the ack inbox failed", exc_info=True)
         for pending in list(self._pending.values()):
             self._fail(pending, ClosedError("the publisher was closed before this message was acknowledged"))

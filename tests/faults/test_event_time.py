@@ -25,9 +25,9 @@ import pytest
 from nats.aio.msg import Msg
 
 from bridges.server import NatsServer
-from testkit.oracle import expected_results
 from testkit.faults import Deployment, fault_env, start_web_process
 from testkit.live import HttpTraffic, LiveEvents, assert_results_exact, rfc3339
+from testkit.oracle import expected_results
 from testkit.pipeline import dead_letters, metrics_values, start_metric_worker, values_match
 from testkit.streams import nats_client, stream_count
 from testkit.workers import Workers, poll_until

@@ -14,7 +14,18 @@ from app.web.models import ErrorBody
 from bridges.public.streams import INGEST_CONSUMER
 from bridges.server import NatsServer
 from contract.results import parse_result
-from testkit.docs import DOCS_HTTP, DOCS_NATS, Example, HttpAnswer, blocks, examples, parse_answer, parse_curl, run_python, send
+from testkit.docs import (
+    DOCS_HTTP,
+    DOCS_NATS,
+    Example,
+    HttpAnswer,
+    blocks,
+    examples,
+    parse_answer,
+    parse_curl,
+    run_python,
+    send,
+)
 from testkit.metrics import publish_results, put_results
 from testkit.oracle import expected_results
 from testkit.streams import nats_client, stored_events

@@ -19,8 +19,8 @@ import aiohttp
 import pytest
 
 from bridges.server import NatsServer
-from testkit.oracle import expected_results, generate_sessions
 from testkit.live import pace, relive
+from testkit.oracle import expected_results, generate_sessions
 from testkit.pipeline import METRIC_AGENTS, metric_env, metrics_values, start_metric_worker, values_match
 from testkit.streams import nats_client, read_stream
 from testkit.workers import Workers, poll_until

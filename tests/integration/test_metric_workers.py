@@ -16,17 +16,17 @@ from pathlib import Path
 import pytest
 
 from bridges.server import NatsServer
+from testkit.live import pace, relive
 from testkit.oracle import event_epoch, expected_results, generate_sessions
 from testkit.pipeline import (
     METRIC_AGENTS,
-    metric_env,
     dead_letters,
     ingest,
+    metric_env,
     metrics_values,
     start_metric_worker,
     values_match,
 )
-from testkit.live import pace, relive
 from testkit.producer import faust_producer
 from testkit.workers import Workers, poll_until
 

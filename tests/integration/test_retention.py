@@ -17,12 +17,12 @@ import nats
 import pytest
 from nats.js import JetStreamContext
 
-from contract.events import validate_event
 from app.settings import Settings
 from app.web.services import WebOptions, WebServices
 from bridges.connection import ConnectionSettings
 from bridges.public.event_sink import EventSink
 from bridges.server import NatsServer
+from contract.events import validate_event
 from testkit.pipeline import metric_env
 from testkit.streams import events_stored
 from testkit.workers import Workers

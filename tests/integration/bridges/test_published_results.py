@@ -15,8 +15,8 @@ from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 
 from bridges.direct_get import DirectGet
-from bridges.server import NatsServer
 from bridges.public.published_results import SCAN, PublishedResults
+from bridges.server import NatsServer
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,6 @@ import pytest
 
 from agents.windowed import WindowedRuntime
 from tables import BrokenError, Marker, Restored, StorageFull
-
 from testkit.live import rfc3339
 
 from .harness import windowed_runtime

@@ -16,12 +16,11 @@ from typing import cast
 import pytest
 from nats.aio.client import Client
 
-from bridges.public.fenced_writes import FencedWriter, Stored
 from bridges.group.lease_clock import LeaseDeadline
+from bridges.public.fenced_writes import FencedWriter, Stored
 from bridges.transport.publisher import PipelinedPublisher
 from tables.errors import BrokenError, FencedError
 from testkit.workers import poll_until
-
 from tests.unit.bridges.fake_nats import FakeMonotonic, FakeNats, Sent, ack_body, error_body
 
 KEY = "engagement.s-1.1714557600"

@@ -19,7 +19,6 @@ from nats.aio.client import Client
 from bridges.transport.publisher import Ack, PipelinedPublisher, PublisherState
 from tables.errors import BrokenError, ClosedError, FencedError, StorageFull
 from testkit.workers import poll_until
-
 from tests.unit.bridges.fake_nats import NO_RESPONDERS, FakeMonotonic, FakeNats, ack_body, error_body
 
 #: small, so the sweeper wakes every 50 ms of real time; the fake clock decides what is due
