@@ -43,6 +43,7 @@ __all__ = [
     "require_id",
     "require_metric",
     "result_filter",
+    "result_msg_id",
     "result_subject",
 ]
 
@@ -106,6 +107,12 @@ def result_filter(metric: str | None = None, student_id: str | None = None) -> s
     metric_token = require_metric(metric) if metric is not None else "*"
     student_token = require_id("student_id", student_id) if student_id is not None else "*"
     return f"results.{metric_token}.{student_token}"
+
+
+def result_msg_id(kv_key: str) -> str:
+    """The ``Nats-Msg-Id`` of a final's publish on its result subject: one per window, so a replay
+    publishing it again within the results stream's duplicate window is a no-op."""
+    return f"result:{kv_key}"
 
 
 def metrics_key(metric: str, student_id: str, window_start: int, game_id: str | None = None) -> str:

@@ -55,6 +55,7 @@ from bridges.group.lease_clock import LeaseClock
 from bridges.public.streams import METRICS_BUCKET
 from bridges.transport.envelope import HDR_MSG_ID
 from bridges.transport.publisher import Ack, ExpectationFailed, Withheld
+from contract.names import result_msg_id
 from tables.errors import BrokenError, FencedError
 
 __all__ = ["EXPECTED", "FencedWrite", "FencedWriter", "Publisher", "Stored", "kv_subject"]
@@ -292,7 +293,7 @@ class FencedWriter:
 
     async def _final_again(self, kv_key: str, subject: str, payload: bytes, term: int) -> None:
         stored, found = await self._store_final(kv_key, payload, term)
-        if found and await self._published(subject, _result_id(kv_key), stored):
+        if found and await self._published(subject, result_msg_id(kv_key), stored):
             log.debug("window %s: its final value is stored and published already", kv_key)
             return
         await self._publish_result(kv_key, subject, stored)
@@ -344,7 +345,7 @@ class FencedWriter:
         )
 
     async def _publish_result(self, kv_key: str, subject: str, stored: bytes) -> None:
-        await (await self._publisher.publish(subject, stored, {HDR_MSG_ID: _result_id(kv_key)}))
+        await (await self._publisher.publish(subject, stored, {HDR_MSG_ID: result_msg_id(kv_key)}))
 
     # -- dead letters -------------------------------------------------------------------------
 
@@ -387,11 +388,6 @@ class FencedWriter:
             _, pending = await asyncio.wait(set(self._attempts), timeout=timeout)
             if pending:
                 log.warning("closing with %d final results or dead letters not stored", len(pending))
-
-
-def _result_id(kv_key: str) -> str:
-    """The ``Nats-Msg-Id`` of a final's publish: one per window."""
-    return f"result:{kv_key}"
 
 
 def _compare_existing(kv_key: str, payload: bytes, stored: Stored) -> None:

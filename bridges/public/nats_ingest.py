@@ -37,6 +37,7 @@ from bridges.public.durable_puller import DurablePuller, PullerConfig
 from bridges.public.event_sink import EventSink, IngestEvent
 from bridges.public.streams import DEADLETTER_INVALID, INGEST_CONSUMER, PublicStreams
 from bridges.transport.publisher import Ack, PipelinedPublisher
+from contract.deadletters import REASON_HEADER, header_text
 from tables.errors import BrokenError, ClosedError, StreamsError
 
 __all__ = [
@@ -57,13 +58,12 @@ log = logging.getLogger(__name__)
 #: (``data`` is capped at 16 KiB); 64 KiB leaves room for a producer's whitespace and escapes.
 MAX_EVENT_BYTES = 64 * 1024
 
-HDR_REASON = "Reason"
+HDR_REASON = REASON_HEADER
 HDR_ORIGINAL_SUBJECT = "Original-Subject"
 #: set when an oversize payload was cut to MAX_EVENT_BYTES in the dead letter
 HDR_ORIGINAL_SIZE = "Original-Size"
 
 _NAK_DELAY = b'-NAK {"delay": 1000000000}'
-_MAX_REASON = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,8 +280,8 @@ class NatsIngest:
         msg_id = f"{self._streams.ingest}-{ack.stream_seq if ack else msg.reply}"
         headers = {
             "Nats-Msg-Id": msg_id,
-            HDR_REASON: _header_text(reason),
-            HDR_ORIGINAL_SUBJECT: _header_text(msg.subject),
+            HDR_REASON: header_text(reason),
+            HDR_ORIGINAL_SUBJECT: header_text(msg.subject),
         }
         payload = msg.data
         if len(payload) > MAX_EVENT_BYTES:
@@ -308,9 +308,3 @@ class NatsIngest:
                 await publish(msg.reply, body)
         except Exception as exc:  # noqa: BLE001 - unacked messages are redelivered after ack_wait
             log.warning("NATS ingest: replying to the ingest stream failed: %s", exc)
-
-
-def _header_text(text: str) -> str:
-    """A header value: one line of printable ASCII (the reason may quote untrusted tokens)."""
-    cleaned = text.encode("ascii", "backslashreplace").decode().replace("\r", " ").replace("\n", " ")
-    return cleaned[:_MAX_REASON]

@@ -61,6 +61,7 @@ from bridges.public.streams import PublicStreams
 from bridges.transport.envelope import HDR_MSG_ID
 from bridges.transport.publisher import Ack, ExpectationFailed, PipelinedPublisher
 from bridges.transport.session import TransportSession
+from contract.deadletters import REASON_HEADER, header_text
 from tables.errors import ClosedError
 
 __all__ = ["WindowResults"]
@@ -286,9 +287,8 @@ class WindowResults:
         self, subject: str, payload: bytes, *, reason: str, msg_id: str
     ) -> Awaitable[None]:
         # Header values are one line of ASCII; a reason quoting odd input is made to fit.
-        safe_reason = reason.encode("ascii", "backslashreplace").decode().replace("\r", " ").replace("\n", " ")
         return await self._require_fenced().dead_letter(
-            subject, payload, {HDR_MSG_ID: msg_id, "Reason": safe_reason[:1000]}
+            subject, payload, {HDR_MSG_ID: msg_id, REASON_HEADER: header_text(reason)}
         )
 
     def _require_open(self) -> TransportSession:

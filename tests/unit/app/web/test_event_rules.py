@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from app.web.event_rules import describe_errors, judge_payload
+from app.web.event_rules import judge_payload
 from bridges.public.nats_ingest import Rejection
-from contract.events import Event, FieldError
+from contract.events import Event
 
 NOW = 1_714_557_600.0
 VALID = {
@@ -44,7 +44,3 @@ def test_invalid_payloads_are_rejections_naming_the_field(payload: bytes | dict[
     assert isinstance(verdict, Rejection)
     assert verdict.reason.startswith(reason)
 
-
-def test_describe_errors_is_one_line() -> None:
-    errors = [FieldError(0, "type", "must be one of game"), FieldError(0, "", "must be a JSON object")]
-    assert describe_errors(errors) == "type: must be one of game; (event): must be a JSON object"
