@@ -34,6 +34,7 @@ The modules, one concept each:
                    :class:`ResultWriter`)
 - ``metric``       :func:`windowed_metric`: a metric module's ``build``, the faust agent
 - ``runtime``      :class:`WindowedRuntime`: add events, close windows, flush at each commit
+- ``decisions``    what the runtime writes about each event and window, decided without I/O
 - ``partitions``   what the runtime keeps per partition and per write in flight
 - ``state_table``  the faust table whose changelog is the state: recovery, standbys, rebalances
 - ``documents``    what is written about a window: its public JSON, KV key and subject, strict

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
 import faust
 
 from agents.windowed.context import AgentContext
+from agents.windowed.decisions import worker_definition
 from agents.windowed.runtime import WindowedRuntime
 from tables import MetricDefinition
 
@@ -20,10 +20,7 @@ def windowed_metric(
     """``build(app, context)`` for a metric module; ``define(window_seconds, grace_seconds)``."""
 
     def build(app: faust.App, context: AgentContext) -> None:
-        definition = define(context.window_seconds, context.grace_seconds)
-        if definition.id_field is None:
-            # Every event of the contract has an event_id: a retry counts once per window.
-            definition = dataclasses.replace(definition, id_field="event_id")
+        definition = worker_definition(define(context.window_seconds, context.grace_seconds))
         runtime = WindowedRuntime(app, definition, context)
 
         @app.agent(context.events, name=definition.name)

@@ -3,7 +3,9 @@
 It adds each event of each record to its partition's :class:`~tables.PartitionWindows`
 (dead-lettering what cannot be counted), closes the windows the arrival clock says are due and
 writes their results (:meth:`WindowedRuntime.tick`), and flushes its state at every commit
-(:meth:`WindowedRuntime.flush`, where the commit path is written down). Its
+(:meth:`WindowedRuntime.flush`, where the commit path is written down). What it writes about each
+event and window is decided by :class:`~agents.windowed.decisions.MetricDecisions`, the code the
+test driver runs too; this module does the I/O: when, through which writer, under which lease. Its
 :class:`~agents.windowed.state_table.StateTable` reads the changelog back and hands it the
 partitions this worker owns.
 """
@@ -22,30 +24,11 @@ from mode import Service
 from prometheus_client import CollectorRegistry
 
 from agents.windowed.context import AgentContext, ArrivalClock, ResultWriter
-from agents.windowed.documents import (
-    failed_document,
-    result_address,
-    result_document,
-    rfc3339,
-    strict_json,
-)
+from agents.windowed.decisions import DeadLetterWrite, FinalWrite, MetricDecisions
 from agents.windowed.monitoring import runtime_metrics
 from agents.windowed.partitions import ActivePartition, UnstoredWrite, Wakeup
 from agents.windowed.state_table import SRC_HEADER, StateTable
-from tables import (
-    ClosedError,
-    ClosedWindow,
-    Counted,
-    Duplicate,
-    FailedWindow,
-    InvalidEventError,
-    Late,
-    MetricDefinition,
-    PartitionWindows,
-    Restored,
-    Session,
-)
-from tables.batch import BATCH_PREFIX, decode_record
+from tables import ClosedError, ClosedWindow, MetricDefinition, PartitionWindows, Restored
 
 __all__ = ["CLOCK_INTERVAL", "WindowedRuntime"]
 
@@ -73,16 +56,17 @@ class WindowedRuntime:
         self._events_topic = context.events.get_topic_name()
         self._results: ResultWriter = context.results
         self._clock: ArrivalClock = context.clock
-        self._update_seconds = context.update_seconds
-        if self._update_seconds and isinstance(definition.window, Session):
-            log.info("%s: session windows have no provisional values (a session's start can move)", definition.name)
-            self._update_seconds = 0.0
+        self.stats: Counter[str] = Counter()
+        #: what to write about each event and window (shared with the test driver)
+        self._decisions = MetricDecisions(
+            definition, stats=self.stats, provisional=context.update_seconds > 0, source=self._events_topic
+        )
+        self._update_seconds = context.update_seconds if self._decisions.provisional else 0.0
         self._partitions: dict[int, ActivePartition] = {}
         #: results and dead letters not yet stored: no flush records anything past them
         self._pending: list[UnstoredWrite] = []
         self._wake = Wakeup()
         self._marker_key = f"{definition.name}.marker".encode()
-        self.stats: Counter[str] = Counter()
         #: read by /metrics with ``stats`` (see :mod:`agents.windowed.monitoring`)
         self.metrics = runtime_metrics(self, definition.grace_us / 1e6, context.registry or CollectorRegistry())
         self.table = StateTable(
@@ -107,62 +91,13 @@ class WindowedRuntime:
         active = self._partitions.get(partition)
         if active is None:
             return  # a message of a partition given up meanwhile; its new owner reads it
-        try:
-            record = decode_record(raw, stored_at)
-        except ValueError as exc:  # not JSON, or not a batch of the right shape
-            await self._reject("invalid", partition, f"{partition}:{offset}", raw, f"not a JSON event: {exc}")
-        else:
-            if not raw.startswith(BATCH_PREFIX):
-                event, arrived_at = record.events[0]
-                await self._add(partition, active, event, arrived_at, f"{partition}:{offset}", raw)
-            else:
-                for index, (event, arrived_at) in enumerate(record.events):
-                    await self._add(partition, active, event, arrived_at, f"{partition}:{offset}.{index}", None)
-            if record.watermark is not None:
-                # The writer's promise about every later record: in a backlog the watermark moves
-                # as the records are worked off (the closer then closes what fell due).
-                active.windows.promise(offset, record.watermark, next_offset=offset + 1)
+        for letter in self._decisions.read_record(active.windows, partition, offset, raw, stored_at):
+            await self._dead_letter(partition, letter)
         active.applied = offset + 1
 
-    async def _add(
-        self, partition: int, active: ActivePartition, event: Any, arrived_at: float, place: str, raw: bytes | None
-    ) -> None:
-        """Add one event; ``place`` names it in dead letters (partition:offset[.index in its batch]).
-
-        ``raw`` is the event's own record when it came alone (dead-lettered as it was), else None
-        (dead-lettered as its JSON).
-        """
-        try:
-            outcome = active.windows.add(event, arrived_at)
-        except InvalidEventError as exc:
-            await self._reject("invalid", partition, place, raw, str(exc), event)
-        except Exception as exc:
-            log.exception(
-                "%s: event %s@%s raised", self.definition.name, self._events_topic, place,
-                extra={"metric": self.definition.name, "partition": partition},
-            )
-            await self._reject("error", partition, place, raw, f"{type(exc).__name__}: {exc}", event)
-        else:
-            if isinstance(outcome, Counted):
-                self.stats["counted"] += 1
-            elif isinstance(outcome, Late):
-                await self._reject("late", partition, place, raw, outcome.reason, event)
-            elif isinstance(outcome, Duplicate):
-                self.stats["duplicates"] += 1
-            else:
-                self.stats["ignored"] += 1
-
-    async def _reject(
-        self, kind: str, partition: int, place: str, raw: bytes | None, reason: str, event: Any = None
-    ) -> None:
-        self.stats[kind] += 1
-        metric = self.definition.name
-        payload = raw if raw is not None else json.dumps(event, separators=(",", ":")).encode()
+    async def _dead_letter(self, partition: int, letter: DeadLetterWrite) -> None:
         written = await self._results.dead_letter(
-            f"deadletter.{kind}.{metric}",
-            payload,
-            reason=reason,
-            msg_id=f"{kind}:{metric}:{place}",
+            letter.subject, letter.payload, reason=letter.reason, msg_id=letter.msg_id
         )
         self._pending.append(UnstoredWrite(partition, written))
 
@@ -242,12 +177,13 @@ class WindowedRuntime:
             if active.applied is not None:
                 active.windows.processed(active.applied)
             for closed in active.windows.close_due():
-                if isinstance(closed, FailedWindow):
-                    await self._write_failed(partition, closed)
-                else:
-                    self.stats["windows_closed"] += 1
+                if isinstance(closed, ClosedWindow):
                     self.metrics.closed(closed.end, now)
-                    await self._write(partition, closed)
+                write = self._decisions.closed(closed, partition)
+                if isinstance(write, FinalWrite):
+                    await self._write(partition, write)
+                elif write is not None:
+                    await self._dead_letter(partition, write)
 
     async def write_updates(self) -> None:
         """Write the current value of every open window that changed since the last call.
@@ -256,59 +192,24 @@ class WindowedRuntime:
         can neither hold up nor fail a flush.
         """
         for partition, active in list(self._partitions.items()):
-            for window in active.windows.take_updates():
+            for update in self._decisions.updates(active.windows):
                 if self._partitions.get(partition) is not active:
                     break  # given up during a write: its windows are the new owner's now
-                address = result_address(window)
-                if address is None:
-                    continue  # the final result logs it and counts it unwritable
                 try:
-                    payload = strict_json(result_document(window))
-                except ValueError:
-                    continue  # not finite: its final result fails and says so
-                try:
-                    await self._results.write_provisional(address[0], payload)
+                    await self._results.write_provisional(update.kv_key, update.payload)
                 except ClosedError:
                     return  # the worker is stopping: its windows' final values are what matter
                 self.stats["provisional_values"] += 1
 
-    async def _write(self, partition: int, closed: ClosedWindow) -> None:
-        address = result_address(closed)
-        if address is None:
-            log.error(
-                "%s: key %r cannot name a KV key; result not written", closed.metric, closed.key,
-                extra={"metric": closed.metric, "partition": partition, "key": closed.key},
-            )
-            self.stats["unwritable"] += 1
-            return
-        kv_key, subject = address
-        payload = strict_json(result_document(closed))
+    async def _write(self, partition: int, final: FinalWrite) -> None:
         try:
-            written = await self._results.write_result(kv_key, subject, payload)
+            written = await self._results.write_result(final.kv_key, final.subject, final.payload)
         except Exception as exc:  # noqa: BLE001 - recorded: the next flush must fail, not skip it
             failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             failed.set_exception(exc)
             written = failed
         # The window has left the state; until its result is stored, no flush may record that.
         self._pending.append(UnstoredWrite(partition, written, final=True))
-
-    async def _write_failed(self, partition: int, failed: FailedWindow) -> None:
-        """Dead-letter a window whose result could not be computed: its key, window and error."""
-        self.stats["windows_failed"] += 1
-        log.error(
-            "%s: window %s [%s, %s) failed and goes to deadletter.error.%s: %s",
-            failed.metric, failed.key, rfc3339(failed.start), rfc3339(failed.end), failed.metric, failed.error,
-            extra={"metric": failed.metric, "partition": partition, "key": failed.key,
-                   "window": f"{rfc3339(failed.start)}/{rfc3339(failed.end)}"},
-        )
-        key_id = ".".join([failed.metric, *failed.key.values(), str(int(failed.start))])
-        written = await self._results.dead_letter(
-            f"deadletter.error.{failed.metric}",
-            strict_json(failed_document(failed)),
-            reason=failed.error,
-            msg_id=f"window-error:{key_id}",
-        )
-        self._pending.append(UnstoredWrite(partition, written))
 
     # -- the state owner protocol (called by the consumer) -------------------------------------
 
@@ -425,7 +326,7 @@ class WindowedRuntime:
         return {partition: active.windows for partition, active in self._partitions.items()}
 
     def activate(self, partition: int, restored: Restored) -> None:
-        windows = PartitionWindows(self.definition, track_updates=self._update_seconds > 0)
+        windows = self._decisions.new_windows()
         marker = restored.marker
         if marker is not None:
             windows.load(restored.items)
