@@ -35,6 +35,8 @@ The modules, one concept each:
 - ``metric``       :func:`windowed_metric`: a metric module's ``build``, the faust agent
 - ``runtime``      :class:`WindowedRuntime`: add events, close windows, flush at each commit
 - ``decisions``    what the runtime writes about each event and window, decided without I/O
+- ``driver``       :class:`MetricDriver`: a metric run on events in a test, without NATS, and
+                   what a worker would store and publish (the same decisions)
 - ``partitions``   what the runtime keeps per partition and per write in flight
 - ``state_table``  the faust table whose changelog is the state: recovery, standbys, rebalances
 - ``documents``    what is written about a window: its public JSON, KV key and subject, strict
@@ -45,6 +47,7 @@ The modules, one concept each:
 
 from agents.windowed.context import AgentContext, ArrivalClock, ResultWriter
 from agents.windowed.documents import result_document
+from agents.windowed.driver import DeadLetter, MetricDriver, Published
 from agents.windowed.metric import windowed_metric
 from agents.windowed.runtime import CLOCK_INTERVAL, WindowedRuntime
 
@@ -52,6 +55,9 @@ __all__ = [
     "AgentContext",
     "ArrivalClock",
     "CLOCK_INTERVAL",
+    "DeadLetter",
+    "MetricDriver",
+    "Published",
     "ResultWriter",
     "WindowedRuntime",
     "result_document",
