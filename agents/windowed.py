@@ -67,6 +67,7 @@ from tables import (
     Session,
 )
 from tables.batch import BATCH_PREFIX, decode_record
+from tables.compaction import ChangelogPurger, Compaction, Flush
 
 __all__ = ["CLOCK_INTERVAL", "WindowedRuntime", "result_document", "windowed_metric"]
 
@@ -158,6 +159,8 @@ class _Active:
     repairs: dict[str, Any] = field(default_factory=dict)
     #: offset of this worker's last marker in the changelog
     changelog_offset: int | None = None
+    #: what of the changelog may be removed, and when (tables.compaction)
+    compaction: Compaction = field(default_factory=Compaction)
 
 
 class WindowedRuntime:
@@ -411,12 +414,13 @@ class WindowedRuntime:
            no offset.
         2. With no await in between, take each partition's changes and source offset: a window
            closed (or an event dead-lettered) after this belongs to the next flush.
-        3. Write the changes, then the marker.
+        3. Write the changes, then the marker; then remove what the marker made unnecessary
+           (the protocol: ``tables.compaction.Compaction.stored``).
         """
         await self._store_pending()
         flushed_at_us = round(time.time() * 1_000_000)
         snapshots = [
-            (partition, active, active.applied, {**active.repairs, **active.windows.take_changes()})
+            (partition, active, active.applied, active.compaction.take(active.repairs, active.windows))
             for partition, active in list(self._partitions.items())
         ]
         await asyncio.gather(*(self._flush_partition(*snapshot, flushed_at_us) for snapshot in snapshots))
@@ -436,9 +440,9 @@ class WindowedRuntime:
                 raise failures[0]
 
     async def _flush_partition(
-        self, partition: int, active: _Active, src: int | None, changes: dict[str, Any], flushed_at_us: int
+        self, partition: int, active: _Active, src: int | None, flush: Flush, flushed_at_us: int
     ) -> None:
-        if src is None or (not changes and src == active.flushed):
+        if src is None or (not flush.records and src == active.flushed):
             return
         topic = self.table.changelog_topic
         headers = {SRC_HEADER: str(src).encode()}
@@ -449,14 +453,17 @@ class WindowedRuntime:
                 partition=partition,
                 headers=headers,
             )
-            for key, value in changes.items()
+            for key, value in flush.records.items()
         ]
-        await asyncio.gather(*sent)
-        marker = json.dumps({"src": src, "flushed_at_us": flushed_at_us}).encode()
+        stored = await asyncio.gather(*sent)
+        marker = flush.marker(src, flushed_at_us).to_json()
         metadata = await (await topic.send(key=self._marker_key, value=marker, partition=partition, headers=headers))
         active.repairs = {}
         active.flushed = src
         active.changelog_offset = metadata.offset
+        purger = self.app.producer if isinstance(self.app.producer, ChangelogPurger) else None
+        offsets = [m.offset for m in stored]
+        await active.compaction.stored(flush, offsets, metadata.offset, purger, topic.get_topic_name(), partition)
 
     def resume_offset(self, topic: str, partition: int) -> int | None:
         if topic != self._events_topic:
@@ -479,12 +486,13 @@ class WindowedRuntime:
             applied=marker.src if marker else None,
             flushed=marker.src if marker else None,
             repairs=dict(restored.repairs),
+            compaction=Compaction(restored),
         )
         self._wake.set()
         log.info(
-            "%s: partition %d resumes at offset %s with %d open windows (%d to repair)",
+            "%s: partition %d resumes at offset %s with %d open windows (%d to repair, %d deletions kept)",
             self.definition.name, partition, marker.src if marker else "start",
-            len(restored.items), len(restored.repairs),
+            len(restored.items), len(restored.repairs), len(restored.deleted),
         )
 
     def deactivate(self, partition: int) -> None:
@@ -560,8 +568,7 @@ class StateTable(faust.Table):
             src = int(headers[SRC_HEADER])
             value = message.value
             if message.key == marker_key and value is not None:
-                data = json.loads(value)
-                replica.mark(Marker(data["src"], data["flushed_at_us"]), changelog_offset=message.offset)
+                replica.mark(Marker.from_json(value), changelog_offset=message.offset)
             elif message.key is not None:
                 replica.record(
                     message.key.decode(),

@@ -50,6 +50,7 @@ final one and would be left behind.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from itertools import chain
 from typing import Any, Final, TypeAlias, TypeVar
 
 from tables.errors import ConfigError
@@ -373,16 +374,21 @@ class PartitionWindows:
         window = self._schedule.earliest()
         return None if window is None else from_micros(window.end_us + self._grace_us)
 
-    def take_changes(self) -> dict[str, dict[str, Any] | None]:
+    def take_changes(self, *, everything: bool = False) -> dict[str, dict[str, Any] | None]:
         """Storage key -> JSON-compatible value of everything changed since the previous call.
 
         A window created or updated maps to its value, one closed or merged away to None, the
         watermark (if it moved) to its snapshot; each key appears once however often it changed.
+        With ``everything``, every open window and the watermark count as changed (a changelog
+        rewritten from scratch: see :mod:`tables.compaction`).
         The values share the aggregate states with the live windows; states are never modified in
         place (see :mod:`tables.aggregators`), so serialising them later is safe, but do not modify
         them.
         """
         metric = self._definition.name
+        if everything:
+            self._dirty.update(dict.fromkeys(chain(self._fixed.values(), *self._sessions.values())))
+            self._watermark_dirty = self._watermark.value_us is not None
         changes: dict[str, dict[str, Any] | None] = {
             window_key(metric, key, start_us): None for key, start_us in self._removed
         }
