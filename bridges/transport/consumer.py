@@ -65,6 +65,8 @@ class Consumer(FetchingConsumer):
         self._positioned: set[TP] = set()
         #: set when the group lease was lost; the next revoke then drops every partition's state
         self._membership_lost = False
+        #: whether the commit under way got as far as committing offsets (see _commit_tps)
+        self._commit_attempted = False
         self._offsets: OffsetStore | None = None
         self._coordinator: GroupCoordinator | None = None
         options = self._session.options
@@ -258,7 +260,27 @@ class Consumer(FetchingConsumer):
         counts the pause as stream time, and a new owner resuming from it would find the events
         stored meanwhile late.
         """
+        self._commit_attempted = True
+        if not await self._flush_state():
+            return False
+        return await super()._commit_offsets(offsets, start_new_transaction=start_new_transaction)
+
+    async def _commit_tps(self, tps: Iterable[TP], start_new_transaction: bool) -> bool:
+        """faust's commit, at every commit interval; with no new offset to commit, the state is
+        flushed all the same: on an idle stream the watermark still closes windows, and their
+        deletions must reach the changelog (and leave it, tables.compaction) without waiting
+        for the next event. Such a flush records the offset already committed."""
+        self._commit_attempted = False
+        committed = await super()._commit_tps(tps, start_new_transaction)
+        if not self._commit_attempted and self._state_owners:
+            await self._flush_state(quiet=True)
+        return committed
+
+    async def _flush_state(self, *, quiet: bool = False) -> bool:
+        """Flush every state owner (see :meth:`_commit_offsets`); whether offsets may follow."""
         if not self._session.lease.valid():
+            if quiet:
+                return False
             log.warning("not committing: this worker's lease may have expired, its partitions may be another's")
             if self._coordinator is not None:
                 await self._coordinator.verify_membership()
@@ -276,7 +298,7 @@ class Consumer(FetchingConsumer):
                 raise
             log.warning("not committing: the state flush could not store everything yet (%s)", exc)
             return False
-        return await super()._commit_offsets(offsets, start_new_transaction=start_new_transaction)
+        return True
 
     def _resume_offset(self, tp: TP) -> int | None:
         for owner in self._state_owners:
