@@ -46,7 +46,9 @@ class Log:
         self.counts += 1
         return len(self.records) + 1  # the fence
 
-    async def flush(self, compaction: Compaction, windows: PartitionWindows, src: int, *, purger: bool = True) -> Flush:
+    async def flush(
+        self, compaction: Compaction, windows: PartitionWindows, src: int, *, purger: bool = True
+    ) -> Flush:
         """One flush as the runtime does it: take, write the records, the marker, then stored()."""
         flush = compaction.take({}, windows)
         offsets = [self.write(key, value, src) for key, value in flush.records.items()]
