@@ -5,8 +5,8 @@ Layout — imports point one way (tests/unit/test_architecture.py holds the code
     app  ->  agents, bridges  ->  contract  ->  tables
 
     app:      __main__ -> cli -> worker, web, demo, simulator;  web -> dashboard;
-              each of them -> settings, signals (leaf modules)
-    bridges:  public -> transport -> group -> connection, jetstream, naming, server;
+              worker, web -> monitoring;  each of them -> settings, signals, logs, access (leaf modules)
+    bridges:  public -> transport -> group -> connection, jetstream, naming, server, storage;
               of bridges, only public imports contract (the faust driver is reusable)
     dev-only: tests -> benchmarks -> testkit -> the product, which imports none of them
 
@@ -25,15 +25,19 @@ Layout — imports point one way (tests/unit/test_architecture.py holds the code
                 The only folder that imports ``nats``.
 - ``app``       this package: reads settings once at the edge and wires the rest together.
 
-Inside ``app``, a package per process or command, and two leaf modules every one may use:
+Inside ``app``, a package per process or command, and four leaf modules every one may use:
 
 - ``cli/``        ``python -m app <command>``, one module per command
 - ``worker/``     a metric worker: the faust App factory and the worker process
 - ``web/``        the web process: HTTP ingest, the query API, OpenAPI, NATS ingest
 - ``dashboard/``  the dashboard's pages, added to the web process
+- ``monitoring/`` ``/metrics`` and the probes beside it, of the web process and the workers
 - ``demo/``       the demo: every process at once, supervised
 - ``simulator/``  a simulated class sending events
-- ``settings``    the one frozen settings object; ``signals`` waiting for SIGINT/SIGTERM
+- ``settings/``   the one frozen settings object, each setting declared once (variable,
+                  default, bounds, meaning); ``signals`` waiting for SIGINT/SIGTERM;
+                  ``logs`` how every process logs (LOG_FORMAT: text or JSON lines);
+                  ``access`` who may read (READ_TOKEN, READ_ACCESS) and the tokens' check
 """
 
 __all__: list[str] = []

@@ -17,9 +17,14 @@ async def until_signalled() -> signal.Signals:
     loop = asyncio.get_running_loop()
     received: asyncio.Future[signal.Signals] = loop.create_future()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda s=sig: received.done() or received.set_result(s))
+        loop.add_signal_handler(sig, _resolve, received, sig)
     try:
         return await received
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+def _resolve(received: asyncio.Future[signal.Signals], sig: signal.Signals) -> None:
+    if not received.done():  # a second signal before the waiter ran
+        received.set_result(sig)

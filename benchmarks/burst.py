@@ -42,12 +42,12 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from benchmarks.dataset import EVENTS_TOPIC, ResultWatch, dead_letter_counts, declare_topic
 from benchmarks.workers import caught_up, metric_env, spawn_metric_workers, wait_owned, wait_ready
-from bridges.transport.envelope import HDR_MSG_ID, encode_headers
 from bridges.naming import Naming
 from bridges.public.streams import PublicStreams
+from bridges.transport.envelope import HDR_MSG_ID, encode_headers
 from bridges.transport.session import partition_for_key
-from testkit.oracle import expected_results
 from testkit.live import LiveEvents, rfc3339
+from testkit.oracle import expected_results
 from testkit.pipeline import METRIC_AGENTS, values_match
 from testkit.workers import Workers, poll_until
 

@@ -40,10 +40,10 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic_core import from_json, to_json
 
 from benchmarks.dataset import Dataset
-from bridges.transport.envelope import HDR_TS
 from bridges.jetstream import parse_ack_subject
 from bridges.naming import Naming
 from bridges.public.streams import PublicStreams
+from bridges.transport.envelope import HDR_TS
 from contract.names import EVENTS_TOPIC, METRICS_BUCKET
 
 __all__ = ["run_ceiling"]

@@ -37,14 +37,14 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js.errors import KeyNotFoundError, NotFoundError
 
-from bridges.transport.envelope import encode_headers
-from tables.batch import encode_batch
 from bridges.naming import Naming
 from bridges.public.streams import PublicStreams
-from contract.names import EVENTS_TOPIC, METRICS_BUCKET
+from bridges.transport.envelope import encode_headers
 from bridges.transport.publisher import PipelinedPublisher
 from bridges.transport.session import partition_for_key
 from bridges.transport.topics import TopicRegistry, TopicSpec
+from contract.names import EVENTS_TOPIC, METRICS_BUCKET
+from tables.batch import encode_batch
 from testkit.oracle import event_epoch, expected_results, generate_sessions
 from testkit.pipeline import values_match
 

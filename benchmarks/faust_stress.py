@@ -162,7 +162,7 @@ async def _table_values(url: str, partitions: int) -> dict[int, int]:
                 )
             except NotFoundError:
                 continue
-            out[partition] = json.loads(msg.data)
+            out[partition] = json.loads(msg.data or b"null")
         return out
     finally:
         await client.close()

@@ -25,7 +25,7 @@ __all__ = ["FedClock"]
 
 
 class FedClock:
-    """Promises about the records of ``topic`` fed so far; an ``agents.context.ArrivalClock``."""
+    """Promises about the records of ``topic`` fed so far; an ``agents.windowed.ArrivalClock``."""
 
     def __init__(self, topic: str) -> None:
         self._topic = topic

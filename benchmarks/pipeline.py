@@ -27,14 +27,28 @@ take the difference of two noisy figures as large as the one wanted. Each agent'
 
 Every event is read by each agent, so "events/s" is events of the dataset per second, each
 through all three metrics — the same unit as the faust-core row.
+
+Metrics (issue 14). Run with ``metrics=True``, every worker gets a ``METRICS_PORT`` (faust's
+Prometheus sensors instead of its plain monitor, the windowed runtime's metrics, the endpoint)
+and each worker's ``/metrics`` is scraped once a second for the whole run — fifteen times more
+often than a usual Prometheus scrape, so the figure bounds what collection costs. Without it,
+the workers run as the Procfile's would without ``METRICS_PORT``: nothing of it runs. Besides the
+time, the run reports the CPU seconds the workers used from their first processing to the last
+result (``/proc``): on a shared machine, another process's load stretches a run's time far more
+than the CPU its own work takes.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 from nats.aio.client import Client
 
 from benchmarks.dataset import (
@@ -72,24 +86,43 @@ class PipelineResult:
     skew: float
     #: worker start -> first worker processing
     startup: float
+    #: whether the workers served /metrics, and how many scrapes answered during the run
+    metrics: bool = False
+    scrapes: int = 0
+    #: CPU seconds (user + system) of every worker from its first processing to the last result
+    cpu_seconds: float = 0.0
 
 
 async def run_pipeline(
     url: str, client: Client, dataset: Dataset, *, processes: int, base_dir: Path, session_timeout: float,
-    timeout: float = 300.0,
+    timeout: float = 300.0, metrics: bool = False,
 ) -> PipelineResult:
-    """Run ``processes`` workers per agent over ``dataset`` (see the module docstring)."""
+    """Run ``processes`` workers per agent over ``dataset`` (see the module docstring); with
+    ``metrics``, each worker serves ``/metrics``, scraped every second while the run lasts."""
     await declare_topic(client, dataset.partitions)
     publish_seconds = await publish(client, batched(dataset.messages(), BATCH_EVENTS))
     env = metric_env(
         url, base_dir / "data", partitions=dataset.partitions, window=dataset.window, grace=dataset.grace,
         session_timeout=session_timeout,
     )
+    if metrics:
+        env["METRICS_PORT"] = "0"
+    scrapes = 0
     with Workers(base_dir / "logs", env) as pool:
         async with ResultWatch(client) as watch:
             spawned = time.time()
             workers = spawn_metric_workers(pool, METRIC_AGENTS, processes)
-            await watch.wait_for(dataset.expected.keys(), timeout=timeout)
+            done = asyncio.Event()
+            scraper = asyncio.ensure_future(_scrape(workers, done) if metrics else asyncio.sleep(0, 0))
+            began: dict[int, float] = {}
+            starts_cpu = asyncio.ensure_future(_cpu_at_start(workers, began, done))
+            try:
+                await watch.wait_for(dataset.expected.keys(), timeout=timeout)
+                cpu = sum(cpu_seconds(w.pid) - began.get(w.pid, 0.0) for w in workers)
+            finally:
+                done.set()
+                scrapes = await scraper
+                await starts_cpu
         starts = {agent: _began(workers, agent, spawned) for agent in METRIC_AGENTS}
     first, last = min(starts.values()), max(starts.values())
     per_agent = {agent: watch.last(agent) - starts[agent] for agent in METRIC_AGENTS}
@@ -98,7 +131,47 @@ async def run_pipeline(
     if letters:
         raise AssertionError(f"the stored backlog was dead-lettered in part: {dict(letters)}")
     seconds = max(watch.last(agent) for agent in METRIC_AGENTS) - first
-    return PipelineResult(processes, seconds, publish_seconds, per_agent, last - first, first - spawned)
+    return PipelineResult(
+        processes, seconds, publish_seconds, per_agent, last - first, first - spawned, metrics=metrics, scrapes=scrapes,
+        cpu_seconds=cpu,
+    )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _cpu_at_start(workers: list[WorkerProcess], began: dict[int, float], done: asyncio.Event) -> None:
+    """Each worker's CPU seconds when it logs that it begins processing (looked at every 20 ms)."""
+    pattern = re.compile(ACTIVATED)
+    while not done.is_set() and len(began) < len(workers):
+        for worker in workers:
+            if worker.pid not in began and pattern.search(worker.log()):
+                began[worker.pid] = cpu_seconds(worker.pid)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), 0.02)
+
+
+async def _scrape(workers: list[WorkerProcess], done: asyncio.Event, every: float = 1.0) -> int:
+    """Scrape each worker's /metrics every ``every`` seconds until ``done``; how many answered."""
+    answered = 0
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+        while not done.is_set():
+            for worker in workers:
+                found = re.findall(r"metrics listening on (http://\S+)", worker.log())
+                if not found:
+                    continue  # still starting
+                try:
+                    async with http.get(f"{found[-1]}/metrics") as response:
+                        await response.read()
+                        answered += response.status == 200
+                except (aiohttp.ClientError, TimeoutError):
+                    pass  # a worker busy past the timeout: the next round asks again
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), every)
+    return answered
 
 
 def _began(workers: list[WorkerProcess], agent: str, spawned: float) -> float:

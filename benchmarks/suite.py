@@ -5,9 +5,12 @@ streams, and each with its own reference measured in the same run:
 
 - ``throughput``: the ceiling (bare nats-py), faust's core with the three agents (windowed, and
   with plain dicts), the full pipeline with 1 and 2 processes per agent — all over one dataset,
-  a backlog with its arrivals, every stage's results checked against the oracle;
+  a backlog with its arrivals, every stage's results checked against the oracle; and the full
+  pipeline with its workers' /metrics on and scraped against the same without (issue 14);
 - ``transport``: issue 2's trivial agent over nats:// vs faust's core;
 - ``ingest``: HTTP batches of 100 and 1000 and NATS ingest vs raw pipelined JetStream publishing;
+- ``query``: ``GET /v1/metrics/...`` p99, a 1-hour range and /latest, for a student with a short
+  and with a year-long history of 1-minute windows;
 - ``latency``: window end + grace -> final result in KV, live events;
 - ``burst``: live events at about 3x the pipeline's throughput until the workers are several
   graces behind: late events (none may be) and the lag reached, every final against the oracle;
@@ -27,6 +30,7 @@ late events"): each stage's module says how its events arrive and what closes it
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -47,12 +51,13 @@ from benchmarks.history import run_level
 from benchmarks.latency import run_latency
 from benchmarks.memory import run_memory
 from benchmarks.pipeline import PipelineResult, run_pipeline
+from benchmarks.query import run_query
 from benchmarks.report import Row, Target
 from bridges.server import NatsServer
 
 __all__ = ["DEFAULT", "QUICK", "STAGES", "Scale", "SuiteResult", "fresh_server", "run_suite"]
 
-STAGES = ("throughput", "transport", "ingest", "latency", "burst", "memory", "history", "groups")
+STAGES = ("throughput", "transport", "ingest", "query", "latency", "burst", "memory", "history", "groups")
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,10 @@ class Scale:
     #: events per ingest phase, and HTTP requests in flight
     ingest: int
     ingest_concurrency: int
+    #: one student's 1-minute windows of history, short then long, and requests per query and history
+    query_small: int
+    query_large: int
+    query_requests: int
     #: live events per second and for how long; the windows and grace they land in
     latency_rate: float
     latency_seconds: float
@@ -87,12 +96,16 @@ class Scale:
     group_rounds: int
     group_keys: int
     session_timeout: float
+    #: events of the pipeline run with and without metrics, and how many such pairs
+    metrics_events: int = 150_000
+    metrics_pairs: int = 3
     partitions: int = 4
     burst_factor: float = 3.0
 
 
 DEFAULT = Scale(
     name="default", events=30_000, trivial=30_000, ingest=20_000, ingest_concurrency=4,
+    query_small=1_000, query_large=525_600, query_requests=500,
     latency_rate=300, latency_seconds=10, latency_window=2, latency_grace=1,
     burst_seconds=4, burst_students=2_000, burst_fallback_rate=18_000,
     memory_levels=(1_000, 10_000, 100_000), history_levels=(10_000, 100_000, 1_000_000),
@@ -101,11 +114,12 @@ DEFAULT = Scale(
 )
 QUICK = Scale(
     name="quick", events=2_000, trivial=2_000, ingest=1_000, ingest_concurrency=2,
+    query_small=1_000, query_large=10_000, query_requests=50,
     latency_rate=100, latency_seconds=2, latency_window=1, latency_grace=1,
     burst_seconds=2, burst_students=300, burst_fallback_rate=6_000,
     memory_levels=(100, 500, 1_000), history_levels=(1_000, 3_000, 10_000),
     group_batch=500, group_rounds=1, group_keys=2_000,
-    session_timeout=1.5,
+    session_timeout=1.5, metrics_events=2_000, metrics_pairs=1,
 )
 
 
@@ -126,6 +140,7 @@ async def run_suite(
         "throughput": _throughput,
         "transport": _transport,
         "ingest": _ingest,
+        "query": _query,
         "latency": _latency,
         "burst": _burst,
         "memory": _memory,
@@ -186,11 +201,54 @@ async def _throughput(scale: Scale, result: SuiteResult) -> None:
     ]
     for run in pipelines:
         result.rows.append(_pipeline_row(run, dataset, ceiling, core))
+    result.rows.append(await _metrics_cost(scale))
     result.pipeline_rate = dataset.size / pipelines[0].seconds
     versus_core = result.pipeline_rate / core
     result.targets.append(
         Target("full pipeline, 1 process per agent / faust core", versus_core, ">= 0.6", versus_core >= 0.6)
     )
+
+
+async def _metrics_cost(scale: Scale) -> Row:
+    """Issue 14: the full pipeline, 1 process per agent, with METRICS_PORT set on every worker and
+    each /metrics scraped every second, against the same pipeline without METRICS_PORT.
+
+    On a backlog long enough to be scraped many times (pipeline-1's own lasts a second or two),
+    in pairs run back to back, the order alternating, so that the machine's drift weighs on both
+    sides alike; the ratio is the median of the pairs'.
+    """
+    dataset = make_dataset(scale.metrics_events, partitions=scale.partitions, window=60, grace=10, seed=14)
+    pairs: list[tuple[PipelineResult, PipelineResult]] = []
+    for pair in range(scale.metrics_pairs):
+        runs = {}
+        for metrics in (False, True) if pair % 2 == 0 else (True, False):
+            async with fresh_server() as (url, client, base):
+                runs[metrics] = await run_pipeline(
+                    url, client, dataset, processes=1, base_dir=base, session_timeout=scale.session_timeout,
+                    metrics=metrics,
+                )
+        pairs.append((runs[False], runs[True]))
+    # The workers' CPU per event decides their throughput when the CPU is theirs; the wall clock
+    # of a shared machine also counts everyone else's load, so both are shown.
+    by_cpu = sorted(plain.cpu_seconds / measured.cpu_seconds for plain, measured in pairs)
+    by_time = sorted(plain.seconds / measured.seconds for plain, measured in pairs)
+    rate = statistics.median(dataset.size / measured.seconds for _, measured in pairs)
+    plain_rate = statistics.median(dataset.size / plain.seconds for plain, _ in pairs)
+    cpu_us = statistics.median(1e6 * m.cpu_seconds / dataset.size for _, m in pairs)
+    plain_cpu_us = statistics.median(1e6 * p.cpu_seconds / dataset.size for p, _ in pairs)
+    return Row(
+        "pipeline-1-metrics", "full pipeline", "1 process per agent, /metrics on and scraped every second",
+        rate, "events/s", statistics.median(by_cpu), "the same without metrics, in worker CPU per event",
+        f"issue 14: faust's Prometheus sensors, the windowed runtime's metrics, every worker's /metrics scraped "
+        f"each second (lag read from NATS each time; {sum(m.scrapes for _, m in pairs)} scrapes); median of "
+        f"{len(pairs)} pairs on {dataset.size:,} events; worker CPU per event {cpu_us:.0f} us with, "
+        f"{plain_cpu_us:.0f} us without (pairs' ratios {_listed(by_cpu)}); by wall clock {rate:,.0f} vs "
+        f"{plain_rate:,.0f} events/s (pairs' ratios {_listed(by_time)})",
+    )
+
+
+def _listed(ratios: list[float]) -> str:
+    return ", ".join(f"{ratio:.2f}" for ratio in ratios)
 
 
 def _pipeline_row(run: PipelineResult, dataset: Dataset, ceiling: float, core: float) -> Row:
@@ -236,6 +294,41 @@ async def _ingest(scale: Scale, result: SuiteResult) -> None:
         result.rows.append(Row(key, "ingest", phase.name, phase.rate, "events/s", ratio, "raw JetStream", detail))
     http_1000 = phases[2].rate / raw
     result.targets.append(Target("HTTP ingest, batches of 1000 / raw JetStream", http_1000, ">= 0.3", http_1000 >= 0.3))
+
+
+async def _query(scale: Scale, result: SuiteResult) -> None:
+    async with fresh_server() as (url, client, base):
+        q = await run_query(
+            client, url, base_dir=base, small=scale.query_small, large=scale.query_large, requests=scale.query_requests
+        )
+    shape = f"p99 of {q.requests} requests to a web process, the four questions in turn; 60 s windows"
+    long = f"a student with {q.large:,} windows ({q.large * 60 / 86_400:,.0f} days)"
+    short = f"a student with {q.small:,} windows"
+
+    def ms(times: tuple[float, float]) -> str:
+        return f"{times[1] * 1000:.2f} ms"
+
+    def p50(times: tuple[float, float]) -> str:
+        return f"p50 {times[0] * 1000:.2f} ms"
+
+    stage = "query (issue 13)"
+    result.rows += [
+        Row("query-range-short", stage, f"1-hour range, {short}", q.range_small[1] * 1000, "ms", None, "short history",
+            f"{shape}, {p50(q.range_small)}; 60 windows; p99 {ms(q.range_alone)} before the long history was written"),
+        Row("query-range-long", stage, f"1-hour range, {long}", q.range_large[1] * 1000, "ms",
+            q.range_large[1] / q.range_small[1], "short history",
+            f"{shape}, {p50(q.range_large)}; {q.large:,} windows written in {q.write_seconds:.1f} s"),
+        Row("query-latest-short", stage, f"/latest, {short}", q.latest_small[1] * 1000, "ms", None, "short history",
+            f"{shape}, {p50(q.latest_small)}; p99 {ms(q.latest_alone)} before the long history was written"),
+        Row("query-latest-long", stage, f"/latest, {long}", q.latest_large[1] * 1000, "ms",
+            q.latest_large[1] / q.latest_small[1], "short history",
+            f"{shape}, {p50(q.latest_large)}; its older windows written after its newest"),
+    ]
+    for what, short_times, long_times in (
+        ("1-hour range", q.range_small, q.range_large), ("/latest", q.latest_small, q.latest_large)
+    ):
+        ratio = long_times[1] / short_times[1]
+        result.targets.append(Target(f"query p99, long history / short ({what})", ratio, "~1 (< 2)", ratio < 2))
 
 
 async def _latency(scale: Scale, result: SuiteResult) -> None:

@@ -29,6 +29,6 @@ totals = app.Table("totals", default=int)
 
 
 @app.agent(keys)
-async def count(stream):  # type: ignore[no-untyped-def]
+async def count(stream):
     async for event in stream.events():
         totals[event.message.key.decode()] += event.value

@@ -7,6 +7,10 @@ user-info before they are stored, so a settings object can be logged whole.
 faust prints ``app.conf.broker`` in its start-up banner, so credentials belong in
 ``broker_credentials=NatsCredentials(...)`` rather than in the broker URL; a URL with user-info
 still works (it is split into user/password or token here) but faust itself would print it.
+
+This module does not load faust: a service that only reads results connects with it, and
+:class:`~bridges.credentials.NatsCredentials`, a faust class, lives in :mod:`bridges.credentials`
+(``bridges.connection.NatsCredentials`` still finds it, loading faust then).
 """
 
 from __future__ import annotations
@@ -18,18 +22,24 @@ import ssl
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import faust.auth
 import nats
 from nats.aio.client import Client
 
+from bridges.secret import Secret
 from tables.errors import BrokenError, ConfigError
+
+if TYPE_CHECKING:
+    import faust.auth
+
+    from bridges.credentials import NatsCredentials
 
 __all__ = [
     "ConnectionSettings",
     "NatsCredentials",
+    "SCHEMES",
     "Secret",
     "connect",
     "disconnect",
@@ -39,66 +49,17 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
-_SCHEMES = {"nats", "tls", "ws", "wss"}
+#: the URL schemes a NATS server is reached by (tls: nats with TLS required)
+SCHEMES: Final = frozenset({"nats", "tls", "ws", "wss"})
 
 
-@dataclass(frozen=True)
-class Secret:
-    """A string that never appears in logs, errors or reprs."""
+def __getattr__(name: str) -> Any:
+    """``NatsCredentials``, loaded on first use: it is a faust class (see the module's docstring)."""
+    if name == "NatsCredentials":
+        from bridges.credentials import NatsCredentials
 
-    value: str = field(repr=False)
-
-    def __repr__(self) -> str:
-        return "Secret('**********')"
-
-    __str__ = __repr__
-
-
-class NatsCredentials(faust.auth.Credentials):
-    """NATS credentials for ``faust.App(broker_credentials=...)``.
-
-    Any of: user and password, a token, a ``.creds`` file (JWT + nkey seed), and TLS (CA file,
-    client certificate and key, or a ready ``ssl.SSLContext``).
-    """
-
-    def __init__(
-        self,
-        *,
-        user: str | None = None,
-        password: str | None = None,
-        token: str | None = None,
-        creds_file: str | None = None,
-        tls_ca_file: str | None = None,
-        tls_cert_file: str | None = None,
-        tls_key_file: str | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-    ) -> None:
-        if password is not None and user is None:
-            raise ConfigError("password", Secret(password), "a password needs a user", kind="Credential")
-        if (tls_cert_file is None) != (tls_key_file is None):
-            raise ConfigError(
-                "tls_cert_file" if tls_cert_file is None else "tls_key_file",
-                None,
-                "a client certificate and its key go together",
-                kind="Credential",
-            )
-        self.user = user
-        self.password = Secret(password) if password is not None else None
-        self.token = Secret(token) if token is not None else None
-        self.creds_file = creds_file
-        self.tls_ca_file = tls_ca_file
-        self.tls_cert_file = tls_cert_file
-        self.tls_key_file = tls_key_file
-        self.ssl_context = ssl_context
-
-    def __repr__(self) -> str:
-        shown = [f"user={self.user!r}"] if self.user else []
-        shown += [name for name in ("password", "token") if getattr(self, name) is not None]
-        if self.creds_file:
-            shown.append(f"creds_file={self.creds_file!r}")
-        if self.tls_ca_file or self.tls_cert_file or self.ssl_context:
-            shown.append("tls")
-        return f"<NatsCredentials {' '.join(shown) or 'none'}>"
+        return NatsCredentials
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def redact_url(url: str) -> str:
@@ -158,9 +119,9 @@ class ConnectionSettings:
                 parts.port  # noqa: B018 - raises ValueError on a bad port
             except ValueError:
                 raise ConfigError("NATS_URL", redact_url(url), "has an invalid port") from None
-            if parts.scheme not in _SCHEMES:
+            if parts.scheme not in SCHEMES:
                 raise ConfigError(
-                    "NATS_URL", redact_url(url), f"scheme must be one of {sorted(_SCHEMES)}"
+                    "NATS_URL", redact_url(url), f"scheme must be one of {sorted(SCHEMES)}"
                 )
             if not parts.hostname:
                 raise ConfigError("NATS_URL", redact_url(url), "has no host")
@@ -207,33 +168,11 @@ class ConnectionSettings:
             return self
         if isinstance(credentials, ssl.SSLContext):
             return replace(self, ssl_context=credentials)
-        if isinstance(credentials, NatsCredentials):
-            return replace(
-                self,
-                user=credentials.user or self.user,
-                password=credentials.password or self.password,
-                token=credentials.token or self.token,
-                creds_file=credentials.creds_file or self.creds_file,
-                tls_ca_file=credentials.tls_ca_file or self.tls_ca_file,
-                tls_cert_file=credentials.tls_cert_file or self.tls_cert_file,
-                tls_key_file=credentials.tls_key_file or self.tls_key_file,
-                ssl_context=credentials.ssl_context or self.ssl_context,
-            )
-        if isinstance(credentials, faust.auth.SASLCredentials):
-            return replace(
-                self,
-                user=credentials.username or self.user,
-                password=Secret(credentials.password) if credentials.password else self.password,
-                ssl_context=credentials.ssl_context or self.ssl_context,
-            )
-        if isinstance(credentials, faust.auth.SSLCredentials):
-            return replace(self, ssl_context=credentials.context)
-        raise ConfigError(
-            "broker_credentials",
-            type(credentials).__name__,
-            "the nats:// transport understands NatsCredentials, SASLCredentials (user/password) "
-            "and SSLCredentials",
-        )
+        # Anything else is a faust credentials object, so faust is loaded already: reading it here
+        # costs nothing more, and a client that passes none never loads faust.
+        from bridges.credentials import credential_fields
+
+        return replace(self, **credential_fields(credentials))
 
     @property
     def uses_tls(self) -> bool:
@@ -374,14 +313,14 @@ async def connect(
                 reconnected_cb=reconnected_cb,
                 allow_reconnect=True,
                 max_reconnect_attempts=-1,
-                reconnect_time_wait=0.25,
+                reconnect_time_wait=0.25,  # type: ignore[arg-type]  # nats-py annotates int; takes seconds
                 connect_timeout=2,
                 # The default 2 MiB would stall pipelined publishing during a short reconnect.
                 pending_size=64 * 1024 * 1024,
             ),
             timeout=settings.connect_deadline,
         )
-    except (TimeoutError, Exception) as exc:
+    except Exception as exc:  # noqa: BLE001 - reported as BrokenError below, with the cause
         await _close_quietly(client)
         reason = _describe(last_error or exc)
         raise BrokenError(
@@ -417,5 +356,5 @@ async def disconnect(client: Client) -> None:
 async def _close_quietly(client: Client) -> None:
     try:
         await client.close()
-    except Exception:  # noqa: BLE001 - closing a half-open client; nothing useful to report
+    except Exception:
         log.debug("closing a failed NATS client raised", exc_info=True)

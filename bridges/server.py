@@ -2,7 +2,8 @@
 
 Used for local runs where no NATS URL is configured, and by the tests, which start one per test on
 port 0 with a temporary store. The server is an async context manager with an explicit state;
-``stop()`` is idempotent and a stopped server refuses to start again (make a new one).
+``stop()`` is idempotent and a stopped server refuses to start again (make a new one);
+``reload()`` makes it read its configuration file again, as an operator's SIGHUP does.
 
 Readiness is learnt from the ``-ports_file_dir`` file nats-server writes once it listens, polled
 with a deadline; its log goes to a file in the store directory, so nothing blocks on a full pipe.
@@ -34,6 +35,9 @@ __all__ = ["NatsServer", "ServerState", "find_server_binary", "free_port"]
 log = logging.getLogger(__name__)
 
 _POLL_INTERVAL = 0.02
+#: what nats-server logs once a configuration reload is applied, or refused
+_RELOADED = "Reloaded server configuration"
+_RELOAD_FAILED = "Failed to reload server configuration"
 
 
 class ServerState(enum.Enum):
@@ -163,6 +167,33 @@ class NatsServer:
             await self.kill()
         await self._spawn(self.port)
 
+    async def reload(self, timeout: float = 10.0) -> None:
+        """Make the server read its configuration file again (SIGHUP), and wait until it has.
+
+        Raises :class:`BrokenError` with the server's own reason when it refuses the new
+        configuration (some changes need a restart; lowering JetStream's ``max_file_store``
+        is one).
+        """
+        self._require_running()
+        if self.config_file is None:
+            raise ClosedError("the server was started without a configuration file: nothing to reload")
+        process = self._process
+        assert process is not None
+        before = self._log_text()
+        seen = (before.count(_RELOADED), before.count(_RELOAD_FAILED))
+        process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self._log_text()
+            if text.count(_RELOAD_FAILED) > seen[1]:
+                reason = text[text.rindex(_RELOAD_FAILED) :].splitlines()[0]
+                raise BrokenError(f"nats-server refused the new configuration of {self.config_file}: {reason}")
+            if text.count(_RELOADED) > seen[0]:
+                log.info("nats-server pid %s reloaded %s", process.pid, self.config_file)
+                return
+            await asyncio.sleep(_POLL_INTERVAL)
+        raise BrokenError(f"nats-server did not reload {self.config_file} within {timeout}s; see {self.log_file}")
+
     async def __aenter__(self) -> NatsServer:
         return await self.start()
 
@@ -183,6 +214,12 @@ class NatsServer:
     def _require_running(self) -> None:
         if self._state is not ServerState.RUNNING:
             raise ClosedError(f"the server is {self._state.value}")
+
+    def _log_text(self) -> str:
+        try:
+            return self.log_file.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
 
     def _command(self, port: int, ports_dir: Path) -> list[str]:
         cmd = [find_server_binary()]

@@ -230,7 +230,10 @@ _INTERACTION_RULES: Final = (_DataRule("correct", _is_bool, "must be a boolean",
 
 
 def _data_rules(type_: str | None, name: str | None) -> tuple[_DataRule, ...]:
-    return _DATA_RULES.get((type_, name), _INTERACTION_RULES if type_ == "interaction" else ())
+    rules = _DATA_RULES.get((type_, name)) if type_ is not None and name is not None else None
+    if rules is not None:
+        return rules
+    return _INTERACTION_RULES if type_ == "interaction" else ()
 
 
 _Path = tuple[str | int, ...]
@@ -247,7 +250,8 @@ def _numbers_out_of_range(items: Iterable[tuple[str | int, JsonValue]], path: _P
     for key, value in items:
         kind = type(value)
         if kind is int or kind is float:
-            if not -MAX_DATA_NUMBER <= value <= MAX_DATA_NUMBER:  # NaN fails this too
+            # mypy narrows on `type(value) is int`, not through `kind`: one type() call per value
+            if not -MAX_DATA_NUMBER <= value <= MAX_DATA_NUMBER:  # type: ignore[operator]  # NaN fails too
                 found.append((*path, key))
         elif kind is dict:
             _numbers_out_of_range(value.items(), (*path, key), found)  # type: ignore[union-attr]
@@ -324,7 +328,7 @@ class Event(BaseModel):
         if value is _ABSENT:
             raise _problem("field required")
         if value is None:
-            raise _problem(_FIELD_PROBLEMS[info.field_name])
+            raise _problem(_FIELD_PROBLEMS[info.field_name or ""])
         return value
 
     @field_validator("occurred_at", mode="plain")
@@ -391,11 +395,12 @@ class Event(BaseModel):
 
 def _parse(raw: bytes | str) -> Any:
     if isinstance(raw, str):
+        text = raw
         try:
-            raw = raw.encode()
+            raw = text.encode()
         except UnicodeEncodeError as exc:
-            line = raw.count("\n", 0, exc.start) + 1
-            column = len(raw[raw.rfind("\n", 0, exc.start) + 1 : exc.start].encode()) + 1
+            line = text.count("\n", 0, exc.start) + 1
+            column = len(text[text.rfind("\n", 0, exc.start) + 1 : exc.start].encode()) + 1
             raise MalformedJSON("lone surrogate, not valid Unicode", line, column) from None
     try:
         return from_json(raw, allow_inf_nan=False)

@@ -144,7 +144,7 @@ class _Result(_Model, Generic[M, K, V]):
 
     @property
     def student_id(self) -> str:
-        return self.key.student_id  # type: ignore[attr-defined, no-any-return]
+        return self.key.student_id  # type: ignore[attr-defined]
 
     @property
     def window_start(self) -> int:
@@ -183,7 +183,9 @@ MetricResult = Annotated[
 ]
 """Any result; the ``metric`` field says which."""
 
-_ADAPTER: Final[TypeAdapter[ProgressionResult | EngagementResult | OutcomesResult]] = TypeAdapter(MetricResult)
+_ADAPTER: Final[TypeAdapter[ProgressionResult | EngagementResult | OutcomesResult]] = TypeAdapter(
+    MetricResult
+)
 
 
 def parse_result(raw: bytes | str) -> ProgressionResult | EngagementResult | OutcomesResult:

@@ -13,13 +13,14 @@ Roles (each also gets only its own reply inboxes, ``_INBOX_<role>.>``; set NATS_
 
 - ``producer`` publishes events to ``events.<type>.<student_id>`` and nothing else;
 - ``ingest`` (the web process) pulls the INGEST stream, writes the events topic, dead-letters
-  invalid events and reads the metrics bucket for the query API;
+  invalid events and reads the metrics bucket for the query API; for ``/metrics`` it reads the
+  offsets bucket (every group's lag) and lists the streams (their sizes);
 - ``worker`` (the metric workers) reads the events topic, keeps its groups' offsets, leases and
   changelogs (purging from them what closed windows leave), and writes its metrics' results, result subjects and dead letters - it cannot
   write events, nor read the raw INGEST stream or the dead letters (it reads only the INGEST
   stream's info: its oldest message's time is what the arrival clock needs);
-- ``reader`` (dashboards, adaptive services) reads the metrics bucket, the RESULTS stream and
-  ``results.>``, and nothing else.
+- ``reader`` (dashboards, adaptive services) reads the metrics bucket, the RESULTS stream (and
+  acknowledges what its durable consumers deliver) and ``results.>``, and nothing else.
 """
 
 from __future__ import annotations
@@ -87,6 +88,10 @@ def permissions(role: str, prefix: str, partitions: int, agents: Sequence[str]) 
         ]
         # The query API reads the bucket; the workers, which write it, own its limits.
         pub += _bucket("metrics", [], update=False) + _stream_reader("KV_metrics")
+        # /metrics: every group's lag (a watch of the offsets bucket) and the storage of every
+        # stream and of the account (stream names and sizes, no message).
+        pub += _bucket(f"{prefix}_offsets", [], create=False, update=False, watch=True)
+        pub += [f"$JS.FC.KV_{prefix}_offsets.>", f"{_API}.INFO", f"{_API}.STREAM.LIST"]
         return sorted(set(pub)), [inbox]
     if role == "worker":
         pub = [f"{_API}.INFO"]
@@ -109,7 +114,8 @@ def permissions(role: str, prefix: str, partitions: int, agents: Sequence[str]) 
             pub += [f"results.{agent}.*", f"deadletter.*.{agent}", f"$KV.metrics.{agent}.>",
                     f"{_API}.DIRECT.GET.KV_metrics.$KV.metrics.{agent}.>"]
         pub += _bucket(f"{prefix}_topics", topics)
-        pub += _bucket(f"{prefix}_offsets", offsets)
+        # watch: /metrics reads its group's lag from the offsets bucket
+        pub += _bucket(f"{prefix}_offsets", offsets, watch=True) + [f"$JS.FC.KV_{prefix}_offsets.>"]
         pub += _bucket(f"{prefix}_groups", groups, watch=True)
         pub += _stream_admin("KV_metrics") + _stream_admin(f"{upper}_RESULTS") + _stream_admin(f"{upper}_DEADLETTER")
         pub.append(f"{_API}.STREAM.INFO.{upper}_INGEST")  # the arrival clock (bridges/public/arrival_clock.py)
@@ -119,7 +125,9 @@ def permissions(role: str, prefix: str, partitions: int, agents: Sequence[str]) 
         # missing (a reader may start first); creating an existing one changes nothing.
         pub = [f"{_API}.INFO", *_stream_admin("KV_metrics", update=False), *_stream_reader("KV_metrics")]
         pub += [*_stream_admin(f"{upper}_RESULTS", update=False), *_stream_reader(f"{upper}_RESULTS"),
-                f"$JS.FC.{upper}_RESULTS.>", "$JS.FC.KV_metrics.>"]
+                f"$JS.FC.{upper}_RESULTS.>", "$JS.FC.KV_metrics.>",
+                # acks of a durable consumer of results, which keeps a service's place (docs/client.md)
+                f"$JS.ACK.{upper}_RESULTS.>"]
         return sorted(set(pub)), [inbox, "results.>"]
     raise ValueError(f"unknown role {role!r}; known: {', '.join(ROLES)}")
 

@@ -27,10 +27,10 @@ from tables.errors import (
     FencedError,
     InvalidEventError,
     StateError,
+    StorageFull,
     StreamsError,
 )
 from tables.metric import MetricDefinition
-from tables.watermark import Promise, Watermark
 from tables.outcomes import (
     AddResult,
     ClosedWindow,
@@ -41,8 +41,9 @@ from tables.outcomes import (
     Late,
     OpenWindowResult,
 )
+from tables.watermark import Promise, Watermark
 from tables.windowed import PartitionWindows
-from tables.windows import Hopping, Session, Tumbling, Window, window_ranges
+from tables.windows import Hopping, Session, Tumbling, Window, window_ranges, window_starts
 
 __all__ = [
     "AddResult",
@@ -77,10 +78,12 @@ __all__ = [
     "Session",
     "StateError",
     "StateOwner",
+    "StorageFull",
     "StreamsError",
     "Sum",
     "Tumbling",
     "Watermark",
     "Window",
     "window_ranges",
+    "window_starts",
 ]

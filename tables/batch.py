@@ -77,7 +77,7 @@ def decode_record(raw: bytes, stored_at: float) -> Record:
         )
     if arrivals is None:
         return Record([(event, stored_at) for event in events], watermark)
-    return Record(list(zip(events, arrivals)), watermark)
+    return Record(list(zip(events, arrivals, strict=True)), watermark)
 
 
 def _times(arrivals: Any, count: int) -> bool:

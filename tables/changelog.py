@@ -4,7 +4,8 @@ The writer (an agent's windowed table) flushes its state at every commit: first 
 changed, each tagged with ``src`` — the source-partition offset the state reflects (the next event
 to apply) — and then, once all of them are stored, one **marker** ``(src, flushed_at_us,
 closed_us)``. The marker is the commit point of the state: a flush whose marker was never written
-(the worker died half-way) does not count.
+(the worker died half-way) does not count. The whole commit path around it, from results stored to
+offsets committed, is one numbered list in ``agents.windowed.runtime.WindowedRuntime.flush``.
 
 So, for every key, the valid value is its newest record with ``src <= marker.src``; records with a
 larger ``src`` belong to an unfinished flush and are ignored, the previous value standing instead.
@@ -183,15 +184,15 @@ class ChangelogReplica:
         assert self._marker is not None
         limit, closed_us = self._marker.src, self._marker.closed_us
         for key in list(self._deletions):
-            entry = self._keys[key]
-            newest = entry.history[-1]
+            deleted = self._keys[key]
+            newest = deleted.history[-1]
             if newest.src > limit:
                 continue  # an unfinished deletion: the value before it may be the valid state
             self._deletions.discard(key)
-            if _covered(entry.end_us, closed_us):
+            if _covered(deleted.end_us, closed_us):
                 del self._keys[key]
             else:
-                entry.history = [newest]  # the deletion stands; the values before it are not needed
+                deleted.history = [newest]  # the deletion stands; the values before it are not needed
         if closed_us is None:
             return
         unfinished = []

@@ -7,7 +7,7 @@ Two branches are kept apart on purpose (trio's ``ClosedResourceError`` vs ``Brok
 
 - :class:`ClosedError` — *we* closed the resource; using it again is a programming error.
 - :class:`BrokenError` — the *outside* broke (NATS unreachable, a stream deleted under us, a
-  newer owner fenced us off); retrying or restarting may help.
+  newer owner fenced us off, no room left to store a write); retrying or restarting may help.
 
 Two more say what was wrong with the *data*, so the caller can route it rather than crash:
 :class:`InvalidEventError` (an event; it goes to the dead-letter subject) and :class:`StateError`
@@ -25,6 +25,7 @@ __all__ = [
     "FencedError",
     "InvalidEventError",
     "StateError",
+    "StorageFull",
     "StreamsError",
 ]
 
@@ -94,3 +95,27 @@ class FencedError(BrokenError):
         self.what = what
         self.resource = resource
         super().__init__(f"{what} for {resource} refused: a newer owner has fenced this worker")
+
+
+class StorageFull(BrokenError):
+    """JetStream refused a write for lack of room; nothing of it was stored.
+
+    A state, not a crash: the same write succeeds once there is room again (an operator raises
+    the store's limit or frees space), so callers keep what they could not store and try again
+    later. ``scope`` says what is full: ``"server"`` (the server's JetStream store),
+    ``"account"`` (the account's JetStream limit) or ``"stream"`` (the stream written to reached
+    its own byte or message cap, and refuses rather than drops). ``stream`` names that stream
+    when JetStream said which, ``subject`` is where the write went and ``description`` is
+    JetStream's own text.
+    """
+
+    def __init__(self, subject: str, scope: str, description: str, *, stream: str = "") -> None:
+        self.subject = subject
+        self.scope = scope
+        self.description = description
+        self.stream = stream
+        where = {
+            "server": "the JetStream store of the server is full",
+            "account": "the account's JetStream storage limit is reached",
+        }.get(scope, f"stream {stream or '?'} is at its cap")
+        super().__init__(f"storage full: {where} ({description}); write to {subject} refused")

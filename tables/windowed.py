@@ -9,8 +9,7 @@ Life cycle, as the caller (an agent) drives it::
     windows.promise(after_offset, arrived_from, next_offset=...)   # now and then: see Watermark
     results = windows.close_due()              # ClosedWindow | FailedWindow, once the watermark moved
     changes = windows.take_changes()           # at commit: what to write to the changelog
-    current = windows.take_updates()           # now and then, with track_updates=True: the
-                                               #   current values of the open windows that changed
+    current = windows.take_updates()           # now and then (track_updates): open windows changed
 
 Time. ``arrived_at`` is when the platform first stored the event; the watermark ``W`` is the
 arrival time every event still to come is at or after (:mod:`tables.watermark`). An event's own
@@ -35,9 +34,9 @@ Closing. ``close_due`` closes every window with ``end + G <= W``, each on its ow
 result cannot be computed (an aggregator raising, a value that is not a finite number) comes out
 as a :class:`FailedWindow` carrying the error, and the others close normally.
 
-Storage: see :mod:`tables.storage_keys` for the key format and :mod:`tables.stored_windows` for a
-window's value; the watermark's is ``Watermark.to_json()``. Nothing is serialised per event: ``add`` marks what changed, and
-``take_changes`` builds the dict of changes (the caller serialises it) once per commit.
+Storage: :mod:`tables.storage_keys` has the key format, :mod:`tables.stored_windows` a window's
+value; the watermark's is ``Watermark.to_json()``. Nothing is serialised per event: ``add`` marks
+what changed, and ``take_changes`` builds the changes (the caller serialises them) once a commit.
 
 Current values. With ``track_updates=True`` (fixed windows only), ``take_updates`` returns an
 :class:`OpenWindowResult` for each open window that counted an event since the previous call: what
@@ -369,6 +368,10 @@ class PartitionWindows:
             self._drop(window)
         return closed
 
+    def open_count(self) -> int:
+        """How many windows (or sessions) are open."""
+        return len(self._fixed) + sum(map(len, self._sessions.values()))
+
     def next_due(self) -> float | None:
         """The watermark at which the earliest open window closes; None when none is open."""
         window = self._schedule.earliest()
@@ -380,8 +383,7 @@ class PartitionWindows:
         A window created or updated maps to its value, one closed or merged away to None, the
         watermark (if it moved) to its snapshot; each key appears once however often it changed.
         With ``everything``, every open window and the watermark count as changed (a changelog
-        rewritten from scratch: see :mod:`tables.compaction`).
-        The values share the aggregate states with the live windows; states are never modified in
+        rewritten from scratch: see :mod:`tables.compaction`). The values share the aggregate states with the live windows; states are never modified in
         place (see :mod:`tables.aggregators`), so serialising them later is safe, but do not modify
         them.
         """
@@ -418,7 +420,7 @@ class PartitionWindows:
         for window in updated:
             try:
                 results.append(self._result(window, OpenWindowResult))
-            except Exception:  # noqa: BLE001 - a user aggregator or finalize; see close_due
+            except Exception:  # noqa: BLE001, S112 - a user aggregator or finalize; closing reports it
                 continue
         return results
 
@@ -480,7 +482,7 @@ class PartitionWindows:
             raise ValueError(f"value {problem} is not a finite number")
         return kind(
             metric=self._definition.name,
-            key=dict(zip(self._definition.key_fields, window.key)),
+            key=dict(zip(self._definition.key_fields, window.key, strict=True)),
             start=from_micros(window.start_us),
             end=from_micros(window.end_us),
             events=window.events,
@@ -490,7 +492,7 @@ class PartitionWindows:
     def _failed(self, window: OpenWindow, error: Exception) -> FailedWindow:
         return FailedWindow(
             metric=self._definition.name,
-            key=dict(zip(self._definition.key_fields, window.key)),
+            key=dict(zip(self._definition.key_fields, window.key, strict=True)),
             start=from_micros(window.start_us),
             end=from_micros(window.end_us),
             events=window.events,

@@ -19,7 +19,7 @@ from typing import TypeAlias
 from tables.errors import ConfigError
 from tables.micros import Duration, duration_micros, from_micros, to_micros
 
-__all__ = ["Hopping", "Session", "Tumbling", "Window", "window_ranges"]
+__all__ = ["Hopping", "Session", "Tumbling", "Window", "window_ranges", "window_starts"]
 
 
 def window_ranges(t: float, size: Duration, step: Duration) -> list[tuple[float, float]]:
@@ -35,6 +35,18 @@ def window_ranges(t: float, size: Duration, step: Duration) -> list[tuple[float,
     return [
         (from_micros(start), from_micros(end)) for start, end in _ranges_us(to_micros(t), size_us, step_us)
     ]
+
+
+def window_starts(start_from: int, start_to: int, size: int) -> range:
+    """The starts ``s`` of epoch-aligned windows of ``size`` seconds with ``start_from <= s < start_to``.
+
+    Whole seconds, as a result's key holds them: the keys a reader computes instead of listing.
+    Ascending; ``reversed()`` gives them newest first. Empty when ``start_to <= start_from``.
+    """
+    if type(size) is not int or size <= 0:
+        raise ConfigError("size", size, "must be a whole number of seconds > 0", kind="window_starts")
+    first = -(-start_from // size) * size  # the smallest multiple of size at or after start_from
+    return range(first, max(first, start_to), size)
 
 
 def _ranges_us(t_us: int, size_us: int, step_us: int) -> list[tuple[int, int]]:

@@ -8,9 +8,11 @@
                    their results; ``faults`` the deployment a fault-injection test runs
 - ``web``          the web application against a real nats-server; ``demo`` the demo as a user runs it
 - ``streams``, ``metrics``, ``group``, ``subjects``, ``faust_logs``: reading back what landed in
-  JetStream, the ``metrics`` bucket, a consumer group's state, subject filters, faust's log
+  JetStream, the ``metrics`` bucket, a consumer group's state, subject filters, faust's log;
+  ``prometheus`` a process's ``/metrics``, parsed
 - ``producer``, ``traffic``, ``live``: input through faust's producer, steady and live traffic
 - ``cluster``, ``tls``, ``nats_jwt``: a three-node cluster, certificates, decentralised auth
+- ``storage``      a JetStream store filled up on purpose, and given room again
 - ``docs``, ``json_schema``, ``browser``: running the docs' examples, checking JSON Schema,
   a headless Chromium
 """

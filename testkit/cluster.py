@@ -10,6 +10,7 @@ or fail.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -77,7 +78,7 @@ class NatsCluster:
                 await client.close()
 
         for node in nodes:
-            await poll_until(lambda node=node: answers(node), timeout=timeout, interval=0.2,
+            await poll_until(functools.partial(answers, node), timeout=timeout, interval=0.2,
                              what=f"JetStream through {node.name}")
 
     async def stop(self) -> None:

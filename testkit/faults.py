@@ -68,7 +68,7 @@ class Deployment:
             ]
         for workers in self.workers.values():
             for worker in workers:
-                await worker.wait_for_log(r"Worker ready", timeout=90)
+                await worker.wait_ready(timeout=90)
         return self
 
     def alive(self, agent: str) -> list[WorkerProcess]:

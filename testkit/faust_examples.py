@@ -78,7 +78,7 @@ def main(argv: list[str]) -> None:
     path, broker, *faust_args = argv
     import faust
 
-    class OnBroker(faust.App):  # type: ignore[misc]
+    class OnBroker(faust.App):
         def __init__(self, *args: Any, **options: Any) -> None:
             options["broker"] = broker
             super().__init__(*args, **options)

@@ -109,7 +109,7 @@ class LiveEvents:
         if roll < 0.68:
             return {**base, "type": "game", "name": "level_started", "data": {"level": level}, **game}
         if roll < 0.8:
-            data = {"level": level, "score": rng.randrange(10, 200), "duration_ms": rng.randrange(4_000, 40_000)}
+            data: dict[str, Any] = {"level": level, "score": rng.randrange(10, 200), "duration_ms": rng.randrange(4_000, 40_000)}
             return {**base, "type": "game", "name": "level_completed", "data": data, **game}
         if roll < 0.88:
             return {**base, "type": "game", "name": "level_failed", "data": {"level": level, "duration_ms": 5_000}, **game}

@@ -237,7 +237,7 @@ class _Session:
             if self.rng.random() < 0.7:
                 score = self.rng.randrange(10, 200)
                 total_score += score
-                data = {"level": level, "score": score, "duration_ms": duration_ms}
+                data: dict[str, Any] = {"level": level, "score": score, "duration_ms": duration_ms}
                 self.emit("game", "level_completed", data, game_id=game_id)
             else:
                 data = {"level": level, "duration_ms": duration_ms}

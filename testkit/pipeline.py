@@ -46,9 +46,11 @@ def metric_env(nats_url: str, data_dir: Path, *, window: int, grace: int, partit
     }
 
 
-def start_metric_worker(pool: Workers, agent: str, *, name: str | None = None) -> WorkerProcess:
-    """``python -m app worker <agent>``, as the Procfile runs it."""
-    return pool.spawn([sys.executable, "-m", "app", "worker", agent], name=name or agent)
+def start_metric_worker(pool: Workers, agent: str, *, name: str | None = None, **env: str) -> WorkerProcess:
+    """``python -m app worker <agent>`` (a name, or a module's path), as the Procfile runs it, with
+    its ``/metrics`` and ``/readyz`` on a port of its own (:meth:`WorkerProcess.wait_ready`)."""
+    argv = [sys.executable, "-m", "app", "worker", agent]
+    return pool.spawn(argv, name=name or agent, **{"METRICS_PORT": "0", **env})
 
 
 async def ingest(
@@ -99,7 +101,7 @@ async def bucket_values(client: Client) -> dict[str, dict[str, Any]]:
     out = {}
     for key in keys:
         try:
-            out[key] = json.loads((await kv.get(key)).value)
+            out[key] = json.loads((await kv.get(key)).value or b"null")
         except KeyNotFoundError:
             continue
     return out
@@ -139,9 +141,9 @@ async def stream_messages(url: str, stream: str) -> list[tuple[str, dict[str, st
         for seq in range(info.state.first_seq, info.state.last_seq + 1):
             try:
                 msg = await js.get_msg(stream, seq)
-            except Exception:  # noqa: BLE001 - deleted sequence
+            except Exception:  # noqa: BLE001, S112 - a deleted sequence: nothing to read
                 continue
-            out.append((msg.subject, dict(msg.headers or {}), msg.data or b""))
+            out.append((msg.subject or "", dict(msg.headers or {}), msg.data or b""))
         return out
     finally:
         await client.close()

@@ -13,8 +13,8 @@ from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from bridges.transport.envelope import HDR_TS
 from bridges.naming import Naming
+from bridges.transport.envelope import HDR_TS
 from tables.batch import decode_record
 
 __all__ = ["PARTITIONS", "StoredEvent", "events_stored", "nats_client", "read_stream", "stored_events", "stream_count"]

@@ -1,8 +1,8 @@
 """Real worker subprocesses for integration tests.
 
 Every process a test starts is tracked by PID and killed (SIGKILL) when the :class:`Workers`
-context ends, whatever happened; nothing else is ever signalled. Waiting is done by polling the
-process's log with a deadline, never by sleeping a fixed time.
+context ends, whatever happened; nothing else is ever signalled. Waiting is done by polling, the
+process's log or its ``/readyz``, with a deadline, never by sleeping a fixed time.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+import aiohttp
 
 __all__ = ["WorkerProcess", "Workers", "poll_until", "read_jsonl"]
 
@@ -101,6 +103,44 @@ class WorkerProcess:
 
         try:
             await poll_until(seen, timeout=timeout, what=f"{self.name} to log {pattern!r}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- log of {self.name} ---\n{self.log()[-4000:]}") from None
+
+    async def metrics_url(self, *, timeout: float = 60.0) -> str:
+        """The base URL of a metric worker's ``/metrics``, ``/healthz`` and ``/readyz``.
+
+        Started with ``METRICS_PORT=0``, the worker binds a port the system picks and prints
+        where it listens; a port chosen here and handed over could be taken by another process
+        (another test's) before the worker binds it.
+        """
+        assert "METRICS_PORT" in self.env, f"{self.name} was started without METRICS_PORT: it serves no /readyz"
+        pattern = r"metrics listening on (http://\S+)"
+        await self.wait_for_log(pattern, timeout=timeout)
+        return re.findall(pattern, self.log())[-1]
+
+    async def probe(self, path: str, *, timeout: float = 2.0) -> int:
+        """The status ``GET <metrics url><path>`` answers, 0 if nothing answers."""
+        url = await self.metrics_url()
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http:
+                async with http.get(f"{url}{path}") as response:
+                    return response.status
+        except (aiohttp.ClientError, TimeoutError):
+            return 0
+
+    async def wait_ready(self, *, timeout: float = 90.0) -> None:
+        """Until the worker's ``/readyz`` answers 200: its partitions assigned and recovered."""
+        deadline = time.monotonic() + timeout
+        await self.metrics_url(timeout=timeout)
+
+        async def ready() -> bool:
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError(f"{self.name} exited with {self.process.returncode} before it was ready")
+            return await self.probe("/readyz") == 200
+
+        try:
+            left = max(0.0, deadline - time.monotonic())
+            await poll_until(ready, timeout=left, interval=0.1, what=f"{self.name}'s /readyz")
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n--- log of {self.name} ---\n{self.log()[-4000:]}") from None
 

@@ -1,7 +1,8 @@
 """``python -m app <command>``: the thin CLI the README and the Procfile call, one module per command.
 
-Each command module has ``HELP``, ``add_arguments(parser)`` and ``run(args, settings) -> int``
-(its exit status); :mod:`app.cli.main` builds the parser from them, reads the settings once and
+Each command module has ``HELP`` (its line in ``--help``), ``DESCRIPTION`` (the top of its own
+``--help``, which says how it finds NATS), ``add_arguments(parser)`` and ``run(args, settings)
+-> int`` (its exit status); :mod:`app.cli.main` builds the parser from them, reads the settings once and
 runs the command chosen:
 
 - ``worker``    one worker process of a metric agent

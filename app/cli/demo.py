@@ -10,9 +10,14 @@ from app.cli.simulate import add_class_arguments
 from app.demo import run_demo
 from app.settings import Settings
 
-__all__ = ["HELP", "add_arguments", "run"]
+__all__ = ["DESCRIPTION", "HELP", "add_arguments", "run"]
 
 HELP: Final = "the main job: NATS, the metric workers, the web process and dashboard, a simulated class"
+DESCRIPTION: Final = (
+    "Start a nats-server of its own (any free port, store in DATA_DIR/nats; NATS_URL is not used), "
+    "the three metric workers, the web process with its dashboard on PORT, and a simulated class. "
+    "Ctrl-C stops everything."
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,17 +1,22 @@
-"""The parser of ``python -m app``, built from the command modules, and the run of one command."""
+"""The parser of ``python -m app``, built from the command modules, and the run of one command.
+
+Exit status: 0 done; 1 something outside broke (NATS unreachable, say); 2 a setting or an
+argument the command cannot work with (said in one line, before anything waits for NATS where
+the command can tell); 130 Ctrl-C while waiting for NATS.
+"""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Final
 
 from app.cli import demo, nats, simulate, web, worker
-from app.settings import VARIABLES, Settings
-from tables.errors import StreamsError
+from app.logs import configure_logging, say
+from app.settings import Settings, help_lines
+from tables.errors import ConfigError, StreamsError
 
 __all__ = ["COMMANDS", "main"]
 
@@ -26,16 +31,15 @@ COMMANDS: Final[dict[str, ModuleType]] = {
 
 
 def _parser() -> argparse.ArgumentParser:
-    env_help = "\n".join(f"  {name:<24} {meaning} (default {default})" for name, (default, meaning) in VARIABLES.items())
     parser = argparse.ArgumentParser(
         prog="python -m app",
         description="faust agents on NATS JetStream computing windowed learning metrics.",
-        epilog=f"settings (environment variables):\n{env_help}",
+        epilog=f"settings (environment variables):\n{help_lines()}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="<command>")
     for name, module in COMMANDS.items():
-        module.add_arguments(commands.add_parser(name, help=module.HELP))
+        module.add_arguments(commands.add_parser(name, help=module.HELP, description=module.DESCRIPTION))
     return parser
 
 
@@ -46,11 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StreamsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level, settings.log_format)
     try:
         return int(COMMANDS[args.command].run(args, settings))
+    except ConfigError as exc:
+        say(f"error: {exc}", logger="app", level="error", file=sys.stderr)
+        return 2
     except StreamsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say(f"error: {exc}", logger="app", level="error", file=sys.stderr)
         return 1

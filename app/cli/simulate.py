@@ -11,14 +11,19 @@ import argparse
 import asyncio
 from typing import Final
 
-from app.cli.nats import LOCAL_NATS_URL
+from app.cli.nats import LOCAL_NATS_URL, NATS_FROM_SETTINGS
 from app.settings import Settings
 from app.simulator import SimulatorOptions, run_simulator
 from app.simulator.classroom import Faults
 
-__all__ = ["HELP", "add_arguments", "add_class_arguments", "late_by_default", "run", "simulator_options"]
+__all__ = ["DESCRIPTION", "HELP", "add_arguments", "add_class_arguments", "late_by_default", "run", "simulator_options"]
 
 HELP: Final = "a simulated class sending events to HTTP or NATS ingest"
+DESCRIPTION: Final = (
+    "Simulate a class of students sending events to HTTP ingest (--url) or NATS ingest (--ingest). "
+    "For NATS ingest, --nats-url wins over NATS_URL; "
+    + NATS_FROM_SETTINGS.removeprefix("NATS: ")
+)
 
 
 def late_by_default(settings: Settings) -> float:

@@ -6,13 +6,17 @@ import argparse
 import asyncio
 from typing import Final
 
-from app.cli.nats import LOCAL_NATS_URL
+from app.cli.nats import LOCAL_NATS_URL, NATS_FROM_SETTINGS
 from app.settings import Settings
 from app.web import run_web
 
-__all__ = ["HELP", "add_arguments", "run"]
+__all__ = ["DESCRIPTION", "HELP", "add_arguments", "run"]
 
 HELP: Final = "HTTP ingest and query API, and the NATS ingest consumer (PORT)"
+DESCRIPTION: Final = (
+    "Serve HTTP ingest, the query API and the dashboard on HOST:PORT, and consume NATS ingest. "
+    + NATS_FROM_SETTINGS
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

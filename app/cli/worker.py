@@ -5,13 +5,17 @@ from __future__ import annotations
 import argparse
 from typing import Final
 
-from app.cli.nats import LOCAL_NATS_URL
+from app.cli.nats import LOCAL_NATS_URL, NATS_FROM_SETTINGS
 from app.settings import Settings
 from app.worker import agent_names, run_worker
 
-__all__ = ["HELP", "add_arguments", "run"]
+__all__ = ["DESCRIPTION", "HELP", "add_arguments", "run"]
 
 HELP: Final = "run one worker process of an agent"
+DESCRIPTION: Final = (
+    "Run one worker process of a metric agent; several processes of one agent share its "
+    "partitions. " + NATS_FROM_SETTINGS
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -3,7 +3,9 @@
 - ``handlers``  the pages' request handlers, and :func:`add_dashboard` that routes to them
 - ``live``      one watch of the ``metrics`` bucket per web process, fanned out to open pages
 - ``state``     what the dashboard knows: recent final windows, and who is struggling
-- ``pages``     the HTML, escaped on its way in; ``charts`` the SVG bar charts in it
+- ``pages``     what goes into the pages' HTML; ``charts`` the SVG bar charts in it
+- ``markup``    fills in the templates, escaping every value on its way in
+- ``templates/`` the markup of the pages, their fragments and the charts (``string.Template``)
 - ``static/``   the pages' script and style sheet (no CDN: the dashboard works offline)
 """
 

@@ -1,7 +1,8 @@
 """Server-rendered SVG bar charts: one bar per window, nothing to download, nothing to run.
 
-Every text that reaches the markup is escaped here, numbers included (they are formatted from
-values someone else wrote into KV). Windows share a time axis (the slots), so charts of one
+The markup is in ``templates/chart/``; every text that reaches it is escaped on its way in by
+:func:`~app.dashboard.markup.render`, numbers included (they are formatted from values someone
+else wrote into KV). Windows share a time axis (the slots), so charts of one
 student line up; a window whose result has no value (an accuracy without answers) is a short
 grey tick, visibly "nothing to measure" rather than zero, and a window without a result is
 left empty.
@@ -16,8 +17,9 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from html import escape
 from typing import Final
+
+from app.dashboard.markup import Markup, join, render
 
 __all__ = ["bar_chart", "clock_time"]
 
@@ -55,7 +57,7 @@ def _scale_top(values: Sequence[float], *, ratio: bool) -> float:
 
 def bar_chart(
     chart_id: str, title: str, slots: Sequence[int], values: Mapping[int, float | None], *, ratio: bool = False
-) -> str:
+) -> Markup:
     """A ``<figure>`` with a slot per window start in ``slots`` (oldest on the left).
 
     ``values`` maps a start to its value: a bar; to None: a grey tick (a result with nothing to
@@ -70,35 +72,33 @@ def bar_chart(
     slot = plot_w / max(1, len(slots))
     bar_w = max(1.0, slot * 0.75)
     base = _TOP + plot_h
-    parts = [
-        f'<line class="axis" x1="{_LEFT}" y1="{base}" x2="{_WIDTH - 4}" y2="{base}"/>',
-        f'<text class="y" x="{_LEFT - 4}" y="{_TOP + 8}">{escape(_label(top, ratio=ratio))}</text>',
-        f'<text class="y" x="{_LEFT - 4}" y="{base}">0</text>',
-    ]
+    parts = []
     for index, start in enumerate(slots):
         if start not in values:
             continue
         value = values[start]
-        x = _LEFT + index * slot + (slot - bar_w) / 2
-        when = escape(clock_time(start))
-        attrs = f'x="{x:.1f}" width="{bar_w:.1f}" data-window="{int(start)}" data-value="{escape(json.dumps(value))}"'
+        where = {
+            "x": f"{_LEFT + index * slot + (slot - bar_w) / 2:.1f}", "width": f"{bar_w:.1f}",
+            "window": int(start), "value": json.dumps(value), "when": clock_time(start),
+        }  # fmt: skip
         if value is None:
-            parts.append(f'<rect class="gap" y="{base - 2}" height="2" {attrs}><title>{when}: nothing to measure</title></rect>')
+            parts.append(render("chart/gap.html", y=base - 2, **where))
             continue
         height = max(1.0, max(0.0, min(1.0, float(value) / top)) * plot_h)
-        label = escape(_label(float(value), ratio=ratio))
-        parts.append(
-            f'<rect class="bar" y="{base - height:.1f}" height="{height:.1f}" {attrs}><title>{when}: {label}</title></rect>'
-        )
+        parts.append(render(
+            "chart/bar.html", y=f"{base - height:.1f}", height=f"{height:.1f}", label=_label(float(value), ratio=ratio),
+            **where,
+        ))  # fmt: skip
     if slots:
-        parts.append(f'<text class="x first" x="{_LEFT}" y="{_HEIGHT - 3}">{escape(clock_time(slots[0]))}</text>')
-        parts.append(f'<text class="x last" x="{_WIDTH - 4}" y="{_HEIGHT - 3}">{escape(clock_time(slots[-1]))}</text>')
+        parts.append(render(
+            "chart/times.html", left=_LEFT, right=_WIDTH - 4, y=_HEIGHT - 3,
+            first=clock_time(slots[0]), last=clock_time(slots[-1]),
+        ))  # fmt: skip
     if not any(start in values for start in slots):
         empty = "no results in these windows" if slots else "no windows yet"
-        parts.append(f'<text class="empty" x="{_WIDTH / 2}" y="{_TOP + plot_h / 2}">{empty}</text>')
-    return (
-        f'<figure class="chart" data-chart="{escape(chart_id)}"><figcaption>{escape(title)}</figcaption>'
-        f'<svg viewBox="0 0 {_WIDTH} {_HEIGHT}" role="img" aria-label="{escape(title)}">'
-        + "".join(parts)
-        + "</svg></figure>"
+        parts.append(render("chart/empty.html", x=_WIDTH / 2, y=_TOP + plot_h / 2, text=empty))
+    return render(
+        "chart/figure.html", chart_id=chart_id, title=title, width=_WIDTH, height=_HEIGHT, left=_LEFT,
+        right=_WIDTH - 4, base=base, y_label_x=_LEFT - 4, top_label_y=_TOP + 8, top=_label(top, ratio=ratio),
+        bars=join(parts),
     )

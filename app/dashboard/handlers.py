@@ -8,7 +8,16 @@
 ``GET /dashboard/stream[?student=id]`` server-sent events: ``patch`` events carrying an
                                        element id and its new HTML, sent as windows close
 ``GET /dashboard/static/...``          the page's script and style sheet (no CDN: works offline)
+``POST /dashboard/login``              takes a read token once, from the sign-in form
 =====================================  ===================================================
+
+With ``READ_TOKEN`` or ``READ_ACCESS`` set (:mod:`app.access`), the pages and the stream need a
+read token: ``Authorization: Bearer <token>``, or the cookie the sign-in form sets (HttpOnly,
+SameSite=Strict, path ``/dashboard``, Secure over HTTPS, gone when the browser closes). Without
+one a page answers 401 with the form, which posts the token to ``/dashboard/login`` (never in a
+URL, so never in an access log) and comes back to the page. A reader sees only the students its
+token may read (403 for another's page); the summary counts those students only. The root
+redirect, the static files and the form are open: they hold no student's data.
 
 Pages are rendered on the server (:mod:`app.dashboard.pages`, SVG charts from
 :mod:`app.dashboard.charts`); the script only swaps in the fragments the stream sends. A stream
@@ -22,6 +31,8 @@ would otherwise hold the drain until its deadline.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -30,10 +41,12 @@ from typing import Final
 
 from aiohttp import web
 
+from app.access import Reader, ReadGuard, bearer_token
 from app.dashboard.live import LiveClass, SubscriptionEnded
 from app.dashboard.pages import (
     ROWS_ID,
     SUMMARY_ID,
+    login_page,
     overview_page,
     panels_id,
     row_id,
@@ -42,11 +55,11 @@ from app.dashboard.pages import (
     student_row,
     summary,
 )
-from app.dashboard.state import StudentState
+from app.dashboard.state import ClassState, StudentState
 from bridges.public.metrics_reader import MetricsReader
 from contract.names import ID_SPELLING, is_id
 
-__all__ = ["DASHBOARD", "Dashboard", "STATIC_DIR", "add_dashboard"]
+__all__ = ["COOKIE", "DASHBOARD", "Dashboard", "STATIC_DIR", "add_dashboard"]
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +67,16 @@ STATIC_DIR: Final = Path(__file__).with_name("static")
 _HEADERS: Final = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
-        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
+#: the cookie that keeps a read token the sign-in form was given (base64url: any token fits)
+COOKIE: Final = "learning_streams_read"
+_COOKIE_PATH: Final = "/dashboard"
+_CHALLENGE: Final = {"WWW-Authenticate": 'Bearer realm="read"'}
 
 
 class Dashboard:
@@ -67,14 +84,22 @@ class Dashboard:
 
     Args:
         reader: the web process's metrics reader (started and closed by its owner).
+        guard: who may read (None: anyone).
         window_seconds, grace_seconds: shown on the pages, so readers know when to expect data.
         keepalive: seconds of quiet after which a stream sends a comment, so proxies keep it open.
     """
 
     def __init__(
-        self, reader: MetricsReader, *, window_seconds: int, grace_seconds: int, keepalive: float = 15.0
+        self,
+        reader: MetricsReader,
+        *,
+        guard: ReadGuard | None = None,
+        window_seconds: int,
+        grace_seconds: int,
+        keepalive: float = 15.0,
     ) -> None:
         self.live = LiveClass(reader)
+        self._guard = guard or ReadGuard(None)
         self._window = window_seconds
         self._grace = grace_seconds
         self._keepalive = keepalive
@@ -92,25 +117,63 @@ class Dashboard:
     async def home(self, request: web.Request) -> web.StreamResponse:
         raise web.HTTPFound("/dashboard")
 
+    # -- who reads ------------------------------------------------------------------------------
+
+    def _reader(self, request: web.Request) -> Reader | None:
+        """The reader of the request's token: its Authorization header, else the cookie."""
+        return self._guard.reader(bearer_token(request.headers) or _cookie_token(request))
+
+    async def login(self, request: web.Request) -> web.Response:
+        """The sign-in form's POST: a good token goes into the cookie, and back to the page."""
+        form = await request.post()
+        token, wanted = form.get("token"), form.get("next")
+        target = wanted if isinstance(wanted, str) and _is_dashboard_path(wanted) else "/dashboard"
+        if not isinstance(token, str) or self._guard.reader(token) is None:
+            return _sign_in(target, "That is not a read token; try again.")
+        response = web.Response(status=303, headers={**_HEADERS, "Location": target})
+        if not self._guard.open:
+            response.set_cookie(
+                COOKIE, base64.urlsafe_b64encode(token.encode("utf-8", "surrogateescape")).decode("ascii"),
+                path=_COOKIE_PATH, httponly=True, samesite="Strict", secure=request.secure,
+            )
+        return response
+
+    # -- the pages ------------------------------------------------------------------------------
+
     async def overview(self, request: web.Request) -> web.Response:
-        page = overview_page(self.live.state, window_seconds=self._window, grace_seconds=self._grace)
+        reader = self._reader(request)
+        if reader is None:
+            return _sign_in(request.path_qs)
+        page = overview_page(
+            _visible(self.live.state, reader), window_seconds=self._window, grace_seconds=self._grace
+        )
         return web.Response(text=page, content_type="text/html", headers=_HEADERS)
 
     async def student(self, request: web.Request) -> web.Response:
+        reader = self._reader(request)
+        if reader is None:
+            return _sign_in(request.path_qs)
         student_id = request.match_info["student_id"]
         if not is_id(student_id):
             return web.Response(
                 status=404, text=f"no such student: ids are {ID_SPELLING}", headers=_HEADERS
             )
+        if self._guard.refuses(reader, student_id):
+            return web.Response(status=403, text="this token may not read this student", headers=_HEADERS)
         student = self.live.state.student(student_id) or StudentState(student_id)
         return web.Response(
             text=student_page(student, window_seconds=self._window), content_type="text/html", headers=_HEADERS
         )
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
+        reader = self._reader(request)
+        if reader is None:
+            return web.Response(status=401, text="missing or wrong read token", headers={**_HEADERS, **_CHALLENGE})
         student_id = request.query.get("student")
         if student_id is not None and not is_id(student_id):
             return web.Response(status=404, text="no such student", headers=_HEADERS)
+        if student_id is not None and self._guard.refuses(reader, student_id):
+            return web.Response(status=403, text="this token may not read this student", headers=_HEADERS)
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         )
@@ -118,31 +181,38 @@ class Dashboard:
         try:
             with self.live.subscribe() as subscription:
                 await response.write(b"retry: 2000\n\n")
-                await self._send(response, self._patches(student_id, None))
+                await self._send(response, self._patches(reader, student_id, None))
                 while True:
                     changed = await subscription.changes(self._keepalive)
                     if not changed:
                         await response.write(b": keep-alive\n\n")
-                    elif student_id is None or student_id in changed:
-                        await self._send(response, self._patches(student_id, changed))
+                    elif (student_id is None or student_id in changed) and (
+                        patches := self._patches(reader, student_id, changed)
+                    ):
+                        await self._send(response, patches)
         except SubscriptionEnded:
             pass
         except ConnectionResetError:
             log.debug("a dashboard page went away")
         return response
 
-    def _patches(self, student_id: str | None, changed: set[str] | None) -> list[dict[str, str]]:
-        """What to swap in: the overview's changed rows and summary, or one student's panels.
+    def _patches(self, reader: Reader, student_id: str | None, changed: set[str] | None) -> list[dict[str, str]]:
+        """What to swap in: the overview's changed rows and summary, or one student's panels,
+        of the students ``reader`` may see.
 
-        ``changed`` None: everything the page shows (the snapshot a stream starts with).
+        ``changed`` None: everything the page shows (the snapshot a stream starts with); none
+        when no student of the reader's changed.
         """
         state = self.live.state
         if student_id is not None:
             student = state.student(student_id) or StudentState(student_id)
             return [{"id": panels_id(student_id), "html": student_panels(student, window_seconds=self._window)}]
-        students = state.students if changed is None else [s for s in state.students if s.student_id in changed]
-        patches = [{"id": row_id(s.student_id), "html": student_row(s), "parent": ROWS_ID} for s in students]
-        patches.append({"id": SUMMARY_ID, "html": summary(state)})
+        visible = _visible(state, reader)
+        shown = visible if changed is None else [s for s in visible if s.student_id in changed]
+        if changed is not None and not shown:
+            return []
+        patches = [{"id": row_id(s.student_id), "html": student_row(s), "parent": ROWS_ID} for s in shown]
+        patches.append({"id": SUMMARY_ID, "html": summary(visible)})
         return patches
 
     @staticmethod
@@ -151,19 +221,52 @@ class Dashboard:
         await response.write(data.encode())
 
 
+def _sign_in(next_path: str, message: str = "This dashboard needs a read token.") -> web.Response:
+    """401 with the sign-in form, which comes back to ``next_path``."""
+    page = login_page(next_path, message)
+    return web.Response(status=401, text=page, content_type="text/html", headers={**_HEADERS, **_CHALLENGE})
+
+
+def _visible(state: ClassState, reader: Reader) -> list[StudentState]:
+    return [student for student in state.students if reader.may_read(student.student_id)]
+
+
+def _cookie_token(request: web.Request) -> str | None:
+    kept = request.cookies.get(COOKIE)
+    if not kept:
+        return None
+    try:
+        return base64.urlsafe_b64decode(kept.encode("ascii")).decode("utf-8", "surrogateescape")
+    except (ValueError, binascii.Error):  # not a cookie this module set
+        return None
+
+
+def _is_dashboard_path(path: str) -> bool:
+    """A page of this dashboard: where the sign-in form may send the browser back to (never
+    another site, whatever the form was given)."""
+    return path == "/dashboard" or path.startswith(("/dashboard/", "/dashboard?"))
+
+
 DASHBOARD: Final = web.AppKey("dashboard", Dashboard)
 
 
 def add_dashboard(
-    app: web.Application, reader: MetricsReader, *, window_seconds: int, grace_seconds: int
+    app: web.Application,
+    reader: MetricsReader,
+    *,
+    guard: ReadGuard | None = None,
+    window_seconds: int,
+    grace_seconds: int,
 ) -> Dashboard:
-    """Add the dashboard's routes to ``app``; it follows the bucket while ``app`` runs."""
-    dashboard = Dashboard(reader, window_seconds=window_seconds, grace_seconds=grace_seconds)
+    """Add the dashboard's routes to ``app``; it follows the bucket while ``app`` runs. Its
+    pages and stream are behind ``guard`` (None: open to anyone)."""
+    dashboard = Dashboard(reader, guard=guard, window_seconds=window_seconds, grace_seconds=grace_seconds)
     app[DASHBOARD] = dashboard
     app.cleanup_ctx.append(dashboard.lifespan)
     app.router.add_get("/", dashboard.home)
     app.router.add_get("/dashboard", dashboard.overview)
     app.router.add_get("/dashboard/students/{student_id}", dashboard.student)
     app.router.add_get("/dashboard/stream", dashboard.stream)
+    app.router.add_post("/dashboard/login", dashboard.login)
     app.router.add_static("/dashboard/static", STATIC_DIR)
     return dashboard

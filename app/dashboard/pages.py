@@ -1,29 +1,30 @@
-"""The dashboard's HTML: the classroom overview, a page per student, and the fragments that
+"""The dashboard's pages: the classroom overview, a page per student, and the fragments that
 live updates swap in (a table row, the summary, a student's panels).
 
-Every value is escaped on its way into the markup, ids included (they are validated upstream,
-but this module does not rely on it). Numbers are shown rounded and also carried exactly in
-``data-value`` (the KV value's JSON), with ``data-key`` naming the KV key they come from, so
-what the page shows can be checked against the bucket. No inline script or style: the page's
-Content-Security-Policy allows only the project's own files.
+The markup is in ``templates/`` (``overview/``, ``student/``, and ``page.html`` around both);
+this module decides what goes into it. Every value is escaped on its way in by
+:func:`~app.dashboard.markup.render`, ids included (they are validated upstream, but this module
+does not rely on it). Numbers are shown rounded and also carried exactly in ``data-value`` (the
+KV value's JSON), with ``data-key`` naming the KV key they come from, so what the page shows can
+be checked against the bucket. No inline script or style: the page's Content-Security-Policy
+allows only the project's own files.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from html import escape
 from typing import Any, Final
 from urllib.parse import quote
 
 from app.dashboard.charts import bar_chart, clock_time
+from app.dashboard.markup import Markup, join, render
 from app.dashboard.state import (
     HISTORY,
     MIN_ANSWERS,
     MIN_FINISHED_LEVELS,
     STRUGGLE_BELOW,
     STRUGGLE_WINDOWS,
-    ClassState,
     Series,
     StudentState,
     Window,
@@ -32,6 +33,7 @@ from app.dashboard.state import (
 __all__ = [
     "ROWS_ID",
     "SUMMARY_ID",
+    "login_page",
     "overview_page",
     "panels_id",
     "row_id",
@@ -64,31 +66,22 @@ def _student_href(student_id: str) -> str:
     return f"/dashboard/students/{quote(student_id, safe='')}"
 
 
-def _page(title: str, stream: str, body: str) -> str:
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(title)}</title>"
-        f'<link rel="stylesheet" href="{STATIC}/dashboard.css">'
-        f'<script src="{STATIC}/dashboard.js" defer></script>'
-        f'</head><body data-stream="{escape(stream)}">'
-        '<header><a class="home" href="/dashboard">learning-streams</a>'
-        '<span id="live" class="live" data-state="connecting">connecting</span></header>'
-        f"<main>{body}</main></body></html>"
-    )
+def _page(title: str, stream: str, body: Markup) -> Markup:
+    return render("page.html", title=title, static=STATIC, stream=stream, body=body)
 
 
-def _cell(window: Window | None, field: str, text: str, *, ratio: bool = False) -> str:
+def _state(struggling: bool) -> str:
+    """The class of a struggling student's row and status (the style sheet marks them)."""
+    return "struggling" if struggling else "ok"
+
+
+def _cell(window: Window | None, field: str, text: str, *, ratio: bool = False) -> Markup:
     """A table cell showing ``text`` for ``window.values[field]``, with the exact value attached."""
     if window is None:
-        return '<td class="num none">-</td>'
+        return render("overview/no-cell.html")
     value = window.values.get(field)
     shown = "-" if value is None else (f"{value:.0%}" if ratio else text)
-    return (
-        f'<td class="num" data-key="{escape(window.key)}" data-field="{escape(field)}" '
-        f'data-value="{escape(json.dumps(value))}">{escape(shown)}</td>'
-    )
+    return render("overview/cell.html", key=window.key, field=field, value=json.dumps(value), shown=shown)
 
 
 def _number(window: Window | None, field: str) -> str:
@@ -98,87 +91,78 @@ def _number(window: Window | None, field: str) -> str:
     return "-" if value is None else str(value)
 
 
-def _games(student: StudentState) -> str:
+def _games(student: StudentState) -> Markup:
     chips = []
     for game_id, series in sorted(student.outcomes.items()):
         latest = series.latest
         if latest is None:
             continue
         wins, games = latest.values.get("wins"), latest.values.get("games")
-        chips.append(
-            f'<span class="game" data-key="{escape(latest.key)}" data-field="wins/games" '
-            f'data-value="{escape(json.dumps([wins, games]))}" title="{escape(game_id)}, window at '
-            f'{escape(clock_time(latest.start))} UTC">{escape(game_id)} {escape(str(wins))}/{escape(str(games))}</span>'
-        )
-    return f'<td class="games">{"".join(chips) or "-"}</td>'
+        chips.append(render(
+            "overview/game.html", key=latest.key, value=json.dumps([wins, games]), game_id=game_id,
+            when=clock_time(latest.start), wins=wins, games=games,
+        ))  # fmt: skip
+    return join(chips or ["-"])
 
 
-def student_row(student: StudentState) -> str:
+def _student_link(student_id: str) -> Markup:
+    return render("overview/student-link.html", href=_student_href(student_id), student_id=student_id)
+
+
+def student_row(student: StudentState) -> Markup:
     """One overview row: the student's latest engagement, progression and outcomes windows."""
     engagement, progression = student.engagement.latest, student.progression.latest
     struggle = student.struggle()
     last = student.last_start
-    status = (
-        '<td class="status">struggling: ' + escape("; ".join(struggle.reasons)) + "</td>"
-        if struggle
-        else '<td class="status ok">on track</td>'
+    cells = [
+        _cell(engagement, "answers", _number(engagement, "answers")),
+        _cell(engagement, "accuracy", "", ratio=True),
+        _cell(engagement, "active_seconds", _number(engagement, "active_seconds")),
+        _cell(engagement, "sessions", _number(engagement, "sessions")),
+        _cell(progression, "levels_completed", _number(progression, "levels_completed")),
+        _cell(progression, "levels_failed", _number(progression, "levels_failed")),
+        _cell(progression, "completion_rate", "", ratio=True),
+        _cell(progression, "max_level", _number(progression, "max_level")),
+        _cell(progression, "score", _number(progression, "score")),
+    ]
+    return render(
+        "overview/row.html",
+        id=row_id(student.student_id),
+        student_id=student.student_id,
+        state=_state(bool(struggle)),
+        href=_student_href(student.student_id),
+        when=clock_time(last) if last is not None else "-",
+        cells=join(cells),
+        games=_games(student),
+        status="struggling: " + "; ".join(struggle.reasons) if struggle else "on track",
     )
-    marked = ' class="struggling"' if struggle else ""
-    return (
-        f'<tr id="{escape(row_id(student.student_id))}" data-student="{escape(student.student_id)}"{marked}>'
-        f'<th scope="row"><a href="{escape(_student_href(student.student_id))}">{escape(student.student_id)}</a></th>'
-        f'<td class="when">{escape(clock_time(last)) if last is not None else "-"}</td>'
-        + _cell(engagement, "answers", _number(engagement, "answers"))
-        + _cell(engagement, "accuracy", "", ratio=True)
-        + _cell(engagement, "active_seconds", _number(engagement, "active_seconds"))
-        + _cell(engagement, "sessions", _number(engagement, "sessions"))
-        + _cell(progression, "levels_completed", _number(progression, "levels_completed"))
-        + _cell(progression, "levels_failed", _number(progression, "levels_failed"))
-        + _cell(progression, "completion_rate", "", ratio=True)
-        + _cell(progression, "max_level", _number(progression, "max_level"))
-        + _cell(progression, "score", _number(progression, "score"))
-        + _games(student)
-        + status
-        + "</tr>"
+
+
+def summary(students: Sequence[StudentState]) -> Markup:
+    """The line above the table, over ``students`` (those the reader may see)."""
+    struggling = [student for student in students if student.struggle() is not None]
+    if students:
+        names = join((_student_link(s.student_id) for s in struggling), ", ")
+        text = join([f"{len(struggling)} of {len(students)} students struggling", *([": ", names] if names else [])])
+    else:
+        text = join(["No windows have closed yet: results appear here as each window closes."])
+    return render(
+        "overview/summary.html", id=SUMMARY_ID, students=len(students), struggling=len(struggling), text=text
     )
 
 
-def summary(state: ClassState) -> str:
-    students = state.students
-    struggling = state.struggling()
-    names = ", ".join(
-        f'<a href="{escape(_student_href(s.student_id))}">{escape(s.student_id)}</a>' for s in struggling
-    )
-    text = (
-        f"{len(struggling)} of {len(students)} students struggling" + (f": {names}" if names else "")
-        if students
-        else "No windows have closed yet: results appear here as each window closes."
-    )
-    return f'<p id="{SUMMARY_ID}" class="summary" data-students="{len(students)}" data-struggling="{len(struggling)}">{text}</p>'
-
-
-_HEAD: Final = (
-    '<thead><tr><th rowspan="2">Student</th><th rowspan="2">Last window (UTC)</th>'
-    '<th colspan="4">Engagement (latest window)</th><th colspan="5">Progression (latest window)</th>'
-    '<th rowspan="2">Games won / played (latest window per game)</th><th rowspan="2">Status</th></tr>'
-    "<tr><th>Answers</th><th>Accuracy</th><th>Active s</th><th>Sessions</th>"
-    "<th>Levels done</th><th>Failed</th><th>Completion</th><th>Max level</th><th>Score</th></tr></thead>"
-)
-
-
-def overview_page(state: ClassState, *, window_seconds: int, grace_seconds: int) -> str:
-    rows = "".join(student_row(student) for student in state.students)
-    body = (
-        "<h1>Classroom</h1>"
-        + summary(state)
-        + f'<p class="rule">{escape(RULE)}</p>'
-        + f'<p class="note">Windows of {window_seconds} s; each closes {grace_seconds} s after its end '
-        "and updates this page without a reload.</p>"
-        + f'<table class="overview">{_HEAD}<tbody id="{ROWS_ID}">{rows}</tbody></table>'
+def overview_page(students: Sequence[StudentState], *, window_seconds: int, grace_seconds: int) -> Markup:
+    """The classroom: a row for each of ``students`` (those the reader may see), by id."""
+    body = render(
+        "overview/body.html",
+        summary=summary(students),
+        rule=RULE,
+        window_seconds=window_seconds,
+        grace_seconds=grace_seconds,
+        rows_id=ROWS_ID,
+        rows=join(student_row(student) for student in students),
     )
     return _page("Classroom - learning-streams", "/dashboard/stream", body)
-
-
 def _slots(student: StudentState, window_seconds: int) -> list[int]:
     """The window starts the student's charts share: the last :data:`HISTORY` windows up to the
     student's newest one, idle ones included, so every chart has the same time axis."""
@@ -197,18 +181,13 @@ def _values(series: Series, field: str) -> dict[int, float | None]:
     return values
 
 
-def _charts(heading: str, charts: Sequence[str]) -> str:
-    return f'<section class="metric"><h2>{escape(heading)}</h2><div class="charts">{"".join(charts)}</div></section>'
+def _charts(heading: str, charts: Sequence[Markup]) -> Markup:
+    return render("student/metric.html", heading=heading, charts=join(charts))
 
 
-def student_panels(student: StudentState, *, window_seconds: int) -> str:
+def student_panels(student: StudentState, *, window_seconds: int) -> Markup:
     """The part of a student's page that live updates replace: status and every chart."""
     struggle = student.struggle()
-    status = (
-        '<p class="status struggling">Struggling: ' + escape("; ".join(struggle.reasons)) + "</p>"
-        if struggle
-        else '<p class="status ok">On track.</p>'
-    )
     slots = _slots(student, window_seconds)
     engagement, progression = student.engagement, student.progression
     sections = [
@@ -229,14 +208,27 @@ def student_panels(student: StudentState, *, window_seconds: int) -> str:
             bar_chart(f"outcomes.{game_id}.win_rate", "Win rate", slots, _values(series, "win_rate"), ratio=True),
             bar_chart(f"outcomes.{game_id}.games", "Games finished", slots, _values(series, "games")),
         ]))  # fmt: skip
-    return f'<div id="{escape(panels_id(student.student_id))}" class="panels">{status}{"".join(sections)}</div>'
-
-
-def student_page(student: StudentState, *, window_seconds: int) -> str:
-    body = (
-        f"<h1>{escape(student.student_id)}</h1>"
-        f'<p class="note">One bar per {window_seconds}-second window, newest on the right (times in UTC); '
-        "new windows appear as they close.</p>"
-        + student_panels(student, window_seconds=window_seconds)
+    return render(
+        "student/panels.html",
+        id=panels_id(student.student_id),
+        state=_state(bool(struggle)),
+        status="Struggling: " + "; ".join(struggle.reasons) if struggle else "On track.",
+        sections=join(sections),
     )
-    return _page(f"{student.student_id} - learning-streams", f"/dashboard/stream?student={quote(student.student_id, safe='')}", body)
+
+
+def login_page(next_path: str, message: str) -> Markup:
+    """The form that takes a read token once (it is then kept in a cookie) and goes on to
+    ``next_path``."""
+    return render("login.html", static=STATIC, next=next_path, message=message)
+
+
+def student_page(student: StudentState, *, window_seconds: int) -> Markup:
+    body = render(
+        "student/body.html",
+        student_id=student.student_id,
+        window_seconds=window_seconds,
+        panels=student_panels(student, window_seconds=window_seconds),
+    )
+    stream = f"/dashboard/stream?student={quote(student.student_id, safe='')}"
+    return _page(f"{student.student_id} - learning-streams", stream, body)

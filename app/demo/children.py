@@ -3,8 +3,8 @@
 Each child runs in a new session (so its own process group): a Ctrl-C in the terminal reaches
 only the supervisor, which then stops the children in the order it chooses. Their output (stdout
 and stderr) is copied line by line into ``<logs>/<name>.log``, and the supervisor can wait for a
-line to appear (a worker's "Worker ready", the web process's URL) with a deadline instead of
-polling a file.
+line to appear (where a worker's ``/metrics`` listens, the web process's URL) with a deadline
+instead of polling a file.
 
 Stopping is SIGTERM to the child, a bounded wait, then SIGKILL to the child's process group:
 the group the supervisor created for it, so nothing else is ever signalled.
@@ -21,7 +21,7 @@ import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Any, Final
 
 from tables.errors import BrokenError, ClosedError
 
@@ -130,7 +130,8 @@ class Child:
         future: asyncio.Future[re.Match[str]] = asyncio.get_running_loop().create_future()
         self._watchers.append((regex, future))
         try:
-            done, _ = await asyncio.wait({future, self.exited}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            waits: set[asyncio.Future[Any]] = {future, self.exited}
+            done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             if future in done:
                 return future.result()
             if self.exited in done:
@@ -155,7 +156,7 @@ class Child:
         if self.running:
             with contextlib.suppress(ProcessLookupError):
                 self._process.send_signal(signal.SIGTERM)
-            waits: set[asyncio.Future[object]] = {self.exited}  # type: ignore[arg-type]
+            waits: set[asyncio.Future[Any]] = {self.exited}
             forced = asyncio.ensure_future(force.wait()) if force is not None else None
             if forced is not None:
                 waits.add(forced)

@@ -12,6 +12,11 @@ then prints where the dashboard is and, every few seconds, a status line: events
 second, windows closed, late and invalid events (see :mod:`app.demo.status`). Children's output
 goes to ``DATA_DIR/logs/<name>.log``.
 
+A child is up when its ``/readyz`` answers 200: a worker's on its ``METRICS_PORT`` (each worker
+gets ``0``, so the system picks a free port that nothing else can take first, and the worker
+prints where it listens), the web process's on its ``PORT``. The terminal shows each worker's
+``/metrics`` URL beside it.
+
 ``PORT`` taken by another program: the demo says so and exits before starting anything (a
 dashboard that moves to a random port would break bookmarks); ``PORT=0`` picks a free port.
 
@@ -37,8 +42,11 @@ import time
 from collections.abc import Awaitable
 from typing import Any, Final, TypeVar
 
+import aiohttp
+
 from app.demo.children import Child, ChildExited
 from app.demo.status import Counts, StreamCounts, parse_report, status_line
+from app.logs import say
 from app.settings import Settings
 from bridges.connection import connect
 from bridges.server import NatsServer
@@ -54,10 +62,12 @@ _START_TIMEOUT: Final = 180.0
 _STOP_TIMEOUTS: Final = {"simulator": 10.0, "web": 20.0, "worker": 30.0}
 #: what the simulator mixes in, so ingest's dedupe and the dead-letter paths have work
 _FAULTS: Final = ("--duplicates", "0.02", "--late", "0.01", "--invalid", "0.01")
+#: seconds between two looks at a starting child's /readyz
+_READY_POLL: Final = 0.2
 
 
 def _say(message: str) -> None:
-    print(message, flush=True)
+    say(message, logger=__name__)
 
 
 class _Stopped(Exception):
@@ -146,17 +156,20 @@ class _Demo:
     async def start(self, server: NatsServer) -> str:
         """Workers, web, simulator; the dashboard's URL once all are up."""
         env = {**os.environ, "NATS_URL": server.url, "PYTHONUNBUFFERED": "1"}
-        self.workers = [self._child(agent, ["worker", agent], env) for agent in AGENTS]
+        self.workers = [self._child(agent, ["worker", agent], {**env, "METRICS_PORT": "0"}) for agent in AGENTS]
         self.web = self._child("web", ["web"], env)
         for child in (*self.workers, self.web):
             await child.start()
 
         async def ready(child: Child, pattern: str, what: str) -> str:
-            match = await child.wait_for(pattern, _START_TIMEOUT)
-            _say(f"up    {child.name:<12} pid {child.pid:<8} {what.format(*match.groups())}  (log {child.log_path})")
-            return match.group(1) if match.groups() else ""
+            started = time.monotonic()
+            url = (await child.wait_for(pattern, _START_TIMEOUT)).group(1)
+            await _until_ready(child, url, _START_TIMEOUT - (time.monotonic() - started))
+            _say(f"up    {child.name:<12} pid {child.pid:<8} {what.format(url)}  (log {child.log_path})")
+            return url
 
-        waits = [asyncio.ensure_future(ready(w, r"Worker ready", "ready")) for w in self.workers]
+        listening = r"metrics listening on (http://\S+)"
+        waits = [asyncio.ensure_future(ready(w, listening, "ready  {0}/metrics")) for w in self.workers]
         waits.append(asyncio.ensure_future(ready(self.web, r"web listening on (http://\S+)", "{0}")))
         try:
             *_, url = await self.signals.unless_stopped(asyncio.gather(*waits))
@@ -170,7 +183,7 @@ class _Demo:
             env,
         )  # fmt: skip
         await self.simulator.start()
-        await self.signals.unless_stopped(self.simulator.wait_for(r"^simulate: \d+ students", _START_TIMEOUT))
+        await self.signals.unless_stopped(self.simulator.wait_for(r"simulate: \d+ students", _START_TIMEOUT))
         _say(
             f"up    {'simulator':<12} pid {self.simulator.pid:<8} {self.students} students, {self.rate:g} events/s: "
             f"valid ones over HTTP, repeats and invalid ones over NATS, some late  (log {self.simulator.log_path})"
@@ -224,6 +237,30 @@ class _Demo:
             shown = ", ".join(f"{c.name} {code}" for c, code in zip(started, codes, strict=True))
             _say(f"stopped {what} (exit codes: {shown})")
         return clean
+
+
+async def _until_ready(child: Child, url: str, timeout: float) -> None:
+    """Until ``<url>/readyz`` answers 200; :class:`ChildExited` if the child exits first,
+    :class:`TimeoutError` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2.0)) as http:
+        while True:
+            if child.exited.done():
+                raise ChildExited(
+                    f"{child.name} exited with code {child.returncode} (log {child.log_path}); "
+                    f"its last lines:\n{child.tail()}"
+                )
+            try:
+                async with http.get(f"{url}/readyz") as response:
+                    if response.status == 200:
+                        return
+            except (aiohttp.ClientError, TimeoutError):
+                pass  # not listening yet, or busy starting: look again
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{child.name} was not ready at {url}/readyz within {timeout:.0f}s (log {child.log_path})"
+                )
+            await asyncio.sleep(_READY_POLL)
 
 
 async def run_demo(settings: Settings, *, students: int = 12, rate: float = 10.0, status_every: float = 5.0) -> int:

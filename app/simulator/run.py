@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from app.logs import say
 from app.signals import until_signalled
 from app.simulator.behaviour import class_profiles
 from app.simulator.classroom import Batch, Classroom, Faults
@@ -213,9 +214,10 @@ async def simulate(
     options: SimulatorOptions,
     stop: asyncio.Event,
     *,
-    print_line: Callable[[str], None] = lambda line: print(line, flush=True),
+    print_line: Callable[[str], None] | None = None,
 ) -> Totals:
     """Run until ``stop`` is set or ``options.duration`` has passed; the totals at the end."""
+    print_line = print_line or _print_line
     rng = random.Random(options.seed)
     run_id = f"{int(time.time()):x}{secrets.token_hex(3)}"
     profiles = class_profiles(options.students, rng)
@@ -247,6 +249,14 @@ async def simulate(
             deadline.cancel()
         for sender in senders:
             await sender.close()
+
+
+def _print_line(line: str) -> None:
+    """A report already in JSON (``--json``) as it is; any other line as LOG_FORMAT says."""
+    if line.startswith("{"):
+        print(line, flush=True)
+    else:
+        say(line, logger=__name__)
 
 
 async def run_simulator(options: SimulatorOptions) -> int:

@@ -11,35 +11,48 @@ Checks, in the order a request meets them (the first that fails answers):
 400   the body is not JSON (``message`` gives the line and column)
 422   the contract refuses an event or the envelope; *every* problem is listed and
       nothing is stored
-503   NATS is unreachable, or JetStream did not acknowledge every event in time; with
-      ``Retry-After``. Some events may be stored: retrying the whole batch is safe, as
-      each ``event_id`` is stored once and its repeats are counted as duplicates
+503   NATS is unreachable, or JetStream did not acknowledge every event in time, or its
+      storage is full (answered at once, the message says so); with ``Retry-After``.
+      Some events may be stored: retrying the whole batch is safe, as each ``event_id``
+      is stored once and its repeats are counted as duplicates
 202   ``{"accepted": n, "duplicates": d}`` once JetStream stored every event
 ====  ===============================================================================
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Final
 
 from aiohttp import web
 
+from app.access import BearerToken, bearer_token
 from app.web.models import Accepted, error_response, errors_response, json_response
 from bridges.connection import Secret
 from bridges.public.event_sink import EventSink
 from contract.events import InvalidEvents, MalformedJSON, validate_batch
-from tables.errors import BrokenError, ClosedError
+from tables.errors import BrokenError, ClosedError, StorageFull
 
-__all__ = ["IngestHandler", "MAX_BODY_BYTES"]
+__all__ = ["IngestCounts", "IngestHandler", "MAX_BODY_BYTES"]
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES: Final = 1024 * 1024
 _CHUNK: Final = 64 * 1024
+
+
+@dataclass
+class IngestCounts:
+    """What HTTP ingest did since start, for ``/metrics``: events stored, events the streams held
+    already, and requests refused by the status they were answered with."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    refused: Counter[int] = field(default_factory=Counter)
 
 
 class IngestHandler:
@@ -62,12 +75,19 @@ class IngestHandler:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._sink = sink
-        self._token = token.value.encode() if token is not None else None
+        self._token = BearerToken(token) if token is not None else None
         self._retry_after = str(retry_after)
         self._max_body = max_body_bytes
         self._clock = clock
+        self.counts = IngestCounts()
 
     async def handle(self, request: web.Request) -> web.Response:
+        response = await self._answer(request)
+        if response.status >= 400:
+            self.counts.refused[response.status] += 1
+        return response
+
+    async def _answer(self, request: web.Request) -> web.Response:
         if self._token is not None and not self._authorized(request):
             return error_response(
                 401, "missing or wrong bearer token", field="Authorization",
@@ -90,22 +110,27 @@ class IngestHandler:
             return errors_response(422, exc.errors)
         try:
             result = await self._sink.publish(events)
+        except StorageFull as exc:
+            # Logged once by the sink when the state begins; each refusal only here, quietly.
+            log.debug("ingest of %d events answered 503: %s", len(events), exc)
+            return error_response(
+                503, "storage full: the event store has no room; retry the whole request later",
+                headers={"Retry-After": self._retry_after},
+            )
         except (BrokenError, ClosedError) as exc:
             log.warning("ingest of %d events answered 503: %s", len(events), exc)
             return error_response(
                 503, "NATS is unavailable; retry the whole request later",
                 headers={"Retry-After": self._retry_after},
             )
+        self.counts.accepted += result.accepted
+        self.counts.duplicates += result.duplicates
         return json_response(202, Accepted(accepted=result.accepted, duplicates=result.duplicates))
 
     def _authorized(self, request: web.Request) -> bool:
         assert self._token is not None
-        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-        # The scheme is case-insensitive (RFC 7235); the token is compared in constant time:
-        # compare_digest takes as long for any two values of one length (the length of the
-        # right answer is not a secret worth more code to hide).
-        given = credentials.encode("utf-8", "surrogateescape")
-        return scheme.lower() == "bearer" and hmac.compare_digest(given, self._token)
+        given = bearer_token(request.headers)
+        return given is not None and self._token.matches(given)
 
     async def _read_body(self, request: web.Request) -> bytes | None:
         """The body, or None as soon as it exceeds the limit (the rest is never read)."""

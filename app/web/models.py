@@ -63,6 +63,10 @@ class Windows(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
+    reason: str | None = Field(
+        default=None,
+        description="why not ready (absent when ready): NATS not connected, storage full, ...",
+    )
 
 
 def json_response(status: int, body: Mapping[str, Any] | BaseModel, headers: Mapping[str, str] | None = None) -> web.Response:

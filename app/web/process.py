@@ -16,23 +16,27 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import logging
+import socket
 import time
 from collections.abc import Callable
 from typing import Final
 
 from aiohttp import web
 
+from app.access import ReadAccess, ReadGuard, TokenAccess, exposure_warnings, load_read_access
 from app.dashboard import add_dashboard
+from app.logs import say
 from app.settings import Settings
 from app.signals import until_signalled
 from app.web.draining import RequestDrain
-from app.web.ingest import IngestHandler
-from app.web.models import Health, json_response
+from app.web.handlers import ApiHandlers
 from app.web.openapi import openapi_document
-from app.web.query import QueryHandlers
+from app.web.routes import ROUTES, add_routes
 from app.web.services import WebOptions, WebServices
 from bridges.connection import Secret
+from tables.errors import ConfigError
 
 __all__ = ["make_web_app", "run_web", "serve_web"]
 
@@ -45,35 +49,22 @@ def make_web_app(
     services: WebServices,
     *,
     ingest_token: Secret | None = None,
+    read_guard: ReadGuard | None = None,
     clock: Callable[[], float] = time.time,
     drain: RequestDrain | None = None,
 ) -> web.Application:
-    """The aiohttp application over started :class:`WebServices` (which it does not own).
+    """The aiohttp application over started :class:`WebServices` (which it does not own), with
+    the routes of :data:`app.web.routes.ROUTES`, the read routes behind ``read_guard`` (None:
+    reads are open).
 
     With ``drain``, its middleware counts requests so a shutdown can wait for them.
     """
-    ingest = IngestHandler(services.sink, token=ingest_token, retry_after=_RETRY_AFTER, clock=clock)
-    query = QueryHandlers(services.reader, retry_after=_RETRY_AFTER)
-    document = openapi_document()
-
-    async def healthz(request: web.Request) -> web.Response:
-        return json_response(200, Health(status="ok"))
-
-    async def readyz(request: web.Request) -> web.Response:
-        if await services.ready():
-            return json_response(200, Health(status="ok"))
-        return json_response(503, Health(status="unavailable"), headers={"Retry-After": str(_RETRY_AFTER)})
-
-    async def openapi(request: web.Request) -> web.Response:
-        return json_response(200, document)
-
+    api = ApiHandlers(
+        services, document=openapi_document(), ingest_token=ingest_token, retry_after=_RETRY_AFTER, clock=clock
+    )
     app = web.Application(middlewares=[drain.middleware] if drain is not None else [])
-    app.router.add_post("/v1/events", ingest.handle)
-    app.router.add_get("/v1/metrics/{metric}/{student_id}", query.windows)
-    app.router.add_get("/v1/metrics/{metric}/{student_id}/latest", query.latest)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/openapi.json", openapi)
+    add_routes(app, api, ROUTES, guard=read_guard or ReadGuard(None))
+    api.metrics.attach(app)
     return app
 
 
@@ -83,31 +74,39 @@ async def serve_web(
     *,
     until: asyncio.Future[object],
     on_listening: Callable[[str], None] = lambda url: None,
-    host: str = "0.0.0.0",  # noqa: S104 - a web process is meant to be reached
     shutdown_timeout: float = 30.0,
 ) -> None:
-    """Serve until ``until`` is done, then shut down as the module docstring says.
+    """Serve on ``HOST``:``PORT`` until ``until`` is done, then shut down as the module docstring says.
 
     ``on_listening`` is told the URL once requests are accepted (``PORT=0`` picks a free port).
+    Listening beyond loopback with ingest or reads open logs a warning for each.
+
+    Raises:
+        ConfigError: ``READ_ACCESS`` names nothing usable (before NATS is reached), or the port
+            cannot be listened on.
     """
+    host = settings.host
+    guard = ReadGuard(_read_access(settings))
+    for warning in exposure_warnings(host, ingest_open=settings.ingest_token is None, reads_open=guard.open):
+        log.warning("%s", warning)
     options = dataclasses.replace(WebOptions.from_settings(settings), stop_timeout=shutdown_timeout)
     services = WebServices(settings.connection(nats_urls), options)
     drain = RequestDrain(retry_after=_RETRY_AFTER)
     async with services:
-        app = make_web_app(services, ingest_token=settings.ingest_token, drain=drain)
-        # The dashboard's pages are not the API (the OpenAPI document describes make_web_app's
-        # routes), so they are added here, where the web process is put together.
+        app = make_web_app(services, ingest_token=settings.ingest_token, read_guard=guard, drain=drain)
+        # The dashboard's pages are not the API (the OpenAPI document describes the route table,
+        # make_web_app's routes), so they are added here, where the web process is put together.
         dashboard = add_dashboard(
-            app, services.reader, window_seconds=settings.window_seconds, grace_seconds=settings.grace_seconds
+            app, services.reader, guard=guard,
+            window_seconds=settings.window_seconds, grace_seconds=settings.grace_seconds,
         )
         # What is still running after the drain gets one more second before aiohttp cancels it.
         runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, host, settings.port)
         try:
-            await site.start()
-            port = runner.addresses[0][1]
-            on_listening(f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{port}")  # noqa: S104
+            await _listen(site, host, settings.port)
+            on_listening(_url(host, runner.addresses[0][1]))
             await until
             log.info("stopping: finishing in-flight requests and NATS ingest")
             await dashboard.close()  # open event streams end now instead of holding the drain
@@ -119,6 +118,39 @@ async def serve_web(
     log.info("stopped")
 
 
+def _read_access(settings: Settings) -> ReadAccess | None:
+    """Who may read: the deployment's READ_ACCESS, else READ_TOKEN, else anyone (None)."""
+    if settings.read_access is not None:
+        return load_read_access(settings.read_access)
+    return TokenAccess(settings.read_token) if settings.read_token is not None else None
+
+
+def _url(host: str, port: int) -> str:
+    """Where a browser on this machine reaches a server listening on ``host``."""
+    every = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104 - every interface: loopback is one
+    shown = every.get(host, host)
+    return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+
+
+async def _listen(site: web.TCPSite, host: str, port: int) -> None:
+    """Start listening, or say in one sentence why not (a busy port is a setting to change, not a
+    crash to print a traceback for)."""
+    try:
+        await site.start()
+    except socket.gaierror:
+        raise ConfigError("HOST", host, "is not a host name this machine can resolve") from None
+    except OSError as exc:
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise ConfigError("HOST", host, "is not an address of this machine") from None
+        if exc.errno == errno.EADDRINUSE:
+            problem = "is taken: another program listens there. Stop it, or set PORT to a free port (PORT=0 picks one)"
+        elif exc.errno == errno.EACCES:
+            problem = "needs privileges this process does not have; use a port above 1023"
+        else:
+            problem = f"cannot be listened on at {host}: {exc.strerror or exc}"
+        raise ConfigError("PORT", str(port), problem) from None
+
+
 async def run_web(settings: Settings, nats_urls: tuple[str, ...]) -> int:
     """``python -m app web``: serve until SIGTERM or SIGINT."""
     # Listening for the signals before anything else: one arriving during start-up stops the
@@ -127,7 +159,7 @@ async def run_web(settings: Settings, nats_urls: tuple[str, ...]) -> int:
     await asyncio.sleep(0)
 
     def announce(url: str) -> None:
-        print(f"web listening on {url} (NATS {', '.join(nats_urls)}); Ctrl-C stops it", flush=True)
+        say(f"web listening on {url} (NATS {', '.join(nats_urls)}); Ctrl-C stops it", logger=__name__)
 
     try:
         await serve_web(settings, nats_urls, until=stopping, on_listening=announce)

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 from app.settings import Settings
 from app.web.event_rules import judge_payload
-from bridges.public.arrival_clock import IngestWatermark
 from bridges.connection import ConnectionSettings, connect, disconnect
+from bridges.limits import DAY, Limits
+from bridges.public.arrival_clock import IngestWatermark
 from bridges.public.durable_puller import PullerConfig
 from bridges.public.event_sink import EventSink
-from bridges.limits import DAY, Limits
 from bridges.public.metrics_reader import MetricsReader
 from bridges.public.nats_ingest import NatsIngest
 from bridges.public.streams import PublicLimits, PublicStreams
@@ -44,6 +44,8 @@ class WebOptions:
     events_limits: Limits = Limits(7 * DAY)
     #: the INGEST and DEADLETTER streams' bounds, applied at start (the metrics bucket's are the workers')
     public_limits: PublicLimits = PublicLimits()
+    #: the metrics' tumbling window length (METRICS_WINDOW_SECONDS): queries read ranges by key
+    window_seconds: int = 60
     #: seconds a request waits for JetStream's acknowledgements before answering 503
     ack_deadline: float = 10.0
     #: seconds a readiness check waits for NATS to answer a ping
@@ -57,6 +59,7 @@ class WebOptions:
         return cls(
             prefix=settings.nats_prefix, partitions=settings.partitions, replicas=settings.nats_replicas,
             events_limits=settings.events_limits, public_limits=settings.public_limits,
+            window_seconds=settings.window_seconds,
         )
 
 
@@ -90,6 +93,17 @@ class WebServices:
     @property
     def state(self) -> ServicesState:
         return self._state
+
+    @property
+    def options(self) -> WebOptions:
+        return self._options
+
+    @property
+    def client(self) -> Client:
+        """The NATS connection (for what reads NATS besides the services: /metrics)."""
+        if self._client is None:
+            raise ClosedError("the web services are not open")
+        return self._client
 
     @property
     def sink(self) -> EventSink:
@@ -126,7 +140,9 @@ class WebServices:
             ).start()
             # The query API only reads the bucket: the workers, which write it, own its limits.
             reading = dataclasses.replace(self._streams, update_limits=False)
-            self._reader = await MetricsReader(self._client, streams=reading).start()
+            self._reader = await MetricsReader(
+                self._client, streams=reading, window_seconds=options.window_seconds, clock=self._clock
+            ).start()
             self._ingest = await NatsIngest(
                 self._client, self._sink, judge_payload, streams=self._streams, config=options.puller,
                 ack_deadline=options.ack_deadline, clock=self._clock,
@@ -137,17 +153,29 @@ class WebServices:
         return self
 
     async def ready(self) -> bool:
-        """NATS answers a ping within ``ready_timeout`` and the ingest consumer runs."""
+        """NATS answers a ping within ``ready_timeout``, the ingest consumer runs and JetStream
+        has room for events (see :meth:`unready_because`)."""
+        return await self.unready_because() is None
+
+    async def unready_because(self) -> str | None:
+        """Why the process cannot take events now, or None when it can (what ``/readyz`` says).
+
+        Storage full is asked of the streams, not assumed to last: a readiness check while the
+        sink is in that state asks each refused partition whether it has room again.
+        """
         client = self._client
         if self._state is not ServicesState.OPEN or client is None or not client.is_connected:
-            return False
+            return "NATS is not connected"
         if self._ingest is None or not self._ingest.running:
-            return False
+            return "the NATS ingest consumer is not running"
         try:
-            await client.flush(timeout=self._options.ready_timeout)
+            await client.flush(timeout=self._options.ready_timeout)  # type: ignore[arg-type]  # seconds, float
         except Exception:  # noqa: BLE001 - any failure to answer is "not ready"
-            return False
-        return True
+            return f"NATS did not answer within {self._options.ready_timeout}s"
+        if self._sink is not None and not await self._sink.has_room(timeout=self._options.ready_timeout):
+            error = self._sink.storage.error
+            return str(error) if error is not None else "storage full"
+        return None
 
     async def stop(self) -> None:
         """Stop the ingest consumer (finishing what it pulled), the sink and the reader; drain.

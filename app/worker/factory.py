@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
 import os
@@ -9,31 +10,34 @@ import pkgutil
 import socket
 from pathlib import Path
 from types import ModuleType
-
-import faust
 from typing import Any
 
+import faust
+from prometheus_client import CollectorRegistry
+
 import agents
-from agents.context import AgentContext
+from agents.windowed import AgentContext
 from app.settings import Settings
 from bridges.public.arrival_clock import ArrivalClock
 from bridges.public.window_results import WindowResults
 from bridges.transport.consumer import Consumer
+from bridges.transport.purging import ChangelogPurges
 from contract.names import EVENTS_TOPIC
 from tables.errors import ConfigError
 
 __all__ = ["agent_names", "app_name", "load_agent", "make_app"]
 
 
-_NOT_AGENTS = {"context", "windowed"}
-
-
 def agent_names() -> list[str]:
-    """Agent modules available to ``python -m app worker <agent>``."""
+    """Agent modules available to ``python -m app worker <agent>``.
+
+    A metric is a top-level module of ``agents`` (``agents/<name>.py``); what the metrics share
+    lives in subpackages (``agents/windowed/``), which are not agents.
+    """
     return sorted(
         info.name
         for info in pkgutil.iter_modules(agents.__path__)
-        if not info.name.startswith("_") and info.name not in _NOT_AGENTS
+        if not info.ispkg and not info.name.startswith("_")
     )
 
 
@@ -48,8 +52,11 @@ def load_agent(name: str) -> ModuleType:
     elif name in agent_names():
         module = importlib.import_module(f"agents.{name}")
     else:
+        close = difflib.get_close_matches(name, agent_names(), n=1)
         raise ConfigError(
-            "agent", name, f"unknown agent; known: {', '.join(agent_names())}, or a path to a .py file",
+            "agent", name,
+            f"unknown agent; known: {', '.join(agent_names())}, or a path to a .py file"
+            + (f" (did you mean {close[0]}?)" if close else ""),
             kind="Argument",
         )
     if not callable(getattr(module, "build", None)):
@@ -72,9 +79,20 @@ def app_name(agent: str) -> str:
     return Path(agent).stem if agent.endswith(".py") else agent
 
 
-def make_app(name: str, settings: Settings, nats_urls: tuple[str, ...]) -> faust.App:
-    """A faust app for agent ``name`` (or a module file) on the ``nats://`` transport."""
-    module = load_agent(name)
+def make_app(
+    name: str,
+    settings: Settings,
+    nats_urls: tuple[str, ...],
+    *,
+    module: ModuleType | None = None,
+    registry: CollectorRegistry | None = None,
+) -> faust.App:
+    """A faust app for agent ``name`` (or a module file) on the ``nats://`` transport.
+
+    ``module`` is the agent's, when the caller loaded it already (:func:`load_agent`); the
+    agent's metrics go to ``registry`` (the worker's ``/metrics``), if given.
+    """
+    module = module or load_agent(name)
     name = app_name(name)
     workers_dir = settings.data_dir / "workers"
     workers_dir.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
@@ -104,6 +122,8 @@ def make_app(name: str, settings: Settings, nats_urls: tuple[str, ...]) -> faust
             register_state=transport_consumer(app).register_state_owner,
             clock=ArrivalClock(transport.session, naming=transport.session.naming, ingest_stream=streams.ingest),
             update_seconds=settings.update_seconds,
+            registry=registry,
+            purger=ChangelogPurges(transport.session),
         ),
     )
     return app

@@ -7,9 +7,11 @@ import contextlib
 import gc
 
 import faust
+from prometheus_client import CollectorRegistry
 
 from app.settings import Settings
-from app.worker.factory import make_app
+from app.worker.factory import load_agent, make_app
+from app.worker.monitoring import WorkerEndpoint, install_sensors
 from bridges.connection import ConnectionSettings, connect
 
 __all__ = ["run_worker"]
@@ -25,13 +27,19 @@ _INTERRUPTED = 130
 def run_worker(agent: str, settings: Settings, nats_urls: tuple[str, ...]) -> int:
     """Run until SIGTERM/SIGINT: faust's Worker drains, commits and leaves the group.
 
+    With ``METRICS_PORT`` set, :class:`~app.worker.monitoring.WorkerEndpoint` serves ``/metrics``,
+    ``/healthz`` and ``/readyz`` there for as long as the worker runs.
+
     Returns 130 without a word when Ctrl-C comes while NATS is still being reached.
 
     Raises:
+        ConfigError: ``agent`` names no agent (or its module has no ``build``); said before NATS
+            is waited for, so a typo is reported at once.
         BrokenError: NATS could not be reached (or refused the credentials) within
             ``NATS_CONNECT_DEADLINE``; the CLI prints it as one line. The loop made for faust
             is closed and unset first.
     """
+    module = load_agent(agent)
     # faust reports a NATS it cannot reach as a crash of its start-up, tracebacks and all:
     # reach it first, on the loop faust then runs on, so that case is one clear error.
     loop = asyncio.new_event_loop()
@@ -46,15 +54,32 @@ def run_worker(agent: str, settings: Settings, nats_urls: tuple[str, ...]) -> in
     except BaseException:
         _discard(loop)
         raise
-    app = make_app(agent, settings, nats_urls)
+    services: list[WorkerEndpoint] = []
+    sensors: list[faust.Sensor] = []
+    if settings.metrics_port is None:
+        app = make_app(agent, settings, nats_urls, module=module)
+    else:
+        registry = CollectorRegistry()
+        app = make_app(agent, settings, nats_urls, module=module, registry=registry)
+        sensors.append(install_sensors(app, registry))
+        services.append(WorkerEndpoint(app, registry, port=settings.metrics_port))
     _tune_gc()
     worker = faust.Worker(
         app,
+        *services,
+        sensors=sensors,
         loglevel=settings.log_level,
         # Output goes where the process's stdout goes; faust would turn prints into log warnings.
         redirect_stdouts=False,
+        # Logging is app.logs' (LOG_LEVEL, LOG_FORMAT), configured by the CLI.
         override_logging=False,
+        # No console messages of faust's own ("-INT- -INT- ..." on Ctrl-C, "OK ^" when ready):
+        # the logs say the same ("Worker ready"), in the format asked for.
+        quiet=True,
     )
+    # Nor its spinner, which writes cursor escape codes even where stdout is a file; without it
+    # faust logs "Ready" instead.
+    worker.spinner = None
     worker.execute_from_commandline()
     return 0
 

@@ -63,7 +63,8 @@ class FaustAssigner:
             member_id: ConsumerProtocolMemberMetadata.decode(record.metadata)
             for member_id, record in members.items()
         }
-        assignments = self._assignor.assign(_Cluster(counts), metadata)
+        # faust's PartitionAssignorT declares less than its one implementation has
+        assignments = self._assignor.assign(_Cluster(counts), metadata)  # type: ignore[attr-defined]
         return AssignResult(
             assignments={member_id: a.encode() for member_id, a in assignments.items()},
             missing_topics=frozenset(topics - counts.keys()),

@@ -17,7 +17,12 @@ The protocol (eager, like Kafka's classic one):
    two members in one generation, and a new owner starts from the old owner's final commit.
 5. **Laggards.** A member that does not acknowledge within ``rebalance_timeout`` is evicted by
    the leader (its key deleted): it finds out when renewing, stops, and rejoins as a new member.
-6. **The local deadline.** Changelog writes and offset commits are fenced by the server (step
+6. **Failures are retried.** A step that fails for a reason outside (NATS away, JetStream's
+   store full, the rejoin's new member key refused) is tried again after a pause that doubles
+   up to 5 s (:mod:`bridges.group.retries`), and logged once per run of failures: a worker
+   never stops being a member for good, nor leaves and rejoins in a loop, because a write was
+   refused.
+7. **The local deadline.** Changelog writes and offset commits are fenced by the server (step
    4); final results, whose KV keys no fence covers, are fenced by :attr:`GroupCoordinator.lease`
    instead: valid until the last acknowledged renewal's send time + TTL - margin
    (:mod:`bridges.group.lease_clock`), so a member paused past its lease writes nothing from the
@@ -44,9 +49,10 @@ from bridges.group.assign import AssignResult
 from bridges.group.lease import LeaseKeeper
 from bridges.group.lease_clock import LeaseClock
 from bridges.group.records import Assignment, MemberRecord
+from bridges.group.retries import Retries
 from bridges.group.store import CasConflict, GroupKeys, GroupStore
 from bridges.naming import Naming, decode_token
-from tables.errors import ClosedError
+from tables.errors import BrokenError, ClosedError, StorageFull
 
 __all__ = ["Assigner", "GroupCoordinator", "GroupSettings", "GroupView", "RebalanceListener"]
 
@@ -210,7 +216,9 @@ class GroupCoordinator:
         if self._closed:
             raise ClosedError("the coordinator is stopped")
         if self._member_id is None:
-            await self._join()
+            # At start only a full store is waited out: anything else (permissions, say) is a
+            # mistake to report, not to wait for.
+            await self._join_until_joined(retry_on=StorageFull)
         else:
             await self._publish_record()
 
@@ -230,7 +238,7 @@ class GroupCoordinator:
         for task in self._tasks:
             try:
                 await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001, S110 - stopping; each task logs its own
                 pass
         try:
             await self._keeper.leave()
@@ -276,8 +284,22 @@ class GroupCoordinator:
 
     async def _rejoin_group(self) -> None:
         await self._listener.on_revoke()
+        await self._join_until_joined()
+
+    async def _join_until_joined(self, *, retry_on: type[Exception] = Exception) -> None:
+        """Join, trying again (step 6) while the member key is refused (``retry_on``): a worker
+        started or rejoining while the store is full waits for room instead of failing."""
         self._member_id = None
-        await self._join()
+        retries = Retries(f"joining group {self._group}")
+        while not self._closed:
+            try:
+                await self._join()
+            except retry_on as exc:  # e.g. the store full: the join waits for room
+                self._member_id = None
+                await retries.failed(exc)
+            else:
+                retries.succeeded()
+                return
 
     # -- the view -------------------------------------------------------------------------
 
@@ -321,6 +343,7 @@ class GroupCoordinator:
     # -- leader duties --------------------------------------------------------------------
 
     async def _lead(self) -> None:
+        retries = Retries(f"computing the assignment of group {self._group}")
         while True:
             await self._changes.wait(1.0)
             view = self.view
@@ -334,9 +357,13 @@ class GroupCoordinator:
                 await self._lead_once()
             except CasConflict:
                 continue  # another leader wrote meanwhile; the watch brings its assignment
+            except BrokenError as exc:  # NATS away, the store full
+                await retries.failed(exc)
             except Exception:
                 log.exception("computing the assignment of group %s failed; retrying", self._group)
                 await asyncio.sleep(1.0)
+            else:
+                retries.succeeded()
 
     async def _lead_once(self) -> None:
         view = self.view
@@ -404,6 +431,7 @@ class GroupCoordinator:
     # -- member duties --------------------------------------------------------------------
 
     async def _follow(self) -> None:
+        retries = Retries(f"applying an assignment of group {self._group}")
         while True:
             await self._changes.wait(1.0)
             current = self.view.assignment
@@ -420,6 +448,10 @@ class GroupCoordinator:
                 await self._apply(current, me)
             except _Superseded:
                 continue
+            except Exception as exc:  # noqa: BLE001 - a write refused (the store full, NATS away): applied again
+                await retries.failed(exc)
+            else:
+                retries.succeeded()
 
     async def _apply(self, assignment: Assignment, me: str) -> None:
         generation = assignment.generation

@@ -10,6 +10,12 @@ someone else changed the key (the leader evicted us) or the TTL ran out while we
 (SIGSTOP, a network partition): the lease is lost, the keeper stops renewing it and tells the
 main loop, which must stop processing and rejoin under a new member id.
 
+A renewal that fails for another reason (NATS away, the store full) is tried again next round;
+meanwhile the local deadline passes and fenced writers stop. The first failure of a run is
+logged as a warning, the rest of the run only at debug, and its end once. (While JetStream's
+store is full the key's TTL does not run out either: its delete marker waits for room too. Once
+there is room the key may expire before the next renewal lands: the lease is then lost, once.)
+
 Every acknowledged write of the member key also moves the local lease deadline
 (:mod:`bridges.group.lease_clock`): the clock is read *before* the write is sent, and the lease is
 taken to be valid until that moment + TTL - margin. Losing or leaving the membership ends the
@@ -30,6 +36,7 @@ from nats.aio.client import Client
 from bridges.connection import ConnectionSettings, connect
 from bridges.group.lease_clock import LeaseDeadline
 from bridges.group.store import CasConflict, GroupKeys, GroupStore
+from bridges.storage import storage_full_from
 from tables.errors import BrokenError, ClosedError
 
 __all__ = ["LeaseKeeper"]
@@ -88,6 +95,8 @@ class LeaseKeeper:
         # Renewals and record updates of one key must not race each other's compare-and-set.
         self._write_lock: asyncio.Lock | None = None
         self._closed = False
+        #: renewals that failed in a row, per lease kind (logged once per run, see the docstring)
+        self._failures: dict[str, int] = {}
 
     # -- lifecycle (called from the caller's loop) -----------------------------------------
 
@@ -150,7 +159,7 @@ class LeaseKeeper:
         self._loop = loop
         try:
             loop.run_until_complete(self._main())
-        except BaseException as exc:  # noqa: BLE001 - reported to the starter, never swallowed
+        except BaseException as exc:
             if not self._ready.done():
                 self._ready.set_exception(exc)
             else:
@@ -195,12 +204,27 @@ class LeaseKeeper:
                     lease.key, lease.value, expect=lease.revision, ttl=self._ttl
                 )
             except CasConflict:
+                self._failures.pop(kind, None)
                 self._lose(kind)
-            except Exception as exc:  # noqa: BLE001 - NATS unreachable: retry next round
-                log.warning("renewing the %s lease failed: %s", kind, exc)
+            except Exception as exc:  # noqa: BLE001 - NATS unreachable, the store full: retry next round
+                self._renewal_failed(kind, lease.key, exc)
             else:
+                failures = self._failures.pop(kind, 0)
+                if failures:
+                    log.warning("renewing the %s lease works again after %d failed renewals", kind, failures)
                 if kind == "member":
                     self.deadline.renewed(sent_at)
+
+    def _renewal_failed(self, kind: str, key: str, exc: Exception) -> None:
+        failures = self._failures[kind] = self._failures.get(kind, 0) + 1
+        reason = storage_full_from(exc, f"$KV.{self._keys.bucket}.{key}") or exc
+        if failures == 1:
+            log.warning(
+                "renewing the %s lease failed: %s; trying again every %.1fs (until then the lease may lapse)",
+                kind, reason, self._ttl / 3,
+            )
+        else:
+            log.debug("renewing the %s lease failed again (%d in a row): %s", kind, failures, reason)
 
     def _lose(self, kind: str) -> None:
         if kind == "member":

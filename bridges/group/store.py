@@ -11,11 +11,12 @@ from __future__ import annotations
 import re
 
 from nats.js import JetStreamContext
-from nats.js.errors import BadRequestError, KeyNotFoundError
+from nats.js.errors import APIError, BadRequestError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from bridges.jetstream import ensure_bucket
 from bridges.naming import Naming, encode_token
+from bridges.storage import storage_full_from
 
 __all__ = ["CasConflict", "GroupKeys", "GroupStore"]
 
@@ -78,18 +79,23 @@ class GroupStore:
     async def put(self, key: str, value: bytes, *, expect: int, ttl: float | None = None) -> int:
         """Write ``value`` if the key's revision is ``expect`` (0: the key must not exist).
 
-        Returns the new revision. Raises :class:`CasConflict` with the current revision.
+        Returns the new revision. Raises :class:`CasConflict` with the current revision, and
+        :class:`~tables.errors.StorageFull` when JetStream has no room for the write.
         """
         await self.open()
         headers = {"Nats-Expected-Last-Subject-Sequence": str(expect)}
         if ttl is not None:
             headers["Nats-TTL"] = f"{max(1, round(ttl))}s"
+        subject = f"$KV.{self.keys.bucket}.{key}"
         try:
-            ack = await self._js.publish(f"$KV.{self.keys.bucket}.{key}", value, headers=headers)
-        except BadRequestError as exc:
-            if exc.err_code in _WRONG_LAST:
+            ack = await self._js.publish(subject, value, headers=headers)
+        except APIError as exc:
+            if isinstance(exc, BadRequestError) and exc.err_code in _WRONG_LAST:
                 match = _LAST_SEQ.search(exc.description or "")
                 raise CasConflict(key, int(match.group(1)) if match else None) from None
+            full = storage_full_from(exc, subject)
+            if full is not None:
+                raise full from None
             raise
         return int(ack.seq)
 

@@ -43,7 +43,8 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from nats.aio.client import Client
-from nats.errors import NoRespondersError, TimeoutError as NatsTimeoutError
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 
 from bridges.naming import Naming
 from bridges.transport.session import TransportSession
@@ -63,7 +64,7 @@ _RFC3339: Final = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?Z")
 
 
 class ArrivalClock:
-    """The ``ArrivalClock`` of ``agents.context`` over a worker's transport session.
+    """The ``ArrivalClock`` of ``agents.windowed`` over a worker's transport session.
 
     Args:
         session: the worker's NATS session (opened by whoever owns it; read only while open).
@@ -88,7 +89,7 @@ class ArrivalClock:
         names = [self._naming.stream(topic, partition) for partition in partitions]
         infos = await asyncio.gather(*(_stream_info(client, name) for name in names))
         promises: dict[int, Promise] = {}
-        for partition, info in zip(partitions, infos):
+        for partition, info in zip(partitions, infos, strict=True):
             if info is None:
                 continue
             bound = _timestamp(info["ts"])

@@ -197,7 +197,7 @@ class DurablePuller:
                 await self._sub.unsubscribe()
             while self._buffer:
                 await self._client.publish(self._buffer.popleft().reply, b"-NAK")
-        except Exception:  # noqa: BLE001 - the connection may be closing: ack_wait redelivers
+        except Exception:
             log.debug("closing the puller of %s failed", self._stream, exc_info=True)
         self._buffer.clear()
 

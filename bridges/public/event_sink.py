@@ -13,6 +13,12 @@ batch carries, so a backlog in between changes nothing; an HTTP event is first s
 here, so its batch carries none and readers take the time JetStream stored the record (see
 :mod:`bridges.public.arrival_clock` for why this, and not the time ingest accepted it).
 
+Storage full: when JetStream has no room for a batch, :meth:`EventSink.publish` fails at once
+with :class:`~tables.errors.StorageFull` (not after the acknowledgement deadline) and the sink
+enters its storage-full state (:attr:`EventSink.storage`, logged once). It leaves it when a
+batch to each refused partition is stored again, or when :meth:`EventSink.has_room` finds they
+have room, asking without storing anything (what readiness checks).
+
 Duplicates: a window counts an ``event_id`` once, for as long as it is open, however the copy
 came (``tables.windowed``); that is the guarantee. Here, an event repeated within one call is
 written once, and a batch's ``Nats-Msg-Id`` is a digest of its event ids, so an identical retry
@@ -33,15 +39,16 @@ from typing import Protocol
 from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 
-from bridges.transport.envelope import encode_headers
 from bridges.jetstream import bounded_duplicate_window
 from bridges.limits import UNLIMITED
 from bridges.naming import Naming
+from bridges.storage import StorageState, probe_room
+from bridges.transport.envelope import encode_headers
 from bridges.transport.publisher import Ack, PipelinedPublisher
 from bridges.transport.session import partition_for_key
 from bridges.transport.topics import DEFAULT_TOPIC_RETENTION, TopicRegistry, TopicSpec
 from tables.batch import encode_batch
-from tables.errors import BrokenError, ClosedError, StreamsError
+from tables.errors import BrokenError, ClosedError, StorageFull, StreamsError
 
 __all__ = ["DEDUPE_WINDOW", "EventSink", "IngestEvent", "MAX_BATCH_BYTES", "MAX_BATCH_EVENTS", "SinkResult", "SinkState"]
 
@@ -142,6 +149,8 @@ class EventSink:
         )
         self._subjects: list[str] = []
         self._state = SinkState.NEW
+        #: whether JetStream refuses events for lack of room (per partition subject)
+        self.storage = StorageState("ingest", "events are answered 503 (storage full)")
 
     @property
     def state(self) -> SinkState:
@@ -205,7 +214,8 @@ class EventSink:
 
         Raises :class:`BrokenError` when NATS is not connected, refuses a message, or does not
         acknowledge all of them within ``ack_deadline``; some may then be stored, and publishing
-        the same events again is safe (they come back as duplicates).
+        the same events again is safe (they come back as duplicates). :class:`StorageFull`, at
+        once, when JetStream has no room for one of them.
         """
         if arrivals is not None and len(arrivals) != len(events):
             raise ValueError(f"{len(arrivals)} arrival times for {len(events)} events")
@@ -232,6 +242,7 @@ class EventSink:
         encoded = [event.to_json_bytes() for event in events]
         futures: list[asyncio.Future[Ack]] = []
         sizes: list[int] = []
+        written: set[str] = set()
         for partition, chunk in self._batches(events, encoded):
             payload = encode_batch(
                 [encoded[i] for i in chunk],
@@ -243,6 +254,7 @@ class EventSink:
             )
             futures.append(await self._publisher.publish(subjects[partition], payload, headers))
             sizes.append(len(chunk))
+            written.add(subjects[partition])
         # asyncio.wait, not gather: on a timeout the sends must stay alive in the publisher
         # (they may still land), and gather would cancel them.
         done, pending = await asyncio.wait(
@@ -251,6 +263,8 @@ class EventSink:
         for future in done:
             error = future.exception()
             if error is not None:
+                if isinstance(error, StorageFull):
+                    self.storage.refused(error)
                 if isinstance(error, StreamsError):
                     raise error
                 raise BrokenError(f"publishing an event failed: {error}") from error
@@ -258,8 +272,24 @@ class EventSink:
             raise BrokenError(
                 f"JetStream acknowledged {len(done)} of {len(futures)} batches of events within {self._ack_deadline}s"
             )
-        duplicates = sum(size for future, size in zip(futures, sizes) if future.result().duplicate)
+        if self.storage.full:
+            for subject in written:
+                self.storage.stored(subject)
+        duplicates = sum(size for future, size in zip(futures, sizes, strict=True) if future.result().duplicate)
         return SinkResult(len(events) - duplicates, duplicates + repeated)
+
+    async def has_room(self, timeout: float = 1.0) -> bool:
+        """Whether the events topic has room: at once when no write was refused for lack of
+        it; else each refused partition is asked (nothing is stored) and left out of the
+        storage-full state once it has room again. A partition that does not answer stays in."""
+        for subject in self.storage.resources:
+            try:
+                refusal = await probe_room(self._client, subject, timeout=timeout)
+            except BrokenError:
+                continue
+            if refusal is None:
+                self.storage.stored(subject)
+        return not self.storage.full
 
     def _batches(self, events: Sequence[IngestEvent], encoded: list[bytes]) -> list[tuple[int, list[int]]]:
         """The events' indexes by partition, in order, cut into batches of bounded count and size."""

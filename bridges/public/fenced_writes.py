@@ -26,11 +26,13 @@ The protocol of a final value (``FencedWriter.final``):
    :mod:`bridges.public.window_results`). This repeats, backing off, until the final value is stored
    or found.
 4. **Then the result subject**, with the bytes KV now holds: this worker's value, or the final
-   value found there. A replay that finds its own value publishes it again; ``Nats-Msg-Id`` =
-   ``result:<kv key>`` makes that a no-op within the results stream's duplicate window, and a
-   repeat of the same value after it. A different value found (a non-deterministic aggregate)
-   is logged, and the stored one is published: a subscriber never sees a final that KV does not
-   hold. This publish is not gated: it repeats what is stored.
+   value found there, with ``Nats-Msg-Id`` = ``result:<kv key>``. A final found in KV (a replay
+   closing the window again, or a retry after a lost ack) is published only if the results
+   stream does not hold it yet (:mod:`bridges.public.published_results`): whoever stored it may
+   have died before publishing, and a final is published once, however late the replay. A
+   different value found (a non-deterministic aggregate) is logged, and the stored one is
+   published: a subscriber never sees a final that KV does not hold. This publish is not gated:
+   it repeats what is stored.
 5. **Outcome.** The awaitable handed back completes when both are acknowledged. When it failed,
    awaiting it again makes a new attempt from step 2 (reading the key first), under the same
    term: the runtime's flush keeps failed writes and awaits them again at the next commit.
@@ -49,9 +51,9 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from bridges.transport.envelope import HDR_MSG_ID
 from bridges.group.lease_clock import LeaseClock
 from bridges.public.streams import METRICS_BUCKET
+from bridges.transport.envelope import HDR_MSG_ID
 from bridges.transport.publisher import Ack, ExpectationFailed, Withheld
 from tables.errors import BrokenError, FencedError
 
@@ -177,6 +179,8 @@ class FencedWriter:
         read: reads a KV key's last entry, None when absent.
         lease: the current lease clock (the session's; it is set once the consumer joins).
         connected: whether the connection is up now.
+        published: whether the results stream holds a final already, given its subject, its
+            ``Nats-Msg-Id`` and its bytes (:class:`~bridges.public.published_results.PublishedResults`).
     """
 
     def __init__(
@@ -185,9 +189,11 @@ class FencedWriter:
         read: Callable[[str], Awaitable[Stored | None]],
         lease: Callable[[], LeaseClock],
         connected: Callable[[], bool],
+        published: Callable[[str, str, bytes], Awaitable[bool]],
     ) -> None:
         self._publisher = publisher
         self._read = read
+        self._published = published
         self._lease = lease
         self._connected = connected
         #: attempts under way, awaited by close so that none is cut off by it
@@ -277,18 +283,23 @@ class FencedWriter:
     ) -> None:
         try:
             await sent
-            stored = payload
         except (ExpectationFailed, Withheld):
             # Refused: the key holds something else. Withheld: not sent, or resent after an
             # attempt whose outcome is unknown. Either way, see what the key holds.
-            stored = await self._store_final(kv_key, payload, term)
-        await self._publish_result(kv_key, subject, stored)
+            await self._final_again(kv_key, subject, payload, term)
+        else:
+            await self._publish_result(kv_key, subject, payload)
 
     async def _final_again(self, kv_key: str, subject: str, payload: bytes, term: int) -> None:
-        await self._publish_result(kv_key, subject, await self._store_final(kv_key, payload, term))
+        stored, found = await self._store_final(kv_key, payload, term)
+        if found and await self._published(subject, _result_id(kv_key), stored):
+            log.debug("window %s: its final value is stored and published already", kv_key)
+            return
+        await self._publish_result(kv_key, subject, stored)
 
-    async def _store_final(self, kv_key: str, payload: bytes, term: int) -> bytes:
-        """Steps 2 and 3: the bytes the key holds once it is final (``payload`` when ours won).
+    async def _store_final(self, kv_key: str, payload: bytes, term: int) -> tuple[bytes, bool]:
+        """Steps 2 and 3: the bytes the key holds once it is final (``payload`` when ours won),
+        and whether they were found there (a final stored before this attempt, by anyone).
 
         Raises:
             FencedError: the term ended: the write is void.
@@ -301,7 +312,7 @@ class FencedWriter:
             stored = await self._read(kv_key)
             if stored is not None and not stored.replaceable:
                 _compare_existing(kv_key, payload, stored)
-                return stored.value
+                return stored.value, True
             # A provisional value this worker did not know of (the partition's previous owner
             # wrote it, or the ack of our own got lost), a delete marker, or no key at all as far
             # as the replica that answered knows: the final value goes over it.
@@ -318,7 +329,7 @@ class FencedWriter:
             except Withheld:
                 pass  # the lease lapsed (or the connection dropped) after the check: wait again
             else:
-                return payload
+                return payload, False
             if tries.over():
                 raise BrokenError(
                     f"window {kv_key}: the final value was refused for {_ATTEMPT_DEADLINE:.0f}s, "
@@ -333,7 +344,7 @@ class FencedWriter:
         )
 
     async def _publish_result(self, kv_key: str, subject: str, stored: bytes) -> None:
-        await (await self._publisher.publish(subject, stored, {HDR_MSG_ID: f"result:{kv_key}"}))
+        await (await self._publisher.publish(subject, stored, {HDR_MSG_ID: _result_id(kv_key)}))
 
     # -- dead letters -------------------------------------------------------------------------
 
@@ -376,6 +387,11 @@ class FencedWriter:
             _, pending = await asyncio.wait(set(self._attempts), timeout=timeout)
             if pending:
                 log.warning("closing with %d final results or dead letters not stored", len(pending))
+
+
+def _result_id(kv_key: str) -> str:
+    """The ``Nats-Msg-Id`` of a final's publish: one per window."""
+    return f"result:{kv_key}"
 
 
 def _compare_existing(kv_key: str, payload: bytes, stored: Stored) -> None:

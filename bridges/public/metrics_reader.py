@@ -1,11 +1,29 @@
 """Reading the ``metrics`` KV bucket: one student's windows by start, the latest one, and a watch.
 
-Keys are ``<metric>.<student_id>[.<game_id>].<window_start>`` (see :mod:`contract.names`). A window's start is a key token, not something the server can
-compare, so a range query reads every current value under the student's key prefix and filters
-by start here. That read is one pass of an ephemeral consumer (``LAST_PER_SUBJECT``, the server's
-per-key latest), whose pending count at creation says exactly how many values make up the
-snapshot, so there is no guessing when it is complete. Cost grows with the windows a student has
-in the bucket, which the bucket's TTL (set by whoever creates it) bounds.
+Keys are ``<metric>.<student_id>[.<game_id>].<window_start>`` (see :mod:`contract.names`). Reads
+are direct gets (:mod:`bridges.direct_get`): no query creates a consumer.
+
+**A range** of window starts ``[from, to)`` is read by key when the windows' length is known
+(``window_seconds``: the metrics' tumbling windows start at the multiples of it): the keys of every
+window start in the range are computed and fetched, a few hundred per request, a missing key being
+a window without events. The cost is that of the range, whatever the student's history; for
+``outcomes`` without a game the key's game is a wildcard. A range of more than
+:data:`MAX_KEYED_WINDOWS` windows, one without ``from``, or a reader that does not know the window
+length (session windows, whose start is not computable) reads every key of the student instead,
+page by page: the cost of the history, which the bucket's TTL bounds. A range without ``to`` ends
+at the latest start a window can have now (events are at most ``MAX_FUTURE_SECONDS`` ahead).
+
+**The latest final window** is found by reading back from the newest possible start, never the
+history, in three steps, each exact under the rule that a final value is written after its
+window ended (finals are computed when windows close):
+
+1. the windows of the last :data:`RECENT_WINDOWS` window lengths, newest first: a student with a
+   recent final is answered here, with one or two requests;
+2. else the student's last write (one direct get; none: no windows at all): every final was
+   written by then, so its start is before that time; the keys below it are read back, newest
+   first, up to :data:`PROBE_WINDOWS` windows;
+3. else (finals written long after their windows: a backfill, a long outage, imported data) the
+   student's keys are read in full, as a range without ``from`` is.
 
 Values are handed out as the bytes the workers stored: typing them is the caller's business
 (:mod:`contract.results` has the models).
@@ -13,33 +31,47 @@ Values are handed out as the bytes the workers stored: typing them is the caller
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import secrets
-from collections.abc import AsyncIterator
+import math
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Final
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import APIError
+from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from bridges.direct_get import DirectGet, StoredMsg
 from bridges.jetstream import parse_ack_subject
 from bridges.public.streams import PublicStreams
+from contract.events import MAX_FUTURE_SECONDS
 from contract.names import METRIC_NAMES, METRICS_BUCKET, parse_metrics_key, require_id, require_metric
-from tables.errors import BrokenError, ClosedError, ConfigError
+from tables.errors import ClosedError, ConfigError
+from tables.windows import window_starts
 
-__all__ = ["MetricEntry", "MetricsReader", "key_filters"]
+__all__ = ["MAX_KEYED_WINDOWS", "MetricEntry", "MetricsReader", "PROBE_WINDOWS", "RECENT_WINDOWS", "key_filters"]
 
 log = logging.getLogger(__name__)
 
 _STREAM = f"KV_{METRICS_BUCKET}"
 _PREFIX = f"$KV.{METRICS_BUCKET}."
 _DELETED = frozenset({"DEL", "PURGE"})
-_SCAN_BATCH = 1000
+
+#: the longest range, in windows, read by key (7 days of 60 s windows); a longer one reads the history
+MAX_KEYED_WINDOWS: Final = 10_080
+#: window lengths back from now that the latest window is first looked for in
+RECENT_WINDOWS: Final = 64
+#: windows read back from a student's last write before reading the history instead
+PROBE_WINDOWS: Final = 4_096
+#: keys read in the first request of a read back; each next one reads four times as many
+_FIRST_PROBE: Final = 64
+#: how far behind the NATS servers' clocks this process's clock may be without a range that has no
+#: ``to``, or the latest window, missing the newest windows
+_CLOCK_ALLOWANCE: Final = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,16 +87,23 @@ class MetricEntry:
     revision: int
 
 
-def _entry(msg: Msg) -> MetricEntry | None:
-    headers = msg.headers
+def _entry(subject: str, headers: Mapping[str, str] | None, value: bytes, revision: int) -> MetricEntry | None:
     if headers and (headers.get("KV-Operation") in _DELETED or "Nats-Marker-Reason" in headers):
         return None
-    key = msg.subject[len(_PREFIX) :]
+    key = subject[len(_PREFIX) :]
     parsed = parse_metrics_key(key)
     if parsed is None:
         return None  # not a key of the contract; someone else's business
+    return MetricEntry(key, *parsed, value=value, revision=revision)
+
+
+def _stored_entry(msg: StoredMsg) -> MetricEntry | None:
+    return _entry(msg.subject, msg.headers, msg.data, msg.seq)
+
+
+def _delivered_entry(msg: Msg) -> MetricEntry | None:
     ack = parse_ack_subject(msg.reply) if msg.reply else None
-    return MetricEntry(key, *parsed, value=msg.data, revision=ack.stream_seq if ack else 0)
+    return _entry(msg.subject, msg.headers, msg.data, ack.stream_seq if ack else 0)
 
 
 def key_filters(metric: str | None, student_id: str | None, game_id: str | None = None) -> list[str]:
@@ -92,13 +131,29 @@ class MetricsReader:
         client: a connected nats-py client (not owned).
         streams: the deployment's public names; the bucket is created on :meth:`start` if no
             worker created it yet, so queries answer "nothing yet" instead of failing.
-        timeout: seconds one query may take.
+        timeout: seconds one request to the server may take.
+        window_seconds: the length of the metrics' tumbling windows (``METRICS_WINDOW_SECONDS``),
+            which makes their keys computable; None when not known: every read is of the history.
+        clock: the wall clock, epoch seconds (the newest start a window can have).
     """
 
-    def __init__(self, client: Client, *, streams: PublicStreams, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        client: Client,
+        *,
+        streams: PublicStreams,
+        timeout: float = 10.0,
+        window_seconds: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if window_seconds is not None and (type(window_seconds) is not int or window_seconds <= 0):
+            raise ConfigError("window_seconds", window_seconds, "must be a whole number of seconds > 0", kind="Argument")
         self._client = client
         self._streams = streams
         self._timeout = timeout
+        self._window = window_seconds
+        self._clock = clock
+        self._direct = DirectGet(client, _STREAM, timeout=timeout)
         self._started = False
         self._closed = False
 
@@ -106,6 +161,7 @@ class MetricsReader:
         if self._closed or self._started:
             raise ClosedError("a metrics reader can be started once")
         await self._streams.ensure_metrics_bucket(self._client.jetstream())
+        await self._direct.start()
         self._started = True
         return self
 
@@ -116,6 +172,7 @@ class MetricsReader:
     async def close(self) -> None:
         """Idempotent; running watches end at their next value."""
         self._closed = True
+        await self._direct.close()
 
     async def __aenter__(self) -> MetricsReader:
         return await self.start()
@@ -139,9 +196,16 @@ class MetricsReader:
 
         With ``include_open``, also the provisional values (``"final": false``) of windows still
         open, when the workers write them (``METRICS_UPDATE_SECONDS``). Ordered by window start,
-        then game id (outcomes of several games share starts).
+        then game id (outcomes of several games share starts). Reads by key when it can (see the
+        module docstring).
         """
-        entries = await self._scan(key_filters(metric, student_id, game_id))
+        [subjects] = key_filters(metric, student_id, game_id)
+        self._require_open()
+        starts = self._keyed_starts(start_from, start_to)
+        if starts is not None:
+            entries = await self._read_keys(subjects, starts)
+        else:
+            entries = await self._read_all(subjects)
         selected = [
             entry
             for entry in entries
@@ -149,95 +213,72 @@ class MetricsReader:
             and (start_to is None or entry.window_start < start_to)
             and (include_open or _is_final(entry.value))
         ]
-        selected.sort(key=lambda entry: (entry.window_start, entry.game_id or ""))
+        selected.sort(key=_order)
         return selected
 
     async def latest(self, metric: str, student_id: str, *, game_id: str | None = None) -> MetricEntry | None:
-        """The window with the largest start whose value says ``"final": true``, or None."""
-        entries = await self.windows(metric, student_id, game_id=game_id)
-        return entries[-1] if entries else None
+        """The window with the largest start whose value says ``"final": true``, or None.
 
-    async def _scan(self, filters: list[str]) -> list[MetricEntry]:
-        """Every current value under ``filters``: one ephemeral consumer, pulled until complete."""
+        Read back from the newest start a window can have, in the steps the module docstring gives.
+        """
+        [subjects] = key_filters(metric, student_id, game_id)
         self._require_open()
-        if not self._client.is_connected:
-            # Fail fast: a request made while reconnecting would wait out its whole timeout.
-            raise BrokenError("NATS is not connected")
-        js = self._client.jetstream()
-        name = f"scan-{secrets.token_hex(8)}"
-        try:
-            info = await js.add_consumer(
-                _STREAM,
-                config=ConsumerConfig(
-                    name=name,
-                    deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
-                    ack_policy=AckPolicy.NONE,
-                    filter_subjects=filters,
-                    mem_storage=True,
-                    num_replicas=1,
-                    inactive_threshold=max(5.0, self._timeout),
-                ),
-                timeout=self._timeout,
-            )
-        except APIError as exc:
-            raise BrokenError(f"cannot read the {METRICS_BUCKET} bucket: {exc.description}") from None
-        except Exception as exc:  # noqa: BLE001 - nats-py's timeouts and connection errors
-            raise BrokenError(f"cannot read the {METRICS_BUCKET} bucket: {type(exc).__name__}") from None
-        expected = info.num_pending or 0
-        try:
-            messages = await self._pull(name, expected) if expected else []
-        finally:
-            asyncio.create_task(self._delete(name), name=f"delete-{name}")
-        return [entry for msg in messages if (entry := _entry(msg)) is not None]
+        window = self._window
+        if window is None:
+            return _newest_final(await self._read_all(subjects))
+        # 1. The newest windows: every start up to the newest possible, back RECENT_WINDOWS lengths.
+        recent = window_starts(math.floor(self._clock()) - RECENT_WINDOWS * window, self._newest_start() + 1, window)
+        found = await self._read_back(subjects, recent)
+        if found is not None:
+            return found
+        # 2. Back from the student's last write, below what step 1 read.
+        last = await self._direct.last(subjects)
+        if last is None:
+            return None  # the student has no key of this metric at all
+        below = min(math.floor(last.time) + 1, recent.start)
+        found = await self._read_back(subjects, window_starts(below - PROBE_WINDOWS * window, below, window))
+        if found is not None:
+            return found
+        # 3. Finals written long after their windows: the history.
+        return _newest_final(await self._read_all(subjects))
 
-    async def _pull(self, consumer: str, expected: int) -> list[Msg]:
-        """Pull ``expected`` messages in batches; stop early if the snapshot shrank meanwhile."""
-        received: list[Msg] = []
-        goal = 0
-        answered = asyncio.Event()
-        inbox = self._client.new_inbox()
-        current = ""  # each request replies on its own subject, so a status is never misread
+    def _newest_start(self) -> int:
+        """The largest start a window can have now: no event is more than MAX_FUTURE_SECONDS ahead."""
+        return math.floor(self._clock()) + int(MAX_FUTURE_SECONDS) + _CLOCK_ALLOWANCE
 
-        async def on_msg(msg: Msg) -> None:
-            if not msg.reply:  # a status: the request ended (fewer messages than asked remain)
-                if msg.subject == current:
-                    answered.set()
-            elif len(received) < expected:
-                received.append(msg)
-                if len(received) >= goal:
-                    answered.set()
+    def _keyed_starts(self, start_from: int | None, start_to: int | None) -> range | None:
+        """The window starts to read by key, or None when the range is to be read from the history."""
+        if self._window is None or start_from is None:
+            return None
+        end = start_to if start_to is not None else self._newest_start() + 1
+        starts = window_starts(start_from, end, self._window)
+        return starts if len(starts) <= MAX_KEYED_WINDOWS else None
 
-        sub = await self._client.subscribe(f"{inbox}.*", cb=on_msg, pending_msgs_limit=4 * _SCAN_BATCH)
-        subject = f"$JS.API.CONSUMER.MSG.NEXT.{_STREAM}.{consumer}"
-        try:
-            while len(received) < expected:
-                before = len(received)
-                batch = min(_SCAN_BATCH, expected - before)
-                goal = before + batch
-                current = f"{inbox}.{before}"
-                answered.clear()
-                # no_wait: values deleted or expired since the consumer was made end the request
-                # at once (a status) instead of after its expiry.
-                body = json.dumps({"batch": batch, "no_wait": True, "expires": int(self._timeout * 1e9)})
-                await self._client.publish(subject, body.encode(), reply=current)
-                try:
-                    await asyncio.wait_for(answered.wait(), self._timeout)
-                except TimeoutError:
-                    raise BrokenError(
-                        f"reading the {METRICS_BUCKET} bucket: {len(received)} of {expected} values "
-                        f"within {self._timeout}s"
-                    ) from None
-                if len(received) == before:
-                    break
-        finally:
-            await sub.unsubscribe()
-        return received
+    async def _read_keys(self, subjects: str, starts: range) -> list[MetricEntry]:
+        """The current values of the windows at ``starts``; a missing key is a window without events."""
+        # ``subjects`` ends with the start's wildcard: each start takes its place.
+        stem = subjects[:-1]
+        messages = await self._direct.last_per_subject([f"{stem}{start}" for start in starts])
+        return [entry for msg in messages if (entry := _stored_entry(msg)) is not None]
 
-    async def _delete(self, consumer: str) -> None:
-        try:
-            await self._client.jetstream().delete_consumer(_STREAM, consumer)
-        except Exception:  # noqa: BLE001 - its inactive threshold removes it anyway
-            log.debug("deleting scan consumer %s failed", consumer, exc_info=True)
+    async def _read_back(self, subjects: str, starts: range) -> MetricEntry | None:
+        """The final window with the largest start among ``starts``: newest keys first, a few
+        requests, each reading four times as many keys as the one before, until one is found."""
+        newest_first = starts[::-1]
+        done, size = 0, _FIRST_PROBE
+        while done < len(newest_first):
+            found = _newest_final(await self._read_keys(subjects, newest_first[done : done + size]))
+            if found is not None:
+                return found
+            done, size = done + size, size * 4
+        return None
+
+    async def _read_all(self, subjects: str) -> list[MetricEntry]:
+        """Every current value under ``subjects``: the student's history, a page at a time."""
+        newest: dict[str, StoredMsg] = {}
+        for msg in await self._direct.walk(subjects):
+            newest[msg.subject] = msg  # pages are not one snapshot: a key written again comes later
+        return [entry for msg in newest.values() if (entry := _stored_entry(msg)) is not None]
 
     # -- watching -------------------------------------------------------------------------
 
@@ -279,7 +320,7 @@ class MetricsReader:
         finally:
             try:
                 await sub.unsubscribe()
-            except Exception:  # noqa: BLE001 - the connection may be closing
+            except Exception:
                 log.debug("unsubscribing a metrics watch failed", exc_info=True)
 
     def _require_open(self) -> None:
@@ -287,6 +328,15 @@ class MetricsReader:
             raise ClosedError("the metrics reader is closed")
         if not self._started:
             raise ClosedError("the metrics reader has not been started")
+
+
+def _order(entry: MetricEntry) -> tuple[int, str]:
+    return entry.window_start, entry.game_id or ""
+
+
+def _newest_final(entries: list[MetricEntry]) -> MetricEntry | None:
+    finals = [entry for entry in entries if _is_final(entry.value)]
+    return max(finals, key=_order) if finals else None
 
 
 def _is_final(value: bytes) -> bool:
@@ -310,7 +360,7 @@ class _Entries:
     async def __anext__(self) -> MetricEntry:
         while not self._reader.closed:
             msg = await anext(self._messages)  # StopAsyncIteration once unsubscribed
-            entry = _entry(msg)
+            entry = _delivered_entry(msg)
             if entry is not None:
                 return entry
         raise StopAsyncIteration

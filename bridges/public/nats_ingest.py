@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from bridges.jetstream import parse_ack_subject
 from bridges.public.durable_puller import DurablePuller, PullerConfig
 from bridges.public.event_sink import EventSink, IngestEvent
-from bridges.jetstream import parse_ack_subject
 from bridges.public.streams import DEADLETTER_INVALID, INGEST_CONSUMER, PublicStreams
 from bridges.transport.publisher import Ack, PipelinedPublisher
 from tables.errors import BrokenError, ClosedError, StreamsError
@@ -82,6 +82,8 @@ class IngestStats:
     """Counts since start, for logs and tests."""
 
     forwarded: int = 0
+    #: of those forwarded, the events the events topic held already
+    duplicates: int = 0
     dead_lettered: int = 0
     retried: int = 0
 
@@ -232,7 +234,7 @@ class NatsIngest:
                 arrivals.append(arrived_at)
         try:
             acks = [await self._dead_letter(msg, reason) for msg, reason in dead]
-            await self._sink.publish(events, arrivals=arrivals)
+            stored = await self._sink.publish(events, arrivals=arrivals)
             await self._wait(acks)
         except StreamsError as exc:
             log.warning("NATS ingest: %d messages will be redelivered: %s", len(batch), exc)
@@ -241,6 +243,7 @@ class NatsIngest:
         else:
             await self._reply(batch, b"+ACK")
             self.stats.forwarded += len(events)
+            self.stats.duplicates += stored.duplicates
             self.stats.dead_lettered += len(dead)
             for msg, reason in dead:
                 log.info("dead-lettered %s: %s", msg.subject, reason)

@@ -127,7 +127,7 @@ class ResultsClient(Generic[T]):
         finally:
             try:
                 await sub.unsubscribe()
-            except Exception:  # noqa: BLE001 - the connection may be closing
+            except Exception:
                 log.debug("unsubscribing a results subscription failed", exc_info=True)
 
     @asynccontextmanager

@@ -54,9 +54,11 @@ from typing import Final
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
-from bridges.transport.envelope import HDR_MSG_ID
+from bridges.direct_get import DirectGet
 from bridges.public.fenced_writes import EXPECTED, FencedWriter, Stored, kv_subject
+from bridges.public.published_results import PublishedResults
 from bridges.public.streams import PublicStreams
+from bridges.transport.envelope import HDR_MSG_ID
 from bridges.transport.publisher import Ack, ExpectationFailed, PipelinedPublisher
 from bridges.transport.session import TransportSession
 from tables.errors import ClosedError
@@ -91,13 +93,15 @@ class _Provisional:
 
 
 class WindowResults:
-    """The ``ResultWriter`` of ``agents.context`` over a worker's transport session."""
+    """The ``ResultWriter`` of ``agents.windowed`` over a worker's transport session."""
 
     def __init__(self, session: TransportSession, streams: PublicStreams) -> None:
         self._session = session
         self._streams = streams
         self._kv: KeyValue | None = None
         self._provisional_out: PipelinedPublisher | None = None
+        #: direct gets of the results stream: is a final found in KV published already?
+        self._results_reader: DirectGet | None = None
         self._open = False
         #: final values and dead letters, fenced by the lease (set while open)
         self._fenced: FencedWriter | None = None
@@ -117,6 +121,7 @@ class WindowResults:
             max_in_flight=_PROVISIONAL_IN_FLIGHT,
             ack_timeout=self._session.options.ack_timeout,
         ).start()
+        self._results_reader = await DirectGet(self._session.client, self._streams.results).start()
         session = self._session
         self._fenced = FencedWriter(
             session.publisher,
@@ -124,6 +129,7 @@ class WindowResults:
             # Read at each write: the consumer sets the session's lease once it joins its group.
             lease=lambda: session.lease,
             connected=lambda: session.client.is_connected,
+            published=PublishedResults(self._results_reader).holds,
         )
         self._open = True
 
@@ -144,6 +150,9 @@ class WindowResults:
         if self._provisional_out is not None:
             await self._provisional_out.close(timeout=1.0)
             self._provisional_out = None
+        if self._results_reader is not None:
+            await self._results_reader.close()
+            self._results_reader = None
         await self._session.publisher.flush(timeout=30)
         await self._session.release()
 

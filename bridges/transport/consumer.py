@@ -15,23 +15,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, cast
 
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
-from faust.exceptions import ImproperlyConfigured, ProducerSendError
+from faust.exceptions import ImproperlyConfigured
 from faust.types import TP
 from mode.utils.times import want_seconds
 
 from bridges.group import FaustAssigner, GroupCoordinator, GroupSettings
+from bridges.transport.commit_retry import CommitRetry
 from bridges.transport.fetching import FetchingConsumer
 from bridges.transport.offsets import OffsetStore, PartitionRef
 from bridges.transport.partition_readers import PartitionReaders
 from bridges.transport.producer import create_topic
 from bridges.transport.reader import ReaderConfig
 from bridges.transport.session import Fence, TransportSession, partition_for_key
+from bridges.transport.state_owners import StateOwners
 from tables.changelog import StateOwner
-from tables.errors import BrokenError, ClosedError, FencedError, StreamsError
+from tables.errors import ClosedError, StorageFull, StreamsError
 
 __all__ = ["Consumer"]
 
@@ -54,7 +57,7 @@ class Consumer(FetchingConsumer):
         self._subscription: set[str] = set()
         self._assignment: set[TP] = set()
         #: state (windowed tables) flushed before each commit and asked where to resume
-        self._state_owners: list[StateOwner] = []
+        self._state = StateOwners()
         #: where each assigned partition started (committed offset, or the reset position)
         self._start_offsets: dict[TP, int] = {}
         #: newly assigned stream partitions not yet positioned by faust's seek_to_committed:
@@ -65,6 +68,10 @@ class Consumer(FetchingConsumer):
         self._positioned: set[TP] = set()
         #: set when the group lease was lost; the next revoke then drops every partition's state
         self._membership_lost = False
+        #: offsets of declined commits, and the pauses while the store is full
+        self._retry: CommitRetry[TP] = CommitRetry(self._session.storage, time.monotonic)
+        #: the refusal of the offset commit under way, when for lack of room
+        self._refused_for_room: StorageFull | None = None
         #: whether the commit under way got as far as committing offsets (see _commit_tps)
         self._commit_attempted = False
         self._offsets: OffsetStore | None = None
@@ -184,7 +191,7 @@ class Consumer(FetchingConsumer):
         protocol = ConsumerProtocolMemberAssignment.decode(raw)
         tps = {TP(topic, p) for topic, partitions in protocol.assignment for p in partitions}
         self.app.consumer_generation_id = generation
-        self.app.assignor.on_assignment(protocol)
+        self.app.assignor.on_assignment(protocol)  # type: ignore[attr-defined]  # see group/assign.py
         await self._take(tps, generation)
         await self.on_partitions_assigned(tps, generation)
 
@@ -196,6 +203,7 @@ class Consumer(FetchingConsumer):
         actives = self.app.assignor.assigned_actives() if self._coordinator else tps
         sources = {tp for tp in tps if tp.topic not in changelogs}
         owned_changelogs = {tp for tp in tps if tp.topic in changelogs and tp in actives}
+        self._retry.forget()  # what the last owner declined is read back from the offset store
         committed = await self._offsets.claim(PartitionRef(tp.topic, tp.partition) for tp in sources)
         await asyncio.gather(*(self._fence(tp, generation) for tp in owned_changelogs))
         self._assignment = set(tps)
@@ -235,12 +243,12 @@ class Consumer(FetchingConsumer):
 
     def register_state_owner(self, owner: StateOwner) -> None:
         """Flush ``owner`` before every commit; let it say where its partitions resume."""
-        self._state_owners.append(owner)
+        self._state.register(owner)
 
     async def _commit_offsets(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
-        """Commit order: state flushed (its changelogs stored), then faust flushes the producer
-        and commits the offsets. A failed flush fails the commit, so no offset gets ahead of the
-        state it belongs to.
+        """Commit order: state flushed (its changelogs stored; :mod:`bridges.transport.state_owners`),
+        then faust flushes the producer and commits the offsets. A failed flush fails the commit,
+        so no offset gets ahead of the state it belongs to.
 
         A flush refused by a fence — a changelog fence, or the lease deadline that fences final
         results (a write of a membership that is over) — means a newer owner took a partition
@@ -248,64 +256,95 @@ class Consumer(FetchingConsumer):
         fenced offset commit is, and the lease is checked so the worker rejoins — instead of the
         error escaping into faust's commit timer, which crashes the worker.
 
-        A flush that failed otherwise because a result or dead letter could not be stored yet
-        (the lease not renewed in time, NATS away; a :class:`BrokenError`) skips the commit too:
-        the owner keeps what it could not store and tries it again at the next commit, and has
-        recorded nothing past it, so no offset may be committed either.
+        A flush that failed otherwise because a result, dead letter or changelog record could
+        not be stored yet (the lease not renewed in time, NATS away; a :class:`BrokenError`)
+        skips the commit too: the owner keeps what it could not store and tries it again at the
+        next commit, and has recorded nothing past it, so no offset may be committed either.
+
+        Storage full (:class:`StorageFull`, from the flush or the offset commit) is such a
+        failure that lasts until an operator makes room: the worker enters the session's
+        storage-full state (logged once) and spaces its commits out, until one goes through and
+        ends it. Processing goes on meanwhile; the lease, which cannot be renewed either, stops
+        the closing of windows.
+
+        Every declined commit's offsets are offered again at the next commit, new acks or not
+        (:mod:`bridges.transport.commit_retry`).
 
         Nor does a worker whose lease may have expired commit anything (checked before the flush
-        starts): its partitions may be another's by now. Until the new owner has written its
-        changelog fences the server would still accept this worker's state, and that state is
-        not to be trusted: the wall clock ran on while the worker was paused, so its watermark
-        counts the pause as stream time, and a new owner resuming from it would find the events
-        stored meanwhile late.
+        starts): its partitions may be another's by now, and its state is not to be trusted (the
+        watermark counts the pause as stream time; see step 1 of ``WindowedRuntime.flush``).
         """
         self._commit_attempted = True
-        if not await self._flush_state():
-            return False
-        return await super()._commit_offsets(offsets, start_new_transaction=start_new_transaction)
-
-    async def _commit_tps(self, tps: Iterable[TP], start_new_transaction: bool) -> bool:
-        """faust's commit, at every commit interval; with no new offset to commit, the state is
-        flushed all the same: on an idle stream the watermark still closes windows, and their
-        deletions must reach the changelog (and leave it, tables.compaction) without waiting
-        for the next event. Such a flush records the offset already committed."""
-        self._commit_attempted = False
-        committed = await super()._commit_tps(tps, start_new_transaction)
-        if not self._commit_attempted and self._state_owners:
-            await self._flush_state(quiet=True)
-        return committed
-
-    async def _flush_state(self, *, quiet: bool = False) -> bool:
-        """Flush every state owner (see :meth:`_commit_offsets`); whether offsets may follow."""
+        retry = self._retry
+        if retry.waiting():
+            retry.declined(offsets, self._committed_offset, self._assignment)
+            return False  # pausing while the store is full: that was logged when it began
         if not self._session.lease.valid():
-            if quiet:
-                return False
-            log.warning("not committing: this worker's lease may have expired, its partitions may be another's")
+            # While the store is full the lease cannot be renewed either: that was logged.
+            (log.debug if retry.storage.full else log.warning)(
+                "not committing: this worker's lease may have expired, its partitions may be another's"
+            )
             if self._coordinator is not None:
                 await self._coordinator.verify_membership()
-            return False
-        try:
-            for owner in self._state_owners:
-                await owner.flush()
-        except (ProducerSendError, BrokenError) as exc:
-            if _caused_by_fence(exc):
-                log.warning("not committing: a state flush was refused, this worker was fenced off (%s)", exc)
-                if self._coordinator is not None:
-                    await self._coordinator.verify_membership()
-                return False
-            if not isinstance(exc, BrokenError):
-                raise
-            log.warning("not committing: the state flush could not store everything yet (%s)", exc)
-            return False
-        return True
+            return self._declined(offsets, None)
+        failure = await self._state.flush()
+        if failure is not None and failure.fenced:
+            log.warning("not committing: a state flush was refused, this worker was fenced off (%s)", failure.error)
+            if self._coordinator is not None:
+                await self._coordinator.verify_membership()
+            return self._declined(offsets, None)
+        if failure is not None:
+            if failure.full is None:
+                log.warning("not committing: the state flush could not store everything yet (%s)", failure.error)
+            return self._declined(offsets, failure.full, "state")
+        self._refused_for_room = None
+        committed = await super()._commit_offsets(offsets, start_new_transaction=start_new_transaction)
+        if committed:
+            retry.committed(offsets)
+        elif self._refused_for_room is None:
+            retry.declined(offsets, self._committed_offset, self._assignment)
+        if self._refused_for_room is not None:
+            return self._declined(offsets, self._refused_for_room, "offsets")
+        if committed and retry.storage.full:
+            retry.stored()
+        return committed
+
+    async def _commit_tps(self, tps: Iterable[TP], start_new_transaction: bool) -> bool:
+        """faust's commit, at every commit interval. With no offset to commit, the state is
+        flushed all the same: on an idle stream the watermark still closes windows, and their
+        deletions must reach the changelog (and leave it: tables.compaction) without waiting for
+        the next event. Such a flush records the source offset already committed."""
+        self._commit_attempted = False
+        committed = await super()._commit_tps(tps, start_new_transaction)
+        if not self._commit_attempted and self._state:
+            await self._flush_idle()
+        return committed
+
+    async def _flush_idle(self) -> None:
+        """The flush of :meth:`_commit_tps`, under a commit's conditions; a failure is left to the
+        next commit with offsets, which logs it and acts (see :meth:`_commit_offsets`)."""
+        if self._retry.waiting() or not self._session.lease.valid():
+            return
+        failure = await self._state.flush()
+        if failure is not None:
+            log.debug("idle state flush did not complete (%s)", failure.error)
+
+    def _declined(self, offsets: Mapping[TP, int], full: StorageFull | None, what: str = "") -> bool:
+        """Keep ``offsets`` for a later commit (see :mod:`bridges.transport.commit_retry`)."""
+        self._retry.declined(offsets, self._committed_offset, self._assignment)
+        self._retry.refused(full, what)
+        return False
+
+    def _filter_committable_offsets(self, tps: Iterable[TP]) -> dict[TP, int]:
+        """faust's committable offsets, plus those a commit declined before: faust has dropped
+        their acks and would not offer them again."""
+        tps = list(tps)
+        offsets = dict(super()._filter_committable_offsets(tps))
+        self._retry.offer(offsets, set(tps), self._assignment)
+        return offsets
 
     def _resume_offset(self, tp: TP) -> int | None:
-        for owner in self._state_owners:
-            offset = owner.resume_offset(tp.topic, tp.partition)
-            if offset is not None:
-                return offset
-        return None
+        return self._state.resume_offset(tp)
 
     async def _commit(self, offsets: Mapping[TP, int]) -> bool:
         if self._offsets is None:
@@ -319,6 +358,9 @@ class Consumer(FetchingConsumer):
             return False
         try:
             fenced = await self._offsets.commit(mine)
+        except StorageFull as exc:
+            self._refused_for_room = exc
+            return False
         except StreamsError as exc:
             log.warning("committing offsets failed: %s", exc)
             return False
@@ -444,7 +486,8 @@ class _Listener:
         return tuple(sorted(self._consumer._subscription))
 
     def metadata(self) -> bytes:
-        return cast(bytes, self._consumer.app.assignor.metadata(self._consumer._subscription).encode())
+        assignor = self._consumer.app.assignor
+        return cast(bytes, assignor.metadata(self._consumer._subscription).encode())  # type: ignore[attr-defined]
 
     async def on_revoke(self) -> None:
         await self._consumer._revoke()
@@ -454,13 +497,3 @@ class _Listener:
 
     def on_lost(self) -> None:
         self._consumer._lost()
-
-
-def _caused_by_fence(exc: BaseException) -> bool:
-    """Whether a changelog fence refused the write behind ``exc`` (anywhere in its causes)."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, FencedError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False

@@ -25,6 +25,7 @@ from nats.js.kv import KeyValue
 
 from bridges.jetstream import ensure_bucket
 from bridges.naming import Naming
+from bridges.storage import storage_full_from
 from tables.errors import BrokenError, FencedError
 
 __all__ = ["OffsetStore", "PartitionRef"]
@@ -130,6 +131,11 @@ class OffsetStore:
                     new_revision = await kv.create(self._key(ref), self._encode(offset))
             except KeyWrongLastSequenceError:
                 continue  # a concurrent commit or claim: read again
+            except NatsError as exc:
+                full = storage_full_from(exc, self._key(ref))
+                if full is not None:
+                    raise full from None
+                raise
             self._revisions[ref] = new_revision
             return offset
         raise BrokenError(f"could not claim offsets of {ref.topic}[{ref.partition}]: contended")
@@ -161,6 +167,9 @@ class OffsetStore:
                     raise FencedError("offset commit", resource) from None
                 revision = current
             except (NatsError, TimeoutError) as exc:
+                full = storage_full_from(exc, self._key(ref))
+                if full is not None:
+                    raise full from None
                 raise BrokenError(f"offset commit for {resource} failed: {exc or type(exc).__name__}") from None
 
     async def _own_revision(self, ref: PartitionRef) -> int | None:

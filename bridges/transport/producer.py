@@ -4,8 +4,7 @@
 faust's ``RecordMetadata`` (offset = stream sequence) when the stream acknowledges it. Sends to
 a compacting (changelog) topic go to the key's subject, are last-value-wins per key under
 retries, and — when this worker owns that changelog partition — state the partition's fence, so
-a worker that was fenced off cannot overwrite the new owner's state. It also removes changelog
-records a windowed table no longer needs (:class:`~tables.compaction.ChangelogPurger`).
+a worker that was fenced off cannot overwrite the new owner's state.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import asyncio
 import itertools
 import logging
 import secrets
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping
 from typing import Any, cast
 
 from faust.exceptions import ProducerSendError
@@ -25,10 +24,8 @@ from mode.utils.times import Seconds, want_seconds
 
 from bridges.transport.envelope import encode_headers
 from bridges.transport.publisher import Ack
-from bridges.transport.purging import changelog_records, purge_changelog
 from bridges.transport.session import TransportSession, partition_for_key
 from bridges.transport.topics import TopicSpec
-from tables.compaction import Purge
 from tables.errors import BrokenError, StreamsError
 
 __all__ = ["Producer"]
@@ -158,13 +155,6 @@ class Producer(FaustProducer):
 
     def supports_headers(self) -> bool:
         return True
-
-    async def purge_changelog(self, topic: str, partition: int, purges: Sequence[Purge]) -> list[Purge]:
-        """Remove changelog records (see :mod:`bridges.transport.purging`); returns the failures."""
-        return await purge_changelog(self._session, topic, partition, purges)
-
-    async def changelog_records(self, topic: str, partition: int) -> int | None:
-        return await changelog_records(self._session, topic, partition)
 
     # -- internals ------------------------------------------------------------------------
 

@@ -14,6 +14,8 @@ Delivery guarantees:
   the older value after the newer one. Its future resolves with the newer send's outcome.
 - A rejected expectation header (``Nats-Expected-...``) is final: it fails the future with
   :class:`FencedError` when the expectation was a fence, else with :class:`BrokenError`.
+- So is "no room" (:mod:`bridges.storage`): the future fails with :class:`StorageFull` at once,
+  not resent (the caller keeps the message and tries again later).
 - A send with a ``guard`` (a callable) goes out — first or again — only while the guard says so,
   checked right before the message is handed to the client: when it does not, the message is not
   sent and its future fails with :class:`Withheld`. Writes fenced only on this side (final results,
@@ -42,6 +44,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
+from bridges.storage import storage_full
 from tables.errors import BrokenError, ClosedError, FencedError
 
 __all__ = ["Ack", "ExpectationFailed", "PipelinedPublisher", "PublisherState", "Withheld"]
@@ -258,7 +261,7 @@ class PipelinedPublisher:
         if self._sub is not None:
             try:
                 await self._sub.unsubscribe()
-            except Exception:  # noqa: BLE001 - the connection may already be closed
+            except Exception:
                 log.debug("unsubscribing the ack inbox failed", exc_info=True)
         for pending in list(self._pending.values()):
             self._fail(pending, ClosedError("the publisher was closed before this message was acknowledged"))
@@ -292,11 +295,18 @@ class PipelinedPublisher:
 
     def _on_error_reply(self, pending: _Pending, data: bytes) -> None:
         try:
-            error = json.loads(data).get("error") or {}
+            reply = json.loads(data)
+            error = reply.get("error") or {}
         except ValueError:
-            error = {"description": data[:200].decode(errors="replace")}
+            reply, error = {}, {"description": data[:200].decode(errors="replace")}
         code = error.get("err_code")
         description = error.get("description", "unknown error")
+        full = storage_full(code, description, pending.subject, stream=str(reply.get("stream") or ""))
+        if full is not None:
+            # Final for this send, though its status is 503: the store stays full until someone
+            # makes room, and resending until then would hold the caller up for nothing.
+            self._fail(pending, full)
+            return
         if code in _ERR_WRONG_LAST_SEQUENCE:
             if pending.fence is not None:
                 self._fail(pending, FencedError("write", pending.fence))

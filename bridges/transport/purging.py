@@ -5,6 +5,7 @@ below an offset are one purge request (``filter`` the key's subject, ``seq`` the
 every record below an offset is one request filtered on the data subjects, which leaves the
 partition's fence alone. When to purge what is decided by the table (:mod:`tables.compaction`);
 this only carries it out, and never raises: a purge that fails is reported back and tried again.
+:class:`ChangelogPurges` is what the wiring hands a windowed agent (``AgentContext.purger``).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from typing import Final
 from nats.errors import Error as NatsError
 
 from bridges.transport.session import TransportSession
-from tables.compaction import Purge
+from tables.compaction import ChangelogPurger, Purge
 from tables.errors import StreamsError
 
-__all__ = ["changelog_records", "purge_changelog"]
+__all__ = ["ChangelogPurges", "changelog_records", "purge_changelog"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,19 @@ async def purge_changelog(
         log.warning("%s[%d]: %d of %d changelog purges failed (tried again later): %s",
                     topic, partition, len(failed), len(purges), error)
     return failed
+
+
+class ChangelogPurges(ChangelogPurger):
+    """The changelog purges of one transport session (see the module docstring)."""
+
+    def __init__(self, session: TransportSession) -> None:
+        self._session = session
+
+    async def purge_changelog(self, topic: str, partition: int, purges: Sequence[Purge]) -> list[Purge]:
+        return await purge_changelog(self._session, topic, partition, purges)
+
+    async def changelog_records(self, topic: str, partition: int) -> int | None:
+        return await changelog_records(self._session, topic, partition)
 
 
 async def changelog_records(session: TransportSession, topic: str, partition: int) -> int | None:

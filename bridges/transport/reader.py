@@ -233,7 +233,7 @@ class PartitionReader:
         if self._sub is not None:
             try:
                 await self._sub.unsubscribe()
-            except Exception:  # noqa: BLE001 - connection may be closing
+            except Exception:
                 log.debug("unsubscribe of %s failed", self._inbox, exc_info=True)
         if self._consumer and self._client.is_connected:
             await self._delete_consumer(self._consumer)
@@ -354,5 +354,5 @@ class PartitionReader:
     async def _delete_consumer(self, name: str) -> None:
         try:
             await self._js.delete_consumer(self._stream, name)
-        except Exception:  # noqa: BLE001 - the inactivity threshold removes it anyway
+        except Exception:
             log.debug("deleting consumer %s/%s failed", self._stream, name, exc_info=True)

@@ -22,6 +22,7 @@ from nats.js import JetStreamContext
 from bridges.connection import ConnectionSettings, connect, disconnect
 from bridges.group.lease_clock import UNFENCED, LeaseClock
 from bridges.naming import Naming
+from bridges.storage import StorageState
 from bridges.transport.options import TransportOptions
 from bridges.transport.publisher import PipelinedPublisher
 from bridges.transport.topics import TopicRegistry, TopicSpec
@@ -65,6 +66,11 @@ class TransportSession:
         #: the group membership's lease deadline, set by the consumer once it joins a group;
         #: a client-only app belongs to none, and nobody can take over what it writes
         self.lease: LeaseClock = UNFENCED
+        #: whether JetStream refuses this worker's state, results and offsets for lack of room
+        self.storage = StorageState(
+            f"worker {app_id}",
+            "its results, state and offsets are kept, and commits are retried with backoff",
+        )
         self._users = 0
         self._lock = asyncio.Lock()
         self._client: Client | None = None

@@ -1,5 +1,6 @@
-"""docs/operations.md: the settings it names exist, its roles are the sample configuration's, and
-the command it shows renders the committed configuration."""
+"""docs/operations.md: the settings it names exist, its roles are the sample configuration's, the
+command it shows renders the committed configuration, and its per-tenant access example is the
+one the tests run."""
 
 from __future__ import annotations
 
@@ -17,7 +18,11 @@ DOC = (REPO / "docs" / "operations.md").read_text()
 
 
 def test_every_setting_it_names_is_a_setting() -> None:
-    named = set(re.findall(r"\b(?:NATS_[A-Z_]+|INGEST_TOKEN|LOG_LEVEL|[A-Z]+_(?:RETENTION|MAX_BYTES|TTL))\b", DOC))
+    named = set(re.findall(
+        r"\b(?:NATS_[A-Z_]+|INGEST_TOKEN|READ_TOKEN|READ_ACCESS|HOST|LOG_LEVEL|LOG_FORMAT|[A-Z]+_(?:RETENTION|MAX_BYTES|TTL))\b",
+        DOC,
+    ))
+    assert {"HOST", "READ_TOKEN", "READ_ACCESS", "LOG_FORMAT"} <= named
     server_side = {f"NATS_{role.upper()}_PASSWORD" for role in ROLES}
     assert named - server_side <= VARIABLES.keys(), sorted(named - server_side - VARIABLES.keys())
 
@@ -40,3 +45,11 @@ def test_its_retention_table_names_every_retention_setting() -> None:
     table = DOC.split("## Retention", 1)[1].split("\n\n- ", 1)[0]
     retention = {name for name in VARIABLES if name.endswith(("_RETENTION", "_MAX_BYTES", "_TTL"))}
     assert retention and retention <= set(re.findall(r"`([A-Z_]+)`", table)), retention
+
+
+def test_its_per_tenant_access_example_is_the_one_the_tests_run() -> None:
+    """tests/apps/tenants.py is what tests/integration/test_read_access.py and test_web_process.py
+    run as READ_ACCESS; the document shows it whole."""
+    section = DOC.split("### Per-tenant access", 1)[1]
+    (example,) = re.findall(r"^```python\n(.*?)^```$", section, re.MULTILINE | re.DOTALL)
+    assert example == (REPO / "tests" / "apps" / "tenants.py").read_text()

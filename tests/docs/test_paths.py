@@ -10,14 +10,14 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DOCUMENTS = sorted([REPO / "README.md", REPO / "BENCHMARKS.md", *(REPO / "docs").glob("*.md")])
-_PATH = re.compile(r"\b(?:app|agents|benchmarks|bridges|contract|deploy|docs|tables|testkit|tests)/[\w./-]*[\w/]")
+_PATH = re.compile(r"\b(?:app|agents|benchmarks|bridges|contract|deploy|docs|examples|schemas|tables|testkit|tests)/[\w./-]*[\w/]")
 
 #: paths a document names that are not this repository's, and why
 NOT_OURS = {
     "agents/hints.py": "the module the tutorial has its reader write",
+    "examples/windowed_aggregation.py": "faust's own example, in faust's repository",
     "tests/stress": "faust's own stress test, in faust's repository",
 }
-
 
 @pytest.mark.parametrize("document", DOCUMENTS, ids=lambda path: path.name)
 def test_every_path_it_names_exists(document: Path) -> None:

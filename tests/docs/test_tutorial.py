@@ -53,8 +53,8 @@ async def test_the_tutorial_module_runs_in_a_real_worker(tmp_path: Path, nats_se
     env = {"NATS_URL": nats_server.url, "METRICS_WINDOW_SECONDS": "5", "METRICS_GRACE_SECONDS": "1",
            "PARTITIONS": "2", "DATA_DIR": str(tmp_path / "data")}
     with Workers(tmp_path / "logs", env) as pool:
-        worker = pool.spawn([sys.executable, "-m", "app", "worker", str(path)], name="hints")
-        await worker.wait_for_log(r"Worker ready", timeout=60)
+        worker = pool.spawn([sys.executable, "-m", "app", "worker", str(path)], name="hints", METRICS_PORT="0")
+        await worker.wait_ready(timeout=60)
         now = time.time()
         start = int(now) // 5 * 5  # the window open now; it closes about a second after it ends
         events = [

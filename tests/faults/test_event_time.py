@@ -14,7 +14,6 @@ import contextlib
 import json
 import re
 import signal
-import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -26,10 +25,10 @@ import pytest
 from nats.aio.msg import Msg
 
 from bridges.server import NatsServer
-from testkit.oracle import expected_results
 from testkit.faults import Deployment, fault_env, start_web_process
 from testkit.live import HttpTraffic, LiveEvents, assert_results_exact, rfc3339
-from testkit.pipeline import dead_letters, metrics_values, values_match
+from testkit.oracle import expected_results
+from testkit.pipeline import dead_letters, metrics_values, start_metric_worker, values_match
 from testkit.streams import nats_client, stream_count
 from testkit.workers import Workers, poll_until
 
@@ -103,9 +102,11 @@ async def test_devices_whose_clocks_run_fast_delay_no_one(nats_server: NatsServe
 
         # Every accurate window and every window of the 40 s device closes, exactly as the oracle
         # says, with nothing late.
-        await assert_results_exact(nats_server.url, [*accurate, *fast[40.0]], window=WINDOW, timeout=120,
-                                   open_windows_allowed=True)
+        compared = await assert_results_exact(nats_server.url, [*accurate, *fast[40.0]], window=WINDOW,
+                                              timeout=120, open_windows_allowed=True)
         assert not await late_letters(nats_server.url)
+        print(f"FAULTS fast-clocks events={len(accurate) + sum(map(len, fast.values()))} "
+              f"fast_events={sum(map(len, fast.values()))} finals={len(compared)} late=0")
         # The 299 s device's windows are still open: each already holds its events (the value so
         # far, written every 0.5 s), in the windows of their own occurred_at.
         expected_ahead = expected_results(fast[299.0], window_seconds=WINDOW)
@@ -153,9 +154,10 @@ async def test_a_burst_that_outruns_the_workers_and_a_stopped_worker_lose_nothin
             for worker in workers:
                 worker.signal(signal.SIGCONT)
             posted_in = time.time() - sent_at
-            await assert_results_exact(nats_server.url, burst, window=window, timeout=240)
+            compared = await assert_results_exact(nats_server.url, burst, window=window, timeout=240)
         behind = worst_delay(seen, window=window, grace=grace)
-        print(f"{len(burst)} events posted in {posted_in:.1f}s; the slowest final came {behind:.1f}s after end + grace")
+        print(f"FAULTS burst events={len(burst)} posted_in={posted_in:.1f}s finals={len(compared)} "
+              f"slowest_final_after_end_plus_grace={behind:.1f}s grace={grace}s late=0")
         assert behind > 3 * grace, "the workers never fell behind: the test proves nothing"
         assert not await late_letters(nats_server.url)
 
@@ -166,8 +168,10 @@ async def test_a_burst_that_outruns_the_workers_and_a_stopped_worker_lose_nothin
             await asyncio.sleep(10 * grace)  # the outage itself: real time has to pass
             deployment.replace("engagement")
             await traffic.wait_accepted(len(traffic.accepted) + 200)
-        await assert_results_exact(nats_server.url, [*burst, *traffic.accepted], window=window, timeout=120)
+        compared = await assert_results_exact(nats_server.url, [*burst, *traffic.accepted], window=window, timeout=120)
         assert not await late_letters(nats_server.url)
+        print(f"FAULTS stopped-worker events={len(burst) + len(traffic.accepted)} finals={len(compared)} "
+              f"outage={10 * grace}s late=0")
 
 
 _REPLAY_METRIC = '''
@@ -198,10 +202,10 @@ async def test_a_killed_worker_replays_to_the_same_finals_and_dead_letters(
     env = fault_env(nats_server.url, tmp_path / "data", window=WINDOW, grace=GRACE)
     with Workers(tmp_path / "logs", env) as pool:
         _, url = await start_web_process(pool)
-        steady = pool.spawn([sys.executable, "-m", "app", "worker", str(tmp_path / "steady.py")], name="steady")
-        killed = pool.spawn([sys.executable, "-m", "app", "worker", str(tmp_path / "killed.py")], name="killed")
+        steady = start_metric_worker(pool, str(tmp_path / "steady.py"), name="steady")
+        killed = start_metric_worker(pool, str(tmp_path / "killed.py"), name="killed")
         for worker in (steady, killed):
-            await worker.wait_for_log(r"Worker ready", timeout=90)
+            await worker.wait_ready(timeout=90)
         live = LiveEvents(seed=8, students=40, run="replay")
         on_time: list[dict[str, Any]] = []
         late: list[dict[str, Any]] = []
@@ -221,9 +225,7 @@ async def test_a_killed_worker_replays_to_the_same_finals_and_dead_letters(
                     await poll_until(lambda: _flushed(nats_server.url, "killed"), timeout=60,
                                      what="the killed app to flush open windows")
                     await killed.kill()
-                    killed = pool.spawn(
-                        [sys.executable, "-m", "app", "worker", str(tmp_path / "killed.py")], name="killed-again"
-                    )
+                    killed = start_metric_worker(pool, str(tmp_path / "killed.py"), name="killed-again")
         expected = expected_results(on_time, window_seconds=WINDOW)
         want = {key.split(".", 1)[1]: value for key, value in expected.items() if value["metric"] == "engagement"}
 
@@ -252,6 +254,7 @@ async def test_a_killed_worker_replays_to_the_same_finals_and_dead_letters(
         # The successor resumed from a flush with open windows: it replayed, not started afresh.
         assert re.search(r"resumes at offset \d+ with [1-9]\d* open windows", killed.log()), killed.log()[-2000:]
         assert killed.alive()
+        print(f"FAULTS replay events={len(on_time) + len(late)} finals_per_app={len(want)} late_per_app={len(late)}")
 
 
 async def _flushed(nats_url: str, app: str) -> bool:

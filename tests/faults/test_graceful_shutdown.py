@@ -84,7 +84,7 @@ async def test_sigterm_drains_and_commits_so_the_successor_reprocesses_nothing(
             drained_in = time.time() - signalled_at
             stopped = await stopped_state(nats_server.url)
             successor = start_metric_worker(pool, AGENT, name=f"{AGENT}-successor")
-            await successor.wait_for_log(r"Worker ready", timeout=90)
+            await successor.wait_ready(timeout=90)
             await traffic.wait_accepted(len(traffic.accepted) + 300)
         values = await assert_results_exact(nats_server.url, traffic.accepted, window=WINDOW, metrics=(AGENT,))
     # The shutdown itself flushed and committed every partition (traffic reached them all), and

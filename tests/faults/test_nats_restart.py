@@ -51,7 +51,7 @@ async def test_nats_killed_and_restarted_mid_stream_loses_no_acknowledged_event(
                 await nats_server.kill()
                 refused = traffic.statuses["503"]
                 await poll_until(
-                    lambda: traffic.statuses["503"] >= refused + refusals, timeout=30,
+                    lambda target=refused + refusals: traffic.statuses["503"] >= target, timeout=30,
                     what="ingest to answer 503 while NATS is down",
                 )
                 assert await readyz(url) == 503

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import pytest
 
-from contract.results import parse_result
 from bridges.server import NatsServer
+from contract.results import parse_result
 from testkit.faults import SESSION_TIMEOUT, Deployment, fault_env, start_web_process
 from testkit.group import read_group
 from testkit.live import HttpTraffic, LiveEvents, assert_results_exact

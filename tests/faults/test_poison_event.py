@@ -62,8 +62,8 @@ async def test_a_poison_event_is_dead_lettered_with_its_error_and_the_partition_
     env = fault_env(nats_server.url, tmp_path / "data", window=WINDOW, grace=GRACE)
     with Workers(tmp_path / "logs", env) as pool:
         _, url = await start_web_process(pool)
-        worker = pool.spawn([sys.executable, "-m", "app", "worker", str(MODULE)], name="poisoned")
-        await worker.wait_for_log(r"Worker ready", timeout=90)
+        worker = pool.spawn([sys.executable, "-m", "app", "worker", str(MODULE)], name="poisoned", METRICS_PORT="0")
+        await worker.wait_ready(timeout=90)
         live = LiveEvents(seed=44, students=4, run="fine")
         sent: list[dict[str, Any]] = []
         async with aiohttp.ClientSession() as session:
@@ -75,7 +75,7 @@ async def test_a_poison_event_is_dead_lettered_with_its_error_and_the_partition_
                 async with session.post(f"{url}/v1/events", json={"events": batch}) as response:
                     assert response.status == 202, await response.text()
                 sent.extend(batch)
-                await poll_until(lambda: worker.log_count("raised") >= 4 * (round_ + 1), timeout=30,
+                await poll_until(lambda target=4 * (round_ + 1): worker.log_count("raised") >= target, timeout=30,
                                  what="the worker to reach the poison events")
         expected = expected_counts(sent)
 

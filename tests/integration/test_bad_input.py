@@ -11,8 +11,8 @@ events on random subjects. The query API refuses ids that could address other ke
 from __future__ import annotations
 
 import json
-import time
 import random
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 

@@ -19,9 +19,10 @@ from testkit.workers import REPO
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROWS = [
-    "ceiling", "core", "core-plain", "pipeline-1", "pipeline-2",
+    "ceiling", "core", "core-plain", "pipeline-1", "pipeline-2", "pipeline-1-metrics",
     "trivial-core", "trivial-transport",
     "ingest-raw", "ingest-http-100", "ingest-http-1000", "ingest-nats",
+    "query-range-short", "query-range-long", "query-latest-short", "query-latest-long",
     "latency-p50", "latency-p99",
     "burst-late", "burst-lag",
     "memory-idle", "memory-step1", "memory-step2", "memory-step3",
@@ -33,6 +34,8 @@ TARGETS = [
     "full pipeline, 1 process per agent / faust core",
     "transport / faust core (trivial agent)",
     "HTTP ingest, batches of 1000 / raw JetStream",
+    "query p99, long history / short (1-hour range)",
+    "query p99, long history / short (/latest)",
     "close latency p99 beyond end + grace, seconds",
     "late events during a burst at 3x worker throughput",
 ]

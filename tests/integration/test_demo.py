@@ -39,7 +39,7 @@ def windows_closed(log: str) -> int:
 async def test_a_taken_port_is_refused_before_anything_starts(tmp_path: Path) -> None:
     env = demo_env(tmp_path)
     with socket.socket() as squatter, Workers(tmp_path / "logs", env) as pool:
-        squatter.bind(("0.0.0.0", int(env["PORT"])))
+        squatter.bind(("0.0.0.0", int(env["PORT"])))  # noqa: S104 - taken on every interface
         squatter.listen()
         process = pool.spawn(DEMO, name="demo")
         assert await process.wait_exit(60) == 2

@@ -14,7 +14,18 @@ from app.web.models import ErrorBody
 from bridges.public.streams import INGEST_CONSUMER
 from bridges.server import NatsServer
 from contract.results import parse_result
-from testkit.docs import DOCS_HTTP, DOCS_NATS, Example, HttpAnswer, blocks, examples, parse_answer, parse_curl, run_python, send
+from testkit.docs import (
+    DOCS_HTTP,
+    DOCS_NATS,
+    Example,
+    HttpAnswer,
+    blocks,
+    examples,
+    parse_answer,
+    parse_curl,
+    run_python,
+    send,
+)
 from testkit.metrics import publish_results, put_results
 from testkit.oracle import expected_results
 from testkit.streams import nats_client, stored_events
@@ -141,6 +152,7 @@ def test_every_json_block_is_a_result_or_an_error(name: str) -> None:
 def test_every_example_is_runnable_or_shows_a_result() -> None:
     for name in ("api.md", "client.md"):
         for block in blocks(DOCS / name):
-            assert block.lang in {"sh", "http", "python", "text", "json"}, (name, block.line, block.lang)
+            # js: the Node.js example, run by test_node_client.py
+            assert block.lang in {"sh", "http", "python", "text", "json", "js"}, (name, block.line, block.lang)
             if block.lang == "sh":
                 assert block.text.lstrip().startswith("curl "), (name, block.line)

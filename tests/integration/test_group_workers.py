@@ -84,7 +84,7 @@ async def diagnose(url: str, workers: list[WorkerProcess]) -> str:
             before = worker.log_count("STARTED TASKS|TASKS")
             worker.signal(signal.SIGUSR1)
             try:
-                await poll_until(lambda w=worker: w.log_count("STARTED TASKS|TASKS") > before, timeout=5)
+                await poll_until(lambda w=worker, b=before: w.log_count("STARTED TASKS|TASKS") > b, timeout=5)
             except AssertionError:
                 pass
         lines.append(f"--- {worker.name} (pid {worker.pid}) ---\n{worker.log()[-12000:]}")

@@ -6,18 +6,21 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bridges.limits import MIB
 from bridges.naming import Naming
 from bridges.server import NatsServer
 from bridges.transport.envelope import HDR_KEY, HDR_MSG_ID, HDR_TS
 from bridges.transport.session import partition_for_key
 from tables.batch import BATCH_PREFIX
 from testkit.oracle import generate_sessions
+from testkit.storage import fill_store, raise_store_limit, store_config
 from testkit.streams import PARTITIONS, events_stored, nats_client, read_stream, stored_events
-from testkit.web import WebHarness, running_web
+from testkit.web import WebHarness, running_web, token_comparisons
 from testkit.workers import poll_until
 
 pytestmark = pytest.mark.integration
@@ -294,16 +297,7 @@ async def test_authentication_comes_before_everything_else(nats_server: NatsServ
 
 
 async def test_the_token_is_compared_in_constant_time(nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    import app.web.ingest as http_ingest
-
-    compared: list[tuple[bytes, bytes]] = []
-    real = http_ingest.hmac.compare_digest
-
-    def spy(a: bytes, b: bytes) -> bool:
-        compared.append((a, b))
-        return real(a, b)
-
-    monkeypatch.setattr(http_ingest.hmac, "compare_digest", spy)
+    compared = token_comparisons(monkeypatch)  # the one check, which reads use too
     async with running_web(nats_server.url, token="s3cret-token") as web:
         await web.post(event(), headers={"Authorization": "Bearer nope"})
     assert compared == [(b"nope", b"s3cret-token")]
@@ -324,7 +318,9 @@ async def test_nats_down_is_503_with_retry_after_and_the_retry_stores_the_batch_
         assert int(response.headers["Retry-After"]) > 0
         assert (await errors_of(response))[0]["message"].startswith("NATS is unavailable")
         readiness = await web.http.get("/readyz")
-        assert (readiness.status, await readiness.json()) == (503, {"status": "unavailable"})
+        assert (readiness.status, await readiness.json()) == (
+            503, {"status": "unavailable", "reason": "NATS is not connected"},
+        )
         assert (await web.http.get("/healthz")).status == 200
 
         await nats_server.restart(graceful=False)
@@ -338,6 +334,37 @@ async def test_nats_down_is_503_with_retry_after_and_the_retry_stores_the_batch_
         again = await web.post(batch)
         assert await again.json() == {"accepted": 0, "duplicates": 150}
         assert await stored(web) == 150
+
+
+async def test_storage_full_is_503_at_once_saying_so_until_the_store_has_room(tmp_path: Path) -> None:
+    # Room for what the web process's streams reserve (the topics bucket's 64 MiB), then filled.
+    limit = 80 * MIB
+    config = store_config(tmp_path / "nats.conf", limit)
+    batch = {"events": EVENTS[:150]}
+    async with NatsServer(tmp_path / "nats", config_file=config) as server, running_web(server.url) as web:
+        assert (await web.post({"events": EVENTS[150:160]})).status == 202
+        await fill_store(server.url, limit)
+        started = time.monotonic()
+        response = await web.post(batch)
+        took = time.monotonic() - started
+        assert response.status == 503
+        assert took < 2.0  # not the 10 s acknowledgement deadline
+        assert int(response.headers["Retry-After"]) > 0
+        (error,) = await errors_of(response)
+        assert error["message"] == "storage full: the event store has no room; retry the whole request later"
+        readiness = await web.http.get("/readyz")
+        body = await readiness.json()
+        assert (readiness.status, body["status"]) == (503, "unavailable")
+        assert body["reason"].startswith("storage full: the JetStream store of the server is full")
+        assert (await web.http.get("/readyz")).status == 503  # asked again: still full
+        assert web.services.sink.storage.full
+
+        await raise_store_limit(server, 2 * limit)
+        readiness = await web.http.get("/readyz")
+        assert (readiness.status, await readiness.json()) == (200, {"status": "ok"})
+        retried = await web.post(batch)
+        assert (retried.status, await retried.json()) == (202, {"accepted": 150, "duplicates": 0})
+        assert await stored(web) == 160
 
 
 async def test_acks_that_do_not_come_in_time_are_503(nats_server: NatsServer) -> None:

@@ -227,6 +227,20 @@ async def test_every_problem_at_once(web: WebHarness) -> None:
     assert [e["field"] for e in body["errors"]] == ["student_id", "game_id", "from"]
 
 
+async def test_queries_create_no_consumer(web: WebHarness) -> None:
+    async with nats_client(web.nats_url) as client:
+        js = client.jetstream()
+        before = (await js.stream_info("KV_metrics")).state.consumer_count
+        for n in range(30):
+            student = f"s{n % 10:04d}"
+            for metric in ("progression", "engagement", "outcomes"):
+                assert (await get(web, f"/v1/metrics/{metric}/{student}", **{"from": at(60 * n), "to": at(60 * n + 3600)}))[0] == 200
+                assert (await get(web, f"/v1/metrics/{metric}/{student}/latest"))[0] in (200, 404)
+            assert (await get(web, f"/v1/metrics/engagement/{student}"))[0] == 200
+        after = (await js.stream_info("KV_metrics")).state.consumer_count
+    assert before == after == 0
+
+
 async def test_queries_while_nats_is_down_are_503(tmp_path: Path) -> None:
     async with NatsServer(tmp_path / "nats") as server, running_web(server.url) as web:
         await server.kill()

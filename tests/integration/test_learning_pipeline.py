@@ -19,8 +19,8 @@ import aiohttp
 import pytest
 
 from bridges.server import NatsServer
-from testkit.oracle import expected_results, generate_sessions
 from testkit.live import pace, relive
+from testkit.oracle import expected_results, generate_sessions
 from testkit.pipeline import METRIC_AGENTS, metric_env, metrics_values, start_metric_worker, values_match
 from testkit.streams import nats_client, read_stream
 from testkit.workers import Workers, poll_until
@@ -57,7 +57,9 @@ async def test_both_ingest_paths_to_kv_results_dead_letters_and_query_api(
         start_metric_worker(workers, agent)
     web = workers.spawn([sys.executable, "-m", "app", "web"], name="web")
     for worker in workers:
-        await worker.wait_for_log(r"Worker ready|web listening on", timeout=60)
+        if worker is not web:
+            await worker.wait_ready(timeout=60)
+    await web.wait_for_log(r"web listening on", timeout=60)
     base = re.search(r"web listening on (http://\S+)", web.log()).group(1)  # type: ignore[union-attr]
 
     now = time.time()

@@ -16,17 +16,17 @@ from pathlib import Path
 import pytest
 
 from bridges.server import NatsServer
+from testkit.live import pace, relive
 from testkit.oracle import event_epoch, expected_results, generate_sessions
 from testkit.pipeline import (
     METRIC_AGENTS,
-    metric_env,
     dead_letters,
     ingest,
+    metric_env,
     metrics_values,
     start_metric_worker,
     values_match,
 )
-from testkit.live import pace, relive
 from testkit.producer import faust_producer
 from testkit.workers import Workers, poll_until
 
@@ -75,7 +75,7 @@ async def test_workers_killed_at_random_points_still_write_every_window_exactly_
     rng = random.Random(11)
     pool = {agent: [start_metric_worker(workers, agent, name=f"{agent}-{i}") for i in (1, 2)] for agent in METRIC_AGENTS}
     for worker in workers:
-        await worker.wait_for_log(r"Worker ready", timeout=60)
+        await worker.wait_ready(timeout=60)
     # Four minutes of sessions, live and twelve times faster: about 20 s of traffic, each event
     # sent when it occurs. A restart takes longer than the grace, which must change nothing.
     events = relive(
@@ -126,7 +126,7 @@ def _event(event_id: str, student: str, at: float, **extra: object) -> dict:
 
 async def test_an_idle_stream_closes_its_last_window_on_time(nats_server: NatsServer, workers: Workers) -> None:
     worker = start_metric_worker(workers, "engagement")
-    await worker.wait_for_log(r"Worker ready", timeout=60)
+    await worker.wait_ready(timeout=60)
     now = time.time()
     window_end = (int(now) // WINDOW + 1) * WINDOW
     await ingest(nats_server.url, [_event("idle-1", "s1", now)], partitions=PARTITIONS, now=now)
@@ -146,7 +146,7 @@ async def test_late_and_unreadable_events_are_dead_lettered_with_a_reason_and_th
     nats_server: NatsServer, workers: Workers
 ) -> None:
     worker = start_metric_worker(workers, "engagement")
-    await worker.wait_for_log(r"Worker ready", timeout=60)
+    await worker.wait_ready(timeout=60)
     now = time.time()
     base = int(now) // WINDOW * WINDOW  # the window open now
     early = [_event(f"e{i}", "s1", now) for i in range(3)]

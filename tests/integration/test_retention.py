@@ -17,12 +17,12 @@ import nats
 import pytest
 from nats.js import JetStreamContext
 
-from contract.events import validate_event
 from app.settings import Settings
 from app.web.services import WebOptions, WebServices
 from bridges.connection import ConnectionSettings
 from bridges.public.event_sink import EventSink
 from bridges.server import NatsServer
+from contract.events import validate_event
 from testkit.pipeline import metric_env
 from testkit.streams import events_stored
 from testkit.workers import Workers
@@ -86,8 +86,8 @@ async def run_once(env: Mapping[str, str], pool: Workers, name: str) -> str:
     try:
         services = WebServices(ConnectionSettings.from_urls(env["NATS_URL"]), WebOptions.from_settings(settings))
         async with services:
-            worker = pool.spawn([sys.executable, "-m", "app", "worker", AGENT], name=name, **env)
-            await worker.wait_for_log(r"Worker ready", timeout=60)
+            worker = pool.spawn([sys.executable, "-m", "app", "worker", AGENT], name=name, METRICS_PORT="0", **env)
+            await worker.wait_ready(timeout=60)
             assert await worker.terminate() == 0, worker.log()[-4000:]
     finally:
         logging.getLogger("bridges.jetstream").removeHandler(handler)

@@ -42,7 +42,9 @@ async def test_readiness_needs_the_nats_ingest_consumer(nats_server: NatsServer)
     async with running_web(nats_server.url) as web:
         await web.services.ingest.close()
         response = await web.http.get("/readyz")
-        assert (response.status, await response.json()) == (503, {"status": "unavailable"})
+        assert (response.status, await response.json()) == (
+            503, {"status": "unavailable", "reason": "the NATS ingest consumer is not running"},
+        )
         assert response.headers["Retry-After"] == "2"
 
 

@@ -31,8 +31,8 @@ def workers(tmp_path: Path, nats_server: NatsServer) -> Iterator[Workers]:
         yield pool
 
 
-async def start_web(workers: Workers, **env: str) -> tuple[WorkerProcess, str]:
-    web = workers.spawn([sys.executable, "-m", "app", "web"], name="web", **env)
+async def start_web(workers: Workers, name: str = "web", **env: str) -> tuple[WorkerProcess, str]:
+    web = workers.spawn([sys.executable, "-m", "app", "web"], name=name, **env)
     await web.wait_for_log(r"web listening on http://\S+", timeout=60)
     match = re.search(r"web listening on (http://\S+)", web.log())
     assert match is not None
@@ -104,3 +104,59 @@ async def test_without_nats_the_process_exits_with_an_error(tmp_path: Path) -> N
         web = pool.spawn([sys.executable, "-m", "app", "web"], name="web-without-nats")
         assert await web.wait_exit(30) == 1
         assert "cannot connect to NATS at nats://127.0.0.1:1 within 1s" in web.log()
+
+
+EXPOSED = "is not a loopback address, and"
+
+
+async def test_a_non_loopback_bind_without_tokens_warns_at_start(workers: Workers) -> None:
+    web, url = await start_web(workers, "web-open", HOST="0.0.0.0")  # noqa: S104 - what the test is about
+    log = web.log()
+    assert "HOST=0.0.0.0 is not a loopback address, and INGEST_TOKEN is not set" in log
+    assert "neither READ_TOKEN nor READ_ACCESS is set: anyone who reaches this web process can read" in log
+    assert url.startswith("http://127.0.0.1:")  # where a browser here reaches it
+    await web.terminate()
+
+    guarded, _ = await start_web(workers, "web-guarded", HOST="0.0.0.0", INGEST_TOKEN="in-tok", READ_TOKEN="read-tok")  # noqa: S104
+    loopback, _ = await start_web(workers, "web-loopback")  # HOST defaults to 127.0.0.1
+    for quiet in (guarded, loopback):
+        assert EXPOSED not in quiet.log()
+        assert "in-tok" not in quiet.log() and "read-tok" not in quiet.log()
+        await quiet.terminate()
+
+
+async def test_the_read_settings_reach_the_process(workers: Workers, tmp_path: Path) -> None:
+    """READ_TOKEN guards the query API; READ_ACCESS names the deployment's hook, imported at start."""
+    web, url = await start_web(workers, "web-token", READ_TOKEN="read-tok")
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{url}/v1/metrics/engagement/s1/latest") as response:
+            assert response.status == 401
+        async with session.get(f"{url}/v1/metrics/engagement/s1/latest", headers={"Authorization": "Bearer read-tok"}) as response:
+            assert response.status == 404  # let in: no window yet
+    await web.terminate()
+
+    tenants = tmp_path / "tenants.json"
+    tenants.write_text(json.dumps({"tok-a": ["s1"]}))
+    web, url = await start_web(workers, "web-tenants", READ_ACCESS="tests.apps.tenants:access", TENANTS_FILE=str(tenants))
+    async with aiohttp.ClientSession() as session:
+        for student, status in (("s1", 404), ("s2", 403)):
+            headers = {"Authorization": "Bearer tok-a"}
+            async with session.get(f"{url}/v1/metrics/engagement/{student}/latest", headers=headers) as response:
+                assert response.status == status, student
+    await web.terminate()
+
+
+@pytest.mark.parametrize(
+    ("setting", "says"),
+    [
+        ("tests.apps.nowhere:access", "importing tests.apps.nowhere failed: ModuleNotFoundError: No module named 'tests.apps.nowhere'"),
+        ("tests.apps.tenants:School", "must name an object with a reader(token) method (an instance, not a class)"),
+        ("tests.apps.tenants:nothing", "tests.apps.tenants has no nothing"),
+    ],
+)
+async def test_a_read_access_that_cannot_be_used_is_one_line_and_exit_2(
+    workers: Workers, setting: str, says: str
+) -> None:
+    web = workers.spawn([sys.executable, "-m", "app", "web"], name=f"web-{setting.rsplit(':')[-1]}", READ_ACCESS=setting)
+    assert await web.wait_exit(30) == 2
+    assert web.log().splitlines()[-1] == f"error: Setting 'READ_ACCESS' has value {setting!r}: {says}"

@@ -1,13 +1,16 @@
 """Settings.from_env: values read and refused with the variable named (METRICS_UPDATE_SECONDS,
-NATS_URL, NATS_CONNECT_DEADLINE, the retention settings)."""
+NATS_URL, NATS_CONNECT_DEADLINE, the retention settings), and what the declarations derive."""
 
 from __future__ import annotations
 
+from dataclasses import fields
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from app.settings import VARIABLES, Settings
+from app.settings import SETTINGS, VARIABLES, Setting, Settings, help_lines
+from bridges.connection import Secret
 from bridges.limits import Limits, parse_duration, parse_size
 from bridges.transport.options import TransportOptions
 from tables.errors import ConfigError
@@ -42,9 +45,10 @@ def test_a_bad_update_seconds_names_the_variable_and_the_value(raw: str, problem
     assert str(caught.value) == f"Setting 'METRICS_UPDATE_SECONDS' has value {raw!r}: {problem}"
 
 
-def test_update_seconds_is_documented_with_its_default() -> None:
+def test_update_seconds_is_documented_with_its_default_and_bounds() -> None:
     default, meaning = VARIABLES["METRICS_UPDATE_SECONDS"]
-    assert default == "0" and '"final": false' in meaning and "at least 0.1" in meaning
+    assert default == "0" and '"final": false' in meaning
+    assert "METRICS_UPDATE_SECONDS" in help_lines() and "(default 0; 0 (off) or >= 0.1)" in help_lines()
 
 
 @pytest.mark.parametrize(
@@ -63,6 +67,72 @@ def test_nats_url_names_servers_only(url: str) -> None:
         Settings.from_env({"NATS_URL": url})
     assert "NATS_URL" in str(caught.value) and "without a path or ?options" in str(caught.value)
     assert "s3cr3t" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "urls"),
+    [
+        ("localhost:4222", ("nats://localhost:4222",)),
+        ("localhost", ("nats://localhost",)),
+        ("a:4222, tls://b:4222", ("nats://a:4222", "tls://b:4222")),
+        ("nats://[::1]:4222", ("nats://[::1]:4222",)),
+    ],
+)
+def test_a_nats_url_without_a_scheme_is_a_nats_server(raw: str, urls: tuple[str, ...]) -> None:
+    """``host:port`` is how NATS clients spell a server too; the transport needs the scheme."""
+    settings = Settings.from_env({"NATS_URL": raw})
+    assert settings.nats_urls == urls
+    assert settings.connection().servers == tuple(u.replace("tls://", "nats://") for u in urls)
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ("http://localhost:4222", "http:// is not a NATS scheme; use nats://, tls://, ws://, wss:// or host:port alone"),
+        ("localhost:42x", "has an invalid port (0 to 65535)"),
+        ("localhost:70000", "has an invalid port (0 to 65535)"),
+        ("nats://:4222", "names no host"),
+    ],
+)
+def test_a_malformed_nats_url_is_refused_in_one_sentence(raw: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"NATS_URL": raw})
+    assert str(caught.value).startswith(f"Setting 'NATS_URL' has value {raw!r}: {problem}")
+
+
+@pytest.mark.parametrize(("raw", "host"), [(None, "127.0.0.1"), ("0.0.0.0", "0.0.0.0"), ("::", "::"),  # noqa: S104
+                                          ("[::1]", "::1"), ("web.internal", "web.internal")])  # fmt: skip
+def test_host_is_an_address_or_a_name(raw: str | None, host: str) -> None:
+    assert Settings.from_env({} if raw is None else {"HOST": raw}).host == host
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ("0.0.0.0:8080", "must be an address without a port (PORT sets the port)"),
+        ("http://0.0.0.0", "must be an IP address or host name, without a scheme or path"),
+        ("[]", "must be an IP address or host name, without a scheme or path"),
+    ],
+)
+def test_a_bad_host_names_the_variable(raw: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"HOST": raw})
+    assert str(caught.value) == f"Setting 'HOST' has value {raw!r}: {problem}"
+
+
+@pytest.mark.parametrize("raw", ["tenants", "tenants:", ":access", "my-tenants:access", "tenants:a.b"])
+def test_read_access_names_a_module_and_an_attribute(raw: str) -> None:
+    with pytest.raises(ConfigError, match="READ_ACCESS.*must be package.module:attribute"):
+        Settings.from_env({"READ_ACCESS": raw})
+    assert Settings.from_env({"READ_ACCESS": "school.access:tenants"}).read_access == "school.access:tenants"
+
+
+def test_read_access_and_read_token_exclude_each_other() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"READ_ACCESS": "school.access:tenants", "READ_TOKEN": "tok-1"})
+    assert "READ_ACCESS" in str(caught.value) and "exclude each other" in str(caught.value)
+    assert "tok-1" not in str(caught.value)
+    assert Settings.from_env({"READ_TOKEN": "tok-1"}).read_token == Secret("tok-1")
 
 
 def test_the_connect_deadline_reaches_the_connection_and_the_broker_url() -> None:
@@ -173,3 +243,61 @@ def test_the_public_limits_reach_the_streams() -> None:
     assert streams.update_limits and not settings.public_streams(update_limits=False).update_limits
     assert (streams.results_config().max_age, streams.deadletter_config().max_bytes) == (2 * DAY, 1 << 30)
     assert streams.limits.metrics == Limits(30 * DAY)
+
+
+# -- the declarations ----------------------------------------------------------------------------
+
+
+def test_every_field_is_one_declared_setting() -> None:
+    names = [s.name for s in SETTINGS]
+    assert len(names) == len(set(names)) == len(fields(Settings))
+    assert list(VARIABLES) == names
+
+
+def test_an_empty_environment_gives_the_field_defaults() -> None:
+    assert Settings.from_env({}) == Settings()
+    assert Settings().data_dir == Path("data") and Settings().nats_urls == ()
+
+
+@pytest.mark.parametrize("declared", SETTINGS, ids=lambda s: s.name)
+def test_a_blank_value_is_the_default(declared: Setting[Any]) -> None:
+    assert declared.read({declared.name: ""}) == declared.default_value
+
+
+@pytest.mark.parametrize("declared", SETTINGS, ids=lambda s: s.name)
+def test_help_lists_every_setting_with_its_default_and_bounds(declared: Setting[Any]) -> None:
+    (line,) = [line for line in help_lines().splitlines() if line.split()[0] == declared.name]
+    assert declared.meaning in line and declared.kind.bounds in line
+    assert f"default {declared.default}" in line if declared.default else "unset by default" in line
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "problem"),
+    [
+        ("PORT", "http", "is not a valid int"),
+        ("PORT", "65536", "must be <= 65535"),
+        ("PARTITIONS", "0", "must be >= 1"),
+        ("NATS_REPLICAS", "2", "must be one of 1, 3, 5"),
+        ("SESSION_TIMEOUT", "1", "must be >= 1.5"),
+        ("LOG_LEVEL", "LOUD", "must be one of debug, info, warning, error"),
+        ("NATS_CREDS", "/nonexistent/user.creds", "is not a readable file"),
+    ],
+)
+def test_a_bad_value_names_the_variable_the_value_and_the_problem(name: str, raw: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({**URL, name: raw})
+    assert str(caught.value) == f"Setting {name!r} has value {raw!r}: {problem}"
+
+
+def test_settings_that_go_together() -> None:
+    with pytest.raises(ConfigError, match="NATS_PASSWORD.*needs NATS_USER as well"):
+        Settings.from_env({**URL, "NATS_PASSWORD": "s3cr3t"})
+    assert Settings.from_env({**URL, "NATS_USER": "u", "NATS_PASSWORD": "s3cr3t"}).credentials().password.value == "s3cr3t"
+    with pytest.raises(ConfigError, match="NATS_TLS_KEY go together"):
+        Settings.from_env({**URL, "NATS_TLS_CERT": __file__})
+
+
+def test_a_credential_in_nats_url_is_not_shown() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"NATS_URL": "nats://svc:s3cr3t@127.0.0.1:4222"})
+    assert "s3cr3t" not in str(caught.value) and "<redacted>" in str(caught.value)

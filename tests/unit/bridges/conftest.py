@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 import bridges.transport.publisher
-
 from tests.unit.bridges.fake_nats import FakeMonotonic, FakeNats
 
 

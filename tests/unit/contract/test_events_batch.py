@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+import contract.events as events_module
 from contract.events import (
     MAX_BATCH_EVENTS,
     MAX_DATA_BYTES,
@@ -21,7 +22,6 @@ from contract.events import (
     validate_batch,
     validate_event,
 )
-import contract.events as events_module
 from tables.errors import StreamsError
 
 from .samples import DROP, GAME, INTERACTION, NOW, changed

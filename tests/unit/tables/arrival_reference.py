@@ -41,7 +41,7 @@ def session_reference(records: list[Arrival], gap_ms: int, grace_ms: int) -> tup
     starts its own. (With arrivals in order, a session once too old for one arrival is too old
     for every later one, so sessions never need to be un-merged.)
     """
-    assert all(a.now_ms <= b.now_ms for a, b in zip(records, records[1:])), "arrivals must not decrease"
+    assert all(a.now_ms <= b.now_ms for a, b in zip(records, records[1:], strict=False)), "arrivals must not decrease"
     # student -> open sessions as (start, end, [(record index, record), ...])
     sessions: dict[str, list[tuple[int, int, list[tuple[int, Arrival]]]]] = defaultdict(list)
     late: set[int] = set()

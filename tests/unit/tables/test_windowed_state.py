@@ -124,7 +124,7 @@ def test_restore_continues_exactly_where_it_stopped(window: Window) -> None:
     definition = define(window, grace=20)
     times = (1, 15, 50, 40, 70, 95, 200, 210, 190)
     arrivals = [T0 + max(times[: i + 1]) + 1 + i / 1000 for i in range(len(times))]
-    records = [(answer("s1", T0 + t, t, f"q{t % 3}"), arrived) for t, arrived in zip(times, arrivals)]
+    records = [(answer("s1", T0 + t, t, f"q{t % 3}"), arrived) for t, arrived in zip(times, arrivals, strict=True)]
 
     def feed(restart_every: int | None) -> list[ClosedWindow | FailedWindow]:
         windows = PartitionWindows(definition)

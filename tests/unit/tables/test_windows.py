@@ -1,4 +1,5 @@
-"""Window math from tables of cases: alignment, boundaries, hopping overlaps, pre-1970, DST."""
+"""Window math from tables of cases: alignment, boundaries, hopping overlaps, pre-1970, DST, and
+the window starts of a range (the keys a reader computes)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tables.errors import ConfigError
-from tables.windows import Hopping, Session, Tumbling, window_ranges
+from tables.windows import Hopping, Session, Tumbling, window_ranges, window_starts
 
 
 def utc(
@@ -112,6 +113,48 @@ def test_ranges_match_brute_force(t_us: int, size_us: int, data: st.DataObject) 
         assert Tumbling(size_us / 1e6).ranges_us(t_us) == expected
 
 
+STARTS = [
+    # (start_from, start_to, size, expected starts): from inclusive, to exclusive, by window start
+    pytest.param(0, 180, 60, [0, 60, 120], id="aligned-bounds"),
+    pytest.param(1, 180, 60, [60, 120], id="from-inside-a-window-skips-it"),
+    pytest.param(59, 181, 60, [60, 120, 180], id="to-just-after-a-start-includes-it"),
+    pytest.param(60, 60, 60, [], id="empty-range"),
+    pytest.param(120, 60, 60, [], id="to-before-from"),
+    pytest.param(61, 119, 60, [], id="inside-one-window-no-start"),
+    pytest.param(-130, 0, 60, [-120, -60], id="pre-1970"),
+    pytest.param(-60, 1, 60, [-60, 0], id="across-the-epoch"),
+    # UTC epoch alignment ignores local DST (Europe moved its clocks at 2024-03-31T01:00Z): a day of
+    # hour windows is 24 starts on UTC hours, and day windows start at UTC midnights.
+    pytest.param(
+        int(utc(2024, 3, 31)), int(utc(2024, 4, 1)), 3600,
+        [int(utc(2024, 3, 31)) + 3600 * h for h in range(24)], id="eu-dst-day-of-hours",
+    ),
+    pytest.param(
+        int(utc(2024, 3, 30, 12)), int(utc(2024, 4, 1, 12)), 86_400,
+        [int(utc(2024, 3, 31)), int(utc(2024, 4, 1))], id="days-start-at-utc-midnight",
+    ),
+]
+
+
+@pytest.mark.parametrize(("start_from", "start_to", "size", "expected"), STARTS)
+def test_window_starts(start_from: int, start_to: int, size: int, expected: list[int]) -> None:
+    starts = window_starts(start_from, start_to, size)
+    assert list(starts) == expected
+    assert len(starts) == len(expected)
+    assert list(reversed(starts)) == expected[::-1]
+
+
+@given(
+    start_from=st.integers(min_value=-(10**10), max_value=10**10),
+    length=st.integers(min_value=-100, max_value=5_000),
+    size=st.integers(min_value=1, max_value=4_000),
+)
+def test_window_starts_match_brute_force(start_from: int, length: int, size: int) -> None:
+    start_to = start_from + length
+    expected = [s for s in range(start_from, start_to) if s % size == 0]
+    assert list(window_starts(start_from, start_to, size)) == expected
+
+
 BAD_ARGUMENTS = [
     # (factory, field, value, problem fragment)
     pytest.param(lambda: Tumbling(0), "size", 0, "must be > 0", id="zero-size"),
@@ -133,6 +176,8 @@ BAD_ARGUMENTS = [
     pytest.param(
         lambda: window_ranges(0, 5, 10), "step", 10, "must be <= size", id="function-step-above-size"
     ),
+    pytest.param(lambda: window_starts(0, 60, 0), "size", 0, "whole number of seconds > 0", id="starts-zero-size"),
+    pytest.param(lambda: window_starts(0, 60, 1.5), "size", 1.5, "whole number", id="starts-fractional-size"),
 ]
 
 

@@ -7,7 +7,7 @@ import json
 from html.parser import HTMLParser
 from typing import Any
 
-from app.dashboard.pages import overview_page, student_page, student_panels, student_row, summary
+from app.dashboard.pages import login_page, overview_page, student_page, student_panels, student_row, summary
 from app.dashboard.state import ClassState
 
 T0 = 1_714_557_600
@@ -51,7 +51,7 @@ def classroom() -> ClassState:
 
 
 def test_the_overview_carries_every_shown_value_with_its_key() -> None:
-    page = Elements(overview_page(classroom(), window_seconds=60, grace_seconds=10))
+    page = Elements(overview_page(classroom().students, window_seconds=60, grace_seconds=10))
     cells = {(a["data-key"], a["data-field"]): json.loads(a["data-value"] or "") for a in page.with_attr("data-field")}
     for field in ("answers", "accuracy", "active_seconds", "sessions"):
         assert cells[(f"engagement.ada.{T0}", field)] == ENGAGEMENT[field]
@@ -63,13 +63,13 @@ def test_the_overview_carries_every_shown_value_with_its_key() -> None:
 
 
 def test_struggling_students_stand_out_and_the_rule_is_on_the_page() -> None:
-    html = overview_page(classroom(), window_seconds=60, grace_seconds=10)
+    html = overview_page(classroom().students, window_seconds=60, grace_seconds=10)
     page = Elements(html)
     marked = [a["data-student"] for t, a in page.tags if t == "tr" and a.get("class") == "struggling"]
     assert marked == ["ada"]  # 2 of 8 answers right
     assert "accuracy 25% (2 of 8 answers)" in html
     assert "Struggling: over the last 10 windows with results, answer accuracy below 50%" in html
-    assert 'data-struggling="1"' in summary(classroom())
+    assert 'data-struggling="1"' in summary(classroom().students)
 
 
 def test_a_student_page_has_a_chart_per_metric_on_one_time_axis() -> None:
@@ -99,7 +99,7 @@ def test_nothing_shown_is_left_unescaped() -> None:
     student = state.student(hostile)
     assert student is not None
     for html in (
-        overview_page(state, window_seconds=60, grace_seconds=10),
+        overview_page(state.students, window_seconds=60, grace_seconds=10),
         student_row(student),
         student_page(student, window_seconds=60),
     ):
@@ -108,7 +108,24 @@ def test_nothing_shown_is_left_unescaped() -> None:
 
 
 def test_pages_load_only_the_projects_own_files() -> None:
-    html = overview_page(ClassState(), window_seconds=60, grace_seconds=10)
+    html = overview_page(ClassState().students, window_seconds=60, grace_seconds=10)
     sources = [a.get("src") or a.get("href") for _, a in Elements(html).tags if a.get("src") or a.get("href")]
     assert sources and all(str(s).startswith("/") for s in sources)
     assert "No windows have closed yet" in html
+
+
+def test_the_overview_and_its_summary_show_the_students_given_only() -> None:
+    ben = [s for s in classroom().students if s.student_id == "ben"]
+    html = overview_page(ben, window_seconds=60, grace_seconds=10)
+    assert [a["id"] for t, a in Elements(html).tags if t == "tr" and a.get("id")] == ["row-ben"]
+    assert 'data-students="1" data-struggling="0"' in summary(ben)
+
+
+def test_the_sign_in_form_posts_the_token_and_comes_back_to_the_page() -> None:
+    page = Elements(login_page('/dashboard/students/"><script>', "This dashboard needs a read token."))
+    (form,) = [a for t, a in page.tags if t == "form"]
+    assert (form["method"], form["action"]) == ("post", "/dashboard/login")
+    fields = {a["name"]: a for t, a in page.tags if t == "input"}
+    assert fields["next"]["value"] == '/dashboard/students/"><script>'  # escaped in, read back whole
+    assert fields["token"]["type"] == "password"
+    assert not [t for t, _ in page.tags if t == "script"]

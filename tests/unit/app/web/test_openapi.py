@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from contract.events import MAX_BATCH_EVENTS, MAX_DATA_NUMBER, InvalidEvents, validate_event
 from app.web.openapi import openapi_document
-from testkit.oracle import expected_results, generate_sessions
+from contract.events import MAX_BATCH_EVENTS, MAX_DATA_NUMBER, InvalidEvents, validate_event
 from testkit.json_schema import KEYWORDS, schema_errors
+from testkit.oracle import expected_results, generate_sessions
 
 DOCUMENT = openapi_document()
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}

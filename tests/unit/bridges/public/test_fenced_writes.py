@@ -16,12 +16,11 @@ from typing import cast
 import pytest
 from nats.aio.client import Client
 
-from bridges.public.fenced_writes import FencedWriter, Stored
 from bridges.group.lease_clock import LeaseDeadline
+from bridges.public.fenced_writes import FencedWriter, Stored
 from bridges.transport.publisher import PipelinedPublisher
 from tables.errors import BrokenError, FencedError
 from testkit.workers import poll_until
-
 from tests.unit.bridges.fake_nats import FakeMonotonic, FakeNats, Sent, ack_body, error_body
 
 KEY = "engagement.s-1.1714557600"
@@ -58,7 +57,14 @@ class World:
         self.keys: dict[str, Stored] = {}
         self.reads: list[str] = []
         self.connected = True
-        self.writer = FencedWriter(publisher, self.read, lambda: self.lease, lambda: self.connected)
+        #: (subject, Nats-Msg-Id) of the finals the results stream holds
+        self.published: set[tuple[str, str]] = set()
+        self.writer = FencedWriter(
+            publisher, self.read, lambda: self.lease, lambda: self.connected, published=self.holds
+        )
+
+    async def holds(self, subject: str, msg_id: str, final: bytes) -> bool:
+        return (subject, msg_id) in self.published
 
     async def read(self, kv_key: str) -> Stored | None:
         self.reads.append(kv_key)
@@ -125,6 +131,28 @@ async def test_a_window_found_final_publishes_the_value_kv_holds(
     await done(write)
     differs = [r for r in caplog.records if "already final with another value" in r.getMessage()]
     assert bool(differs) == (events != 3)
+
+
+async def test_a_window_found_final_and_published_is_not_published_again(world: World) -> None:
+    # A replay long after the first worker stored and published the final: the stream's dedupe
+    # window has passed, so only the lookup keeps a subscriber from seeing it twice.
+    world.keys[KEY] = Stored(7, document(3))
+    world.published.add((SUBJECT, f"result:{KEY}"))
+    write = await world.writer.final(KEY, SUBJECT, document(3), revision=lambda: 0)
+    await world.fake.reply((await world.sent(1))[0], WRONG_LAST_SEQUENCE)
+    await done(write)
+    await world.nothing_more_sent(1)
+
+
+async def test_a_final_this_worker_stored_is_published_without_a_lookup(world: World) -> None:
+    # Only a final found in KV is looked up: one this worker just stored cannot be out yet.
+    world.published.add((SUBJECT, f"result:{KEY}"))  # (would say "published" if asked)
+    write = await world.writer.final(KEY, SUBJECT, document(3), revision=lambda: 0)
+    await world.fake.reply((await world.sent(1))[0], ack_body("KV_metrics", 5))
+    result = (await world.sent(2))[1]
+    assert result.msg_id == f"result:{KEY}"
+    await world.fake.reply(result, ack_body("FAUST_RESULTS", 1))
+    await done(write)
 
 
 # -- the gate ----------------------------------------------------------------------------------

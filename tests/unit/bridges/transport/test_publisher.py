@@ -17,9 +17,8 @@ import pytest
 from nats.aio.client import Client
 
 from bridges.transport.publisher import Ack, PipelinedPublisher, PublisherState
-from tables.errors import BrokenError, ClosedError, FencedError
+from tables.errors import BrokenError, ClosedError, FencedError, StorageFull
 from testkit.workers import poll_until
-
 from tests.unit.bridges.fake_nats import NO_RESPONDERS, FakeMonotonic, FakeNats, ack_body, error_body
 
 #: small, so the sweeper wakes every 50 ms of real time; the fake clock decides what is due
@@ -148,6 +147,28 @@ async def test_other_refusals_fail_with_broken_error_even_on_a_fenced_write(
         await settled(future)
     assert not isinstance(caught.value, FencedError)
     assert publisher.in_flight == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "scope"),
+    [
+        pytest.param(error_body(503, 10023, "insufficient resources", stream="FAUST_t_0"), "server", id="store-full"),
+        pytest.param(error_body(503, 10077, "maximum bytes exceeded", stream="FAUST_t_0"), "stream", id="stream-at-cap"),
+    ],
+)
+async def test_no_room_fails_at_once_with_storage_full_and_is_not_resent(
+    publisher: PipelinedPublisher, fake: FakeNats, clock: FakeMonotonic, body: bytes, scope: str
+) -> None:
+    future = await send(publisher, 1)
+    await send(publisher, 2)  # left unanswered: its resend shows a sweep has run
+    await fake.reply(fake.sent[0], body)
+    with pytest.raises(StorageFull) as caught:
+        await settled(future)
+    assert (caught.value.subject, caught.value.stream, caught.value.scope) == ("s.1", "FAUST_t_0", scope)
+    assert publisher.in_flight == 1
+    clock.advance(PAST_TIMEOUT)  # a 503 otherwise means "resend shortly"
+    await sent_count(fake, 3)
+    assert [s.msg_id for s in fake.sent] == ["id-1", "id-2", "id-2"]
 
 
 # -- retries ---------------------------------------------------------------------------------

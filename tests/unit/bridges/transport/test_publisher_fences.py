@@ -18,7 +18,6 @@ from nats.aio.client import Client
 from bridges.transport.publisher import Ack, PipelinedPublisher
 from tables.errors import FencedError
 from testkit.workers import poll_until
-
 from tests.unit.bridges.fake_nats import NO_RESPONDERS, FakeMonotonic, FakeNats, ack_body, error_body
 
 FENCE_A, FENCE_B = "tbl-changelog[0]", "tbl-changelog[1]"

@@ -17,7 +17,6 @@ from nats.aio.client import Client
 
 from bridges.transport.publisher import Ack, PipelinedPublisher, Withheld
 from testkit.workers import poll_until
-
 from tests.unit.bridges.fake_nats import FakeMonotonic, FakeNats, ack_body
 
 ACK_TIMEOUT = 0.2

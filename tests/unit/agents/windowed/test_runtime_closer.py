@@ -23,7 +23,7 @@ from agents.windowed import WindowedRuntime
 from tables import Aggregates, Count, MetricDefinition, Promise, Tumbling
 from tables.batch import encode_batch
 
-from .runtime import GRACE, WINDOW, ScriptedClock, windowed_runtime
+from .harness import GRACE, WINDOW, ScriptedClock, windowed_runtime
 
 
 class RecordingResults:

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import faust
+from prometheus_client import CollectorRegistry
 
 from tables.changelog import StateOwner
+from tables.compaction import ChangelogPurger
 from tables.watermark import Promise
 
 __all__ = ["AgentContext", "ArrivalClock", "ResultWriter"]
@@ -98,3 +100,7 @@ class AgentContext:
     clock: ArrivalClock
     #: seconds between provisional writes of the open windows that changed; 0: final results only
     update_seconds: float = 0.0
+    #: where the runtime's metrics go (the worker's /metrics); None: counted, never exported
+    registry: CollectorRegistry | None = None
+    #: removes changelog records that closed windows leave (tables.compaction); None: kept
+    purger: ChangelogPurger | None = None

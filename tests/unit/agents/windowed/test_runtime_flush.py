@@ -7,12 +7,15 @@ owner recovers from the last marker, which is before them.
 
 The partition starts at a marker with nothing open, and the events are not JSON: each one only
 produces a dead letter and moves nothing the changelog records, so a flush that gets past the
-pending writes has nothing to send (the test app has no broker to send to).
+pending writes has nothing to send (the test app has no broker to send to). The last test
+counts an event and gives the state table a changelog of its own: records a flush could not
+store are written by the next one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Generator
 from typing import Any
@@ -20,9 +23,10 @@ from typing import Any
 import pytest
 
 from agents.windowed import WindowedRuntime
-from tables import BrokenError, Marker, Restored
+from tables import BrokenError, Marker, Restored, StorageFull
+from testkit.live import rfc3339
 
-from .runtime import windowed_runtime
+from .harness import windowed_runtime
 
 
 class Attempts:
@@ -110,3 +114,44 @@ async def test_a_partition_given_up_takes_its_unstored_writes_with_it() -> None:
     runtime.deactivate(0)
     await runtime.flush()
     assert write.attempts == 1
+
+
+class Changelog:
+    """The state table's changelog topic: records what each send carried; ``refusing`` fails
+    the sends (as a full store does) until it is cleared."""
+
+    def __init__(self) -> None:
+        self.refusing: BaseException | None = None
+        self.stored: list[tuple[bytes, bytes | None]] = []
+
+    def get_topic_name(self) -> str:
+        return "engagement-changelog"
+
+    async def send(self, *, key: bytes, value: bytes | None, partition: int, headers: dict[str, bytes]) -> Any:
+        sent: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self.refusing is not None:
+            sent.set_exception(self.refusing)
+        else:
+            self.stored.append((key, value))
+            sent.set_result(type("Metadata", (), {"offset": len(self.stored)})())
+        return sent
+
+
+async def test_changelog_records_not_stored_are_written_by_the_next_flush() -> None:
+    runtime = runtime_with(Letters())
+    changelog = Changelog()
+    runtime.table.changelog_topic = changelog  # type: ignore[assignment]
+    heartbeat = {
+        "event_id": "e-1", "student_id": "s-1", "type": "engagement", "name": "heartbeat",
+        "occurred_at": rfc3339(time.time()), "data": {"seconds": 15},
+    }
+    await runtime.add(0, 1, json.dumps(heartbeat).encode(), time.time())
+    changelog.refusing = StorageFull("faust.changelog.0", "server", "insufficient resources")
+    with pytest.raises(StorageFull):
+        await runtime.flush()
+    changelog.refusing = None
+    await runtime.flush()
+    keys = [key.decode() for key, _ in changelog.stored]
+    assert keys[-1] == "engagement.marker"
+    windows = [value for key, value in changelog.stored if b"s-1" in key]
+    assert windows and windows[0] is not None, f"the window of s-1 was not written again: {keys}"

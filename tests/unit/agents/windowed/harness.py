@@ -8,10 +8,10 @@ import time
 from collections.abc import Collection, Mapping
 
 import faust
+from prometheus_client import CollectorRegistry
 
 from agents import engagement
-from agents.context import AgentContext, ResultWriter
-from agents.windowed import WindowedRuntime
+from agents.windowed import AgentContext, ResultWriter, WindowedRuntime
 from tables import ChangelogReplica, MetricDefinition, Promise, Restored
 from tables.errors import BrokenError
 
@@ -40,6 +40,7 @@ def windowed_runtime(
     restored: Restored | None = None,
     update_seconds: float = 0.0,
     definition: MetricDefinition | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> WindowedRuntime:
     """The runtime, its partition 0 resumed from ``restored`` (from scratch when None)."""
     app = faust.App(f"windowed-{time.monotonic_ns()}", broker="memory://")
@@ -51,6 +52,7 @@ def windowed_runtime(
         register_state=lambda owner: None,
         clock=clock or ScriptedClock(),
         update_seconds=update_seconds,
+        registry=registry,
     )
     runtime = WindowedRuntime(app, definition or engagement.define(WINDOW, GRACE), context)
     runtime.activate(0, ChangelogReplica().restore() if restored is None else restored)

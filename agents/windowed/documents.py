@@ -1,0 +1,66 @@
+"""What a windowed metric writes about a window: its public JSON, its address, its failure.
+
+A closed window's final result and an open window's current value are one document, told apart
+by ``"final"`` (``contract.results``, docs/api.md); a window whose result cannot be computed is
+dead-lettered with its key, window and error instead. Times are RFC 3339 in UTC, and every
+document is strict JSON: a value that is not finite raises rather than being written as ``NaN``,
+which strict parsers refuse.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from contract.names import is_id
+from tables import ClosedWindow, FailedWindow, OpenWindowResult
+
+__all__ = ["failed_document", "result_address", "result_document", "rfc3339", "strict_json"]
+
+
+def result_document(window: ClosedWindow | OpenWindowResult) -> dict[str, Any]:
+    """The public JSON of a window (see ``contract.results`` and docs/api.md).
+
+    ``"final": true`` for a closed window; an open window's current values say ``false``.
+    """
+    return {
+        "metric": window.metric,
+        "key": dict(window.key),
+        "window": {"start": rfc3339(window.start), "end": rfc3339(window.end)},
+        "final": isinstance(window, ClosedWindow),
+        "events": window.events,
+        "values": window.values,
+    }
+
+
+def failed_document(failed: FailedWindow) -> dict[str, Any]:
+    """The dead letter of a window whose result could not be computed: key, window and error."""
+    return {
+        "metric": failed.metric,
+        "key": failed.key,
+        "window": {"start": rfc3339(failed.start), "end": rfc3339(failed.end)},
+        "events": failed.events,
+        "error": failed.error,
+    }
+
+
+def result_address(window: ClosedWindow | OpenWindowResult) -> tuple[str, str] | None:
+    """The window's KV key and result subject; None when a key part could not name a key."""
+    parts = list(window.key.values())
+    if not all(is_id(p) for p in parts):
+        return None
+    return ".".join([window.metric, *parts, str(int(window.start))]), f"results.{window.metric}.{parts[0]}"
+
+
+def strict_json(document: Any) -> bytes:
+    """Compact JSON that strict parsers read: NaN and Infinity raise instead of being written."""
+    return json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
+
+
+def rfc3339(epoch: float) -> str:
+    """``epoch`` seconds as RFC 3339 in UTC, with microseconds only when there are any."""
+    moment = datetime.fromtimestamp(epoch, UTC)
+    if moment.microsecond:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
