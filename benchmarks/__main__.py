@@ -3,7 +3,7 @@
 The stages (see :mod:`benchmarks.suite`) need a checkout of the repository, run from its root:
 they reuse the test oracle and the worker harness of :mod:`testkit`.
 
-A default run takes about five minutes on a 2-core machine and rewrites the generated block of
+A default run takes about eight minutes on a 2-core machine and rewrites the generated block of
 ``BENCHMARKS.md``; ``--quick`` runs every stage on toy sizes in about a minute and writes nothing
 unless ``--output`` is given (it is the CI smoke mode: its figures mean little).
 """
@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--only", default=None, metavar="STAGE[,STAGE]",
-        help="run only these stages: throughput, transport, ingest, query, latency, burst, memory, groups",
+        help="run only these stages: throughput, transport, ingest, query, latency, burst, memory, history, groups",
     )
 
 

@@ -42,6 +42,7 @@ from benchmarks.dataset import EVENTS_TOPIC, Dataset, Message, ResultWatch
 from benchmarks.fed_clock import FedClock
 from bridges.public.streams import PublicStreams
 from bridges.public.window_results import WindowResults
+from bridges.transport.purging import ChangelogPurges
 from tables import MetricDefinition
 from tables.micros import from_micros
 from testkit.pipeline import METRIC_AGENTS
@@ -107,6 +108,7 @@ def _context(app: faust.App, topic: faust.TopicT, dataset: Dataset, clock: FedCl
         results=WindowResults(transport.session, PublicStreams()),
         register_state=transport_consumer(app).register_state_owner,
         clock=clock,
+        purger=ChangelogPurges(transport.session),
     )
 
 

@@ -15,11 +15,14 @@ streams, and each with its own reference measured in the same run:
 - ``burst``: live events at about 3x the pipeline's throughput until the workers are several
   graces behind: late events (none may be) and the lag reached, every final against the oracle;
 - ``memory``: a worker's RSS at growing numbers of open windows;
+- ``history``: a worker's takeover (recovery time, RSS) after growing numbers of windows opened
+  and closed: what a changelog that holds only what is open should keep flat (issue 13);
 - ``groups``: one agent on 1 and 2 processes, failover after SIGTERM/SIGKILL, takeover of a
   table with and without a standby.
 
-:data:`DEFAULT` takes about four to five minutes on a 2-core machine; :data:`QUICK` runs every
-stage on toy sizes in about a minute, to show the suite still works — its figures mean little.
+:data:`DEFAULT` takes about eight minutes on a 2-core machine (three of them the history stage's
+million windows); :data:`QUICK` runs every stage on toy sizes in about a minute, to show the suite
+still works — its figures mean little.
 
 Time is arrival time (when the platform first stored an event; see docs/api.md, "Event time and
 late events"): each stage's module says how its events arrive and what closes its windows.
@@ -44,6 +47,7 @@ from benchmarks.ceiling import run_ceiling
 from benchmarks.core import run_core
 from benchmarks.dataset import Dataset, declare_topic, make_dataset, publish
 from benchmarks.groups import run_groups
+from benchmarks.history import run_level
 from benchmarks.latency import run_latency
 from benchmarks.memory import run_memory
 from benchmarks.pipeline import PipelineResult, run_pipeline
@@ -53,7 +57,7 @@ from bridges.server import NatsServer
 
 __all__ = ["DEFAULT", "QUICK", "STAGES", "Scale", "SuiteResult", "fresh_server", "run_suite"]
 
-STAGES = ("throughput", "transport", "ingest", "query", "latency", "burst", "memory", "groups")
+STAGES = ("throughput", "transport", "ingest", "query", "latency", "burst", "memory", "history", "groups")
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,8 @@ class Scale:
     burst_fallback_rate: float
     #: open windows at which memory is read
     memory_levels: tuple[int, ...]
+    #: windows opened and closed before each takeover of the history stage
+    history_levels: tuple[int, ...]
     #: keys per scaling run, failovers of each kind, keys of the recovered table
     group_batch: int
     group_rounds: int
@@ -102,7 +108,8 @@ DEFAULT = Scale(
     query_small=1_000, query_large=525_600, query_requests=500,
     latency_rate=300, latency_seconds=10, latency_window=2, latency_grace=1,
     burst_seconds=4, burst_students=2_000, burst_fallback_rate=18_000,
-    memory_levels=(1_000, 10_000, 100_000), group_batch=10_000, group_rounds=3, group_keys=100_000,
+    memory_levels=(1_000, 10_000, 100_000), history_levels=(10_000, 100_000, 1_000_000),
+    group_batch=10_000, group_rounds=3, group_keys=100_000,
     session_timeout=3.0,
 )
 QUICK = Scale(
@@ -110,7 +117,8 @@ QUICK = Scale(
     query_small=1_000, query_large=10_000, query_requests=50,
     latency_rate=100, latency_seconds=2, latency_window=1, latency_grace=1,
     burst_seconds=2, burst_students=300, burst_fallback_rate=6_000,
-    memory_levels=(100, 500, 1_000), group_batch=500, group_rounds=1, group_keys=2_000,
+    memory_levels=(100, 500, 1_000), history_levels=(1_000, 3_000, 10_000),
+    group_batch=500, group_rounds=1, group_keys=2_000,
     session_timeout=1.5, metrics_events=2_000, metrics_pairs=1,
 )
 
@@ -136,6 +144,7 @@ async def run_suite(
         "latency": _latency,
         "burst": _burst,
         "memory": _memory,
+        "history": _history,
         "groups": _groups,
     }
     for stage in stages:
@@ -393,6 +402,33 @@ async def _memory(scale: Scale, result: SuiteResult) -> None:
             f"peak {point.peak_mb:.1f} MB; +{slope:.2f} KB per window since the previous step",
         ))
         previous = point
+
+
+async def _history(scale: Scale, result: SuiteResult) -> None:
+    points = []
+    for closed in scale.history_levels:
+        async with fresh_server() as (url, client, base):
+            points.append(await run_level(
+                url, client, base, partitions=scale.partitions, closed=closed, session_timeout=scale.session_timeout,
+            ))
+    first = points[0]
+    for step, point in enumerate(points, start=1):
+        reference = step == 1
+        shape = (
+            f"{point.closed:,} windows opened and closed first ({point.processing:.0f} s); the changelog held "
+            f"{point.changelog_messages:,} messages, {point.changelog_bytes / 1024:.1f} KiB, in {scale.partitions} "
+            f"partitions"
+        )
+        result.rows += [
+            Row(f"history-recovery-{step}", "history (issue 13)", f"takeover after {point.closed:,} closed windows",
+                point.recovery, "s", None if reference else point.recovery / first.recovery,
+                f"{first.closed:,} closed",
+                f"SIGKILL -> a new worker resumed every partition; session timeout {scale.session_timeout:g} s; "
+                + shape),
+            Row(f"history-rss-{step}", "history (issue 13)", f"new worker's RSS after {point.closed:,} closed windows",
+                point.rss_mb, "MB", None if reference else point.rss_mb / first.rss_mb,
+                f"{first.closed:,} closed", "resident set once every partition resumed"),
+        ]
 
 
 async def _groups(scale: Scale, result: SuiteResult) -> None:

@@ -184,7 +184,7 @@ MetricResult = Annotated[
 """Any result; the ``metric`` field says which."""
 
 _ADAPTER: Final[TypeAdapter[ProgressionResult | EngagementResult | OutcomesResult]] = TypeAdapter(
-    MetricResult  # type: ignore[arg-type]  # mypy takes an Annotated union for a value, not a type
+    MetricResult
 )
 
 

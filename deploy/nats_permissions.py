@@ -16,7 +16,7 @@ Roles (each also gets only its own reply inboxes, ``_INBOX_<role>.>``; set NATS_
   invalid events and reads the metrics bucket for the query API; for ``/metrics`` it reads the
   offsets bucket (every group's lag) and lists the streams (their sizes);
 - ``worker`` (the metric workers) reads the events topic, keeps its groups' offsets, leases and
-  changelogs, and writes its metrics' results, result subjects and dead letters - it cannot
+  changelogs (purging from them what closed windows leave), and writes its metrics' results, result subjects and dead letters - it cannot
   write events, nor read the raw INGEST stream or the dead letters (it reads only the INGEST
   stream's info: its oldest message's time is what the arrival clock needs);
 - ``reader`` (dashboards, adaptive services) reads the metrics bucket, the RESULTS stream (and
@@ -110,6 +110,7 @@ def permissions(role: str, prefix: str, partitions: int, agents: Sequence[str]) 
             for p in range(partitions):
                 stream = f"{upper}_{changelog}_{p}"
                 pub += _stream_admin(stream) + _stream_reader(stream) + [f"{prefix}.{changelog}.{p}.>"]
+                pub.append(f"{_API}.STREAM.PURGE.{stream}")  # closed windows leave (tables/compaction.py)
             pub += [f"results.{agent}.*", f"deadletter.*.{agent}", f"$KV.metrics.{agent}.>",
                     f"{_API}.DIRECT.GET.KV_metrics.$KV.metrics.{agent}.>"]
         pub += _bucket(f"{prefix}_topics", topics)

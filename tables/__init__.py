@@ -3,7 +3,8 @@
 Windows (:mod:`tables.windows`), aggregators (:mod:`tables.aggregators`), the watermark
 (:mod:`tables.watermark`), a metric's definition (:mod:`tables.metric`), the per-partition
 windowed state (:mod:`tables.windowed`), what it reports (:mod:`tables.outcomes`) and its
-exactly-once recovery from a changelog (:mod:`tables.changelog`). The clock is always passed in: nothing here reads it.
+exactly-once recovery from a changelog (:mod:`tables.changelog`), and what of that changelog may be
+removed once windows close (:mod:`tables.compaction`). The clock is always passed in: nothing here reads it.
 """
 
 from tables.aggregators import (

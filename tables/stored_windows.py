@@ -18,7 +18,7 @@ from tables.schedule import OpenWindow
 from tables.storage_keys import parse_window_key
 from tables.windows import Session
 
-__all__ = ["decode_window", "encode_window"]
+__all__ = ["decode_window", "encode_window", "stored_end_us"]
 
 #: what a stored window's value may hold ("ids" only with an id_field)
 _FIELDS: Final = frozenset({"end_us", "events", "state", "ids"})
@@ -31,6 +31,16 @@ def encode_window(window: OpenWindow) -> dict[str, Any]:
     if window.ids is not None:
         value["ids"] = sorted(window.ids)
     return value
+
+
+def stored_end_us(value: Any) -> int | None:
+    """The end of the window a stored value describes; None for a value that is not a window's
+    (the watermark's, a deletion)."""
+    if isinstance(value, Mapping):
+        end_us = value.get("end_us")
+        if type(end_us) is int:
+            return end_us
+    return None
 
 
 def decode_window(definition: MetricDefinition, storage_key: str, value: Mapping[str, Any]) -> OpenWindow:

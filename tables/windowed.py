@@ -9,8 +9,7 @@ Life cycle, as the caller (an agent) drives it::
     windows.promise(after_offset, arrived_from, next_offset=...)   # now and then: see Watermark
     results = windows.close_due()              # ClosedWindow | FailedWindow, once the watermark moved
     changes = windows.take_changes()           # at commit: what to write to the changelog
-    current = windows.take_updates()           # now and then, with track_updates=True: the
-                                               #   current values of the open windows that changed
+    current = windows.take_updates()           # now and then (track_updates): open windows changed
 
 Time. ``arrived_at`` is when the platform first stored the event; the watermark ``W`` is the
 arrival time every event still to come is at or after (:mod:`tables.watermark`). An event's own
@@ -35,9 +34,9 @@ Closing. ``close_due`` closes every window with ``end + G <= W``, each on its ow
 result cannot be computed (an aggregator raising, a value that is not a finite number) comes out
 as a :class:`FailedWindow` carrying the error, and the others close normally.
 
-Storage: see :mod:`tables.storage_keys` for the key format and :mod:`tables.stored_windows` for a
-window's value; the watermark's is ``Watermark.to_json()``. Nothing is serialised per event: ``add`` marks what changed, and
-``take_changes`` builds the dict of changes (the caller serialises it) once per commit.
+Storage: :mod:`tables.storage_keys` has the key format, :mod:`tables.stored_windows` a window's
+value; the watermark's is ``Watermark.to_json()``. Nothing is serialised per event: ``add`` marks
+what changed, and ``take_changes`` builds the changes (the caller serialises them) once a commit.
 
 Current values. With ``track_updates=True`` (fixed windows only), ``take_updates`` returns an
 :class:`OpenWindowResult` for each open window that counted an event since the previous call: what
@@ -50,6 +49,7 @@ final one and would be left behind.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from itertools import chain
 from typing import Any, Final, TypeAlias, TypeVar
 
 from tables.errors import ConfigError
@@ -377,16 +377,20 @@ class PartitionWindows:
         window = self._schedule.earliest()
         return None if window is None else from_micros(window.end_us + self._grace_us)
 
-    def take_changes(self) -> dict[str, dict[str, Any] | None]:
+    def take_changes(self, *, everything: bool = False) -> dict[str, dict[str, Any] | None]:
         """Storage key -> JSON-compatible value of everything changed since the previous call.
 
         A window created or updated maps to its value, one closed or merged away to None, the
         watermark (if it moved) to its snapshot; each key appears once however often it changed.
-        The values share the aggregate states with the live windows; states are never modified in
+        With ``everything``, every open window and the watermark count as changed (a changelog
+        rewritten from scratch: see :mod:`tables.compaction`). The values share the aggregate states with the live windows; states are never modified in
         place (see :mod:`tables.aggregators`), so serialising them later is safe, but do not modify
         them.
         """
         metric = self._definition.name
+        if everything:
+            self._dirty.update(dict.fromkeys(chain(self._fixed.values(), *self._sessions.values())))
+            self._watermark_dirty = self._watermark.value_us is not None
         changes: dict[str, dict[str, Any] | None] = {
             window_key(metric, key, start_us): None for key, start_us in self._removed
         }

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -22,7 +23,7 @@ from bridges.connection import ConnectionSettings, Secret
 from bridges.public.durable_puller import PullerConfig
 from testkit.streams import PARTITIONS
 
-__all__ = ["WebHarness", "running_web"]
+__all__ = ["WebHarness", "running_web", "token_comparisons"]
 
 
 @dataclass
@@ -57,3 +58,19 @@ async def running_web(
             http: TestClient[Any, Any] = TestClient(server)
             async with http:
                 yield WebHarness(http, services, nats_url)
+
+
+def token_comparisons(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bytes, bytes]]:
+    """Every (given, expected) pair the web process's token check compares from now on, by
+    ``hmac.compare_digest`` (constant time), as the check in :mod:`app.access` calls it."""
+    import app.access as access
+
+    compared: list[tuple[bytes, bytes]] = []
+    real = access.hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(access.hmac, "compare_digest", spy)
+    return compared

@@ -15,6 +15,7 @@ import faust
 from prometheus_client import CollectorRegistry
 
 from tables.changelog import StateOwner
+from tables.compaction import ChangelogPurger
 from tables.watermark import Promise
 
 __all__ = ["AgentContext", "ArrivalClock", "ResultWriter"]
@@ -101,3 +102,5 @@ class AgentContext:
     update_seconds: float = 0.0
     #: where the runtime's metrics go (the worker's /metrics); None: counted, never exported
     registry: CollectorRegistry | None = None
+    #: removes changelog records that closed windows leave (tables.compaction); None: kept
+    purger: ChangelogPurger | None = None

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tables import PartitionWindows
+from tables.compaction import Compaction
 
 __all__ = ["ActivePartition", "UnstoredWrite", "Wakeup"]
 
@@ -36,6 +37,8 @@ class ActivePartition:
     repairs: dict[str, Any] = field(default_factory=dict)
     #: offset of this worker's last marker in the changelog
     changelog_offset: int | None = None
+    #: what of the changelog may be removed, and when (tables.compaction)
+    compaction: Compaction = field(default_factory=Compaction)
 
 
 class Wakeup:

@@ -17,7 +17,6 @@ import json
 import logging
 import time
 from collections import Counter
-from typing import Any
 
 import faust
 from mode import Service
@@ -29,6 +28,7 @@ from agents.windowed.monitoring import runtime_metrics
 from agents.windowed.partitions import ActivePartition, UnstoredWrite, Wakeup
 from agents.windowed.state_table import SRC_HEADER, StateTable
 from tables import ClosedError, ClosedWindow, MetricDefinition, PartitionWindows, Restored
+from tables.compaction import ChangelogPurger, Compaction, Flush
 
 __all__ = ["CLOCK_INTERVAL", "WindowedRuntime"]
 
@@ -62,6 +62,7 @@ class WindowedRuntime:
             definition, stats=self.stats, provisional=context.update_seconds > 0, source=self._events_topic
         )
         self._update_seconds = context.update_seconds if self._decisions.provisional else 0.0
+        self._purger: ChangelogPurger | None = context.purger
         self._partitions: dict[int, ActivePartition] = {}
         #: results and dead letters not yet stored: no flush records anything past them
         self._pending: list[UnstoredWrite] = []
@@ -230,8 +231,10 @@ class WindowedRuntime:
            raises: nothing is recorded past an unstored result.
         3. **Snapshot**, with no await in between: each partition's changed windows
            (``PartitionWindows.take_changes``, ``tables/windowed.py``) plus the keys recovery
-           left to repair, and its source offset (``applied``, the next event to apply). A window
-           closed, or an event dead-lettered, after this belongs to the next flush.
+           left to repair, or its whole open state when rewriting the changelog is due
+           (``Compaction.take``, ``tables/compaction.py``), with the closed horizon and its
+           source offset (``applied``, the next event to apply). A window closed, or an event
+           dead-lettered, after this belongs to the next flush.
         4. **Changed windows to the changelog** (``_flush_partition``, partitions side by side):
            one record per window, each tagged with that source offset (``SRC_HEADER``), all
            awaited until stored; a partition with no change and no progress writes nothing, and
@@ -239,8 +242,11 @@ class WindowedRuntime:
            transport's ``Producer.send`` (``bridges/transport/producer.py``) states the changelog
            partition's fence, written by ``Consumer._fence`` on assignment: once a newer owner
            has fenced it, the write is refused.
-        5. **Marker** ``{src, flushed_at_us}`` under ``<metric>.marker``, tagged the same: the
-           commit point of the state (:mod:`tables.changelog`). A flush without one never counts.
+        5. **Marker** ``{src, flushed_at_us, closed_us}`` under ``<metric>.marker``, tagged the
+           same: the commit point of the state (:mod:`tables.changelog`). A flush without one
+           never counts. Only then are the records it made unnecessary purged
+           (``Compaction.stored`` has that protocol); a purge that fails is retried later and
+           never fails the flush.
         6. **Offsets committed**, back in ``Consumer._commit_offsets``: faust flushes the producer
            (``Producer.flush``), then ``Consumer._commit`` writes each partition's offset by
            compare-and-set against the revision this owner last wrote, first on assignment
@@ -259,7 +265,7 @@ class WindowedRuntime:
         await self._store_pending()
         flushed_at_us = round(time.time() * 1_000_000)
         snapshots = [
-            (partition, active, active.applied, {**active.repairs, **active.windows.take_changes()})
+            (partition, active, active.applied, active.compaction.take(active.repairs, active.windows))
             for partition, active in list(self._partitions.items())
         ]
         await asyncio.gather(*(self._flush_partition(*snapshot, flushed_at_us) for snapshot in snapshots))
@@ -282,9 +288,9 @@ class WindowedRuntime:
                 raise failures[0]
 
     async def _flush_partition(
-        self, partition: int, active: ActivePartition, src: int | None, changes: dict[str, Any], flushed_at_us: int
+        self, partition: int, active: ActivePartition, src: int | None, flush: Flush, flushed_at_us: int
     ) -> None:
-        if src is None or (not changes and src == active.flushed):
+        if src is None or (not flush.records and src == active.flushed):
             return
         topic = self.table.changelog_topic
         headers = {SRC_HEADER: str(src).encode()}
@@ -296,19 +302,23 @@ class WindowedRuntime:
                     partition=partition,
                     headers=headers,
                 )
-                for key, value in changes.items()
+                for key, value in flush.records.items()
             ]
-            await asyncio.gather(*sent)
-            marker = json.dumps({"src": src, "flushed_at_us": flushed_at_us}).encode()
+            stored = await asyncio.gather(*sent)
+            marker = flush.marker(src, flushed_at_us).to_json()
             metadata = await (await topic.send(key=self._marker_key, value=marker, partition=partition, headers=headers))
         except BaseException:
             # Taken from the windows, not known to be stored (the store full, NATS away): the
             # next flush writes them again, each unless a newer change of its key replaces it.
-            active.repairs = changes
+            active.repairs = flush.records
             raise
         active.repairs = {}
         active.flushed = src
         active.changelog_offset = metadata.offset
+        offsets = [m.offset for m in stored]
+        await active.compaction.stored(
+            flush, offsets, metadata.offset, self._purger, topic.get_topic_name(), partition
+        )
 
     def resume_offset(self, topic: str, partition: int) -> int | None:
         if topic != self._events_topic:
@@ -335,12 +345,13 @@ class WindowedRuntime:
             applied=marker.src if marker else None,
             flushed=marker.src if marker else None,
             repairs=dict(restored.repairs),
+            compaction=Compaction(restored),
         )
         self._wake.set()
         log.info(
-            "%s: partition %d resumes at offset %s with %d open windows (%d to repair)",
+            "%s: partition %d resumes at offset %s with %d open windows (%d to repair, %d deletions kept)",
             self.definition.name, partition, marker.src if marker else "start",
-            len(restored.items), len(restored.repairs),
+            len(restored.items), len(restored.repairs), len(restored.deleted),
             extra={"metric": self.definition.name, "partition": partition},
         )
 

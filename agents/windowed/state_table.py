@@ -98,8 +98,7 @@ class StateTable(faust.Table):
             src = int(headers[SRC_HEADER])
             value = message.value
             if message.key == self._marker_key and value is not None:
-                data = json.loads(value)
-                replica.mark(Marker(data["src"], data["flushed_at_us"]), changelog_offset=message.offset)
+                replica.mark(Marker.from_json(value), changelog_offset=message.offset)
             elif message.key is not None:
                 replica.record(
                     message.key.decode(),

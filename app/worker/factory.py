@@ -21,6 +21,7 @@ from app.settings import Settings
 from bridges.public.arrival_clock import ArrivalClock
 from bridges.public.window_results import WindowResults
 from bridges.transport.consumer import Consumer
+from bridges.transport.purging import ChangelogPurges
 from contract.names import EVENTS_TOPIC
 from tables.errors import ConfigError
 
@@ -122,6 +123,7 @@ def make_app(
             clock=ArrivalClock(transport.session, naming=transport.session.naming, ingest_stream=streams.ingest),
             update_seconds=settings.update_seconds,
             registry=registry,
+            purger=ChangelogPurges(transport.session),
         ),
     )
     return app

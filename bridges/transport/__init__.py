@@ -8,7 +8,8 @@ here through the ``faust.transports`` entry point, and the ``tracked-memory://``
                          shared by the consumer and the producer of an app
 - ``consumer``           faust's Consumer: partitions from :mod:`bridges.group`, the rebalance
                          order, committed offsets; ``fetching`` its fetch loop; ``commit_retry``
-                         its declined commits and its pauses while the store is full
+                         its declined commits and its pauses while the store is full;
+                         ``state_owners`` the tables flushed before each commit
 - ``partition_readers``  the assigned partitions' readers and their records as faust messages;
                          ``reader`` one partition's batched pulls
 - ``producer``           faust's Producer: pipelined, acknowledged, deduplicated sends
@@ -18,6 +19,7 @@ here through the ``faust.transports`` entry point, and the ``tracked-memory://``
                          message's headers, the broker URL's options, undecodable messages, and
                          table storage that resumes
 - ``lag``                each group's lag per partition, read from NATS (for monitoring)
+- ``purging``            removing changelog records closed windows leave (:mod:`tables.compaction`)
 """
 
 from bridges.transport.driver import Transport

@@ -20,20 +20,21 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, cast
 
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
-from faust.exceptions import ImproperlyConfigured, ProducerSendError
+from faust.exceptions import ImproperlyConfigured
 from faust.types import TP
 from mode.utils.times import want_seconds
 
 from bridges.group import FaustAssigner, GroupCoordinator, GroupSettings
-from bridges.transport.commit_retry import CommitRetry, cause
+from bridges.transport.commit_retry import CommitRetry
 from bridges.transport.fetching import FetchingConsumer
 from bridges.transport.offsets import OffsetStore, PartitionRef
 from bridges.transport.partition_readers import PartitionReaders
 from bridges.transport.producer import create_topic
 from bridges.transport.reader import ReaderConfig
 from bridges.transport.session import Fence, TransportSession, partition_for_key
+from bridges.transport.state_owners import StateOwners
 from tables.changelog import StateOwner
-from tables.errors import BrokenError, ClosedError, FencedError, StorageFull, StreamsError
+from tables.errors import ClosedError, StorageFull, StreamsError
 
 __all__ = ["Consumer"]
 
@@ -56,7 +57,7 @@ class Consumer(FetchingConsumer):
         self._subscription: set[str] = set()
         self._assignment: set[TP] = set()
         #: state (windowed tables) flushed before each commit and asked where to resume
-        self._state_owners: list[StateOwner] = []
+        self._state = StateOwners()
         #: where each assigned partition started (committed offset, or the reset position)
         self._start_offsets: dict[TP, int] = {}
         #: newly assigned stream partitions not yet positioned by faust's seek_to_committed:
@@ -71,6 +72,8 @@ class Consumer(FetchingConsumer):
         self._retry: CommitRetry[TP] = CommitRetry(self._session.storage, time.monotonic)
         #: the refusal of the offset commit under way, when for lack of room
         self._refused_for_room: StorageFull | None = None
+        #: whether the commit under way got as far as committing offsets (see _commit_tps)
+        self._commit_attempted = False
         self._offsets: OffsetStore | None = None
         self._coordinator: GroupCoordinator | None = None
         options = self._session.options
@@ -240,12 +243,12 @@ class Consumer(FetchingConsumer):
 
     def register_state_owner(self, owner: StateOwner) -> None:
         """Flush ``owner`` before every commit; let it say where its partitions resume."""
-        self._state_owners.append(owner)
+        self._state.register(owner)
 
     async def _commit_offsets(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
-        """Commit order: state flushed (its changelogs stored), then faust flushes the producer
-        and commits the offsets. A failed flush fails the commit, so no offset gets ahead of the
-        state it belongs to.
+        """Commit order: state flushed (its changelogs stored; :mod:`bridges.transport.state_owners`),
+        then faust flushes the producer and commits the offsets. A failed flush fails the commit,
+        so no offset gets ahead of the state it belongs to.
 
         A flush refused by a fence — a changelog fence, or the lease deadline that fences final
         results (a write of a membership that is over) — means a newer owner took a partition
@@ -268,12 +271,10 @@ class Consumer(FetchingConsumer):
         (:mod:`bridges.transport.commit_retry`).
 
         Nor does a worker whose lease may have expired commit anything (checked before the flush
-        starts): its partitions may be another's by now. Until the new owner has written its
-        changelog fences the server would still accept this worker's state, and that state is
-        not to be trusted: the wall clock ran on while the worker was paused, so its watermark
-        counts the pause as stream time, and a new owner resuming from it would find the events
-        stored meanwhile late.
+        starts): its partitions may be another's by now, and its state is not to be trusted (the
+        watermark counts the pause as stream time; see step 1 of ``WindowedRuntime.flush``).
         """
+        self._commit_attempted = True
         retry = self._retry
         if retry.waiting():
             retry.declined(offsets, self._committed_offset, self._assignment)
@@ -286,21 +287,16 @@ class Consumer(FetchingConsumer):
             if self._coordinator is not None:
                 await self._coordinator.verify_membership()
             return self._declined(offsets, None)
-        try:
-            for owner in self._state_owners:
-                await owner.flush()
-        except (ProducerSendError, BrokenError) as exc:
-            if cause(exc, FencedError) is not None:
-                log.warning("not committing: a state flush was refused, this worker was fenced off (%s)", exc)
-                if self._coordinator is not None:
-                    await self._coordinator.verify_membership()
-                return self._declined(offsets, None)
-            full = cause(exc, StorageFull)
-            if full is None and cause(exc, BrokenError) is None:
-                raise
-            if full is None:
-                log.warning("not committing: the state flush could not store everything yet (%s)", exc)
-            return self._declined(offsets, full, "state")
+        failure = await self._state.flush()
+        if failure is not None and failure.fenced:
+            log.warning("not committing: a state flush was refused, this worker was fenced off (%s)", failure.error)
+            if self._coordinator is not None:
+                await self._coordinator.verify_membership()
+            return self._declined(offsets, None)
+        if failure is not None:
+            if failure.full is None:
+                log.warning("not committing: the state flush could not store everything yet (%s)", failure.error)
+            return self._declined(offsets, failure.full, "state")
         self._refused_for_room = None
         committed = await super()._commit_offsets(offsets, start_new_transaction=start_new_transaction)
         if committed:
@@ -312,6 +308,26 @@ class Consumer(FetchingConsumer):
         if committed and retry.storage.full:
             retry.stored()
         return committed
+
+    async def _commit_tps(self, tps: Iterable[TP], start_new_transaction: bool) -> bool:
+        """faust's commit, at every commit interval. With no offset to commit, the state is
+        flushed all the same: on an idle stream the watermark still closes windows, and their
+        deletions must reach the changelog (and leave it: tables.compaction) without waiting for
+        the next event. Such a flush records the source offset already committed."""
+        self._commit_attempted = False
+        committed = await super()._commit_tps(tps, start_new_transaction)
+        if not self._commit_attempted and self._state:
+            await self._flush_idle()
+        return committed
+
+    async def _flush_idle(self) -> None:
+        """The flush of :meth:`_commit_tps`, under a commit's conditions; a failure is left to the
+        next commit with offsets, which logs it and acts (see :meth:`_commit_offsets`)."""
+        if self._retry.waiting() or not self._session.lease.valid():
+            return
+        failure = await self._state.flush()
+        if failure is not None:
+            log.debug("idle state flush did not complete (%s)", failure.error)
 
     def _declined(self, offsets: Mapping[TP, int], full: StorageFull | None, what: str = "") -> bool:
         """Keep ``offsets`` for a later commit (see :mod:`bridges.transport.commit_retry`)."""
@@ -328,11 +344,7 @@ class Consumer(FetchingConsumer):
         return offsets
 
     def _resume_offset(self, tp: TP) -> int | None:
-        for owner in self._state_owners:
-            offset = owner.resume_offset(tp.topic, tp.partition)
-            if offset is not None:
-                return offset
-        return None
+        return self._state.resume_offset(tp)
 
     async def _commit(self, offsets: Mapping[TP, int]) -> bool:
         if self._offsets is None:

@@ -26,6 +26,8 @@ ROWS = [
     "latency-p50", "latency-p99",
     "burst-late", "burst-lag",
     "memory-idle", "memory-step1", "memory-step2", "memory-step3",
+    "history-recovery-1", "history-rss-1", "history-recovery-2", "history-rss-2",
+    "history-recovery-3", "history-rss-3",
     "agent-1", "agent-2", "agent-2-nostandby", "failover-sigterm", "failover-sigkill", "recovery-standby", "recovery-cold",
 ]
 TARGETS = [

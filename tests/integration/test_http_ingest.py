@@ -20,7 +20,7 @@ from tables.batch import BATCH_PREFIX
 from testkit.oracle import generate_sessions
 from testkit.storage import fill_store, raise_store_limit, store_config
 from testkit.streams import PARTITIONS, events_stored, nats_client, read_stream, stored_events
-from testkit.web import WebHarness, running_web
+from testkit.web import WebHarness, running_web, token_comparisons
 from testkit.workers import poll_until
 
 pytestmark = pytest.mark.integration
@@ -297,16 +297,7 @@ async def test_authentication_comes_before_everything_else(nats_server: NatsServ
 
 
 async def test_the_token_is_compared_in_constant_time(nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    import app.access as access  # the one check, which reads use too
-
-    compared: list[tuple[bytes, bytes]] = []
-    real = access.hmac.compare_digest
-
-    def spy(a: bytes, b: bytes) -> bool:
-        compared.append((a, b))
-        return real(a, b)
-
-    monkeypatch.setattr(access.hmac, "compare_digest", spy)
+    compared = token_comparisons(monkeypatch)  # the one check, which reads use too
     async with running_web(nats_server.url, token="s3cret-token") as web:
         await web.post(event(), headers={"Authorization": "Bearer nope"})
     assert compared == [(b"nope", b"s3cret-token")]

@@ -31,6 +31,7 @@ from bridges.server import NatsServer
 from testkit.metrics import put_results
 from testkit.oracle import expected_results, generate_sessions
 from testkit.streams import PARTITIONS, nats_client
+from testkit.web import token_comparisons
 from testkit.workers import poll_until
 from tests.apps.tenants import Tenants
 
@@ -86,16 +87,7 @@ async def test_without_the_read_token_reads_answer_401_and_with_it_200(nats_serv
 async def test_the_read_token_is_compared_by_ingest_s_constant_time_check(
     nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import app.access as access
-
-    compared: list[tuple[bytes, bytes]] = []
-    real = access.hmac.compare_digest
-
-    def spy(a: bytes, b: bytes) -> bool:
-        compared.append((a, b))
-        return real(a, b)
-
-    monkeypatch.setattr(access.hmac, "compare_digest", spy)
+    compared = token_comparisons(monkeypatch)
     async with web_app(nats_server.url, TokenAccess(Secret(TOKEN))) as http:
         await http.get("/v1/metrics/engagement/s0001", headers=bearer("nope"))
         await http.get("/dashboard", headers=bearer("nope2"))

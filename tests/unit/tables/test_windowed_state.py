@@ -59,6 +59,27 @@ def test_take_changes_coalesces_each_key_once() -> None:
     }
 
 
+@pytest.mark.parametrize("window", [Tumbling(60), Session(30)], ids=["fixed", "session"])
+def test_taking_everything_gives_the_whole_open_state_once(window: Window) -> None:
+    windows = PartitionWindows(define(window=window))
+    windows.add(answer("s1", T0 + 1), arrived_at=T0 + 1)
+    windows.add(answer("s2", T0 + 2), arrived_at=T0 + 2)
+    windows.take_changes()
+    windows.add(answer("s1", T0 + 3), arrived_at=T0 + 3)
+    assert set(windows.take_changes(everything=True)) == {storage_key(window_start(window, 1), "s1"), storage_key(window_start(window, 2), "s2")}
+    advance(windows, T0 + 5)
+    everything = windows.take_changes(everything=True)
+    assert set(everything) == {storage_key(window_start(window, 1), "s1"), storage_key(window_start(window, 2), "s2"), "answers.watermark"}
+    restored = PartitionWindows(define(window=window))
+    restored.load(everything.items())
+    assert restored.take_changes(everything=True) == everything
+    assert windows.take_changes() == {}, "nothing is left pending after everything was taken"
+
+
+def window_start(window: Window, at: float) -> float:
+    return 0 if isinstance(window, Tumbling) else at
+
+
 def test_the_watermark_is_a_change_only_when_a_promise_counts() -> None:
     windows = PartitionWindows(define())
     windows.promise(7, T0 + 5, next_offset=3)  # waits: records up to 7 are not processed yet

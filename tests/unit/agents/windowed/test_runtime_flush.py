@@ -124,6 +124,9 @@ class Changelog:
         self.refusing: BaseException | None = None
         self.stored: list[tuple[bytes, bytes | None]] = []
 
+    def get_topic_name(self) -> str:
+        return "engagement-changelog"
+
     async def send(self, *, key: bytes, value: bytes | None, partition: int, headers: dict[str, bytes]) -> Any:
         sent: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if self.refusing is not None:
