@@ -17,6 +17,8 @@ streams, and each with its own reference measured in the same run:
 - ``memory``: a worker's RSS at growing numbers of open windows;
 - ``history``: a worker's takeover (recovery time, RSS) after growing numbers of windows opened
   and closed: what a changelog that holds only what is open should keep flat (issue 13);
+- ``storage``: bytes per event and per window in each stream after a pipeline run, and the
+  storage a year at 1,000 events/s needs under the default retention (issue 13);
 - ``groups``: one agent on 1 and 2 processes, failover after SIGTERM/SIGKILL, takeover of a
   table with and without a standby.
 
@@ -53,11 +55,14 @@ from benchmarks.memory import run_memory
 from benchmarks.pipeline import PipelineResult, run_pipeline
 from benchmarks.query import run_query
 from benchmarks.report import Row, Target
+from benchmarks.storage import run_storage, storage_rows
 from bridges.server import NatsServer
 
 __all__ = ["DEFAULT", "QUICK", "STAGES", "Scale", "SuiteResult", "fresh_server", "run_suite"]
 
-STAGES = ("throughput", "transport", "ingest", "query", "latency", "burst", "memory", "history", "groups")
+STAGES = (
+    "throughput", "transport", "ingest", "query", "latency", "burst", "memory", "history", "storage", "groups",
+)
 
 
 @dataclass(frozen=True)
@@ -145,6 +150,7 @@ async def run_suite(
         "burst": _burst,
         "memory": _memory,
         "history": _history,
+        "storage": _storage,
         "groups": _groups,
     }
     for stage in stages:
@@ -429,6 +435,13 @@ async def _history(scale: Scale, result: SuiteResult) -> None:
                 point.rss_mb, "MB", None if reference else point.rss_mb / first.rss_mb,
                 f"{first.closed:,} closed", "resident set once every partition resumed"),
         ]
+
+
+async def _storage(scale: Scale, result: SuiteResult) -> None:
+    dataset = make_dataset(scale.events, partitions=scale.partitions, window=60, grace=10)
+    async with fresh_server() as (url, client, base):
+        stored = await run_storage(url, client, dataset, base_dir=base, session_timeout=scale.session_timeout)
+    result.rows += storage_rows(stored, dataset, "storage (issue 13)")
 
 
 async def _groups(scale: Scale, result: SuiteResult) -> None:

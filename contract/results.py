@@ -20,7 +20,7 @@ integers stay ``int``, other numbers are ``float``.
 
 from __future__ import annotations
 
-from typing import Annotated, Final, Generic, Literal, TypeVar
+from typing import Annotated, Final, Generic, Literal, TypeAlias, TypeVar
 
 from pydantic import (
     AwareDatetime,
@@ -178,7 +178,7 @@ class OutcomesResult(_Result[Literal["outcomes"], StudentGameKey, OutcomesValues
     """``game_finished`` events of one game: wins, losses, abandons, mean score and duration."""
 
 
-MetricResult = Annotated[
+MetricResult: TypeAlias = Annotated[
     ProgressionResult | EngagementResult | OutcomesResult, Field(discriminator="metric")
 ]
 """Any result; the ``metric`` field says which."""

@@ -28,6 +28,7 @@ ROWS = [
     "memory-idle", "memory-step1", "memory-step2", "memory-step3",
     "history-recovery-1", "history-rss-1", "history-recovery-2", "history-rss-2",
     "history-recovery-3", "history-rss-3",
+    "storage-event", "storage-window", "storage-result", "storage-changelogs", "storage-year",
     "agent-1", "agent-2", "agent-2-nostandby", "failover-sigterm", "failover-sigkill", "recovery-standby", "recovery-cold",
 ]
 TARGETS = [
