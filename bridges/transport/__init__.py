@@ -7,9 +7,10 @@ here through the ``faust.transports`` entry point, and the ``tracked-memory://``
 - ``driver``             the Transport: one :class:`~bridges.transport.session.TransportSession`
                          shared by the consumer and the producer of an app
 - ``consumer``           faust's Consumer: partitions from :mod:`bridges.group`, the rebalance
-                         order, committed offsets; ``fetching`` its fetch loop; ``commit_retry``
-                         its declined commits and its pauses while the store is full;
-                         ``state_owners`` the tables flushed before each commit
+                         order; ``fetching`` its fetch loop; ``committing`` its commit path
+                         (state first, then offsets, nothing forgotten on revoke), with
+                         ``commit_retry`` (declined commits, pauses while the store is full)
+                         and ``state_owners`` (the tables flushed before each commit)
 - ``partition_readers``  the assigned partitions' readers and their records as faust messages;
                          ``reader`` one partition's batched pulls
 - ``producer``           faust's Producer: pipelined, acknowledged, deduplicated sends

@@ -26,22 +26,21 @@ from mode.utils.times import want_seconds
 
 from bridges.group import FaustAssigner, GroupCoordinator, GroupSettings
 from bridges.transport.commit_retry import CommitRetry
-from bridges.transport.fetching import FetchingConsumer
+from bridges.transport.committing import CommittingConsumer
 from bridges.transport.offsets import OffsetStore, PartitionRef
 from bridges.transport.partition_readers import PartitionReaders
 from bridges.transport.producer import create_topic
 from bridges.transport.reader import ReaderConfig
 from bridges.transport.session import Fence, TransportSession, partition_for_key
 from bridges.transport.state_owners import StateOwners
-from tables.changelog import StateOwner
-from tables.errors import ClosedError, StorageFull, StreamsError
+from tables.errors import ClosedError, StorageFull
 
 __all__ = ["Consumer"]
 
 log = logging.getLogger(__name__)
 
 
-class Consumer(FetchingConsumer):
+class Consumer(CommittingConsumer):
     """Consumer for the ``nats://`` transport; its fetch loop is :class:`FetchingConsumer`'s."""
 
     consumer_stopped_errors: ClassVar[tuple[type[BaseException], ...]] = (ClosedError,)
@@ -166,6 +165,8 @@ class Consumer(FetchingConsumer):
     async def _revoke(self) -> None:
         self.app.on_rebalance_start()
         revoked = set(self._assignment)
+        if revoked and not self._membership_lost:
+            await self._drain()
         await self.on_partitions_revoked(revoked)
         if not self.app.conf.stream_wait_empty and revoked:
             await self.commit()
@@ -238,138 +239,6 @@ class Consumer(FetchingConsumer):
 
     async def _on_reconnected(self) -> None:
         self._readers.reset_after_reconnect()
-
-    # -- offsets --------------------------------------------------------------------------
-
-    def register_state_owner(self, owner: StateOwner) -> None:
-        """Flush ``owner`` before every commit; let it say where its partitions resume."""
-        self._state.register(owner)
-
-    async def _commit_offsets(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
-        """Commit order: state flushed (its changelogs stored; :mod:`bridges.transport.state_owners`),
-        then faust flushes the producer and commits the offsets. A failed flush fails the commit,
-        so no offset gets ahead of the state it belongs to.
-
-        A flush refused by a fence — a changelog fence, or the lease deadline that fences final
-        results (a write of a membership that is over) — means a newer owner took a partition
-        over (this worker was paused or cut off past its lease): the commit is skipped, as a
-        fenced offset commit is, and the lease is checked so the worker rejoins — instead of the
-        error escaping into faust's commit timer, which crashes the worker.
-
-        A flush that failed otherwise because a result, dead letter or changelog record could
-        not be stored yet (the lease not renewed in time, NATS away; a :class:`BrokenError`)
-        skips the commit too: the owner keeps what it could not store and tries it again at the
-        next commit, and has recorded nothing past it, so no offset may be committed either.
-
-        Storage full (:class:`StorageFull`, from the flush or the offset commit) is such a
-        failure that lasts until an operator makes room: the worker enters the session's
-        storage-full state (logged once) and spaces its commits out, until one goes through and
-        ends it. Processing goes on meanwhile; the lease, which cannot be renewed either, stops
-        the closing of windows.
-
-        Every declined commit's offsets are offered again at the next commit, new acks or not
-        (:mod:`bridges.transport.commit_retry`).
-
-        Nor does a worker whose lease may have expired commit anything (checked before the flush
-        starts): its partitions may be another's by now, and its state is not to be trusted (the
-        watermark counts the pause as stream time; see step 1 of ``WindowedRuntime.flush``).
-        """
-        self._commit_attempted = True
-        retry = self._retry
-        if retry.waiting():
-            retry.declined(offsets, self._committed_offset, self._assignment)
-            return False  # pausing while the store is full: that was logged when it began
-        if not self._session.lease.valid():
-            # While the store is full the lease cannot be renewed either: that was logged.
-            (log.debug if retry.storage.full else log.warning)(
-                "not committing: this worker's lease may have expired, its partitions may be another's"
-            )
-            if self._coordinator is not None:
-                await self._coordinator.verify_membership()
-            return self._declined(offsets, None)
-        failure = await self._state.flush()
-        if failure is not None and failure.fenced:
-            log.warning("not committing: a state flush was refused, this worker was fenced off (%s)", failure.error)
-            if self._coordinator is not None:
-                await self._coordinator.verify_membership()
-            return self._declined(offsets, None)
-        if failure is not None:
-            if failure.full is None:
-                log.warning("not committing: the state flush could not store everything yet (%s)", failure.error)
-            return self._declined(offsets, failure.full, "state")
-        self._refused_for_room = None
-        committed = await super()._commit_offsets(offsets, start_new_transaction=start_new_transaction)
-        if committed:
-            retry.committed(offsets)
-        elif self._refused_for_room is None:
-            retry.declined(offsets, self._committed_offset, self._assignment)
-        if self._refused_for_room is not None:
-            return self._declined(offsets, self._refused_for_room, "offsets")
-        if committed and retry.storage.full:
-            retry.stored()
-        return committed
-
-    async def _commit_tps(self, tps: Iterable[TP], start_new_transaction: bool) -> bool:
-        """faust's commit, at every commit interval. With no offset to commit, the state is
-        flushed all the same: on an idle stream the watermark still closes windows, and their
-        deletions must reach the changelog (and leave it: tables.compaction) without waiting for
-        the next event. Such a flush records the source offset already committed."""
-        self._commit_attempted = False
-        committed = await super()._commit_tps(tps, start_new_transaction)
-        if not self._commit_attempted and self._state:
-            await self._flush_idle()
-        return committed
-
-    async def _flush_idle(self) -> None:
-        """The flush of :meth:`_commit_tps`, under a commit's conditions; a failure is left to the
-        next commit with offsets, which logs it and acts (see :meth:`_commit_offsets`)."""
-        if self._retry.waiting() or not self._session.lease.valid():
-            return
-        failure = await self._state.flush()
-        if failure is not None:
-            log.debug("idle state flush did not complete (%s)", failure.error)
-
-    def _declined(self, offsets: Mapping[TP, int], full: StorageFull | None, what: str = "") -> bool:
-        """Keep ``offsets`` for a later commit (see :mod:`bridges.transport.commit_retry`)."""
-        self._retry.declined(offsets, self._committed_offset, self._assignment)
-        self._retry.refused(full, what)
-        return False
-
-    def _filter_committable_offsets(self, tps: Iterable[TP]) -> dict[TP, int]:
-        """faust's committable offsets, plus those a commit declined before: faust has dropped
-        their acks and would not offer them again."""
-        tps = list(tps)
-        offsets = dict(super()._filter_committable_offsets(tps))
-        self._retry.offer(offsets, set(tps), self._assignment)
-        return offsets
-
-    def _resume_offset(self, tp: TP) -> int | None:
-        return self._state.resume_offset(tp)
-
-    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
-        if self._offsets is None:
-            return False
-        mine = {
-            PartitionRef(tp.topic, tp.partition): offset
-            for tp, offset in offsets.items()
-            if tp in self._assignment
-        }
-        if not mine:
-            return False
-        try:
-            fenced = await self._offsets.commit(mine)
-        except StorageFull as exc:
-            self._refused_for_room = exc
-            return False
-        except StreamsError as exc:
-            log.warning("committing offsets failed: %s", exc)
-            return False
-        if fenced:
-            log.warning("commits refused for %s: this worker was fenced off", sorted(fenced))
-            if self._coordinator is not None:
-                await self._coordinator.verify_membership()
-            return False
-        return True
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         """Rewind the assigned stream partitions to their committed offsets.

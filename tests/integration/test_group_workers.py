@@ -280,3 +280,34 @@ async def _two_way_split(url: str) -> GroupState | None:
     ):
         return state
     return None
+
+
+async def test_a_planned_rebalance_processes_nothing_twice(
+    nats_server: NatsServer, workers: Workers, seen_dir: Path
+) -> None:
+    """A worker joining, and one leaving on SIGTERM, move partitions without replaying any: the
+    revoke commits what was processed before faust forgets it (issue 16)."""
+    url = nats_server.url
+    # The commit interval is far longer than the test, so only the revoke's commit can save the
+    # work done since the previous commit from being processed again by the next owner.
+    w1 = workers.faust(APP, name="w1", COMMIT_INTERVAL="60")
+    await held_by(url, [w1], timeout=60)
+    async with faust_producer(url, partitions=PARTITIONS) as send, Traffic(send, TOPIC, KEYS) as traffic:
+        await poll_until(lambda: len(traffic.sent) > 300, timeout=30, what="traffic")
+        w2 = workers.faust(APP, name="w2", COMMIT_INTERVAL="60")
+        await held_by(url, [w1, w2], timeout=60)
+        await poll_until(lambda: len(traffic.sent) > 900, timeout=30, what="traffic after the join")
+        w1.signal(signal.SIGTERM)
+        await held_by(url, [w2], timeout=30)
+        assert await w1.wait_exit() == 0
+        await poll_until(lambda: len(traffic.sent) > 1500, timeout=30, what="traffic after the leave")
+    expected = {(s.partition, s.offset) for s in traffic.sent}
+    await poll_until(
+        lambda: {(r["p"], r["o"]) for r in rows(seen_dir) if r.get("t") == TOPIC} >= expected,
+        timeout=60, what="every sent message to be processed",
+    )
+    processed = [r for r in rows(seen_dir) if r.get("t") == TOPIC]
+    twice = sorted(po for po, n in collections.Counter((r["p"], r["o"]) for r in processed).items() if n > 1)
+    generations = sorted({r["g"] for r in processed})
+    assert len(generations) >= 3, f"expected a join and a leave, saw generations {generations}"
+    assert not twice, f"{len(twice)} of {len(expected)} messages processed twice, e.g. {twice[:5]}"

@@ -1,0 +1,207 @@
+"""The consumer's commit path: state first, then offsets, and nothing forgotten on revoke.
+
+faust commits at every commit interval, on revoke and on stop through ``_commit_offsets``. Here
+that is preceded by a flush of the state owners (windowed tables, :mod:`bridges.transport.state_owners`)
+so no offset gets ahead of the state it belongs to; offsets go to the KV offset store by
+compare-and-set (``_commit``), declined ones are offered again (:mod:`bridges.transport.commit_retry`),
+and a revoke commits the work in hand before faust forgets it (``_drain``).
+
+:class:`CommittingConsumer` is that path and nothing else; which partitions are assigned, and the
+coordinator and offset store behind them, are its subclass's,
+:class:`~bridges.transport.consumer.Consumer`, through the attributes it declares.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+
+from faust.types import TP
+
+from bridges.group import GroupCoordinator
+from bridges.transport.commit_retry import CommitRetry
+from bridges.transport.fetching import FetchingConsumer
+from bridges.transport.offsets import OffsetStore, PartitionRef
+from bridges.transport.session import TransportSession
+from bridges.transport.state_owners import StateOwners
+from tables.changelog import StateOwner
+from tables.errors import StorageFull, StreamsError
+
+__all__ = ["CommittingConsumer"]
+
+log = logging.getLogger(__name__)
+
+
+class CommittingConsumer(FetchingConsumer):
+    """faust's Consumer with this transport's commit path; the subclass sets the attributes below."""
+
+    _session: TransportSession
+    #: the partitions assigned (and those being revoked, until their revoke has committed)
+    _assignment: set[TP]
+    #: state (windowed tables) flushed before each commit and asked where to resume
+    _state: StateOwners
+    #: offsets of declined commits, and the pauses while the store is full
+    _retry: CommitRetry[TP]
+    #: the refusal of the offset commit under way, when for lack of room
+    _refused_for_room: StorageFull | None
+    #: whether the commit under way got as far as committing offsets (see _commit_tps)
+    _commit_attempted: bool
+    _offsets: OffsetStore | None
+    _coordinator: GroupCoordinator | None
+
+    async def _drain(self) -> None:
+        """Finish and commit the work in hand before faust's revoke forgets it.
+
+        faust's ``Consumer.on_partitions_revoked`` drops the acknowledged offsets of the revoked
+        partitions first and only then has the app drain its agents, so the drain's commits
+        commit nothing of them: everything processed since the last commit would be processed
+        again by the next owner. The app's own drain is run here first, in its order, while
+        those offsets are still known:
+
+        1. Stop handing out records and suspend the agents' flow.
+        2. Clear the agents' buffers: records not started are not acknowledged, and the next
+           owner reads them from the commit.
+        3. Wait until every record started is acknowledged, committing as faust's
+           ``wait_empty`` does (state flushed first: :meth:`_commit_offsets`).
+
+        faust's revoke then finds nothing left to wait for. A worker whose membership is lost
+        skips this: its commits would be refused.
+        """
+        self.stop_flow()
+        self.app.flow_control.suspend()
+        self.app.flow_control.clear()
+        if self.app.conf.stream_wait_empty:
+            await self.wait_empty()
+        else:
+            await self.commit()
+
+
+    def register_state_owner(self, owner: StateOwner) -> None:
+        """Flush ``owner`` before every commit; let it say where its partitions resume."""
+        self._state.register(owner)
+
+    async def _commit_offsets(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
+        """Commit order: state flushed (its changelogs stored; :mod:`bridges.transport.state_owners`),
+        then faust flushes the producer and commits the offsets. A failed flush fails the commit,
+        so no offset gets ahead of the state it belongs to.
+
+        A flush refused by a fence — a changelog fence, or the lease deadline that fences final
+        results (a write of a membership that is over) — means a newer owner took a partition
+        over (this worker was paused or cut off past its lease): the commit is skipped, as a
+        fenced offset commit is, and the lease is checked so the worker rejoins — instead of the
+        error escaping into faust's commit timer, which crashes the worker.
+
+        A flush that failed otherwise because a result, dead letter or changelog record could
+        not be stored yet (the lease not renewed in time, NATS away; a :class:`BrokenError`)
+        skips the commit too: the owner keeps what it could not store and tries it again at the
+        next commit, and has recorded nothing past it, so no offset may be committed either.
+
+        Storage full (:class:`StorageFull`, from the flush or the offset commit) is such a
+        failure that lasts until an operator makes room: the worker enters the session's
+        storage-full state (logged once) and spaces its commits out, until one goes through and
+        ends it. Processing goes on meanwhile; the lease, which cannot be renewed either, stops
+        the closing of windows.
+
+        Every declined commit's offsets are offered again at the next commit, new acks or not
+        (:mod:`bridges.transport.commit_retry`).
+
+        Nor does a worker whose lease may have expired commit anything (checked before the flush
+        starts): its partitions may be another's by now, and its state is not to be trusted (the
+        watermark counts the pause as stream time; see step 1 of ``WindowedRuntime.flush``).
+        """
+        self._commit_attempted = True
+        retry = self._retry
+        if retry.waiting():
+            retry.declined(offsets, self._committed_offset, self._assignment)
+            return False  # pausing while the store is full: that was logged when it began
+        if not self._session.lease.valid():
+            # While the store is full the lease cannot be renewed either: that was logged.
+            (log.debug if retry.storage.full else log.warning)(
+                "not committing: this worker's lease may have expired, its partitions may be another's"
+            )
+            if self._coordinator is not None:
+                await self._coordinator.verify_membership()
+            return self._declined(offsets, None)
+        failure = await self._state.flush()
+        if failure is not None and failure.fenced:
+            log.warning("not committing: a state flush was refused, this worker was fenced off (%s)", failure.error)
+            if self._coordinator is not None:
+                await self._coordinator.verify_membership()
+            return self._declined(offsets, None)
+        if failure is not None:
+            if failure.full is None:
+                log.warning("not committing: the state flush could not store everything yet (%s)", failure.error)
+            return self._declined(offsets, failure.full, "state")
+        self._refused_for_room = None
+        committed = await super()._commit_offsets(offsets, start_new_transaction=start_new_transaction)
+        if committed:
+            retry.committed(offsets)
+        elif self._refused_for_room is None:
+            retry.declined(offsets, self._committed_offset, self._assignment)
+        if self._refused_for_room is not None:
+            return self._declined(offsets, self._refused_for_room, "offsets")
+        if committed and retry.storage.full:
+            retry.stored()
+        return committed
+
+    async def _commit_tps(self, tps: Iterable[TP], start_new_transaction: bool) -> bool:
+        """faust's commit, at every commit interval. With no offset to commit, the state is
+        flushed all the same: on an idle stream the watermark still closes windows, and their
+        deletions must reach the changelog (and leave it: tables.compaction) without waiting for
+        the next event. Such a flush records the source offset already committed."""
+        self._commit_attempted = False
+        committed = await super()._commit_tps(tps, start_new_transaction)
+        if not self._commit_attempted and self._state:
+            await self._flush_idle()
+        return committed
+
+    async def _flush_idle(self) -> None:
+        """The flush of :meth:`_commit_tps`, under a commit's conditions; a failure is left to the
+        next commit with offsets, which logs it and acts (see :meth:`_commit_offsets`)."""
+        if self._retry.waiting() or not self._session.lease.valid():
+            return
+        failure = await self._state.flush()
+        if failure is not None:
+            log.debug("idle state flush did not complete (%s)", failure.error)
+
+    def _declined(self, offsets: Mapping[TP, int], full: StorageFull | None, what: str = "") -> bool:
+        """Keep ``offsets`` for a later commit (see :mod:`bridges.transport.commit_retry`)."""
+        self._retry.declined(offsets, self._committed_offset, self._assignment)
+        self._retry.refused(full, what)
+        return False
+
+    def _filter_committable_offsets(self, tps: Iterable[TP]) -> dict[TP, int]:
+        """faust's committable offsets, plus those a commit declined before: faust has dropped
+        their acks and would not offer them again."""
+        tps = list(tps)
+        offsets = dict(super()._filter_committable_offsets(tps))
+        self._retry.offer(offsets, set(tps), self._assignment)
+        return offsets
+
+    def _resume_offset(self, tp: TP) -> int | None:
+        return self._state.resume_offset(tp)
+
+    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+        if self._offsets is None:
+            return False
+        mine = {
+            PartitionRef(tp.topic, tp.partition): offset
+            for tp, offset in offsets.items()
+            if tp in self._assignment
+        }
+        if not mine:
+            return False
+        try:
+            fenced = await self._offsets.commit(mine)
+        except StorageFull as exc:
+            self._refused_for_room = exc
+            return False
+        except StreamsError as exc:
+            log.warning("committing offsets failed: %s", exc)
+            return False
+        if fenced:
+            log.warning("commits refused for %s: this worker was fenced off", sorted(fenced))
+            if self._coordinator is not None:
+                await self._coordinator.verify_membership()
+            return False
+        return True
