@@ -1,7 +1,8 @@
 """The web process (``python -m app web``): HTTP ingest, the query API, health, OpenAPI, and the
 NATS ingest consumer, on one NATS connection.
 
-Shutdown on SIGTERM or SIGINT is a drain with a deadline (``shutdown_timeout``):
+Shutdown on SIGTERM or SIGINT is a drain with a deadline (``shutdown_timeout``, by default
+:data:`DRAIN_SECONDS`; deployments give the process longer before they kill it):
 
 1. end the dashboard's event streams; stop listening, and at the same time stop pulling the
    NATS ingest stream;
@@ -38,11 +39,13 @@ from app.web.services import WebOptions, WebServices
 from bridges.connection import Secret
 from tables.errors import ConfigError
 
-__all__ = ["make_web_app", "run_web", "serve_web"]
+__all__ = ["DRAIN_SECONDS", "make_web_app", "run_web", "serve_web"]
 
 log = logging.getLogger(__name__)
 
 _RETRY_AFTER: Final = 2
+#: seconds in-flight requests and NATS ingest get to finish after the signal (steps 1-2 above)
+DRAIN_SECONDS: Final = 30.0
 
 
 def make_web_app(
@@ -74,7 +77,7 @@ async def serve_web(
     *,
     until: asyncio.Future[object],
     on_listening: Callable[[str], None] = lambda url: None,
-    shutdown_timeout: float = 30.0,
+    shutdown_timeout: float = DRAIN_SECONDS,
 ) -> None:
     """Serve on ``HOST``:``PORT`` until ``until`` is done, then shut down as the module docstring says.
 

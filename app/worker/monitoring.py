@@ -36,7 +36,12 @@ from app.monitoring import LoopWatch, NatsSampler, metrics_response
 from bridges.transport.lag import LagReader, PartitionLag
 from contract.names import EVENTS_TOPIC
 
-__all__ = ["RebalanceSensor", "WorkerEndpoint", "readiness"]
+__all__ = ["HEALTH_PATH", "METRICS_PATH", "READY_PATH", "RebalanceSensor", "WorkerEndpoint", "readiness"]
+
+#: the endpoint's paths, named once: deployments point Prometheus and their probes at them
+METRICS_PATH: Final = "/metrics"
+HEALTH_PATH: Final = "/healthz"
+READY_PATH: Final = "/readyz"
 
 #: seconds a rebalance takes, from its start to its partitions recovered
 _REBALANCE_BUCKETS: Final = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -116,9 +121,9 @@ class WorkerEndpoint(Service):
     async def on_start(self) -> None:
         self._watch.start()
         http = web.Application()
-        http.router.add_get("/metrics", self._metrics)
-        http.router.add_get("/healthz", self._health)
-        http.router.add_get("/readyz", self._ready)
+        http.router.add_get(METRICS_PATH, self._metrics)
+        http.router.add_get(HEALTH_PATH, self._health)
+        http.router.add_get(READY_PATH, self._ready)
         self._runner = web.AppRunner(http, handle_signals=False, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, self._host, self._port).start()
