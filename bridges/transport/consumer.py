@@ -77,7 +77,9 @@ class Consumer(CommittingConsumer):
         self._coordinator: GroupCoordinator | None = None
         options = self._session.options
         self._readers = PartitionReaders(
-            self._session, ReaderConfig(batch=options.fetch_batch, capacity=options.fetch_capacity)
+            self._session, ReaderConfig(
+                batch=options.fetch_batch, capacity=options.fetch_capacity, max_bytes=options.fetch_max_bytes
+            )
         )
 
     # -- lifecycle ------------------------------------------------------------------------

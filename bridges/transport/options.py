@@ -38,6 +38,8 @@ class TransportOptions:
     #: messages asked for per pull request, and kept per partition at most
     fetch_batch: int = 512
     fetch_capacity: int = 2048
+    #: bytes of records kept per partition, about (a record may be a batch of many events)
+    fetch_max_bytes: int = 16 * 1024 * 1024
     #: seconds before an unacknowledged publish is sent again
     ack_timeout: float = 5.0
     #: unacknowledged publishes before senders wait
@@ -66,7 +68,7 @@ class TransportOptions:
             )
         if self.rebalance_delay < 0:
             raise ConfigError("rebalance_delay", self.rebalance_delay, "must be >= 0", kind="Broker option")
-        for name in ("fetch_batch", "fetch_capacity", "max_in_flight"):
+        for name in ("fetch_batch", "fetch_capacity", "fetch_max_bytes", "max_in_flight"):
             if getattr(self, name) < 1:
                 raise ConfigError(name, getattr(self, name), "must be >= 1", kind="Broker option")
         if self.fetch_capacity < self.fetch_batch:
@@ -107,6 +109,7 @@ _SPELLED: dict[str, tuple[str, Callable[[str], Any]]] = {
     "topic_retention": ("a duration: seconds or 30s, 15m, 12h, 7d", parse_duration),
     "topic_max_bytes": ("a size: bytes or 512M, 10G (powers of 1024), -1 for none", parse_size),
     "changelog_max_bytes": ("a size: bytes or 512M, 10G (powers of 1024)", parse_size),
+    "fetch_max_bytes": ("a size: bytes or 512K, 16M (powers of 1024)", parse_size),
 }
 
 

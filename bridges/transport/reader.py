@@ -6,6 +6,13 @@ reply subject — the same machine reads 80-100k msg/s. Requests are only issued
 has room for what they ask, so a slow agent leaves messages on the server: backpressure reaches
 the broker instead of piling up in memory.
 
+Room is counted in records and in bytes. A record may hold one event or a batch of a thousand
+(ingest writes batches, :mod:`tables.batch`), so a count alone bounds nothing: 2,048 batch records
+of a worker catching up on a backlog would be half a gigabyte per partition. A request asks for as
+many records as fit in ``max_bytes`` at the size records had so far (the first assumes the
+largest message the server allows), so a reader holds about ``max_bytes``, and at least one
+record whatever its size.
+
 Each reader owns an ephemeral, ack-less consumer positioned by stream sequence. Offsets are
 committed elsewhere (a KV bucket), so the consumer needs no acks; seeking is recreating it.
 Messages whose consumer name is not the current one (from before a seek) are dropped, and a gap
@@ -36,6 +43,9 @@ from tables.errors import BrokenError, ClosedError
 
 __all__ = ["PartitionReader", "ReaderConfig", "Record"]
 
+#: weight of the newest record in the running size estimate
+_SIZE_WEIGHT = 0.1
+
 log = logging.getLogger(__name__)
 
 
@@ -52,6 +62,8 @@ class ReaderConfig:
     batch: int = 512
     #: records a reader may hold (buffered plus requested); 0 would mean "no prefetch"
     capacity: int = 2048
+    #: bytes of records a reader may hold (buffered plus expected from its requests), about
+    max_bytes: int = 16 * 1024 * 1024
     max_requests: int = 2
     #: how long a pull request waits on the server for messages
     expires: float = 5.0
@@ -89,6 +101,9 @@ class PartitionReader:
         self._on_data = on_data
         self._config = config
         self._buffer: collections.deque[Record] = collections.deque()
+        self._buffered_bytes = 0
+        #: running estimate of a record's size (payload bytes); None until one was received
+        self._record_bytes: float | None = None
         self._epoch = 0
         self._consumer = ""
         self._inbox = client.new_inbox()
@@ -127,6 +142,11 @@ class PartitionReader:
         return len(self._buffer)
 
     @property
+    def buffered_bytes(self) -> int:
+        """Payload bytes of the buffered records."""
+        return self._buffered_bytes
+
+    @property
     def epoch(self) -> int:
         """Increases at every seek; records taken under an older epoch cannot be returned."""
         return self._epoch
@@ -148,6 +168,7 @@ class PartitionReader:
         offset = max(1, offset)
         self._epoch += 1
         self._buffer.clear()
+        self._buffered_bytes = 0
         self._requests.clear()
         self._next_offset = offset
         self._received_offset = offset - 1
@@ -193,6 +214,7 @@ class PartitionReader:
         if not n:
             return []
         out = [buffer.popleft() for _ in range(n)]
+        self._buffered_bytes -= sum(len(record.msg.data) for record in out)
         self._next_offset = out[-1].offset + 1
         self._wake()
         return out
@@ -206,6 +228,7 @@ class PartitionReader:
         if not records or epoch != self._epoch:
             return
         self._buffer.extendleft(reversed(records))
+        self._buffered_bytes += sum(len(record.msg.data) for record in records)
         self._next_offset = records[0].offset
         self._on_data()
 
@@ -259,6 +282,10 @@ class PartitionReader:
             self._received_offset = info.stream_seq
             self._highwater = info.stream_seq + info.pending + 1
             self._buffer.append(Record(info.stream_seq, info.timestamp_ns, msg))
+            size = len(msg.data)
+            self._buffered_bytes += size
+            estimate = self._record_bytes
+            self._record_bytes = size if estimate is None else estimate + _SIZE_WEIGHT * (size - estimate)
             if self._requests:
                 self._requests[0] -= 1
                 if self._requests[0] <= 0:
@@ -317,11 +344,26 @@ class PartitionReader:
             # A request outstanding much longer than it may wait was lost (e.g. in a reconnect).
             if self._requests and time.monotonic() - self._requested_at > config.expires * 2 + 1:
                 self._requests.clear()
-            while (
-                len(self._requests) < config.max_requests
-                and len(self._buffer) + sum(self._requests) + config.batch <= config.capacity
-            ):
-                await self._request(config.batch)
+            while len(self._requests) < config.max_requests and (size := self._request_size()):
+                await self._request(size)
+
+    def _request_size(self) -> int:
+        """How many records the next pull request may ask for; 0: none now (see the module
+        docstring). A full batch must fit the record capacity, as many as fit the bytes."""
+        config = self._config
+        outstanding = sum(self._requests)
+        if len(self._buffer) + outstanding + config.batch > config.capacity:
+            return 0
+        estimate = self._record_bytes
+        if estimate is None:
+            if outstanding:
+                return 0  # the size records have is not known before the first arrives
+            estimate = float(self._client.max_payload)  # until then, the largest there can be
+        room = config.max_bytes - self._buffered_bytes - outstanding * estimate
+        fit = min(config.batch, int(room // max(estimate, 1.0)))
+        if fit < 1 and not self._buffer and not outstanding:
+            return 1  # a record larger than max_bytes is still read, one at a time
+        return max(fit, 0)
 
     async def _request(self, batch: int) -> None:
         body = json.dumps({"batch": batch, "expires": int(self._config.expires * 1e9)}).encode()

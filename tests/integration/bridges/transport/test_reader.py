@@ -29,10 +29,12 @@ class Watched:
 
     reader: PartitionReader
     peak: int = 0
+    peak_bytes: int = 0
     taken: list[Record] = field(default_factory=list)
 
     def on_data(self) -> None:
         self.peak = max(self.peak, self.reader.buffered)
+        self.peak_bytes = max(self.peak_bytes, self.reader.buffered_bytes)
 
     def take(self, limit: int) -> list[Record]:
         records = self.reader.take(limit)
@@ -57,7 +59,7 @@ OpenReader = Callable[..., Awaitable[Watched]]
 async def open_reader(nc: Client, js: JetStreamContext) -> AsyncIterator[OpenReader]:
     opened: list[PartitionReader] = []
 
-    async def open_(stream: str, filter_subject: str, offset: int) -> Watched:
+    async def open_(stream: str, filter_subject: str, offset: int, config: ReaderConfig = SMALL) -> Watched:
         watched: Watched
 
         def on_data() -> None:
@@ -65,7 +67,7 @@ async def open_reader(nc: Client, js: JetStreamContext) -> AsyncIterator[OpenRea
 
         reader = PartitionReader(
             nc, js, stream=stream, filter_subject=filter_subject, name=f"r{len(opened)}", on_data=on_data,
-            config=SMALL,
+            config=config,
         )
         watched = Watched(reader)
         opened.append(reader)
@@ -145,14 +147,7 @@ async def test_the_buffer_never_holds_more_than_capacity_and_refills_after_take(
     await publish_all(nc, "faust.bulk.0", [b"%d" % i for i in range(total)])
     watched = await open_reader("FAUST_bulk_0", "faust.bulk.0", 1)
 
-    async def stopped_growing() -> bool:
-        # The server has delivered all it was asked for and holds no open request: until take()
-        # makes room, nothing more can arrive.
-        (info,) = await js.consumers_info("FAUST_bulk_0")
-        received = len(watched.taken) + watched.reader.buffered
-        return watched.reader.buffered > 0 and info.num_waiting == 0 and info.delivered.consumer_seq == received
-
-    await poll_until(stopped_growing, timeout=DEADLINE, what="the reader to stop fetching")
+    await poll_until(lambda: stopped_growing(js, "FAUST_bulk_0", watched), timeout=DEADLINE, what="fetching to stop")
     assert watched.reader.buffered <= SMALL.capacity
     assert watched.peak <= SMALL.capacity
     (info,) = await js.consumers_info("FAUST_bulk_0")
@@ -194,3 +189,43 @@ async def test_close_removes_the_consumer_and_refuses_seeks(
     with pytest.raises(ClosedError):
         await watched.reader.seek(1)
     await watched.reader.close()
+
+
+async def stopped_growing(js: JetStreamContext, stream: str, watched: Watched) -> bool:
+    """The server has delivered all it was asked for and holds no open request: until take()
+    makes room, nothing more can arrive."""
+    (info,) = await js.consumers_info(stream)
+    received = len(watched.taken) + watched.reader.buffered
+    return watched.reader.buffered > 0 and info.num_waiting == 0 and info.delivered.consumer_seq == received
+
+
+async def test_large_records_are_bounded_in_bytes_not_only_in_count(
+    open_reader: OpenReader, registry: TopicRegistry, nc: Client, js: JetStreamContext
+) -> None:
+    """Ingest writes batch records of up to a megabyte: a buffer bounded by count alone would hold
+    gigabytes while a worker catches up on a backlog."""
+    size, total = 100_000, 60  # 6 MB stored: six times what the reader may hold
+    config = ReaderConfig(batch=512, capacity=2048, max_requests=2, expires=1.0, max_bytes=1_000_000)
+    await registry.declare(TopicSpec("batches", 1))
+    await publish_all(nc, "faust.batches.0", [b"%04d" % i + b"x" * (size - 4) for i in range(total)])
+    watched = await open_reader("FAUST_batches_0", "faust.batches.0", 1, config=config)
+    await poll_until(lambda: stopped_growing(js, "FAUST_batches_0", watched), timeout=DEADLINE, what="fetching to stop")
+    (info,) = await js.consumers_info("FAUST_batches_0")
+    assert info.num_pending > 0, "everything was fetched: no backpressure by bytes"
+    assert watched.peak_bytes <= config.max_bytes, f"held {watched.peak_bytes:,} B, more than {config.max_bytes:,}"
+    records = await watched.take_until(total)
+    assert [r.offset for r in records] == list(range(1, total + 1))
+    assert [r.msg.data[:4] for r in records] == [b"%04d" % i for i in range(total)]
+    assert watched.peak_bytes <= config.max_bytes + size  # the running size estimate may be a record off
+
+
+async def test_a_record_larger_than_the_byte_bound_is_still_read(
+    open_reader: OpenReader, registry: TopicRegistry, nc: Client
+) -> None:
+    config = ReaderConfig(batch=512, capacity=2048, max_requests=2, expires=1.0, max_bytes=50_000)
+    payloads = [b"small-1", b"L" * 300_000, b"small-2", b"M" * 200_000, b"small-3"]
+    await registry.declare(TopicSpec("mixed", 1))
+    await publish_all(nc, "faust.mixed.0", payloads)
+    watched = await open_reader("FAUST_mixed_0", "faust.mixed.0", 1, config=config)
+    records = await watched.take_until(len(payloads))
+    assert [r.msg.data for r in records] == payloads
