@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from bridges.server import NatsServer
+from contract.deadletters import REASON_HEADER
 from testkit.live import pace, relive
 from testkit.oracle import event_epoch, expected_results, generate_sessions
 from testkit.pipeline import (
@@ -104,9 +105,13 @@ async def test_workers_killed_at_random_points_still_write_every_window_exactly_
 
     values = await poll_until(all_written, timeout=120, interval=0.5, what="every final window in KV")
     assert values.keys() == expected.keys()
+    # Dead letters first: an event this test sends late (its own process starved of CPU on a
+    # loaded machine) is rightly late, and then its window rightly differs from the oracle.
+    letters = await dead_letters(nats_server.url)
+    reasons = sorted({headers.get(REASON_HEADER, "?")[:80] for _, headers, _ in letters})
+    assert not letters, f"{len(letters)} events dead-lettered: {reasons}"
     wrong = {k: (values[k], expected[k]) for k in expected if not values_match(values[k], expected[k])}
     assert not wrong, wrong
-    assert not await dead_letters(nats_server.url), "an on-time event was dead-lettered"
     rewritten = [w.name for w in workers if "already final with another value" in w.log()]
     assert not rewritten, f"a window was computed twice with different values in {rewritten}"
     # The kills must have hit live state: some partition was resumed from a flushed marker

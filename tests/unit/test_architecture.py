@@ -10,7 +10,8 @@
 - A sorted ``__all__`` in every package ``__init__`` (and in every module that has one), naming
   only what the module defines.
 
-A module that breaks a rule for now is listed in :data:`EXCEPTIONS` with why, and reported.
+There are no exceptions: a module that breaks a rule is split or fixed in the change that breaks
+it (the last listed exception went with the split of the event-contract tests).
 
 Imports are read with :mod:`ast`, at module level and inside functions alike: an import inside a
 function still ties its module to another, it only does so later. Imports under
@@ -87,11 +88,6 @@ FORBIDDEN_LIBRARIES: Final = {
 CLOCK_READS: Final = ("import time\n", "time.time(", "datetime.now(")
 
 MAX_LINES: Final = 500
-
-#: Modules that break a rule for now, each with why: (rule, path) -> why. The rule's test leaves
-#: them out; ``test_listed_exceptions`` reports every one (an expected failure, in pytest's
-#: summary) and fails once one keeps the rule, so the list cannot outlive its reasons.
-EXCEPTIONS: Final[dict[tuple[str, str], str]] = {}
 
 #: packages whose ``__init__`` needs no ``__all__``: test packages are not interfaces
 _NO_SURFACE: Final = ("tests",)
@@ -288,23 +284,13 @@ RULES: Final = {"lines": _too_long, "sorted __all__": _unsorted_all}
 
 
 def breaking(rule: str) -> list[str]:
-    """The modules that break ``rule``, leaving out its listed exceptions."""
-    return [
-        m.path for m in modules().values() if RULES[rule](m) and (rule, m.path) not in EXCEPTIONS
-    ]
+    """The modules that break ``rule``."""
+    return [m.path for m in modules().values() if RULES[rule](m)]
 
 
 def test_modules_stay_under_the_limit() -> None:
     long = breaking("lines")
-    assert not long, f"over {MAX_LINES} lines (split them, or list them in EXCEPTIONS with why): {long}"
-
-
-@pytest.mark.parametrize(("rule", "path"), sorted(EXCEPTIONS), ids=lambda part: str(part))
-def test_listed_exceptions(rule: str, path: str) -> None:
-    by_path = {m.path: m for m in modules().values()}
-    assert path in by_path, f"{path} is gone: take it off EXCEPTIONS"
-    assert RULES[rule](by_path[path]), f"{path} keeps the rule {rule!r} now: take it off EXCEPTIONS"
-    pytest.xfail(f"{path}: {EXCEPTIONS[rule, path]}")
+    assert not long, f"over {MAX_LINES} lines (split them by concern): {long}"
 
 
 def declared_all(module: Module) -> list[str] | None:
