@@ -20,7 +20,9 @@ streams, and each with its own reference measured in the same run:
 - ``storage``: bytes per event and per window in each stream after a pipeline run, and the
   storage a year at 1,000 events/s needs under the default retention (issue 13);
 - ``groups``: one agent on 1 and 2 processes, failover after SIGTERM/SIGKILL, takeover of a
-  table with and without a standby.
+  table with and without a standby;
+- ``rebalance``: a worker joining and one leaving a running group: messages processed twice, and
+  how long partitions that stay and that move pause (issue 16).
 
 :data:`DEFAULT` takes about eight minutes on a 2-core machine (three of them the history stage's
 million windows); :data:`QUICK` runs every stage on toy sizes in about a minute, to show the suite
@@ -54,6 +56,7 @@ from benchmarks.latency import run_latency
 from benchmarks.memory import run_memory
 from benchmarks.pipeline import PipelineResult, run_pipeline
 from benchmarks.query import run_query
+from benchmarks.rebalance import rebalance_rows, run_rebalance
 from benchmarks.report import Row, Target
 from benchmarks.storage import run_storage, storage_rows
 from bridges.server import NatsServer
@@ -61,7 +64,7 @@ from bridges.server import NatsServer
 __all__ = ["DEFAULT", "QUICK", "STAGES", "Scale", "SuiteResult", "fresh_server", "run_suite"]
 
 STAGES = (
-    "throughput", "transport", "ingest", "query", "latency", "burst", "memory", "history", "storage", "groups",
+    "throughput", "transport", "ingest", "query", "latency", "burst", "memory", "history", "storage", "groups", "rebalance",
 )
 
 
@@ -104,6 +107,8 @@ class Scale:
     #: events of the pipeline run with and without metrics, and how many such pairs
     metrics_events: int = 150_000
     metrics_pairs: int = 3
+    #: messages per second through the rebalance stage's joins and leaves
+    rebalance_rate: float = 2_000.0
     partitions: int = 4
     burst_factor: float = 3.0
 
@@ -152,6 +157,7 @@ async def run_suite(
         "history": _history,
         "storage": _storage,
         "groups": _groups,
+        "rebalance": _rebalance,
     }
     for stage in stages:
         started = time.monotonic()
@@ -478,6 +484,15 @@ async def _groups(scale: Scale, result: SuiteResult) -> None:
             f"SIGKILL -> survivor ready, table recovered; {takeover.replayed:,} changelog records replayed; "
             f"session timeout {timeout:g} s",
         ))
+
+
+async def _rebalance(scale: Scale, result: SuiteResult) -> None:
+    async with fresh_server() as (url, client, base):
+        run = await run_rebalance(
+            url, client, base_dir=base, partitions=scale.partitions, rate=scale.rebalance_rate,
+            session_timeout=scale.session_timeout,
+        )
+    result.rows += rebalance_rows(run, "rebalance (issue 16)")
 
 
 def _percentile(ordered: list[float], q: float) -> float:

@@ -1,0 +1,201 @@
+"""A worker joining and one leaving a running group: what is processed twice, and the pauses.
+
+On :mod:`benchmarks.table_app` (a faust ``Table`` counting per key), run by faust's own CLI, with
+a stream of messages, each with a key of its own, published at a steady rate throughout:
+
+1. one worker holds every partition;
+2. a second worker **joins** (planned: the group rebalances, partitions move to it);
+3. that worker **leaves** on SIGTERM (planned: it drains, commits and gives its partitions back).
+
+Counted afterwards from the table's changelog, which holds each key's count with the time the
+server stored it:
+
+- **processed twice**: the counts summed over every key, less the messages sent. A message
+  processed again after a rebalance adds to its key twice (the table is at-least-once);
+- **pause per partition**: the longest gap between two consecutive changelog records of a
+  partition from a rebalance's start to the next one's (or the end), for the partitions that stayed with their
+  worker and for those that moved. At the publishing rate, a partition normally sees a record
+  every few milliseconds, so a gap is the time that partition did not flow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from nats.aio.client import Client
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+
+from benchmarks.dataset import Message, declare_topic, publish
+from benchmarks.report import Row
+from benchmarks.workers import wait_owned
+from bridges.naming import Naming
+from bridges.transport.session import partition_for_key
+from testkit.group import read_group
+from testkit.workers import WorkerProcess, Workers
+
+__all__ = ["RebalanceResult", "Step", "rebalance_rows", "run_rebalance"]
+
+APP = "benchmarks.table_app"
+TOPIC = "bench-keys"
+APP_ID = "bench-rebalance"
+#: seconds of steady flow before, between and after the two rebalances
+_SETTLE = 3.0
+
+
+@dataclass(frozen=True)
+class Step:
+    """One rebalance: the longest pause of a partition that stayed, and of one that moved."""
+
+    name: str
+    stayed: float | None
+    moved: float | None
+
+
+@dataclass(frozen=True)
+class RebalanceResult:
+    sent: int
+    processed_twice: int
+    steps: list[Step]
+    rate: float
+
+
+async def run_rebalance(
+    url: str, client: Client, *, base_dir: Path, partitions: int, rate: float, session_timeout: float
+) -> RebalanceResult:
+    """See the module docstring; messages at ``rate`` per second throughout."""
+    await declare_topic(client, partitions, TOPIC)
+    env = {"BROKER": f"{url}?session_timeout={session_timeout}", "APP_ID": APP_ID,
+           "PARTITIONS": str(partitions), "STANDBYS": "0"}
+    argv = [sys.executable, "-m", "faust", "-A", APP, "worker", "-l", "info", "--without-web"]
+    sent = 0
+    stop = asyncio.Event()
+
+    async def produce() -> None:
+        nonlocal sent
+        counter = itertools.count()
+        tick = 0.05
+        while not stop.is_set():
+            started = time.monotonic()
+            chunk = [_message(next(counter), partitions) for _ in range(max(1, round(rate * tick)))]
+            await publish(client, chunk, topic=TOPIC)
+            sent += len(chunk)
+            await asyncio.sleep(max(0.0, tick - (time.monotonic() - started)))
+
+    with Workers(base_dir / APP_ID, env) as pool:
+        first = pool.spawn(argv, name="r1")
+        await first.wait_for_log(r"Worker ready", timeout=60)
+        await wait_owned(url, APP_ID, TOPIC, partitions, 1)
+        producer = asyncio.create_task(produce())
+        try:
+            await asyncio.sleep(_SETTLE)
+            before = await _holdings(url, first)
+            joined_at = time.time()
+            second = pool.spawn(argv, name="r2")
+            await wait_owned(url, APP_ID, TOPIC, partitions, 2)
+            moved_on_join = before - await _holdings(url, first)
+            await asyncio.sleep(_SETTLE)
+            left_at = time.time()
+            moved_on_leave = await _holdings(url, second)
+            second.signal(signal.SIGTERM)
+            await wait_owned(url, APP_ID, TOPIC, partitions, 1)
+            await second.wait_exit(60)
+            await asyncio.sleep(_SETTLE)
+            ended_at = time.time()
+        finally:
+            stop.set()
+            await producer
+        counts, stamps = await _changelog(client, partitions, expected=sent)
+    steps = [
+        _step("join", stamps, (joined_at, left_at), moved_on_join, partitions),
+        _step("leave", stamps, (left_at, ended_at), moved_on_leave, partitions),
+    ]
+    return RebalanceResult(sent, sum(counts) - sent, steps, rate)
+
+
+async def _holdings(url: str, worker: WorkerProcess) -> set[int]:
+    state = await read_group(url, APP_ID)
+    members = [m for m, record in state.members.items() if record.pid == worker.pid]
+    return state.partitions_of(members[0], TOPIC) if members else set()
+
+
+def _step(
+    name: str, stamps: dict[int, list[float]], during: tuple[float, float], moved: set[int], partitions: int
+) -> Step:
+    """The longest pauses from the rebalance's start to the next one's (``during``)."""
+    start, end = during
+
+    def longest_gap(partition: int) -> float:
+        times = [t for t in stamps.get(partition, []) if start <= t <= end]
+        return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+
+    stayed = [longest_gap(p) for p in range(partitions) if p not in moved]
+    went = [longest_gap(p) for p in moved]
+    return Step(name, max(stayed) if stayed else None, max(went) if went else None)
+
+
+async def _changelog(client: Client, partitions: int, *, expected: int) -> tuple[list[int], dict[int, list[float]]]:
+    """Each key's count (its newest record) and each partition's record times, once the
+    changelog counts every message sent."""
+    js = client.jetstream()
+    naming = Naming()
+    changelog = f"{APP_ID}-totals-changelog"
+    deadline = time.monotonic() + 120
+    while True:
+        newest: dict[str, int] = {}
+        stamps: dict[int, list[float]] = {}
+        for partition in range(partitions):
+            stream = naming.stream(changelog, partition)
+            try:
+                await js.stream_info(stream)
+            except NotFoundError:
+                continue  # no record yet
+            sub = await js.pull_subscribe(
+                naming.data_filter(changelog, partition, True), stream=stream,
+                config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE),
+            )
+            try:
+                while True:
+                    batch = await sub.fetch(1000, timeout=5)
+                    for msg in batch:
+                        newest[msg.subject] = int(msg.data)
+                        stamps.setdefault(partition, []).append(msg.metadata.timestamp.timestamp())
+                    if batch[-1].metadata.num_pending == 0:
+                        break
+            except TimeoutError:
+                pass  # nothing (more) to read: only the fence
+            finally:
+                await sub.unsubscribe()
+        if sum(newest.values()) >= expected or time.monotonic() > deadline:
+            return list(newest.values()), {p: sorted(ts) for p, ts in stamps.items()}
+        await asyncio.sleep(0.5)
+
+
+def _message(n: int, partitions: int) -> Message:
+    key = f"rebalance-{n}".encode()
+    return Message(partition_for_key(key, partitions), key, b"1", f"bench-rebalance-{n}")
+
+
+def rebalance_rows(result: RebalanceResult, stage: str) -> list[Row]:
+    """The stage's rows: messages processed twice, and each rebalance's longest pauses."""
+    rows = [
+        Row("rebalance-twice", stage, "messages processed twice, a join and a leave", result.processed_twice,
+            "events", result.processed_twice / result.sent, "messages sent",
+            f"{result.sent:,} messages at {result.rate:,.0f}/s, each with a key of its own, through a join "
+            f"and a SIGTERM leave"),
+    ]
+    for step in result.steps:
+        for which, pause in (("stayed", step.stayed), ("moved", step.moved)):
+            if pause is not None:
+                rows.append(Row(
+                    f"rebalance-{step.name}-{which}", stage,
+                    f"longest pause on {step.name}, a partition that {which}", pause, "s", None, "",
+                    "the longest gap between two changelog records of such a partition around the rebalance",
+                ))
+    return rows
