@@ -35,6 +35,7 @@ The modules, one concept each:
 - ``metric``       :func:`windowed_metric`: a metric module's ``build``, the faust agent
 - ``runtime``      :class:`WindowedRuntime`: add events, close windows, flush at each commit
 - ``decisions``    what the runtime writes about each event and window, decided without I/O
+- ``parsing``      the events' JSON parsed as ``json.loads`` would, faster
 - ``driver``       :class:`MetricDriver`: a metric run on events in a test, without NATS, and
                    what a worker would store and publish (the same decisions)
 - ``partitions``   what the runtime keeps per partition and per write in flight

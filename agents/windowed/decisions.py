@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.windowed.documents import failed_document, result_address, result_document, rfc3339, strict_json
+from agents.windowed.parsing import loads
 from tables import (
     ClosedWindow,
     Counted,
@@ -122,7 +123,7 @@ class MetricDecisions:
         letter before the next is added. Exhaust it: the record's watermark promise comes last.
         """
         try:
-            record = decode_record(raw, stored_at)
+            record = decode_record(raw, stored_at, loads=loads)
         except ValueError as exc:  # not JSON, or not a batch of the right shape
             yield self._reject("invalid", f"{partition}:{offset}", raw, f"not a JSON event: {exc}")
             return

@@ -9,6 +9,7 @@ which strict parsers refuse.
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -53,11 +54,19 @@ def result_address(window: ClosedWindow | OpenWindowResult) -> tuple[str, str] |
     return ".".join([window.metric, *parts, str(int(window.start))]), f"results.{window.metric}.{parts[0]}"
 
 
+# Built once: json.dumps with options other than its defaults builds a new encoder on every call,
+# which costs more than encoding a result document.
+_strict_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
 def strict_json(document: Any) -> bytes:
     """Compact JSON that strict parsers read: NaN and Infinity raise instead of being written."""
-    return json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
+    return _strict_encode(document).encode()
 
 
+# Remembered: every window of a metric that closes at one time has the same bounds, so one
+# formatting serves each key's result (strftime is most of a result document's cost otherwise).
+@functools.lru_cache(maxsize=1024)
 def rfc3339(epoch: float) -> str:
     """``epoch`` seconds as RFC 3339 in UTC, with microseconds only when there are any."""
     moment = datetime.fromtimestamp(epoch, UTC)
