@@ -95,10 +95,12 @@ class PipelineResult:
 
 async def run_pipeline(
     url: str, client: Client, dataset: Dataset, *, processes: int, base_dir: Path, session_timeout: float,
-    timeout: float = 300.0, metrics: bool = False,
+    timeout: float = 300.0, metrics: bool = False, graceful: bool = False,
 ) -> PipelineResult:
     """Run ``processes`` workers per agent over ``dataset`` (see the module docstring); with
-    ``metrics``, each worker serves ``/metrics``, scraped every second while the run lasts."""
+    ``metrics``, each worker serves ``/metrics``, scraped every second while the run lasts. The
+    workers are killed at the end, or with ``graceful`` stopped by SIGTERM (their last flush
+    stored) once the figures are taken."""
     await declare_topic(client, dataset.partitions)
     publish_seconds = await publish(client, batched(dataset.messages(), BATCH_EVENTS))
     env = metric_env(
@@ -123,6 +125,8 @@ async def run_pipeline(
                 done.set()
                 scrapes = await scraper
                 await starts_cpu
+            if graceful:
+                await asyncio.gather(*(worker.terminate() for worker in workers))
         starts = {agent: _began(workers, agent, spawned) for agent in METRIC_AGENTS}
     first, last = min(starts.values()), max(starts.values())
     per_agent = {agent: watch.last(agent) - starts[agent] for agent in METRIC_AGENTS}

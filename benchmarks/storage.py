@@ -8,8 +8,9 @@ they hold:
   records, :mod:`tables.batch`);
 - the **metrics bucket** (``KV_metrics``): bytes per window (one final per window and metric);
 - the **RESULTS stream**: bytes per published final;
-- the **changelogs**: what is left once every window has closed (:mod:`tables.compaction` keeps
-  them to the open state, so this is not per window);
+- the **changelogs**: what is left once every window has closed and the workers have stopped
+  (SIGTERM: their last flush stored and purged; :mod:`tables.compaction` keeps a changelog to
+  the open state, so this is not per window);
 - the rest (offsets, group leases, topic registrations): bookkeeping, a few KiB.
 
 The year is a projection, not a measurement: each stream keeps what its default retention
@@ -59,7 +60,9 @@ class StoredBytes:
 
 async def run_storage(url: str, client: Client, dataset: Dataset, *, base_dir: Path, session_timeout: float) -> StoredBytes:
     """Run the pipeline over ``dataset``, then read every stream's size (see the module docstring)."""
-    await run_pipeline(url, client, dataset, processes=1, base_dir=base_dir, session_timeout=session_timeout)
+    await run_pipeline(
+        url, client, dataset, processes=1, base_dir=base_dir, session_timeout=session_timeout, graceful=True
+    )
     js = client.jetstream()
     sizes: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for info in await js.streams_info():
@@ -117,7 +120,8 @@ def storage_rows(stored: StoredBytes, dataset: Dataset, stage: str) -> list[Row]
             f"{stored.metrics:,} B for {stored.metrics_keys:,} finals"),
         Row("storage-result", stage, "RESULTS stream, per final", per_result, "B", None, "",
             f"{stored.results:,} B for {stored.results_messages:,} results"),
-        Row("storage-changelogs", stage, "changelogs once every window closed", stored.changelogs, "B", None, "",
+        Row("storage-changelogs", stage, "changelogs once every window closed, workers stopped", stored.changelogs,
+            "B", None, "",
             f"{stored.changelog_messages} messages in all partitions of the 3 agents (markers, watermarks, fences); "
             f"bookkeeping streams {stored.bookkeeping:,} B"),
         Row("storage-year", stage, f"a year at {RATE:,.0f} events/s, default retention, per replica",
