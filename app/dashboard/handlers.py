@@ -25,7 +25,8 @@ Pages are rendered on the server (:mod:`app.dashboard.pages`, SVG charts from
 starts with a snapshot of what its page shows, so a reconnecting page catches up. A page's
 cost per update does not grow with the class (:mod:`app.dashboard.overview`), and at most
 ``DASHBOARD_STREAMS`` streams are open at once: one more is answered 503 with ``Retry-After``
-(the browser's EventSource gives up on a 503; the page says to reload).
+(the browser's EventSource gives up on a 503; the page says to reload). A page that went
+away gives its stream's slot back at its next write, within the keep-alive period.
 
 These are HTML pages, not the API: the OpenAPI document does not list them, and they are added
 by :func:`add_dashboard` next to :func:`app.web.make_web_app`'s routes rather than inside it.
@@ -81,7 +82,9 @@ class Dashboard:
         reader: the web process's metrics reader (started and closed by its owner).
         guard: who may read (None: anyone).
         window_seconds, grace_seconds: shown on the pages, so readers know when to expect data.
-        keepalive: seconds of quiet after which a stream sends a comment, so proxies keep it open.
+        keepalive: seconds of quiet after which a stream sends a comment, so proxies keep it open;
+            also how soon the stream of a page that went away notices (aiohttp says nothing of a
+            closed connection until a write fails) and gives its slot back.
         streams: streams open at once (``DASHBOARD_STREAMS``).
         students: students kept (``DASHBOARD_STUDENTS``).
         retry_after: seconds a 503 asks the client to wait.
@@ -94,7 +97,7 @@ class Dashboard:
         guard: ReadGuard | None = None,
         window_seconds: int,
         grace_seconds: int,
-        keepalive: float = 15.0,
+        keepalive: float = 5.0,
         streams: int = 100,
         students: int = STUDENTS,
         retry_after: int = 2,

@@ -7,7 +7,10 @@ uploads are served at once, so slow or idle clients cannot hold its memory.
   connection still waiting for a complete request (``RequestHandler._process_keepalive``);
   nothing else of aiohttp's bounds the wait for headers.
 - **body**: an upload must arrive within ``HTTP_BODY_SECONDS`` (408, and the connection is
-  closed; :mod:`app.web.ingest`).
+  closed; :mod:`app.web.ingest`). After an upload is refused unread (413, 503), aiohttp reads and
+  drops the rest for its lingering time, so a client still sending can read the answer; that
+  time is ``HTTP_BODY_SECONDS`` too (aiohttp's default is 10 s), so no upload holds a connection
+  longer than the body deadline.
 - **concurrency**: at most ``INGEST_CONCURRENCY`` ingest requests are served at once, each
   holding at most 1 MiB of body; one more is answered 503 with ``Retry-After`` without reading
   its body. The dashboard's streams have their own limit (``DASHBOARD_STREAMS``).
@@ -36,5 +39,6 @@ class Doors:
         return cls(settings.http_idle_seconds, settings.http_body_seconds, settings.ingest_concurrency)
 
     def handler_args(self) -> dict[str, Any]:
-        """aiohttp's connection handler options (``AppRunner(**...)``) that enforce the header deadline."""
-        return {"keepalive_timeout": self.idle_seconds}
+        """aiohttp's connection handler options (``AppRunner(**...)``): the header deadline, and
+        the lingering after a refused upload."""
+        return {"keepalive_timeout": self.idle_seconds, "lingering_time": self.body_seconds}

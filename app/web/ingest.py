@@ -132,7 +132,7 @@ class IngestHandler:
             async with asyncio.timeout(self._body_seconds):
                 body = await self._read_body(request)
         except TimeoutError:
-            return self._closing(error_response(
+            return await _hang_up(request, error_response(
                 408, f"the body did not arrive within {self._body_seconds:g} seconds", field="(body)"
             ))  # fmt: skip
         if body is None:
@@ -193,9 +193,20 @@ class IngestHandler:
     @staticmethod
     def _closing(response: web.Response) -> web.Response:
         """``response``, after which the connection is closed: the unread rest of the upload would
-        otherwise be read (and thrown away) to keep the connection alive; closing it is cheaper."""
+        otherwise be read (and thrown away) to keep the connection alive; closing it is cheaper.
+        aiohttp still reads and drops what comes for its lingering time (``HTTP_BODY_SECONDS``,
+        :mod:`app.web.doors`), so a client still sending can read the answer."""
         response.force_close()
         return response
+
+
+async def _hang_up(request: web.Request, response: web.Response) -> web.Response:
+    """Send ``response`` and close the connection at once: its client stopped sending, so the rest
+    of its body, which aiohttp would otherwise wait out for its lingering time, is not coming."""
+    await response.prepare(request)
+    await response.write_eof()
+    request.protocol.force_close()  # the answer is flushed before the socket closes
+    return response
 
 
 def _is_json(request: web.Request) -> bool:
