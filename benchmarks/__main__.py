@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--only", default=None, metavar="STAGE[,STAGE]",
-        help="run only these stages: throughput, transport, ingest, query, latency, burst, memory, history, groups",
+        help="run only these stages: throughput, transport, ingest, query, latency, burst, memory, history, groups, doors",
     )
 
 

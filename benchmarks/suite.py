@@ -18,7 +18,9 @@ streams, and each with its own reference measured in the same run:
 - ``history``: a worker's takeover (recovery time, RSS) after growing numbers of windows opened
   and closed: what a changelog that holds only what is open should keep flat (issue 13);
 - ``groups``: one agent on 1 and 2 processes, failover after SIGTERM/SIGKILL, takeover of a
-  table with and without a standby.
+  table with and without a standby;
+- ``doors``: the web process's RSS under slow clients with and without its bounds, and the
+  dashboard's cost per update at 200 and 20,000 students (issue 14).
 
 :data:`DEFAULT` takes about eight minutes on a 2-core machine (three of them the history stage's
 million windows); :data:`QUICK` runs every stage on toy sizes in about a minute, to show the suite
@@ -46,6 +48,7 @@ from benchmarks.burst import BEHIND, run_burst
 from benchmarks.ceiling import run_ceiling
 from benchmarks.core import run_core
 from benchmarks.dataset import Dataset, declare_topic, make_dataset, publish
+from benchmarks.doors import run_doors
 from benchmarks.groups import run_groups
 from benchmarks.history import run_level
 from benchmarks.latency import run_latency
@@ -57,7 +60,7 @@ from bridges.server import NatsServer
 
 __all__ = ["DEFAULT", "QUICK", "STAGES", "Scale", "SuiteResult", "fresh_server", "run_suite"]
 
-STAGES = ("throughput", "transport", "ingest", "query", "latency", "burst", "memory", "history", "groups")
+STAGES = ("throughput", "transport", "ingest", "query", "latency", "burst", "memory", "history", "groups", "doors")
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,9 @@ class Scale:
     metrics_pairs: int = 3
     partitions: int = 4
     burst_factor: float = 3.0
+    #: the slow-client attack (stalled uploads, idle connections, seconds watched) and dashboard updates
+    doors_attack: tuple[int, int, float] = (150, 50, 15.0)
+    doors_updates: int = 2_000
 
 
 DEFAULT = Scale(
@@ -119,7 +125,7 @@ QUICK = Scale(
     burst_seconds=2, burst_students=300, burst_fallback_rate=6_000,
     memory_levels=(100, 500, 1_000), history_levels=(1_000, 3_000, 10_000),
     group_batch=500, group_rounds=1, group_keys=2_000,
-    session_timeout=1.5, metrics_events=2_000, metrics_pairs=1,
+    session_timeout=1.5, metrics_events=2_000, metrics_pairs=1, doors_attack=(40, 10, 8.0), doors_updates=200,
 )
 
 
@@ -146,6 +152,7 @@ async def run_suite(
         "memory": _memory,
         "history": _history,
         "groups": _groups,
+        "doors": _doors,
     }
     for stage in stages:
         started = time.monotonic()
@@ -465,6 +472,14 @@ async def _groups(scale: Scale, result: SuiteResult) -> None:
             f"SIGKILL -> survivor ready, table recovered; {takeover.replayed:,} changelog records replayed; "
             f"session timeout {timeout:g} s",
         ))
+
+
+async def _doors(scale: Scale, result: SuiteResult) -> None:
+    uploads, idle, watch = scale.doors_attack
+    async with fresh_server() as (url, client, base):
+        rows, targets = await run_doors(url, base, uploads=uploads, idle=idle, watch=watch, updates=scale.doors_updates)
+    result.rows += rows
+    result.targets += targets
 
 
 def _percentile(ordered: list[float], q: float) -> float:

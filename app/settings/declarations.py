@@ -102,7 +102,7 @@ class Settings:
         "seconds an upload may take to send its body; a slower one is answered 408 and closed",
     )
     ingest_concurrency: int = setting(
-        "INGEST_CONCURRENCY", "32", Integer(minimum=1),
+        "INGEST_CONCURRENCY", "16", Integer(minimum=1),
         "HTTP ingest requests served at once (each holds up to 1 MiB); more are answered 503 with Retry-After",
     )
     dashboard_streams: int = setting(

@@ -32,7 +32,7 @@ class Doors:
 
     idle_seconds: float = 15.0
     body_seconds: float = 30.0
-    ingest_concurrency: int = 32
+    ingest_concurrency: int = 16
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Doors:

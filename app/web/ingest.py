@@ -89,7 +89,7 @@ class IngestHandler:
         retry_after: int = 2,
         max_body_bytes: int = MAX_BODY_BYTES,
         body_seconds: float = 30.0,
-        concurrency: int = 32,
+        concurrency: int = 16,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._sink = sink
@@ -131,6 +131,8 @@ class IngestHandler:
         try:
             async with asyncio.timeout(self._body_seconds):
                 body = await self._read_body(request)
+        except ConnectionResetError:  # the client went away mid-body: nobody reads this answer
+            return self._closing(error_response(400, "the connection was lost before the body arrived", field="(body)"))
         except TimeoutError:
             return await _hang_up(request, error_response(
                 408, f"the body did not arrive within {self._body_seconds:g} seconds", field="(body)"
