@@ -29,6 +29,7 @@ ROWS = [
     "history-recovery-1", "history-rss-1", "history-recovery-2", "history-rss-2",
     "history-recovery-3", "history-rss-3",
     "agent-1", "agent-2", "agent-2-nostandby", "failover-sigterm", "failover-sigkill", "recovery-standby", "recovery-cold",
+    "doors-rss-unbounded", "doors-rss-bounded", "dashboard-update-200", "dashboard-update-20000",
 ]
 TARGETS = [
     "full pipeline, 1 process per agent / faust core",
@@ -38,6 +39,8 @@ TARGETS = [
     "query p99, long history / short (/latest)",
     "close latency p99 beyond end + grace, seconds",
     "late events during a burst at 3x worker throughput",
+    "web RSS growth under the slow-client attack, bounded / unbounded",
+    "dashboard update cost, 20,000 / 200 students",
 ]
 
 
