@@ -5,7 +5,7 @@ Layout — imports point one way (tests/unit/test_architecture.py holds the code
     app  ->  agents, bridges  ->  contract  ->  tables
 
     app:      __main__ -> cli -> worker, web, demo, simulator;  web -> dashboard;
-              worker, web -> monitoring;  each of them -> settings, signals, logs, access (leaf modules)
+              worker, web -> monitoring;  each of them -> settings, signals, logs, access, capacity (leaves)
     bridges:  public -> transport -> group -> connection, jetstream, naming, server, storage;
               of bridges, only public imports contract (the faust driver is reusable)
     dev-only: tests -> benchmarks -> testkit -> the product, which imports none of them
@@ -25,7 +25,7 @@ Layout — imports point one way (tests/unit/test_architecture.py holds the code
                 The only folder that imports ``nats``.
 - ``app``       this package: reads settings once at the edge and wires the rest together.
 
-Inside ``app``, a package per process or command, and four leaf modules every one may use:
+Inside ``app``, a package per process or command, and five leaf modules every one may use:
 
 - ``cli/``        ``python -m app <command>``, one module per command
 - ``worker/``     a metric worker: the faust App factory and the worker process
@@ -37,7 +37,8 @@ Inside ``app``, a package per process or command, and four leaf modules every on
 - ``settings/``   the one frozen settings object, each setting declared once (variable,
                   default, bounds, meaning); ``signals`` waiting for SIGINT/SIGTERM;
                   ``logs`` how every process logs (LOG_FORMAT: text or JSON lines);
-                  ``access`` who may read (READ_TOKEN, READ_ACCESS) and the tokens' check
+                  ``access`` who may read (READ_TOKEN, READ_ACCESS) and the tokens' check;
+                  ``capacity`` the count of slots that bounds ingest and the dashboard's streams
 """
 
 __all__: list[str] = []

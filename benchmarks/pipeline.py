@@ -60,11 +60,12 @@ from benchmarks.dataset import (
     publish,
     verify_sample,
 )
+from benchmarks.report import Row
 from benchmarks.workers import log_time, metric_env, spawn_metric_workers
 from testkit.pipeline import METRIC_AGENTS
 from testkit.workers import WorkerProcess, Workers
 
-__all__ = ["ACTIVATED", "PipelineResult", "run_pipeline"]
+__all__ = ["ACTIVATED", "PipelineResult", "pipeline_row", "run_pipeline"]
 
 #: events per batch record, about what HTTP ingest writes for a 1,000-event request over the
 #: partitions of these runs
@@ -185,3 +186,20 @@ def _began(workers: list[WorkerProcess], agent: str, spawned: float) -> float:
     if not found:
         raise AssertionError(f"no {agent} worker logged that it took a partition")
     return min(found)
+
+
+def pipeline_row(run: PipelineResult, dataset: Dataset, ceiling: float, core: float) -> Row:
+    """The throughput stage's row of ``run``: events/s as a ratio to the ceiling, per-worker rates."""
+    rate = dataset.size / run.seconds
+    per_worker = ", ".join(
+        f"{agent} {dataset.size / run.processes / seconds / 1000:.1f}k" for agent, seconds in run.per_agent.items()
+    )
+    workers = 3 * run.processes
+    return Row(
+        f"pipeline-{run.processes}", "full pipeline",
+        f"{run.processes} process{'es' if run.processes > 1 else ''} per agent ({workers} workers)",
+        rate, "events/s", rate / ceiling, "ceiling",
+        f"{rate / core:.2f} of faust core; events/s per worker, each agent from its own start: {per_worker}; "
+        f"backlog stored in {run.publish_seconds:.1f} s before the workers started; timed from the first worker "
+        f"processing (start-up {run.startup:.1f} s left out; the agents began within {run.skew:.2f} s)",
+    )

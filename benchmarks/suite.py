@@ -22,7 +22,9 @@ streams, and each with its own reference measured in the same run:
 - ``groups``: one agent on 1 and 2 processes, failover after SIGTERM/SIGKILL, takeover of a
   table with and without a standby;
 - ``rebalance``: a worker joining and one leaving a running group: messages processed twice, and
-  how long partitions that stay and that move pause (issue 16).
+  how long partitions that stay and that move pause (issue 16);
+- ``doors``: the web process's RSS under slow clients with and without its bounds, and the
+  dashboard's cost per update at 200 and 20,000 students (issue 14).
 
 :data:`DEFAULT` takes about eight minutes on a 2-core machine (three of them the history stage's
 million windows); :data:`QUICK` runs every stage on toy sizes in about a minute, to show the suite
@@ -49,12 +51,13 @@ from benchmarks import ingest, transport_vs_core
 from benchmarks.burst import BEHIND, run_burst
 from benchmarks.ceiling import run_ceiling
 from benchmarks.core import run_core
-from benchmarks.dataset import Dataset, declare_topic, make_dataset, publish
+from benchmarks.dataset import declare_topic, make_dataset, publish
+from benchmarks.doors import run_doors
 from benchmarks.groups import run_groups
 from benchmarks.history import run_level
 from benchmarks.latency import run_latency
 from benchmarks.memory import run_memory
-from benchmarks.pipeline import PipelineResult, run_pipeline
+from benchmarks.pipeline import PipelineResult, pipeline_row, run_pipeline
 from benchmarks.query import run_query
 from benchmarks.rebalance import rebalance_rows, run_rebalance
 from benchmarks.report import Row, Target
@@ -64,7 +67,8 @@ from bridges.server import NatsServer
 __all__ = ["DEFAULT", "QUICK", "STAGES", "Scale", "SuiteResult", "fresh_server", "run_suite"]
 
 STAGES = (
-    "throughput", "transport", "ingest", "query", "latency", "burst", "memory", "history", "storage", "groups", "rebalance",
+    "throughput", "transport", "ingest", "query", "latency", "burst", "memory", "history", "storage", "groups",
+    "rebalance", "doors",
 )
 
 
@@ -111,6 +115,9 @@ class Scale:
     rebalance_rate: float = 2_000.0
     partitions: int = 4
     burst_factor: float = 3.0
+    #: the slow-client attack (stalled uploads, idle connections, seconds watched) and dashboard updates
+    doors_attack: tuple[int, int, float] = (150, 50, 15.0)
+    doors_updates: int = 2_000
 
 
 DEFAULT = Scale(
@@ -129,7 +136,7 @@ QUICK = Scale(
     burst_seconds=2, burst_students=300, burst_fallback_rate=6_000,
     memory_levels=(100, 500, 1_000), history_levels=(1_000, 3_000, 10_000),
     group_batch=500, group_rounds=1, group_keys=2_000,
-    session_timeout=1.5, metrics_events=2_000, metrics_pairs=1,
+    session_timeout=1.5, metrics_events=2_000, metrics_pairs=1, doors_attack=(40, 10, 8.0), doors_updates=200,
 )
 
 
@@ -158,6 +165,7 @@ async def run_suite(
         "storage": _storage,
         "groups": _groups,
         "rebalance": _rebalance,
+        "doors": _doors,
     }
     for stage in stages:
         started = time.monotonic()
@@ -177,10 +185,6 @@ async def fresh_server() -> AsyncIterator[tuple[str, Client, Path]]:
                 yield server.url, client, base
             finally:
                 await client.close()
-
-
-def _k(rate: float) -> str:
-    return f"{rate / 1000:.1f}k"
 
 
 # -- stages ---------------------------------------------------------------------------------
@@ -212,7 +216,7 @@ async def _throughput(scale: Scale, result: SuiteResult) -> None:
             plain / ceiling, "ceiling", f"windowed tables run at {core / plain:.2f} of this (the table layer)"),
     ]
     for run in pipelines:
-        result.rows.append(_pipeline_row(run, dataset, ceiling, core))
+        result.rows.append(pipeline_row(run, dataset, ceiling, core))
     result.rows.append(await _metrics_cost(scale))
     result.pipeline_rate = dataset.size / pipelines[0].seconds
     versus_core = result.pipeline_rate / core
@@ -261,22 +265,6 @@ async def _metrics_cost(scale: Scale) -> Row:
 
 def _listed(ratios: list[float]) -> str:
     return ", ".join(f"{ratio:.2f}" for ratio in ratios)
-
-
-def _pipeline_row(run: PipelineResult, dataset: Dataset, ceiling: float, core: float) -> Row:
-    rate = dataset.size / run.seconds
-    per_worker = ", ".join(
-        f"{agent} {_k(dataset.size / run.processes / seconds)}" for agent, seconds in run.per_agent.items()
-    )
-    workers = 3 * run.processes
-    return Row(
-        f"pipeline-{run.processes}", "full pipeline",
-        f"{run.processes} process{'es' if run.processes > 1 else ''} per agent ({workers} workers)",
-        rate, "events/s", rate / ceiling, "ceiling",
-        f"{rate / core:.2f} of faust core; events/s per worker, each agent from its own start: {per_worker}; "
-        f"backlog stored in {run.publish_seconds:.1f} s before the workers started; timed from the first worker "
-        f"processing (start-up {run.startup:.1f} s left out; the agents began within {run.skew:.2f} s)",
-    )
 
 
 async def _transport(scale: Scale, result: SuiteResult) -> None:
@@ -493,6 +481,12 @@ async def _rebalance(scale: Scale, result: SuiteResult) -> None:
             session_timeout=scale.session_timeout,
         )
     result.rows += rebalance_rows(run, "rebalance (issue 16)")
+async def _doors(scale: Scale, result: SuiteResult) -> None:
+    uploads, idle, watch = scale.doors_attack
+    async with fresh_server() as (url, client, base):
+        rows, targets = await run_doors(url, base, uploads=uploads, idle=idle, watch=watch, updates=scale.doors_updates)
+    result.rows += rows
+    result.targets += targets
 
 
 def _percentile(ordered: list[float], q: float) -> float:

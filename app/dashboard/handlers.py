@@ -2,11 +2,12 @@
 
 =====================================  ===================================================
 ``GET /``                              redirects to the overview
-``GET /dashboard``                     the classroom: every student's latest windows, the
-                                       struggling ones marked (the rule is on the page)
+``GET /dashboard[?after=id]``          the classroom, a page of students at a time (by id,
+                                       after ``after``): their latest windows, the struggling
+                                       ones marked (the rule is on the page)
 ``GET /dashboard/students/{id}``       one student: a chart of each metric over recent windows
-``GET /dashboard/stream[?student=id]`` server-sent events: ``patch`` events carrying an
-                                       element id and its new HTML, sent as windows close
+``GET /dashboard/stream[?after=id]``   server-sent events: ``patch`` events carrying an
+``GET /dashboard/stream?student=id``   element id and its new HTML, sent as windows close
 ``GET /dashboard/static/...``          the page's script and style sheet (no CDN: works offline)
 ``POST /dashboard/login``              takes a read token once, from the sign-in form
 =====================================  ===================================================
@@ -21,7 +22,11 @@ redirect, the static files and the form are open: they hold no student's data.
 
 Pages are rendered on the server (:mod:`app.dashboard.pages`, SVG charts from
 :mod:`app.dashboard.charts`); the script only swaps in the fragments the stream sends. A stream
-starts with a snapshot of what its page shows, so a reconnecting page catches up.
+starts with a snapshot of what its page shows, so a reconnecting page catches up. A page's
+cost per update does not grow with the class (:mod:`app.dashboard.overview`), and at most
+``DASHBOARD_STREAMS`` streams are open at once: one more is answered 503 with ``Retry-After``
+(the browser's EventSource gives up on a 503; the page says to reload). A page that went
+away gives its stream's slot back at its next write, within the keep-alive period.
 
 These are HTML pages, not the API: the OpenAPI document does not list them, and they are added
 by :func:`add_dashboard` next to :func:`app.web.make_web_app`'s routes rather than inside it.
@@ -42,20 +47,11 @@ from typing import Final
 from aiohttp import web
 
 from app.access import Reader, ReadGuard, bearer_token
+from app.capacity import Capacity
 from app.dashboard.live import LiveClass, SubscriptionEnded
-from app.dashboard.pages import (
-    ROWS_ID,
-    SUMMARY_ID,
-    login_page,
-    overview_page,
-    panels_id,
-    row_id,
-    student_page,
-    student_panels,
-    student_row,
-    summary,
-)
-from app.dashboard.state import ClassState, StudentState
+from app.dashboard.overview import OverviewView, Patch
+from app.dashboard.pages import login_page, panels_id, student_page, student_panels
+from app.dashboard.state import STUDENTS, ClassState, StudentState
 from bridges.public.metrics_reader import MetricsReader
 from contract.names import ID_SPELLING, is_id
 
@@ -86,7 +82,12 @@ class Dashboard:
         reader: the web process's metrics reader (started and closed by its owner).
         guard: who may read (None: anyone).
         window_seconds, grace_seconds: shown on the pages, so readers know when to expect data.
-        keepalive: seconds of quiet after which a stream sends a comment, so proxies keep it open.
+        keepalive: seconds of quiet after which a stream sends a comment, so proxies keep it open;
+            also how soon the stream of a page that went away notices (aiohttp says nothing of a
+            closed connection until a write fails) and gives its slot back.
+        streams: streams open at once (``DASHBOARD_STREAMS``).
+        students: students kept (``DASHBOARD_STUDENTS``).
+        retry_after: seconds a 503 asks the client to wait.
     """
 
     def __init__(
@@ -96,9 +97,14 @@ class Dashboard:
         guard: ReadGuard | None = None,
         window_seconds: int,
         grace_seconds: int,
-        keepalive: float = 15.0,
+        keepalive: float = 5.0,
+        streams: int = 100,
+        students: int = STUDENTS,
+        retry_after: int = 2,
     ) -> None:
-        self.live = LiveClass(reader)
+        self.live = LiveClass(reader, students=students)
+        self.streams = Capacity(streams)
+        self._retry_after = str(retry_after)
         self._guard = guard or ReadGuard(None)
         self._window = window_seconds
         self._grace = grace_seconds
@@ -144,9 +150,11 @@ class Dashboard:
         reader = self._reader(request)
         if reader is None:
             return _sign_in(request.path_qs)
-        page = overview_page(
-            _visible(self.live.state, reader), window_seconds=self._window, grace_seconds=self._grace
-        )
+        after = request.query.get("after")
+        if after is not None and not is_id(after):
+            return web.Response(status=404, text=f"no such page: ids are {ID_SPELLING}", headers=_HEADERS)
+        view = OverviewView(self.live.state, reader, after=after)
+        page = view.page(window_seconds=self._window, grace_seconds=self._grace)
         return web.Response(text=page, content_type="text/html", headers=_HEADERS)
 
     async def student(self, request: web.Request) -> web.Response:
@@ -169,26 +177,41 @@ class Dashboard:
         reader = self._reader(request)
         if reader is None:
             return web.Response(status=401, text="missing or wrong read token", headers={**_HEADERS, **_CHALLENGE})
-        student_id = request.query.get("student")
-        if student_id is not None and not is_id(student_id):
-            return web.Response(status=404, text="no such student", headers=_HEADERS)
+        student_id, after = request.query.get("student"), request.query.get("after")
+        for asked in (student_id, after):
+            if asked is not None and not is_id(asked):
+                return web.Response(status=404, text="no such student", headers=_HEADERS)
         if student_id is not None and self._guard.refuses(reader, student_id):
             return web.Response(status=403, text="this token may not read this student", headers=_HEADERS)
+        with self.streams.slot() as admitted:
+            if not admitted:
+                return web.Response(
+                    status=503, text=f"{self.streams.limit} dashboard streams are open already; retry later",
+                    headers={**_HEADERS, "Retry-After": self._retry_after},
+                )
+            return await self._follow(request, reader, student_id, after)
+
+    async def _follow(
+        self, request: web.Request, reader: Reader, student_id: str | None, after: str | None
+    ) -> web.StreamResponse:
+        """The stream of one page: its snapshot, then its patches as students change."""
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         )
         await response.prepare(request)
+        feed: OverviewView | _StudentFeed = (
+            OverviewView(self.live.state, reader, after=after) if student_id is None
+            else _StudentFeed(self.live.state, student_id, self._window)
+        )  # fmt: skip
         try:
             with self.live.subscribe() as subscription:
                 await response.write(b"retry: 2000\n\n")
-                await self._send(response, self._patches(reader, student_id, None))
+                await self._send(response, feed.snapshot())
                 while True:
                     changed = await subscription.changes(self._keepalive)
                     if not changed:
                         await response.write(b": keep-alive\n\n")
-                    elif (student_id is None or student_id in changed) and (
-                        patches := self._patches(reader, student_id, changed)
-                    ):
+                    elif patches := feed.patches(changed):
                         await self._send(response, patches)
         except SubscriptionEnded:
             pass
@@ -196,39 +219,32 @@ class Dashboard:
             log.debug("a dashboard page went away")
         return response
 
-    def _patches(self, reader: Reader, student_id: str | None, changed: set[str] | None) -> list[dict[str, str]]:
-        """What to swap in: the overview's changed rows and summary, or one student's panels,
-        of the students ``reader`` may see.
-
-        ``changed`` None: everything the page shows (the snapshot a stream starts with); none
-        when no student of the reader's changed.
-        """
-        state = self.live.state
-        if student_id is not None:
-            student = state.student(student_id) or StudentState(student_id)
-            return [{"id": panels_id(student_id), "html": student_panels(student, window_seconds=self._window)}]
-        visible = _visible(state, reader)
-        shown = visible if changed is None else [s for s in visible if s.student_id in changed]
-        if changed is not None and not shown:
-            return []
-        patches = [{"id": row_id(s.student_id), "html": student_row(s), "parent": ROWS_ID} for s in shown]
-        patches.append({"id": SUMMARY_ID, "html": summary(visible)})
-        return patches
-
     @staticmethod
-    async def _send(response: web.StreamResponse, patches: list[dict[str, str]]) -> None:
+    async def _send(response: web.StreamResponse, patches: list[Patch]) -> None:
         data = "".join(f"event: patch\ndata: {json.dumps(patch)}\n\n" for patch in patches)
         await response.write(data.encode())
+
+
+class _StudentFeed:
+    """One student's page: its panels, whole, when the student changed."""
+
+    def __init__(self, state: ClassState, student_id: str, window_seconds: int) -> None:
+        self._state = state
+        self._student_id = student_id
+        self._window = window_seconds
+
+    def snapshot(self) -> list[Patch]:
+        student = self._state.student(self._student_id) or StudentState(self._student_id)
+        return [{"id": panels_id(self._student_id), "html": student_panels(student, window_seconds=self._window)}]
+
+    def patches(self, changed: set[str]) -> list[Patch]:
+        return self.snapshot() if self._student_id in changed else []
 
 
 def _sign_in(next_path: str, message: str = "This dashboard needs a read token.") -> web.Response:
     """401 with the sign-in form, which comes back to ``next_path``."""
     page = login_page(next_path, message)
     return web.Response(status=401, text=page, content_type="text/html", headers={**_HEADERS, **_CHALLENGE})
-
-
-def _visible(state: ClassState, reader: Reader) -> list[StudentState]:
-    return [student for student in state.students if reader.may_read(student.student_id)]
 
 
 def _cookie_token(request: web.Request) -> str | None:
@@ -257,10 +273,17 @@ def add_dashboard(
     guard: ReadGuard | None = None,
     window_seconds: int,
     grace_seconds: int,
+    streams: int = 100,
+    students: int = STUDENTS,
+    retry_after: int = 2,
 ) -> Dashboard:
     """Add the dashboard's routes to ``app``; it follows the bucket while ``app`` runs. Its
-    pages and stream are behind ``guard`` (None: open to anyone)."""
-    dashboard = Dashboard(reader, guard=guard, window_seconds=window_seconds, grace_seconds=grace_seconds)
+    pages and stream are behind ``guard`` (None: open to anyone); ``streams`` and ``students``
+    are its bounds (see :class:`Dashboard`)."""
+    dashboard = Dashboard(
+        reader, guard=guard, window_seconds=window_seconds, grace_seconds=grace_seconds,
+        streams=streams, students=students, retry_after=retry_after,
+    )
     app[DASHBOARD] = dashboard
     app.cleanup_ctx.append(dashboard.lifespan)
     app.router.add_get("/", dashboard.home)

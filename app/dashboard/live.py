@@ -19,7 +19,7 @@ import logging
 from collections.abc import Iterator
 from typing import Final
 
-from app.dashboard.state import HISTORY, ClassState
+from app.dashboard.state import HISTORY, STUDENTS, ClassState
 from bridges.public.metrics_reader import MetricsReader
 
 __all__ = ["LiveClass", "Subscription", "SubscriptionEnded"]
@@ -35,7 +35,7 @@ class SubscriptionEnded(Exception):
 
 
 class Subscription:
-    """The ids of students whose windows changed, for one page."""
+    """The ids of students whose windows changed (or who were forgotten), for one page."""
 
     def __init__(self, maxsize: int) -> None:
         # One slot more than maxsize, for the end marker: ending never blocks or fails.
@@ -82,11 +82,12 @@ class LiveClass:
     Args:
         reader: a started metrics reader (not owned).
         history: windows kept per student and series.
+        students: students kept (``DASHBOARD_STUDENTS``); the quietest are forgotten first.
     """
 
-    def __init__(self, reader: MetricsReader, *, history: int = HISTORY) -> None:
+    def __init__(self, reader: MetricsReader, *, history: int = HISTORY, students: int = STUDENTS) -> None:
         self._reader = reader
-        self.state = ClassState(history)
+        self.state = ClassState(history, limit=students)
         self._subscribers: set[Subscription] = set()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -138,9 +139,9 @@ class LiveClass:
                         changed = self.state.apply(
                             entry.key, entry.metric, entry.student_id, entry.game_id, entry.window_start, entry.value
                         )
-                        if changed:
+                        for student_id in changed:
                             for subscription in list(self._subscribers):
-                                subscription.offer(entry.student_id)
+                                subscription.offer(student_id)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - nats-py's errors too: retried, never fatal

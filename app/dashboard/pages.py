@@ -31,10 +31,15 @@ from app.dashboard.state import (
 )
 
 __all__ = [
+    "PAGER_ID",
+    "PAGE_ROWS",
     "ROWS_ID",
     "SUMMARY_ID",
+    "SUMMARY_NAMES",
     "login_page",
+    "overview_href",
     "overview_page",
+    "pager",
     "panels_id",
     "row_id",
     "student_page",
@@ -45,7 +50,12 @@ __all__ = [
 
 ROWS_ID: Final = "students"
 SUMMARY_ID: Final = "summary"
+PAGER_ID: Final = "pager"
 STATIC: Final = "/dashboard/static"
+#: students on one page of the overview: what a page renders, and what its stream keeps current
+PAGE_ROWS: Final = 100
+#: struggling students the summary names; the others are counted ("and 12 more")
+SUMMARY_NAMES: Final = 20
 
 RULE: Final = (
     f"Struggling: over the last {STRUGGLE_WINDOWS} windows with results, answer accuracy below "
@@ -64,6 +74,12 @@ def panels_id(student_id: str) -> str:
 
 def _student_href(student_id: str) -> str:
     return f"/dashboard/students/{quote(student_id, safe='')}"
+
+
+def overview_href(after: str | None, path: str = "/dashboard") -> str:
+    """The overview's page of students after ``after`` (None: the first page); ``path`` is the
+    page's, or its stream's."""
+    return path if after is None else f"{path}?after={quote(after, safe='')}"
 
 
 def _page(title: str, stream: str, body: Markup) -> Markup:
@@ -138,31 +154,52 @@ def student_row(student: StudentState) -> Markup:
     )
 
 
-def summary(students: Sequence[StudentState]) -> Markup:
-    """The line above the table, over ``students`` (those the reader may see)."""
-    struggling = [student for student in students if student.struggle() is not None]
+def summary(students: int, struggling: int, names: Sequence[str]) -> Markup:
+    """The line above the table: of ``students`` (those the reader may see), ``struggling`` are,
+    the first of them ``names`` (at most :data:`SUMMARY_NAMES`: the others are counted)."""
     if students:
-        names = join((_student_link(s.student_id) for s in struggling), ", ")
-        text = join([f"{len(struggling)} of {len(students)} students struggling", *([": ", names] if names else [])])
+        links = join((_student_link(name) for name in names), ", ")
+        more = struggling - len(names)
+        text = join([
+            f"{struggling} of {students} students struggling",
+            *([": ", links] if names else []),
+            *([f" and {more} more"] if names and more > 0 else []),
+        ])  # fmt: skip
     else:
         text = join(["No windows have closed yet: results appear here as each window closes."])
-    return render(
-        "overview/summary.html", id=SUMMARY_ID, students=len(students), struggling=len(struggling), text=text
-    )
+    return render("overview/summary.html", id=SUMMARY_ID, students=students, struggling=struggling, text=text)
 
 
-def overview_page(students: Sequence[StudentState], *, window_seconds: int, grace_seconds: int) -> Markup:
-    """The classroom: a row for each of ``students`` (those the reader may see), by id."""
+def pager(*, first: int, shown: int, total: int, previous: str | None, following: str | None) -> Markup:
+    """Where a page of the overview is in the class: students ``first`` to ``first + shown - 1``
+    of ``total``, with links to the previous and the next page (hrefs; None: there is none)."""
+    where = f"Students {first}-{first + shown - 1} of {total}, by id" if shown else f"{total} students"
+    links = [
+        render("overview/page-link.html", href=href, text=text, rel=rel)
+        for href, text, rel in ((previous, "previous page", "prev"), (following, "next page", "next"))
+        if href is not None
+    ]
+    return render("overview/pager.html", id=PAGER_ID, where=where, links=join(links, " "))
+
+
+def overview_page(
+    rows: Sequence[StudentState], *, summary: Markup, pager: Markup, after: str | None,
+    window_seconds: int, grace_seconds: int,
+) -> Markup:
+    """One page of the classroom: a row for each of ``rows`` (at most :data:`PAGE_ROWS` of the
+    students the reader may see, by id, after ``after``), with the class's ``summary``."""
     body = render(
         "overview/body.html",
-        summary=summary(students),
+        summary=summary,
+        pager=pager,
         rule=RULE,
         window_seconds=window_seconds,
         grace_seconds=grace_seconds,
         rows_id=ROWS_ID,
-        rows=join(student_row(student) for student in students),
+        after=after or "",
+        rows=join(student_row(student) for student in rows),
     )
-    return _page("Classroom - learning-streams", "/dashboard/stream", body)
+    return _page("Classroom - learning-streams", overview_href(after, "/dashboard/stream"), body)
 def _slots(student: StudentState, window_seconds: int) -> list[int]:
     """The window starts the student's charts share: the last :data:`HISTORY` windows up to the
     student's newest one, idle ones included, so every chart has the same time axis."""

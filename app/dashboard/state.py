@@ -3,7 +3,10 @@
 Fed one KV value at a time (from a watch of the ``metrics`` bucket, see
 :mod:`app.dashboard.live`), in whatever order they come: a window is placed by its start, a
 second value for the same window replaces the first, and only the newest ``history`` windows
-of each series are kept, so memory stays bounded however long the bucket's history is.
+of each series are kept, and at most ``limit`` students (``DASHBOARD_STUDENTS``): beyond it the
+student whose windows changed least recently is forgotten, so memory stays bounded however long
+the bucket's history is and however many students it holds. A watch replays the bucket in the
+order values were written, so after a restart the students forgotten are still the quietest.
 
 *Struggling*, as the overview says on the page: over a student's last
 :data:`STRUGGLE_WINDOWS` windows that have results, answer accuracy below 50 % with at least
@@ -16,9 +19,12 @@ from __future__ import annotations
 
 import bisect
 import json
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
+
+from app.dashboard.roster import Roster
 
 __all__ = [
     "ClassState",
@@ -27,6 +33,7 @@ __all__ = [
     "MIN_FINISHED_LEVELS",
     "STRUGGLE_BELOW",
     "STRUGGLE_WINDOWS",
+    "STUDENTS",
     "Series",
     "Struggle",
     "StudentState",
@@ -35,6 +42,8 @@ __all__ = [
 
 #: windows kept per student, metric (and game): what the charts show
 HISTORY: Final = 30
+#: students kept by default (the ``DASHBOARD_STUDENTS`` setting's default)
+STUDENTS: Final = 20_000
 #: recent windows the struggling rule sums over
 STRUGGLE_WINDOWS: Final = 10
 #: accuracy or completion below this share is struggling
@@ -158,27 +167,34 @@ class StudentState:
 
 
 class ClassState:
-    """Every student seen in the ``metrics`` bucket."""
+    """The students seen in the ``metrics`` bucket, at most ``limit`` (the most recently changed),
+    with a :class:`Roster` of them kept current as values come."""
 
-    def __init__(self, history: int = HISTORY) -> None:
+    def __init__(self, history: int = HISTORY, *, limit: int = STUDENTS) -> None:
+        if limit < 1:
+            raise ValueError(f"a class keeps at least 1 student, not {limit}")
         self._history = history
-        self._students: dict[str, StudentState] = {}
+        self._limit = limit
+        # by the last change: the first is the one quiet the longest, forgotten first
+        self._students: OrderedDict[str, StudentState] = OrderedDict()
+        self.roster = Roster()
 
     def apply(
         self, key: str, metric: str, student_id: str, game_id: str | None, start: int, raw: bytes
-    ) -> bool:
-        """Take one KV value; True if it changed what the dashboard shows.
+    ) -> list[str]:
+        """Take one KV value; the students whose rows it changed (none: nothing the dashboard
+        shows changed): its own, and the one it made the class forget, if any.
 
         Values that are not final, or not JSON objects, are left out: the page shows results.
         """
         try:
             value = json.loads(raw)
         except ValueError:
-            return False
+            return []
         if not isinstance(value, dict) or value.get("final") is not True:
-            return False
+            return []
         if metric not in ("progression", "engagement") and not (metric == "outcomes" and game_id):
-            return False
+            return []
         student = self._students.get(student_id)
         if student is None:
             student = self._students[student_id] = StudentState(
@@ -191,15 +207,27 @@ class ClassState:
         else:
             assert game_id is not None
             series = student.outcomes.setdefault(game_id, Series(self._history))
-        return series.put(Window(key, start, value))
+        if not series.put(Window(key, start, value)):  # a new student's first window always changes it
+            return []
+        self._students.move_to_end(student_id)
+        self.roster.put(student_id, struggling=student.struggle() is not None)
+        changed = [student_id]
+        if len(self._students) > self._limit:
+            forgotten, _ = self._students.popitem(last=False)
+            self.roster.drop(forgotten)
+            changed.append(forgotten)
+        return changed
 
     def student(self, student_id: str) -> StudentState | None:
         return self._students.get(student_id)
 
+    def __len__(self) -> int:
+        return len(self._students)
+
     @property
     def students(self) -> list[StudentState]:
         """By id."""
-        return [self._students[sid] for sid in sorted(self._students)]
+        return [self._students[sid] for sid in self.roster.ids]
 
     def struggling(self) -> list[StudentState]:
         return [student for student in self.students if student.struggle() is not None]

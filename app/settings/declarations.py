@@ -90,6 +90,29 @@ class Settings:
         "METRICS_PORT", "", Integer(minimum=0, maximum=65535),
         "HTTP port of a worker's /metrics, /healthz and /readyz (unset: none; 0: any free one, printed at start)",
     )
+    # The doors' bounds (issue 14): how long a client may take, and how many are served at once,
+    # so slow or idle connections cannot hold the web process's memory.
+    http_idle_seconds: float = setting(
+        "HTTP_IDLE_SECONDS", "15", Seconds(minimum=0.1),
+        "seconds a connection may wait before its request's headers are complete (new, or kept alive "
+        "after an answer); then it is closed",
+    )
+    http_body_seconds: float = setting(
+        "HTTP_BODY_SECONDS", "30", Seconds(minimum=0.1),
+        "seconds an upload may take to send its body; a slower one is answered 408 and closed",
+    )
+    ingest_concurrency: int = setting(
+        "INGEST_CONCURRENCY", "16", Integer(minimum=1),
+        "HTTP ingest requests served at once (each holds up to 1 MiB); more are answered 503 with Retry-After",
+    )
+    dashboard_streams: int = setting(
+        "DASHBOARD_STREAMS", "100", Integer(minimum=1),
+        "dashboard pages following live updates at once; more are answered 503 with Retry-After",
+    )
+    dashboard_students: int = setting(
+        "DASHBOARD_STUDENTS", "20000", Integer(minimum=1),
+        "students the dashboard keeps in memory; beyond it, the one quiet the longest goes",
+    )
     ingest_token: Secret | None = setting(
         "INGEST_TOKEN", "", SecretText(), "when set, HTTP ingest requires `Authorization: Bearer <token>`"
     )

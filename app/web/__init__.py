@@ -11,6 +11,7 @@ and the NATS ingest consumer, on one NATS connection (the dashboard's pages are 
 - ``models``       the bodies (pydantic) and the helpers every handler answers with
 - ``openapi``      the OpenAPI document at ``GET /openapi.json``: the routes' paths and the schemas
 - ``draining``     letting in-flight requests finish on shutdown, uploads included
+- ``doors``        the HTTP door's bounds: header and body deadlines, ingest concurrency
 """
 
 from app.web.process import make_web_app, run_web, serve_web

@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from app.web.doors import Doors
 from app.web.ingest import IngestHandler
 from app.web.models import Health, json_response
 from app.web.query import QueryHandlers
@@ -27,6 +28,7 @@ class ApiHandlers:
         document: the OpenAPI document ``GET /openapi.json`` serves.
         ingest_token: when set, the bearer token ingest requires.
         retry_after: seconds a 503 answer asks the client to wait.
+        doors: ingest's body deadline and concurrency.
         clock: the server's wall clock (ingest's "5 minutes ahead" rule).
     """
 
@@ -37,9 +39,13 @@ class ApiHandlers:
         document: dict[str, Any],
         ingest_token: Secret | None = None,
         retry_after: int = 2,
+        doors: Doors = Doors(),
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.ingest = IngestHandler(services.sink, token=ingest_token, retry_after=retry_after, clock=clock)
+        self.ingest = IngestHandler(
+            services.sink, token=ingest_token, retry_after=retry_after, body_seconds=doors.body_seconds,
+            concurrency=doors.ingest_concurrency, clock=clock,
+        )
         self.query = QueryHandlers(services.reader, retry_after=retry_after)
         self.metrics = WebMetrics(services, self.ingest.counts)
         self._services = services

@@ -31,6 +31,7 @@ from app.dashboard import add_dashboard
 from app.logs import say
 from app.settings import Settings
 from app.signals import until_signalled
+from app.web.doors import Doors
 from app.web.draining import RequestDrain
 from app.web.handlers import ApiHandlers
 from app.web.openapi import openapi_document
@@ -55,15 +56,18 @@ def make_web_app(
     read_guard: ReadGuard | None = None,
     clock: Callable[[], float] = time.time,
     drain: RequestDrain | None = None,
+    doors: Doors = Doors(),
 ) -> web.Application:
     """The aiohttp application over started :class:`WebServices` (which it does not own), with
     the routes of :data:`app.web.routes.ROUTES`, the read routes behind ``read_guard`` (None:
     reads are open).
 
-    With ``drain``, its middleware counts requests so a shutdown can wait for them.
+    With ``drain``, its middleware counts requests so a shutdown can wait for them. ``doors``
+    bounds ingest (the header deadline is the runner's: :meth:`Doors.handler_args`).
     """
     api = ApiHandlers(
-        services, document=openapi_document(), ingest_token=ingest_token, retry_after=_RETRY_AFTER, clock=clock
+        services, document=openapi_document(), ingest_token=ingest_token, retry_after=_RETRY_AFTER,
+        doors=doors, clock=clock,
     )
     app = web.Application(middlewares=[drain.middleware] if drain is not None else [])
     add_routes(app, api, ROUTES, guard=read_guard or ReadGuard(None))
@@ -95,16 +99,18 @@ async def serve_web(
     options = dataclasses.replace(WebOptions.from_settings(settings), stop_timeout=shutdown_timeout)
     services = WebServices(settings.connection(nats_urls), options)
     drain = RequestDrain(retry_after=_RETRY_AFTER)
+    doors = Doors.from_settings(settings)
     async with services:
-        app = make_web_app(services, ingest_token=settings.ingest_token, read_guard=guard, drain=drain)
+        app = make_web_app(services, ingest_token=settings.ingest_token, read_guard=guard, drain=drain, doors=doors)
         # The dashboard's pages are not the API (the OpenAPI document describes the route table,
         # make_web_app's routes), so they are added here, where the web process is put together.
         dashboard = add_dashboard(
             app, services.reader, guard=guard,
             window_seconds=settings.window_seconds, grace_seconds=settings.grace_seconds,
+            streams=settings.dashboard_streams, students=settings.dashboard_students, retry_after=_RETRY_AFTER,
         )
         # What is still running after the drain gets one more second before aiohttp cancels it.
-        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
+        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0, **doors.handler_args())
         await runner.setup()
         site = web.TCPSite(runner, host, settings.port)
         try:

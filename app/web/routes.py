@@ -122,10 +122,14 @@ ROUTES: Final[tuple[Route[ApiHandlers], ...]] = (
             "202": _body(_ref("Accepted"), "every event is stored (or was already)"),
             "400": _error("the body is not JSON"),
             "401": _error("INGEST_TOKEN is set and the bearer token is missing or wrong"),
+            "408": _error("the body did not arrive within HTTP_BODY_SECONDS; the connection is closed"),
             "413": _error(f"the body is larger than {MAX_BODY_BYTES} bytes"),
             "415": _error("the Content-Type is not application/json"),
             "422": _error("an event or the envelope breaks the contract; nothing was stored"),
-            "503": _error("NATS is unavailable, or its storage is full", headers=_RETRY_AFTER),
+            "503": _error(
+                "NATS is unavailable, or its storage is full, or INGEST_CONCURRENCY requests are being served",
+                headers=_RETRY_AFTER,
+            ),
         },
     }),
     Route("GET", "/v1/metrics/{metric}/{student_id}", lambda api: api.query.windows, {

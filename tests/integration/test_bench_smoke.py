@@ -32,6 +32,7 @@ ROWS = [
     "rebalance-twice", "rebalance-join-stayed", "rebalance-join-moved", "rebalance-leave-stayed",
     "rebalance-leave-moved",
     "agent-1", "agent-2", "agent-2-nostandby", "failover-sigterm", "failover-sigkill", "recovery-standby", "recovery-cold",
+    "doors-rss-unbounded", "doors-rss-bounded", "dashboard-update-200", "dashboard-update-20000",
 ]
 TARGETS = [
     "full pipeline, 1 process per agent / faust core",
@@ -41,6 +42,8 @@ TARGETS = [
     "query p99, long history / short (/latest)",
     "close latency p99 beyond end + grace, seconds",
     "late events during a burst at 3x worker throughput",
+    "web RSS growth under the slow-client attack, bounded / unbounded",
+    "dashboard update cost, 20,000 / 200 students",
 ]
 
 

@@ -168,7 +168,7 @@ async def test_a_tenant_hook_decides_which_students_a_token_reads(nats_server: N
         snapshot = [await next_patch(stream)]
         while snapshot[-1]["id"] != "summary":
             snapshot.append(await next_patch(stream))
-        assert [patch["id"] for patch in snapshot] == ["row-s0001", "summary"]
+        assert [patch["id"] for patch in snapshot] == ["row-s0001", "pager", "summary"]
         template = next(v for k, v in RESULTS.items() if k.startswith("engagement.s0002."))
         await put_results(client, {f"engagement.s0002.{START + 3600}": template})
         await put_results(client, {f"engagement.s0001.{START + 3600}": {**template, "key": {"student_id": "s0001"}}})

@@ -39,7 +39,7 @@ DEV: Final = ("testkit", "benchmarks", "tests", "deploy")
 #: Who may import whom. A module belongs to the longest package (or module) named here that
 #: holds it; imports inside one of them are free, and checked for cycles only.
 _BELOW_APP: Final = {"agents", "bridges", "bridges.group", "bridges.transport", "bridges.public", "contract", "tables"}
-_APP_LEAVES: Final = {"app.access", "app.logs", "app.settings", "app.signals"}
+_APP_LEAVES: Final = {"app.access", "app.capacity", "app.logs", "app.settings", "app.signals"}
 PRODUCT_ARROWS: Final[dict[str, set[str]]] = {
     "app": {"app.cli"},  # app/__init__.py and app/__main__.py: ``python -m app``
     "app.cli": {"app.worker", "app.web", "app.demo", "app.simulator", *_APP_LEAVES, *_BELOW_APP},
@@ -52,6 +52,7 @@ PRODUCT_ARROWS: Final[dict[str, set[str]]] = {
     "app.settings": _BELOW_APP,
     "app.signals": _BELOW_APP,
     "app.logs": set(),
+    "app.capacity": set(),
     "app.access": _BELOW_APP,
     "agents": {"contract", "tables"},
     # public -> group: final values and dead letters are fenced by the member's lease deadline.

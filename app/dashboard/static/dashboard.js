@@ -26,11 +26,15 @@
     parent.insertAdjacentHTML("beforeend", html);
   }
 
+  // An empty fragment removes its element: a row that left the page (the server decides which
+  // students a page of the overview shows, and says when one enters or leaves it).
   function apply(patch) {
     var element = document.getElementById(patch.id);
-    if (element) {
+    if (element && patch.html === "") {
+      element.remove();
+    } else if (element) {
       element.outerHTML = patch.html;
-    } else if (patch.parent) {
+    } else if (patch.parent && patch.html !== "") {
       var parent = document.getElementById(patch.parent);
       if (parent) {
         insertRow(parent, patch.html, patch.id.replace(/^row-/, ""));

@@ -7,7 +7,10 @@ import json
 from html.parser import HTMLParser
 from typing import Any
 
-from app.dashboard.pages import login_page, overview_page, student_page, student_panels, student_row, summary
+from app.access import EVERY_STUDENT, Reader
+from app.dashboard.markup import Markup
+from app.dashboard.overview import OverviewView
+from app.dashboard.pages import login_page, student_page, student_panels, student_row, summary
 from app.dashboard.state import ClassState
 
 T0 = 1_714_557_600
@@ -41,6 +44,20 @@ PROGRESSION = {"levels_started": 3, "levels_completed": 2, "levels_failed": 1, "
 OUTCOMES = {"games": 2, "wins": 1, "losses": 1, "abandons": 0, "win_rate": 0.5, "mean_score": 80.0, "mean_duration_ms": 1e4}
 
 
+class Only:
+    """A reader of some students only."""
+
+    def __init__(self, *students: str) -> None:
+        self.students = set(students)
+
+    def may_read(self, student_id: str) -> bool:
+        return student_id in self.students
+
+
+def overview_page(state: ClassState, reader: Reader = EVERY_STUDENT) -> Markup:
+    return OverviewView(state, reader).page(window_seconds=60, grace_seconds=10)
+
+
 def classroom() -> ClassState:
     state = ClassState()
     state.apply(*result("engagement", "ada", T0, ENGAGEMENT))
@@ -51,7 +68,7 @@ def classroom() -> ClassState:
 
 
 def test_the_overview_carries_every_shown_value_with_its_key() -> None:
-    page = Elements(overview_page(classroom().students, window_seconds=60, grace_seconds=10))
+    page = Elements(overview_page(classroom()))
     cells = {(a["data-key"], a["data-field"]): json.loads(a["data-value"] or "") for a in page.with_attr("data-field")}
     for field in ("answers", "accuracy", "active_seconds", "sessions"):
         assert cells[(f"engagement.ada.{T0}", field)] == ENGAGEMENT[field]
@@ -63,13 +80,13 @@ def test_the_overview_carries_every_shown_value_with_its_key() -> None:
 
 
 def test_struggling_students_stand_out_and_the_rule_is_on_the_page() -> None:
-    html = overview_page(classroom().students, window_seconds=60, grace_seconds=10)
+    html = overview_page(classroom())
     page = Elements(html)
     marked = [a["data-student"] for t, a in page.tags if t == "tr" and a.get("class") == "struggling"]
     assert marked == ["ada"]  # 2 of 8 answers right
     assert "accuracy 25% (2 of 8 answers)" in html
     assert "Struggling: over the last 10 windows with results, answer accuracy below 50%" in html
-    assert 'data-struggling="1"' in summary(classroom().students)
+    assert 'data-students="2" data-struggling="1"' in html
 
 
 def test_a_student_page_has_a_chart_per_metric_on_one_time_axis() -> None:
@@ -99,7 +116,7 @@ def test_nothing_shown_is_left_unescaped() -> None:
     student = state.student(hostile)
     assert student is not None
     for html in (
-        overview_page(state.students, window_seconds=60, grace_seconds=10),
+        overview_page(state),
         student_row(student),
         student_page(student, window_seconds=60),
     ):
@@ -108,17 +125,24 @@ def test_nothing_shown_is_left_unescaped() -> None:
 
 
 def test_pages_load_only_the_projects_own_files() -> None:
-    html = overview_page(ClassState().students, window_seconds=60, grace_seconds=10)
+    html = overview_page(ClassState())
     sources = [a.get("src") or a.get("href") for _, a in Elements(html).tags if a.get("src") or a.get("href")]
     assert sources and all(str(s).startswith("/") for s in sources)
     assert "No windows have closed yet" in html
 
 
 def test_the_overview_and_its_summary_show_the_students_given_only() -> None:
-    ben = [s for s in classroom().students if s.student_id == "ben"]
-    html = overview_page(ben, window_seconds=60, grace_seconds=10)
+    html = overview_page(classroom(), Only("ben"))
     assert [a["id"] for t, a in Elements(html).tags if t == "tr" and a.get("id")] == ["row-ben"]
-    assert 'data-students="1" data-struggling="0"' in summary(ben)
+    assert 'data-students="1" data-struggling="0"' in html
+    assert "ada" not in html
+
+
+def test_the_summary_names_the_first_struggling_students_and_counts_the_rest() -> None:
+    text = summary(130, 25, [f"s{i:02d}" for i in range(20)])
+    assert "25 of 130 students struggling" in text and text.endswith("and 5 more</p>")
+    assert text.count("<a href") == 20
+    assert "more" not in summary(3, 2, ["a", "b"])
 
 
 def test_the_sign_in_form_posts_the_token_and_comes_back_to_the_page() -> None:

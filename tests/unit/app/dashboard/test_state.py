@@ -15,7 +15,7 @@ def value(metric: str, start: int, final: bool = True, **values: Any) -> bytes:
     return json.dumps({"metric": metric, "final": final, "events": 1, "values": values}).encode()
 
 
-def put(state: ClassState, metric: str, student: str, start: int, game: str | None = None, **values: Any) -> bool:
+def put(state: ClassState, metric: str, student: str, start: int, game: str | None = None, **values: Any) -> list[str]:
     key = ".".join([metric, student, *([game] if game else []), str(start)])
     return state.apply(key, metric, student, game, start, value(metric, start, **values))
 
@@ -93,3 +93,23 @@ def test_who_is_struggling(answers: list[tuple[int, int]], levels: list[tuple[in
     struggle = student.struggle()
     assert (list(struggle.reasons) if struggle else []) == reasons
     assert [s.student_id for s in state.struggling()] == (["s"] if reasons else [])
+
+
+def test_the_class_keeps_at_most_its_limit_and_forgets_the_quietest_first() -> None:
+    state = ClassState(limit=3)
+    for student in ("ada", "ben", "cy"):
+        assert put(state, "engagement", student, 0, answers=1) == [student]
+    assert put(state, "engagement", "ada", 60, answers=1) == ["ada"]  # ada is no longer the quietest
+    assert put(state, "engagement", "dee", 0, answers=1) == ["dee", "ben"]  # ben is forgotten
+    assert [s.student_id for s in state.students] == ["ada", "cy", "dee"]
+    assert len(state) == len(state.roster) == 3 and state.student("ben") is None
+    assert put(state, "engagement", "ada", 60, answers=1) == []  # nothing changed: nobody moves
+
+
+def test_the_roster_follows_who_is_struggling() -> None:
+    state = ClassState()
+    put(state, "engagement", "ada", 0, answers=10, correct=1)
+    put(state, "engagement", "ben", 0, answers=10, correct=9)
+    assert (len(state.roster), state.roster.struggling, state.roster.first_struggling(5)) == (2, 1, ["ada"])
+    put(state, "engagement", "ada", 60, answers=30, correct=30)  # 31 of 40 over the recent windows
+    assert state.roster.struggling == 0

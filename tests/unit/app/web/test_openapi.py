@@ -115,7 +115,7 @@ def test_operation_ids_are_unique() -> None:
 
 def test_the_error_statuses_of_ingest() -> None:
     responses = DOCUMENT["paths"]["/v1/events"]["post"]["responses"]
-    assert set(responses) == {"202", "400", "401", "413", "415", "422", "503"}
+    assert set(responses) == {"202", "400", "401", "408", "413", "415", "422", "503"}
     assert "Retry-After" in responses["503"]["headers"]
 
 
