@@ -124,6 +124,13 @@ class Compaction:
             if restored.marker is not None:
                 self._closed_us = restored.marker.closed_us
 
+    @property
+    def check_due(self) -> bool:
+        """Whether the stream's messages are still to be counted (step 7 of :meth:`stored`) and
+        can be: a flush with nothing to write is made all the same then, so that a partition taken
+        over while idle does not keep an earlier writer's leftovers until its next event."""
+        return self._check and self._closed_us is not None
+
     def take(self, repairs: Mapping[str, Value], windows: PartitionWindows) -> Flush:
         """The records of the next flush: ``repairs`` and ``windows``' changes; the whole open
         state instead when rewriting is cheaper than the purges it saves, or when it is due."""
@@ -207,7 +214,7 @@ class Compaction:
             return
         if purges:
             self._failed = await purger.purge_changelog(topic, partition, purges)
-        if self._check and self._closed_us is not None:
+        if self.check_due:
             records = await purger.changelog_records(topic, partition)
             if records is not None:
                 self._check = False

@@ -237,7 +237,8 @@ class WindowedRuntime:
            dead-lettered, after this belongs to the next flush.
         4. **Changed windows to the changelog** (``_flush_partition``, partitions side by side):
            one record per window, each tagged with that source offset (``SRC_HEADER``), all
-           awaited until stored; a partition with no change and no progress writes nothing, and
+           awaited until stored; a partition with no change and no progress writes nothing (unless
+           the leftovers of an earlier writer are still to be counted: ``Compaction.check_due``), and
            one whose records were not all stored keeps them for the next flush. The
            transport's ``Producer.send`` (``bridges/transport/producer.py``) states the changelog
            partition's fence, written by ``Consumer._fence`` on assignment: once a newer owner
@@ -290,7 +291,9 @@ class WindowedRuntime:
     async def _flush_partition(
         self, partition: int, active: ActivePartition, src: int | None, flush: Flush, flushed_at_us: int
     ) -> None:
-        if src is None or (not flush.records and src == active.flushed):
+        # An idle partition still flushes to count, or to rewrite away, an earlier writer's leftovers.
+        leftovers = flush.rewrite or (self._purger is not None and active.compaction.check_due)
+        if src is None or (not flush.records and src == active.flushed and not leftovers):
             return
         topic = self.table.changelog_topic
         headers = {SRC_HEADER: str(src).encode()}

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from agents import engagement
 from agents.windowed import AgentContext, ResultWriter, WindowedRuntime
 from tables import ChangelogReplica, MetricDefinition, Promise, Restored
+from tables.compaction import ChangelogPurger
 from tables.errors import BrokenError
 
 WINDOW, GRACE = 60, 10
@@ -41,6 +42,7 @@ def windowed_runtime(
     update_seconds: float = 0.0,
     definition: MetricDefinition | None = None,
     registry: CollectorRegistry | None = None,
+    purger: ChangelogPurger | None = None,
 ) -> WindowedRuntime:
     """The runtime, its partition 0 resumed from ``restored`` (from scratch when None)."""
     app = faust.App(f"windowed-{time.monotonic_ns()}", broker="memory://")
@@ -53,6 +55,7 @@ def windowed_runtime(
         clock=clock or ScriptedClock(),
         update_seconds=update_seconds,
         registry=registry,
+        purger=purger,
     )
     runtime = WindowedRuntime(app, definition or engagement.define(WINDOW, GRACE), context)
     runtime.activate(0, ChangelogReplica().restore() if restored is None else restored)

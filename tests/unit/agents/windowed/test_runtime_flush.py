@@ -17,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Generator
+from collections.abc import Awaitable, Generator, Sequence
 from typing import Any
 
 import pytest
 
 from agents.windowed import WindowedRuntime
 from tables import BrokenError, Marker, Restored, StorageFull
+from tables.compaction import Purge
 from testkit.live import rfc3339
 
 from .harness import windowed_runtime
@@ -155,3 +156,53 @@ async def test_changelog_records_not_stored_are_written_by_the_next_flush() -> N
     assert keys[-1] == "engagement.marker"
     windows = [value for key, value in changelog.stored if b"s-1" in key]
     assert windows and windows[0] is not None, f"the window of s-1 was not written again: {keys}"
+
+
+class Leftovers:
+    """A changelog partition's purger whose stream holds ``messages`` (an earlier writer's leftovers)."""
+
+    def __init__(self, messages: int) -> None:
+        self.messages = messages
+        self.counted = 0
+        self.purged: list[Purge] = []
+
+    async def purge_changelog(self, topic: str, partition: int, purges: Sequence[Purge]) -> list[Purge]:
+        self.purged += purges
+        return []
+
+    async def changelog_records(self, topic: str, partition: int) -> int | None:
+        self.counted += 1
+        return self.messages
+
+
+async def test_a_partition_taken_over_while_idle_removes_the_last_writers_leftovers() -> None:
+    """A worker killed mid-flush leaves that flush's records behind. The new owner counts the
+    stream's messages after its first flush; an idle partition has nothing to flush, so without
+    a flush made for the count the leftovers would stay until the partition's next event."""
+    now_us = round(time.time() * 1_000_000)
+    leftovers = Leftovers(messages=5_000)
+    runtime = windowed_runtime(
+        Letters(), restored=Restored(items=[], marker=Marker(7, now_us, closed_us=now_us)), purger=leftovers
+    )
+    changelog = Changelog()
+    runtime.table.changelog_topic = changelog  # type: ignore[assignment]
+    await runtime.flush()  # nothing changed, nothing processed: a marker all the same, then the count
+    assert leftovers.counted == 1
+    assert [key for key, _ in changelog.stored] == [b"engagement.marker"]
+    await runtime.flush()  # the count said "rewrite": the open state, a marker, then everything before it goes
+    assert leftovers.purged and leftovers.purged[-1].key is None, leftovers.purged
+    written = len(changelog.stored)
+    await runtime.flush()
+    await runtime.flush()
+    assert len(changelog.stored) == written, "an idle partition kept writing after its count"
+    assert leftovers.counted == 1
+
+
+async def test_an_idle_partition_without_a_purger_writes_nothing() -> None:
+    now_us = round(time.time() * 1_000_000)
+    runtime = windowed_runtime(Letters(), restored=Restored(items=[], marker=Marker(7, now_us, closed_us=now_us)))
+    changelog = Changelog()
+    runtime.table.changelog_topic = changelog  # type: ignore[assignment]
+    await runtime.flush()
+    await runtime.flush()
+    assert changelog.stored == []
