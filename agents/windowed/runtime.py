@@ -217,9 +217,10 @@ class WindowedRuntime:
     async def flush(self) -> None:
         """Store this metric's state before the offsets that depend on it: the commit path.
 
-        A commit (faust's commit timer, a revoke, a stop) runs ``Consumer._commit_offsets``
-        (``bridges/transport/consumer.py``) with the offsets of the events faust saw acked, which
-        the state already reflects. It calls this flush, then commits the offsets. In order:
+        A commit (faust's commit timer, a revoke, a stop) runs ``CommittingConsumer._commit_offsets``
+        (``bridges/transport/committing.py``) with the offsets of the events faust saw acked, which
+        the state already reflects; a revoke first lets the agents finish and commits that
+        (``_drain``). It calls this flush, then commits the offsets. In order:
 
         1. **Lease.** A worker whose group lease may have expired commits nothing, not even this
            flush (``TransportSession.lease``, ``bridges/group/lease_clock.py``): its partitions
@@ -248,8 +249,8 @@ class WindowedRuntime:
            never counts. Only then are the records it made unnecessary purged
            (``Compaction.stored`` has that protocol); a purge that fails is retried later and
            never fails the flush.
-        6. **Offsets committed**, back in ``Consumer._commit_offsets``: faust flushes the producer
-           (``Producer.flush``), then ``Consumer._commit`` writes each partition's offset by
+        6. **Offsets committed**, back in ``_commit_offsets``: faust flushes the producer
+           (``Producer.flush``), then ``CommittingConsumer._commit`` writes each partition's offset by
            compare-and-set against the revision this owner last wrote, first on assignment
            (``OffsetStore.commit``, ``bridges/transport/offsets.py``): once a newer owner has
            claimed the partition, the commit is refused.

@@ -221,7 +221,7 @@ def _metadata_future(
         exc = future.exception()
         if exc is not None:
             error = ProducerSendError(f"send to {topic}[{partition}] failed: {exc}")
-            error.__cause__ = exc  # a FencedError must stay recognisable (see Consumer._commit_offsets)
+            error.__cause__ = exc  # a FencedError must stay recognisable (see CommittingConsumer._commit_offsets)
             result.set_exception(error)
             return
         ack = future.result()
