@@ -1,6 +1,6 @@
 """Consumer groups over JetStream KV: what Kafka's group coordinator gives faust.
 
-The protocol (eager, like Kafka's classic one):
+The protocol (cooperative: a member gives up only the partitions that move):
 
 1. **Membership.** Each worker holds a member key with a TTL (:mod:`bridges.group.lease`). A
    worker that stops cleanly deletes it; one that dies or is paused loses it when the TTL runs out.
@@ -8,13 +8,27 @@ The protocol (eager, like Kafka's classic one):
    TTL like a membership. When it disappears every member races to take it.
 3. **Assignment.** Whenever the members or their subscriptions differ from what the current
    assignment was computed from, the leader waits ``rebalance_delay`` for things to settle, runs
-   faust's assignor and writes generation ``g + 1`` with compare-and-set.
-4. **Revoke, acknowledge, barrier, assign.** On seeing generation ``g`` each member revokes
-   everything it holds (faust drains in-flight work and commits), then acknowledges ``g`` in its
-   member record, then waits until every member of ``g`` has acknowledged it or is gone. Only then
-   does it take its partitions of ``g`` (claiming their offsets and fencing their changelogs, so
-   anything a vanished owner still tries to write is refused). So no partition is processed by
-   two members in one generation, and a new owner starts from the old owner's final commit.
+   faust's assignor (sticky: it keeps partitions with their member where it can) and writes
+   generation ``g + 1`` with compare-and-set.
+4. **Revoke what moves, acknowledge, barrier, take what is new.** Every member reads the whole
+   assignment of ``g`` from KV, so, unlike a Kafka member, it knows its next partitions before
+   it revokes anything:
+
+   a. it revokes only what it loses in ``g`` (partitions it is not given any more, and changelog
+      partitions whose role changes between active and standby): faust drains in-flight work
+      and commits, and the member releases their offsets, fences and readers. A member that
+      loses nothing skips this, and its partitions flow on;
+   b. it acknowledges ``g`` in its member record;
+   c. it waits until every member of ``g`` has acknowledged it or is gone, so every partition
+      that moves has been committed and released by its old owner;
+   d. only then does it take what it gains (claiming their offsets and fencing their
+      changelogs, so anything a vanished owner still tries to write is refused). The
+      partitions it keeps keep their readers, offset claims and fences.
+
+   So no partition is processed by two members in one generation, and a new owner starts from
+   the old owner's final commit. A member whose partitions do not change at all does nothing;
+   one that only lost partitions, or gained some, pauses the ones it keeps while faust takes
+   the new assignment (:mod:`bridges.transport.consumer` says why).
 5. **Laggards.** A member that does not acknowledge within ``rebalance_timeout`` is evicted by
    the leader (its key deleted): it finds out when renewing, stops, and rejoins as a new member.
 6. **Failures are retried.** A step that fails for a reason outside (NATS away, JetStream's
@@ -68,12 +82,14 @@ class RebalanceListener(Protocol):
         """faust's assignor metadata for this member, encoded."""
         ...
 
-    async def on_revoke(self) -> None:
-        """Stop processing what is held, commit, and give it up."""
+    async def on_revoke(self, following: bytes | None) -> None:
+        """Stop processing, commit and give up what is held and ``following`` (this member's
+        next ``ConsumerProtocolMemberAssignment``) does not keep; everything when None."""
         ...
 
     async def on_assign(self, generation: int, assignment: bytes) -> None:
-        """Take the partitions of ``assignment`` (``ConsumerProtocolMemberAssignment``)."""
+        """Hold the partitions of ``assignment`` (``ConsumerProtocolMemberAssignment``): take
+        those not held yet; those kept flow on."""
         ...
 
     def on_lost(self) -> None:
@@ -196,7 +212,7 @@ class GroupCoordinator:
 
     @property
     def lease(self) -> LeaseClock:
-        """The membership's local deadline (step 6): what fenced writers check before writing."""
+        """The membership's local deadline (step 7): what fenced writers check before writing."""
         return self._keeper.deadline
 
     async def start(self) -> None:
@@ -283,7 +299,7 @@ class GroupCoordinator:
             self._rejoin = asyncio.create_task(self._rejoin_group(), name="group-rejoin")
 
     async def _rejoin_group(self) -> None:
-        await self._listener.on_revoke()
+        await self._listener.on_revoke(None)
         await self._join_until_joined()
 
     async def _join_until_joined(self, *, retry_on: type[Exception] = Exception) -> None:
@@ -456,7 +472,7 @@ class GroupCoordinator:
     async def _apply(self, assignment: Assignment, me: str) -> None:
         generation = assignment.generation
         log.info("%s: rebalancing to generation %d", me, generation)
-        await self._listener.on_revoke()
+        await self._listener.on_revoke(assignment.members[me])  # step 4a: only what moves
         if not await self._publish_record(acked=generation):
             return  # lost the lease meanwhile; the rejoin takes over
         while True:

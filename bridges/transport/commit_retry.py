@@ -81,9 +81,11 @@ class CommitRetry(Generic[K]):
             if self._declined.get(tp, offset + 1) <= offset:
                 del self._declined[tp]
 
-    def forget(self) -> None:
-        """The assignment changed: a new one starts from the offset store."""
-        self._declined.clear()
+    def forget(self, tps: Collection[K]) -> None:
+        """``tps`` were taken anew: they start from the offset store, not from what this worker
+        declined when it held them before."""
+        for tp in tps:
+            self._declined.pop(tp, None)
 
     # -- the store full -----------------------------------------------------------------------
 

@@ -71,10 +71,22 @@ class CommittingConsumer(FetchingConsumer):
         self.app.flow_control.suspend()
         self.app.flow_control.clear()
         if self.app.conf.stream_wait_empty:
-            await self.wait_empty()
+            await self.wait_empty()  # which ends with commit_and_end_transactions
         else:
-            await self.commit()
+            await self.commit_and_end_transactions()
 
+    async def commit_and_end_transactions(self) -> None:
+        """faust's last commit: at the end of ``wait_empty`` (a drain, a revoke) and on stop.
+
+        faust's ``commit`` does nothing while another commit is under way (the commit timer's,
+        slow when the producer's buffer is full): it waits for that one to finish and returns.
+        But that one took its offsets before the latest acks, so the work done since would
+        not be committed, and the next owner would process it again. The commit under way is
+        waited out first, and then the last commit is made.
+        """
+        while await self.maybe_wait_for_commit_to_finish():
+            pass
+        await super().commit_and_end_transactions()
 
     def register_state_owner(self, owner: StateOwner) -> None:
         """Flush ``owner`` before every commit; let it say where its partitions resume."""

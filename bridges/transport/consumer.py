@@ -3,9 +3,12 @@
 Partitions come from the group coordinator (:mod:`bridges.group`), messages from the readers of
 the assigned partitions (:mod:`bridges.transport.partition_readers`), and committed offsets go to
 the KV offset store with compare-and-set; records reach faust through the fetch loop of
-:mod:`bridges.transport.fetching`. The rebalance order is the one faust's aiokafka driver
-follows: ``app.on_rebalance_start()``, revoke everything (faust drains and commits), set the
-generation, ``assignor.on_assignment()``, then ``on_partitions_assigned``.
+:mod:`bridges.transport.fetching`. A rebalance is cooperative (step 4 of
+:mod:`bridges.group.coordinator`; what moves: :mod:`bridges.transport.handover`), in the order
+faust's aiokafka driver follows for what does move: ``app.on_rebalance_start()``, revoke what is
+lost (faust drains and commits), set the generation, ``assignor.on_assignment()``, then
+``on_partitions_assigned`` with the whole new assignment (faust tells kept from new itself). A
+member whose partitions do not change leaves faust alone.
 
 A partition being revoked stays in :meth:`assignment` until its revocation has finished, because
 faust drops commits for partitions outside the assignment.
@@ -27,6 +30,7 @@ from mode.utils.times import want_seconds
 from bridges.group import FaustAssigner, GroupCoordinator, GroupSettings
 from bridges.transport.commit_retry import CommitRetry
 from bridges.transport.committing import CommittingConsumer
+from bridges.transport.handover import Handover, Holding
 from bridges.transport.offsets import OffsetStore, PartitionRef
 from bridges.transport.partition_readers import PartitionReaders
 from bridges.transport.producer import create_topic
@@ -55,6 +59,10 @@ class Consumer(CommittingConsumer):
         self._session: TransportSession = cast(Any, self.transport).session
         self._subscription: set[str] = set()
         self._assignment: set[TP] = set()
+        #: the changelog partitions held as an active (fenced, written); the others are standbys
+        self._actives: set[TP] = set()
+        #: whether faust's rebalance has begun (a revoke, or a drain) and awaits its assignment
+        self._faust_rebalancing = False
         #: state (windowed tables) flushed before each commit and asked where to resume
         self._state = StateOwners()
         #: where each assigned partition started (committed offset, or the reset position)
@@ -138,7 +146,7 @@ class Consumer(CommittingConsumer):
             specs = await self._session.registry.lookup_many(self._subscription)
             tps = {TP(t, p) for t, spec in specs.items() for p in range(spec.partitions)}
             await self._take(tps, generation=0)
-            await self.on_partitions_assigned(tps, 0)
+            await self.on_partitions_assigned(set(self._assignment), 0)
 
     async def _declare_missing(self, topics: set[str]) -> None:
         """Create subscribed topics that do not exist yet, as Kafka's auto-create would, and bring
@@ -164,21 +172,30 @@ class Consumer(CommittingConsumer):
                 compacting=False, retention=want_seconds(retention) if retention else None,
             )
 
-    async def _revoke(self) -> None:
-        self.app.on_rebalance_start()
-        revoked = set(self._assignment)
-        if revoked and not self._membership_lost:
+    async def _revoke(self, following: Holding | None) -> None:
+        """Give up what ``following`` (the next assignment; None: nothing) does not keep.
+
+        faust's revoke runs for the lost partitions only; a member that loses nothing skips it,
+        and what it holds flows on (step 4a of :mod:`bridges.group.coordinator`).
+        """
+        lost = Handover.between(self._holding(), following or Holding.nothing(), self._changelogs()).lost
+        if following is not None and not lost:
+            return
+        self._start_rebalance()
+        if lost and not self._membership_lost:
             await self._drain()
-        await self.on_partitions_revoked(revoked)
-        if not self.app.conf.stream_wait_empty and revoked:
-            await self.commit()
+        await self.on_partitions_revoked(set(lost))
+        if not self.app.conf.stream_wait_empty and lost:
+            await self.commit_and_end_transactions()
         # Only now may the partitions leave the assignment (faust drops other commits).
-        self._assignment = set()
-        if self._offsets is not None:
-            self._offsets.release(PartitionRef(tp.topic, tp.partition) for tp in revoked)
-        for tp in revoked:
+        self._assignment -= lost
+        self._actives -= lost
+        for tp in lost:
+            self._start_offsets.pop(tp, None)
             self._session.fences.pop((tp.topic, tp.partition), None)
-        await self._readers.close(revoked)
+        if self._offsets is not None:
+            self._offsets.release(PartitionRef(tp.topic, tp.partition) for tp in lost)
+        await self._readers.close(lost)
         if self._membership_lost:
             # Others may have processed what this worker held while it was cut off, so its
             # in-memory state is stale. faust would keep the state of partitions a new
@@ -188,38 +205,78 @@ class Consumer(CommittingConsumer):
             # recovery that starts races the next assignment's.)
             self._membership_lost = False
             for table in self.app.tables.values():
-                await table.on_rebalance(set(), revoked, set(), self.app.consumer_generation_id)
+                await table.on_rebalance(set(), set(lost), set(), self.app.consumer_generation_id)
 
     async def _assign(self, generation: int, raw: bytes) -> None:
+        """Hold the partitions of ``raw``: take the new ones, and let faust take the assignment.
+
+        Nothing to take and nothing given up since the last assignment: faust is left alone, so
+        the kept partitions flow on, and so does the generation their records are delivered
+        with (a newer one would have faust's streams skip those already queued).
+
+        Otherwise faust takes the whole assignment (``on_partitions_assigned``): its tables
+        recover the partitions gained, and meanwhile it pauses every partition; at the end it
+        rewinds each to its committed offset (:meth:`seek_to_committed`) and empties the agents'
+        queues. So the kept partitions are drained first, as for a revoke, if no revoke did it:
+        everything they processed is committed, and the rewind reads again only what was
+        cleared, unprocessed.
+        """
+        following = Holding.decode(raw)
+        await self._revoke(following)  # the coordinator's on_revoke did this, unless superseded
         protocol = ConsumerProtocolMemberAssignment.decode(raw)
-        tps = {TP(topic, p) for topic, partitions in protocol.assignment for p in partitions}
+        gained = following.tps - self._assignment
+        if not gained and not self._faust_rebalancing:
+            # Still read: the user data also says where the other members' partitions are.
+            self.app.assignor.on_assignment(protocol)  # type: ignore[attr-defined]  # see group/assign.py
+            return
+        if not self._faust_rebalancing:
+            self._start_rebalance()
+            await self._drain()
         self.app.consumer_generation_id = generation
         self.app.assignor.on_assignment(protocol)  # type: ignore[attr-defined]  # see group/assign.py
-        await self._take(tps, generation)
-        await self.on_partitions_assigned(tps, generation)
+        await self._take(set(gained), generation)
+        self._faust_rebalancing = False
+        await self.on_partitions_assigned(set(self._assignment), generation)
 
-    async def _take(self, tps: set[TP], generation: int) -> None:
-        """Claim offsets, fence changelogs and open readers for a new assignment."""
+    def _start_rebalance(self) -> None:
+        """faust's rebalance begins (once until the assignment that ends it)."""
+        if not self._faust_rebalancing:
+            self._faust_rebalancing = True
+            self.app.on_rebalance_start()
+
+    def _holding(self) -> Holding:
+        return Holding(frozenset(self._assignment), frozenset(self._actives))
+
+    def _changelogs(self) -> set[str]:
+        return self.app.tables.changelog_topics
+
+    async def _take(self, gained: set[TP], generation: int) -> None:
+        """Claim offsets, fence changelogs and open readers for the partitions gained.
+
+        Every stream partition held, kept ones too, then waits for faust's rewind
+        (``_awaiting_seek``): faust's assignment ends with it, kept partitions included.
+        """
         assert self._offsets is not None
         self._offsets.set_identity(self.member_id or "client", generation)
-        changelogs = self.app.tables.changelog_topics
-        actives = self.app.assignor.assigned_actives() if self._coordinator else tps
-        sources = {tp for tp in tps if tp.topic not in changelogs}
-        owned_changelogs = {tp for tp in tps if tp.topic in changelogs and tp in actives}
-        self._retry.forget()  # what the last owner declined is read back from the offset store
+        changelogs = self._changelogs()
+        actives = self.app.assignor.assigned_actives() if self._coordinator else gained
+        sources = {tp for tp in gained if tp.topic not in changelogs}
+        owned_changelogs = {tp for tp in gained if tp.topic in changelogs and tp in actives}
+        self._retry.forget(gained)  # what the last owner declined is read back from the offset store
         committed = await self._offsets.claim(PartitionRef(tp.topic, tp.partition) for tp in sources)
         await asyncio.gather(*(self._fence(tp, generation) for tp in owned_changelogs))
-        self._assignment = set(tps)
+        self._assignment |= gained
+        self._actives |= owned_changelogs
         reset = self.app.conf.consumer_auto_offset_reset
         starts: dict[TP, int] = {}
-        for tp in tps:
+        for tp in gained:
             offset = committed.get(PartitionRef(tp.topic, tp.partition))
             if offset is None:
                 earliest, highwater = await self._session.registry.offsets(tp.topic, tp.partition)
                 offset = highwater if reset == "latest" and tp in sources else earliest
             starts[tp] = offset
-        self._start_offsets = starts
-        self._awaiting_seek = set(sources)
+        self._start_offsets.update(starts)
+        self._awaiting_seek = {tp for tp in self._assignment if tp.topic not in changelogs}
         self._positioned = set()
         await asyncio.gather(*(self._readers.open(tp, offset) for tp, offset in starts.items()))
 
@@ -360,8 +417,8 @@ class _Listener:
         assignor = self._consumer.app.assignor
         return cast(bytes, assignor.metadata(self._consumer._subscription).encode())  # type: ignore[attr-defined]
 
-    async def on_revoke(self) -> None:
-        await self._consumer._revoke()
+    async def on_revoke(self, following: bytes | None) -> None:
+        await self._consumer._revoke(None if following is None else Holding.decode(following))
 
     async def on_assign(self, generation: int, assignment: bytes) -> None:
         await self._consumer._assign(generation, assignment)

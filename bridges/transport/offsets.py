@@ -173,7 +173,12 @@ class OffsetStore:
                 raise BrokenError(f"offset commit for {resource} failed: {exc or type(exc).__name__}") from None
 
     async def _own_revision(self, ref: PartitionRef) -> int | None:
-        """The key's revision if its value was written by this owner in this generation."""
+        """The key's revision if its value was written by this owner.
+
+        Any generation of it: a member keeps partitions from one generation to the next
+        (cooperative rebalances), and a commit whose answer was lost may have been written under
+        the previous one. A member id is one membership, and every write of it is a
+        compare-and-set, so a value of its own is never written over another owner's claim."""
         try:
             entry = await self._bucket().get(self._key(ref))
         except (KeyNotFoundError, NatsError, TimeoutError):
@@ -182,7 +187,7 @@ class OffsetStore:
             value = json.loads(entry.value or b"{}")
         except ValueError:
             return None
-        if value.get("owner") == self._owner and value.get("generation") == self._generation:
+        if value.get("owner") == self._owner:
             return entry.revision
         return None
 

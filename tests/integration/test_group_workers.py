@@ -282,11 +282,27 @@ async def _two_way_split(url: str) -> GroupState | None:
     return None
 
 
-async def test_a_planned_rebalance_processes_nothing_twice(
+async def readers(url: str) -> dict[int, set[str]]:
+    """The readers of each partition of the source topic: the names of their pull consumers
+    without the seek epoch (a reader keeps its name through seeks; one opened anew gets another)."""
+    naming = Naming()
+    client = await nats.connect(url)
+    try:
+        js = client.jetstream()
+        return {
+            p: {info.name.rsplit("-", 1)[0] for info in await js.consumers_info(naming.stream(TOPIC, p))}
+            for p in range(PARTITIONS)
+        }
+    finally:
+        await client.close()
+
+
+async def test_a_planned_rebalance_moves_only_what_moves_and_processes_nothing_twice(
     nats_server: NatsServer, workers: Workers, seen_dir: Path
 ) -> None:
     """A worker joining, and one leaving on SIGTERM, move partitions without replaying any: the
-    revoke commits what was processed before faust forgets it (issue 16)."""
+    revoke commits what was processed before faust forgets it, and the partitions that stay
+    with their worker are not revoked at all: their readers are the same (issue 16)."""
     url = nats_server.url
     # The commit interval is far longer than the test, so only the revoke's commit can save the
     # work done since the previous commit from being processed again by the next owner.
@@ -294,13 +310,23 @@ async def test_a_planned_rebalance_processes_nothing_twice(
     await held_by(url, [w1], timeout=60)
     async with faust_producer(url, partitions=PARTITIONS) as send, Traffic(send, TOPIC, KEYS) as traffic:
         await poll_until(lambda: len(traffic.sent) > 300, timeout=30, what="traffic")
+        before_join = await readers(url)
         w2 = workers.faust(APP, name="w2", COMMIT_INTERVAL="60")
-        await held_by(url, [w1, w2], timeout=60)
+        state = await held_by(url, [w1, w2], timeout=60)
+        kept_by_w1 = state.partitions_of(member_of(state, w1) or "", TOPIC)
+        moved_to_w2 = state.partitions_of(member_of(state, w2) or "", TOPIC)
         await poll_until(lambda: len(traffic.sent) > 900, timeout=30, what="traffic after the join")
+        after_join = await readers(url)
         w1.signal(signal.SIGTERM)
         await held_by(url, [w2], timeout=30)
         assert await w1.wait_exit() == 0
         await poll_until(lambda: len(traffic.sent) > 1500, timeout=30, what="traffic after the leave")
+        after_leave = await readers(url)
+    for p in kept_by_w1:
+        assert after_join[p] == before_join[p], f"w1's partition {p} was read anew after the join"
+    for p in moved_to_w2:
+        assert after_join[p].isdisjoint(before_join[p]), f"partition {p} moved to w2 but w1 still reads it"
+        assert after_leave[p] == after_join[p], f"w2's partition {p} was read anew after w1 left"
     expected = {(s.partition, s.offset) for s in traffic.sent}
     await poll_until(
         lambda: {(r["p"], r["o"]) for r in rows(seen_dir) if r.get("t") == TOPIC} >= expected,

@@ -114,7 +114,7 @@ class Member:
     def metadata(self) -> bytes:
         return b""
 
-    async def on_revoke(self) -> None: ...
+    async def on_revoke(self, following: bytes | None) -> None: ...
 
     async def on_assign(self, generation: int, assignment: bytes) -> None:
         self.assigned.append(generation)

@@ -49,10 +49,10 @@ def test_partitions_no_longer_assigned_or_reassigned_are_not_offered() -> None:
     offsets: dict[str, int] = {}
     retry.offer(offsets, tps={"p0"}, assigned=set())
     assert offsets == {}
-    retry.declined({"p0": 10}, {}, assigned={"p0"})
-    retry.forget()
-    retry.offer(offsets, tps={"p0"}, assigned={"p0"})
-    assert offsets == {}
+    retry.declined({"p0": 10, "p1": 7}, {}, assigned={"p0", "p1"})
+    retry.forget({"p0"})  # taken anew; p1 was kept through the rebalance
+    retry.offer(offsets, tps={"p0", "p1"}, assigned={"p0", "p1"})
+    assert offsets == {"p1": 7}
 
 
 def test_while_the_store_is_full_commits_pause_longer_each_time_and_resume_at_once_after() -> None:
