@@ -64,6 +64,7 @@ class RebalanceResult:
     processed_twice: int
     steps: list[Step]
     rate: float
+    session_timeout: float
 
 
 async def run_rebalance(
@@ -116,7 +117,7 @@ async def run_rebalance(
         _step("join", stamps, (joined_at, left_at), moved_on_join, partitions),
         _step("leave", stamps, (left_at, ended_at), moved_on_leave, partitions),
     ]
-    return RebalanceResult(sent, sum(counts) - sent, steps, rate)
+    return RebalanceResult(sent, sum(counts) - sent, steps, rate, session_timeout)
 
 
 async def _holdings(url: str, worker: WorkerProcess) -> set[int]:
@@ -195,7 +196,8 @@ def rebalance_rows(result: RebalanceResult, stage: str) -> list[Row]:
             if pause is not None:
                 rows.append(Row(
                     f"rebalance-{step.name}-{which}", stage,
-                    f"longest pause on {step.name}, a partition that {which}", pause, "s", None, "",
+                    f"longest pause on {step.name}, a partition that {which}", pause, "s",
+                    pause / result.session_timeout, "session timeout",
                     "the longest gap between two changelog records of such a partition around the rebalance",
                 ))
     return rows

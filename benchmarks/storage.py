@@ -25,11 +25,14 @@ second only what producers got wrong.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from nats.aio.client import Client
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from app.settings import Settings
 from benchmarks.dataset import Dataset
@@ -53,6 +56,8 @@ class StoredBytes:
     metrics_keys: int
     results: int
     results_messages: int
+    #: payload bytes of the results (the documents alone, without subjects and headers)
+    results_payload: int
     changelogs: int
     changelog_messages: int
     bookkeeping: int
@@ -65,18 +70,40 @@ async def run_storage(url: str, client: Client, dataset: Dataset, *, base_dir: P
     )
     js = client.jetstream()
     sizes: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    results_stream = ""
     for info in await js.streams_info():
         name, state = info.config.name or "", info.state
         kind = _kind(name)
+        if kind == "results":
+            results_stream = name
         sizes[kind][0] += int(state.bytes)
         sizes[kind][1] += int(state.messages)
     return StoredBytes(
         events=sizes["events"][0], events_messages=sizes["events"][1],
         metrics=sizes["metrics"][0], metrics_keys=sizes["metrics"][1],
         results=sizes["results"][0], results_messages=sizes["results"][1],
+        results_payload=await _payload_bytes(js, results_stream),
         changelogs=sizes["changelogs"][0], changelog_messages=sizes["changelogs"][1],
         bookkeeping=sizes["bookkeeping"][0],
     )
+
+
+async def _payload_bytes(js: JetStreamContext, stream: str) -> int:
+    """The payload bytes of every message ``stream`` holds."""
+    sub = await js.pull_subscribe(
+        ">", stream=stream, config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE)
+    )
+    total = 0
+    try:
+        while True:
+            batch = await sub.fetch(1000, timeout=5)
+            total += sum(len(msg.data) for msg in batch)
+            if batch[-1].metadata.num_pending == 0:
+                return total
+    except TimeoutError:
+        return total  # nothing (more) to read
+    finally:
+        await sub.unsubscribe()
 
 
 def _kind(stream: str) -> str:
@@ -112,16 +139,22 @@ def storage_rows(stored: StoredBytes, dataset: Dataset, stage: str) -> list[Row]
     }
     everything = RATE * _YEAR * (per_event + windows_per_event * (per_window + per_result))
     total = sum(kept.values())
+    # What the bytes carry: each event's JSON, and each final's document as published.
+    event_json = sum(len(json.dumps(event, separators=(",", ":"))) for event in dataset.events) / dataset.size
+    document = stored.results_payload / stored.results_messages
     shape = f"{dataset.size:,} events, {len(dataset.expected):,} windows ({windows_per_event:.2f} per event)"
     return [
-        Row("storage-event", stage, "events topic, per event", per_event, "B", None, "",
+        Row("storage-event", stage, "events topic, per event", per_event, "B", per_event / event_json,
+            f"the event's JSON ({event_json:.0f} B)",
             f"{stored.events:,} B in {stored.events_messages:,} batch records; {shape}"),
-        Row("storage-window", stage, "metrics bucket, per window", per_window, "B", None, "",
+        Row("storage-window", stage, "metrics bucket, per window", per_window, "B", per_window / document,
+            f"the final's document ({document:.0f} B)",
             f"{stored.metrics:,} B for {stored.metrics_keys:,} finals"),
-        Row("storage-result", stage, "RESULTS stream, per final", per_result, "B", None, "",
+        Row("storage-result", stage, "RESULTS stream, per final", per_result, "B", per_result / document,
+            f"the final's document ({document:.0f} B)",
             f"{stored.results:,} B for {stored.results_messages:,} results"),
         Row("storage-changelogs", stage, "changelogs once every window closed, workers stopped", stored.changelogs,
-            "B", None, "",
+            "B", stored.changelogs / (per_window * stored.metrics_keys), "a record per closed window",
             f"{stored.changelog_messages} messages in all partitions of the 3 agents (markers, watermarks, fences); "
             f"bookkeeping streams {stored.bookkeeping:,} B"),
         Row("storage-year", stage, f"a year at {RATE:,.0f} events/s, default retention, per replica",

@@ -29,9 +29,9 @@ ROWS = [
     "history-recovery-1", "history-rss-1", "history-recovery-2", "history-rss-2",
     "history-recovery-3", "history-rss-3",
     "storage-event", "storage-window", "storage-result", "storage-changelogs", "storage-year",
+    "agent-1", "agent-2", "agent-2-nostandby", "failover-sigterm", "failover-sigkill", "recovery-standby", "recovery-cold",
     "rebalance-twice", "rebalance-join-stayed", "rebalance-join-moved", "rebalance-leave-stayed",
     "rebalance-leave-moved",
-    "agent-1", "agent-2", "agent-2-nostandby", "failover-sigterm", "failover-sigkill", "recovery-standby", "recovery-cold",
     "doors-rss-unbounded", "doors-rss-bounded", "dashboard-update-200", "dashboard-update-20000",
 ]
 TARGETS = [
