@@ -340,16 +340,18 @@ class MetricsReader:
         consumer carries it, so a reconnect or a server restart resumes where it was; the server
         waits for us (flow control), and at most ``pending_limit`` messages queue here. Leaving
         the block removes the consumer. Every metric's keys are watched alike, a metric that starts
-        later too; a metric or ``parts`` asks the registry for the metric's key fields first.
+        later too, named or not: only ``parts`` asks the registry for the metric's key fields
+        (:class:`UnknownMetric` if no worker described it yet).
         """
         self._require_open()
-        if metric is not None:
+        if parts:
+            if metric is None:
+                raise ConfigError("parts", parts, "narrow the keys of one metric: name it", kind="Argument")
             subjects = key_filter(await self.describe(metric), student_id, parts)
-        elif parts:
-            raise ConfigError("parts", parts, "narrow the keys of one metric: name it", kind="Argument")
         else:
+            # The key's later parts and its start, whatever their number: no description needed.
             student = require_id("student_id", student_id) if student_id is not None else "*"
-            subjects = f"{_PREFIX}*.{student}.>"
+            subjects = f"{_PREFIX}{require_metric(metric) if metric is not None else '*'}.{student}.>"
         sub = await self._client.jetstream().subscribe(
             subjects,
             stream=_STREAM,

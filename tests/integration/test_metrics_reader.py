@@ -375,6 +375,22 @@ async def test_a_watch_of_one_students_new_values_across_metrics(client: Client,
         assert await next_keys(entries, 2) == [f"outcomes.s1.g1.{T0}", f"progression.s1.{T0}"]
 
 
+async def test_a_watch_of_a_metric_that_starts_later(client: Client) -> None:
+    async with MetricsReader(client, streams=PublicStreams()) as reader:
+        async with reader.watch("hints", "s1") as entries:
+            kv = await client.jetstream().key_value("metrics")
+            await kv.put(f"hints.s2.{T0}", json.dumps(value("hints", "s2", T0)).encode())  # another student
+            await kv.put(f"hints.s1.{T0}", json.dumps(value("hints", "s1", T0)).encode())
+            assert await next_keys(entries, 1) == [f"hints.s1.{T0}"]
+        # Narrowing a later key part needs the metric's key fields: its description.
+        with pytest.raises(UnknownMetric, match="hints"):
+            async with reader.watch("hints", "s1", parts={"game_id": "g1"}):
+                pass
+        with pytest.raises(ConfigError, match="'metric'"):
+            async with reader.watch("hi.nts"):
+                pass
+
+
 async def test_a_watch_ends_when_its_block_is_left(client: Client, watcher: MetricsReader) -> None:
     async with watcher.watch("engagement") as entries:
         pass
