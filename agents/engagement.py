@@ -36,6 +36,7 @@ def define(window_seconds: int, grace_seconds: int) -> MetricDefinition:
                 "sessions": Count(where=lambda e: e["type"] == "engagement" and e["name"] == "session_started"),
             },
             finalize=accuracy,
+            derived={"accuracy": "number?"},
         ),
     )
 

@@ -34,6 +34,7 @@ def define(window_seconds: int, grace_seconds: int) -> MetricDefinition:
                 "mean_duration_ms": Mean("data.duration_ms"),
             },
             finalize=win_rate,
+            derived={"win_rate": "number"},
         ),
     )
 

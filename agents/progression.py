@@ -36,6 +36,7 @@ def define(window_seconds: int, grace_seconds: int) -> MetricDefinition:
                 "score": Sum("data.score", where=named("level_completed")),
             },
             finalize=completion_rate,
+            derived={"completion_rate": "number?"},
         ),
     )
 

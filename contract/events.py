@@ -291,8 +291,11 @@ class Event(BaseModel):
     # infinities itself, naming where they are (pydantic's locations inside a JsonValue name its
     # union members, and 1e400, valid JSON, parses to an infinity).
     # hide_input_in_errors: a logged ValidationError must not carry 16 KiB of someone's data.
+    # extra="ignore": a field this version does not know is dropped, not refused, so a producer
+    # that adds one (a newer client) is not cut off (docs/api.md, compatibility); the fields
+    # known here are checked exactly as before, and what a metric needs beyond them goes in data.
     model_config = ConfigDict(
-        frozen=True, extra="forbid", strict=True, allow_inf_nan=True, hide_input_in_errors=True
+        frozen=True, extra="ignore", strict=True, allow_inf_nan=True, hide_input_in_errors=True
     )
 
     event_id: Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -461,8 +464,9 @@ def validate_batch(body: bytes | str | dict[str, Any], *, now: float) -> list[Ev
     """Validate one event object or ``{"events": [...]}`` with 1 to 1000 events, all or nothing.
 
     Every problem of every event is collected before :class:`InvalidEvents` is raised, so one
-    answer tells a producer everything to fix. Problems with the envelope (not an object, extra
-    keys next to ``events``, a wrong count) carry index -1. A body with too many events is refused
+    answer tells a producer everything to fix. Problems with the envelope (not an object, a
+    wrong count) carry index -1; keys next to ``events`` are ignored, as unknown fields of an event
+    are. A body with too many events is refused
     without looking at them: the limit exists to bound the work done per request.
     """
     document = _parse(body) if isinstance(body, bytes | str) else body
@@ -470,7 +474,7 @@ def validate_batch(body: bytes | str | dict[str, Any], *, now: float) -> list[Ev
         raise InvalidEvents([FieldError(-1, "", 'must be an event object or {"events": [...]}')])
     if "events" not in document:
         return [validate_event(document, now=now)]
-    errors = [FieldError(-1, str(key), "not allowed") for key in document if key != "events"]
+    errors: list[FieldError] = []
     items = document["events"]
     if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH_EVENTS:
         errors.append(FieldError(-1, "events", f"must be a list of 1 to {MAX_BATCH_EVENTS} events"))

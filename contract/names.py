@@ -8,9 +8,14 @@ says, without the deployment prefix that faust's own subjects carry::
     deadletter.late.<metric>            events that arrived after their window closed
     deadletter.invalid.<metric>         events a metric could not read
     results.<metric>.<student_id>       a window's result, published when it closes
-    KV bucket "metrics"                 progression.<student_id>.<window_start>
-                                        engagement.<student_id>.<window_start>
-                                        outcomes.<student_id>.<game_id>.<window_start>
+    KV bucket "metrics"                 <metric>.<key part>[.<key part>...].<window_start>
+    KV bucket "metric_registry"         <metric>: the metric's description (contract.registry)
+
+No metric is named here: the metrics are those whose workers run, each known by the description it
+publishes (:mod:`contract.registry`), whose ``key_fields`` give the parts of its KV keys, in order
+(``student_id`` first for every metric of the project: ``hints.<student_id>.<start>``,
+``<metric>.<student_id>.<game_id>.<start>`` for a metric per student and game). The first key part
+is also the result subject's last token.
 
 Ids become subject tokens and key parts, so :func:`require_id` admits only the contract's id
 characters: an id holding ``*``, ``>`` or ``.`` would address other subjects or keys. Every valid
@@ -20,6 +25,7 @@ event goes to the faust topic :data:`EVENTS_TOPIC`, whichever way it came in.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Annotated, Final
 
 from pydantic import StringConstraints
@@ -35,7 +41,7 @@ __all__ = [
     "ID_SPELLING",
     "Id",
     "METRICS_BUCKET",
-    "METRIC_NAMES",
+    "METRIC_NAME_PATTERN",
     "ingest_subject",
     "is_id",
     "metrics_key",
@@ -58,10 +64,9 @@ ID_RULE: Final = f"must be {ID_SPELLING}"
 #: the id rule as a pydantic field type (the models of results)
 Id = Annotated[str, StringConstraints(min_length=1, max_length=_ID_MAX_LENGTH, pattern=f"^[{_ID_CHARACTERS}]+$")]
 
-#: the metrics of this deployment, each a KV key prefix and a result subject token
-METRIC_NAMES: Final = ("engagement", "outcomes", "progression")
-#: the one metric whose windows are per student *and* game
-_PER_GAME: Final = "outcomes"
+#: a metric's name (a KV key prefix and a result subject token), as a regular expression
+METRIC_NAME_PATTERN: Final = f"[{_ID_CHARACTERS}]{{1,{_ID_MAX_LENGTH}}}"
+_METRIC_RULE: Final = f"must be {ID_SPELLING} (a metric's name)"
 
 #: the faust topic HTTP and NATS ingest write every valid event to, and the agents read
 EVENTS_TOPIC: Final = "events"
@@ -86,9 +91,11 @@ def require_id(field: str, value: str) -> str:
 
 
 def require_metric(metric: str) -> str:
-    """``metric`` if it is one of :data:`METRIC_NAMES`, else :class:`ConfigError`."""
-    if metric not in METRIC_NAMES:
-        raise ConfigError("metric", metric, f"must be one of {', '.join(METRIC_NAMES)}", kind="Argument")
+    """``metric`` if it is spelled as a metric's name can be, else :class:`ConfigError`.
+
+    Whether such a metric runs is the registry's to say (:mod:`contract.registry`)."""
+    if not is_id(metric):
+        raise ConfigError("metric", metric, _METRIC_RULE, kind="Argument")
     return metric
 
 
@@ -97,9 +104,9 @@ def ingest_subject(type_: str, student_id: str) -> str:
     return f"events.{type_}.{require_id('student_id', student_id)}"
 
 
-def result_subject(metric: str, student_id: str) -> str:
-    """Where a closed window's result is published."""
-    return f"results.{require_metric(metric)}.{require_id('student_id', student_id)}"
+def result_subject(metric: str, first_key_part: str) -> str:
+    """Where a closed window's result is published: by its key's first part (the student)."""
+    return f"results.{require_metric(metric)}.{require_id('student_id', first_key_part)}"
 
 
 def result_filter(metric: str | None = None, student_id: str | None = None) -> str:
@@ -115,27 +122,21 @@ def result_msg_id(kv_key: str) -> str:
     return f"result:{kv_key}"
 
 
-def metrics_key(metric: str, student_id: str, window_start: int, game_id: str | None = None) -> str:
-    """The KV key of one window's result; ``game_id`` is required for (and only for) outcomes."""
-    require_metric(metric)
-    parts = [metric, require_id("student_id", student_id)]
-    if metric == _PER_GAME:
-        if game_id is None:
-            raise ConfigError("game_id", None, f"is required for {_PER_GAME}", kind="Argument")
-        parts.append(require_id("game_id", game_id))
-    elif game_id is not None:
-        raise ConfigError("game_id", game_id, f"does not apply to {metric}", kind="Argument")
-    return ".".join([*parts, str(int(window_start))])
+def metrics_key(metric: str, key_parts: Sequence[str], window_start: int) -> str:
+    """The KV key of one window's result: the metric, its key's parts in order, the start."""
+    if isinstance(key_parts, str) or not key_parts:
+        raise ConfigError("key_parts", key_parts, "must be the key's parts, at least one", kind="Argument")
+    parts = [require_id(f"key_parts[{n}]", part) for n, part in enumerate(key_parts)]
+    return ".".join([require_metric(metric), *parts, str(int(window_start))])
 
 
-def parse_metrics_key(key: str) -> tuple[str, str, str | None, int] | None:
-    """``(metric, student_id, game_id, window_start)`` of a key of the contract, or None."""
+def parse_metrics_key(key: str) -> tuple[str, tuple[str, ...], int] | None:
+    """``(metric, key_parts, window_start)`` of a key of the contract, or None."""
     tokens = key.split(".")
-    metric = tokens[0]
-    if metric not in METRIC_NAMES or len(tokens) != (4 if metric == _PER_GAME else 3):
+    if len(tokens) < 3 or not all(is_id(token) for token in tokens[:-1]):
         return None
     try:
         start = int(tokens[-1])
     except ValueError:
         return None
-    return metric, tokens[1], tokens[2] if metric == _PER_GAME else None, start
+    return tokens[0], tuple(tokens[1:-1]), start

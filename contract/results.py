@@ -1,61 +1,58 @@
 """The result of one window: the public contract of the KV values and result messages.
 
-The same JSON is the value of ``metrics`` KV key ``<metric>.<student_id>[.<game_id>].<start>``
-and the payload published on ``results.<metric>.<student_id>``::
+The same JSON is the value of ``metrics`` KV key ``<metric>.<key parts>.<start>`` and the payload
+published on ``results.<metric>.<first key part>``, for every metric::
 
-    {"metric": "engagement", "key": {"student_id": "s-42"},
+    {"metric": "hints", "key": {"student_id": "s-42"},
      "window": {"start": "2024-05-01T10:00:00Z", "end": "2024-05-01T10:01:00Z"},
-     "final": true, "events": 2,
-     "values": {"interactions": 2, "answers": 2, "correct": 1, "accuracy": 0.5,
-                "active_seconds": 0, "sessions": 0}}
+     "final": true, "events": 3, "values": {"hints": 3, "activities": 2}}
 
 ``final`` is true for a closed window. With ``METRICS_UPDATE_SECONDS`` the KV key of a window still
 open holds its value so far, ``"final": false`` (never published on a result subject), until the
 final value replaces it for good; the models take both.
 
-Keys, subjects and the id rule come from :mod:`contract.names`. The models are strict about
-shape (no unknown fields, a key that fits the metric) and lenient about number spelling: sums of
-integers stay ``int``, other numbers are ``float``.
+:class:`MetricResult` reads any metric's result: ``values`` is an open mapping of JSON values.
+A metric may add typed models of its values as an optional refinement, in a module of
+:mod:`contract.typed` named after it; :func:`parse_result` returns the refined model where there is
+one and the document fits it, the generic one otherwise. Readers are tolerant (docs/api.md,
+compatibility): a field or a value this version does not know is ignored (fields) or kept
+(values), never an error, so a worker that adds one breaks no deployed reader. What a result must
+have is its shape: the fields below, a key of ids, a window that ends after it starts.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Final, Generic, Literal, TypeAlias, TypeVar
+import functools
+import importlib
+import importlib.util
+from typing import Annotated, Any, Final, Generic, TypeVar
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
-    NonNegativeFloat,
-    NonNegativeInt,
+    JsonValue,
     PositiveInt,
-    TypeAdapter,
     ValidationError,
     model_validator,
 )
 
-from contract.names import Id, metrics_key, result_subject
+from contract.names import Id, is_id, metrics_key, result_subject
 from tables.errors import StreamsError
 
 __all__ = [
-    "EngagementResult",
-    "EngagementValues",
     "InvalidResult",
     "MetricResult",
-    "OutcomesResult",
-    "OutcomesValues",
-    "ProgressionResult",
-    "ProgressionValues",
+    "Result",
     "ResultWindow",
-    "StudentGameKey",
-    "StudentKey",
+    "TypedValues",
     "parse_result",
+    "refined_model",
 ]
 
-_Ratio = Annotated[float, Field(ge=0, le=1)]
-# int | float: pydantic's smart union keeps 150 an int and 150.5 a float.
-_Amount = NonNegativeInt | NonNegativeFloat
+#: where the optional typed refinements live: ``contract.typed.<metric>`` defines ``RESULT``
+_TYPED_PACKAGE: Final = "contract.typed"
 
 
 class InvalidResult(StreamsError, ValueError):
@@ -66,11 +63,12 @@ class InvalidResult(StreamsError, ValueError):
         super().__init__("not a metric result: " + "; ".join(problems[:5]))
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class _Tolerant(BaseModel):
+    # Unknown fields are ignored, never refused: a writer newer than the reader adds them.
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
 
-class ResultWindow(_Model):
+class ResultWindow(_Tolerant):
     """``[start, end)`` in UTC, whole seconds."""
 
     start: AwareDatetime
@@ -83,58 +81,22 @@ class ResultWindow(_Model):
         return self
 
 
-class StudentKey(_Model):
-    student_id: Id
+class TypedValues(BaseModel):
+    """The base of a metric's typed values: values it does not name are kept (``model_extra``),
+    never refused."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
 
 
-class StudentGameKey(_Model):
-    student_id: Id
-    game_id: Id
+V = TypeVar("V")
 
 
-class ProgressionValues(_Model):
-    levels_started: NonNegativeInt
-    levels_completed: NonNegativeInt
-    levels_failed: NonNegativeInt
-    #: the largest level among completed ones; None when none was completed
-    max_level: NonNegativeInt | None
-    #: the sum of completed levels' scores, 0 if none
-    score: _Amount
-    #: completed / (completed + failed); None when neither happened
-    completion_rate: _Ratio | None
+class Result(_Tolerant, Generic[V]):
+    """One window's result, its ``values`` of type ``V`` (a mapping, or a metric's typed model)."""
 
-
-class EngagementValues(_Model):
-    interactions: NonNegativeInt
-    #: interactions whose data.correct is a boolean
-    answers: NonNegativeInt
-    correct: NonNegativeInt
-    #: correct / answers; None without answers
-    accuracy: _Ratio | None
-    #: the sum of heartbeat seconds
-    active_seconds: _Amount
-    #: engagement events named session_started
-    sessions: NonNegativeInt
-
-
-class OutcomesValues(_Model):
-    games: PositiveInt
-    wins: NonNegativeInt
-    losses: NonNegativeInt
-    abandons: NonNegativeInt
-    win_rate: _Ratio
-    mean_score: NonNegativeFloat
-    mean_duration_ms: NonNegativeFloat
-
-
-M = TypeVar("M", bound=str)
-K = TypeVar("K", bound=BaseModel)
-V = TypeVar("V", bound=BaseModel)
-
-
-class _Result(_Model, Generic[M, K, V]):
-    metric: M
-    key: K
+    metric: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    #: the key's parts, by field name, in the metric's key_fields order (the first one: student_id)
+    key: Annotated[dict[str, Id], Field(min_length=1)]
     window: ResultWindow
     #: False: the current value of a window still open (KV only), replaced by the final one
     final: bool
@@ -143,8 +105,13 @@ class _Result(_Model, Generic[M, K, V]):
     values: V
 
     @property
+    def key_parts(self) -> tuple[str, ...]:
+        return tuple(self.key.values())
+
+    @property
     def student_id(self) -> str:
-        return self.key.student_id  # type: ignore[attr-defined]
+        """The key's first part (``student_id`` for every metric of the project)."""
+        return self.key_parts[0]
 
     @property
     def window_start(self) -> int:
@@ -154,7 +121,7 @@ class _Result(_Model, Generic[M, K, V]):
     @property
     def kv_key(self) -> str:
         """This result's key in the ``metrics`` bucket."""
-        return metrics_key(self.metric, self.student_id, self.window_start, getattr(self.key, "game_id", None))
+        return metrics_key(self.metric, self.key_parts, self.window_start)
 
     @property
     def subject(self) -> str:
@@ -166,35 +133,44 @@ class _Result(_Model, Generic[M, K, V]):
         return self.model_dump_json().encode()
 
 
-class ProgressionResult(_Result[Literal["progression"], StudentKey, ProgressionValues]):
-    """Levels of ``game`` events: started, completed, failed, best level, score."""
+class MetricResult(Result[dict[str, JsonValue]]):
+    """Any metric's result: ``values`` maps each value's name to its JSON value."""
 
 
-class EngagementResult(_Result[Literal["engagement"], StudentKey, EngagementValues]):
-    """Every valid event: interactions, answers and accuracy, active seconds, sessions."""
+@functools.cache
+def refined_model(metric: str) -> type[Result[Any]] | None:
+    """The typed result model of ``metric`` (``contract.typed.<metric>.RESULT``), or None."""
+    if not is_id(metric) or "-" in metric:
+        return None  # not a module name; such a metric has no refinement
+    name = f"{_TYPED_PACKAGE}.{metric}"
+    if importlib.util.find_spec(name) is None:
+        return None
+    model: type[Result[Any]] = importlib.import_module(name).RESULT
+    return model
 
 
-class OutcomesResult(_Result[Literal["outcomes"], StudentGameKey, OutcomesValues]):
-    """``game_finished`` events of one game: wins, losses, abandons, mean score and duration."""
-
-
-MetricResult: TypeAlias = Annotated[
-    ProgressionResult | EngagementResult | OutcomesResult, Field(discriminator="metric")
-]
-"""Any result; the ``metric`` field says which."""
-
-_ADAPTER: Final[TypeAdapter[ProgressionResult | EngagementResult | OutcomesResult]] = TypeAdapter(
-    MetricResult
-)
-
-
-def parse_result(raw: bytes | str) -> ProgressionResult | EngagementResult | OutcomesResult:
-    """Parse and check one result value; raises :class:`InvalidResult` naming each problem."""
+def parse_result(raw: bytes | str) -> Result[Any]:
+    """Parse one result value, of any metric: the metric's typed model where it has one and the
+    document fits it, else :class:`MetricResult`. :class:`InvalidResult` names each problem of a
+    document that does not have a result's shape."""
     try:
-        return _ADAPTER.validate_json(raw)
+        result = MetricResult.model_validate_json(raw)
     except ValidationError as exc:
-        problems = [
-            f"{'.'.join(str(part) for part in error['loc'][1:]) or '(value)'}: {error['msg']}"
-            for error in exc.errors(include_url=False, include_input=False)
-        ]
-        raise InvalidResult(problems) from None
+        raise InvalidResult(_problems(exc)) from None
+    model = refined_model(result.metric)
+    if model is None:
+        return result
+    try:
+        return model.model_validate(result.model_dump())
+    except ValidationError:
+        # A value of another shape than this reader's refinement knows (a newer version of the
+        # metric): the generic result still carries it, and a reader must never go quiet.
+        return result
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    return [
+        f"{'.'.join(str(part) for part in error['loc']) or '(value)'}: {error['msg']}"
+        for error in exc.errors(include_url=False, include_input=False)
+    ]
+

@@ -8,7 +8,9 @@ Run from the repository root::
 - ``event.json``            one ingest event (:class:`contract.events.Event`)
 - ``result.json``           one window's result, of any metric: the value of a ``metrics`` KV key
                             and the payload of a result message (:data:`contract.results.MetricResult`)
-- ``values/<metric>.json``  the ``values`` of one metric's results
+- ``values/<metric>.json``  the ``values`` of one metric's results, for the metrics that have a
+                            typed refinement (:mod:`contract.typed`); the others' values are
+                            described by the metric registry (:mod:`contract.registry`) at run time
 
 Everything is generated from the pydantic models, as the web process's OpenAPI document is, and
 :func:`event_schema` states what the model's own schema says less precisely than the contract
@@ -20,15 +22,17 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import pkgutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final, get_args
+from typing import Any, Final
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel
 
+import contract.typed
 from contract.events import MAX_DATA_BYTES, MAX_DATA_NUMBER, Event
-from contract.results import MetricResult
+from contract.results import MetricResult, refined_model
 
 __all__ = ["DIALECT", "documents", "event_schema", "main", "stale", "write"]
 
@@ -69,9 +73,10 @@ _EVENT_DESCRIPTION: Final = (
 
 _RESULT_DESCRIPTION: Final = (
     "One window's result: the value of a key of the `metrics` KV bucket "
-    "(`<metric>.<student_id>[.<game_id>].<window_start>`) and the payload of a message on "
+    "(`<metric>.<key parts>.<window_start>`) and the payload of a message on "
     "`results.<metric>.<student_id>`. `final` is false only in KV, for a window still open; its "
-    "final value replaces it. A window's `end` is after its `start`; times are UTC."
+    "final value replaces it. A window's `end` is after its `start`; times are UTC. Readers "
+    "ignore fields they do not know and keep values they do not know (docs/api.md, compatibility)."
 )
 
 
@@ -120,12 +125,13 @@ def event_schema(generated: dict[str, Any]) -> dict[str, Any]:
 
 
 def _values_models() -> dict[str, type[BaseModel]]:
-    """metric -> the model of its values, read off the result models (``metric`` is a Literal)."""
-    union, *_ = get_args(MetricResult)
-    found = {}
-    for model in get_args(union):
-        (metric,) = get_args(model.model_fields["metric"].annotation)
-        found[metric] = model.model_fields["values"].annotation
+    """metric -> the model of its values, for each typed refinement of :mod:`contract.typed`."""
+    found: dict[str, type[BaseModel]] = {}
+    for info in pkgutil.iter_modules(contract.typed.__path__):
+        model = refined_model(info.name)
+        values = model.model_fields["values"].annotation if model is not None else None
+        if isinstance(values, type) and issubclass(values, BaseModel):
+            found[info.name] = values
     return dict(sorted(found.items()))
 
 
@@ -139,10 +145,7 @@ def _standalone(schema: dict[str, Any], title: str, description: str | None = No
 def documents() -> dict[str, dict[str, Any]]:
     """Every file of ``schemas/``: its path there -> its JSON Schema."""
     event = event_schema(Event.model_json_schema(mode="validation"))
-    result = TypeAdapter(MetricResult).json_schema(mode="serialization")
-    # OpenAPI's keyword, not JSON Schema's: strict validators (ajv) refuse unknown keywords, and
-    # oneOf over const metrics already says which branch applies.
-    del result["discriminator"]
+    result = MetricResult.model_json_schema(mode="serialization")
     found = {
         "event.json": _standalone(event, "Event"),
         "result.json": _standalone(result, "MetricResult", _RESULT_DESCRIPTION),

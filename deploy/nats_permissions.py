@@ -4,6 +4,9 @@ least-privilege permissions, for a deployment with a given prefix, partition cou
     python deploy/nats_permissions.py > deploy/nats-accounts.conf      # the defaults
     python deploy/nats_permissions.py --partitions 16 --agents engagement outcomes progression hints
 
+``--agents`` defaults to the metric modules of ``agents/``; a metric run from a file elsewhere
+needs its name added.
+
 Why generated: JetStream permissions name streams whole (``$JS.API.STREAM.INFO.FAUST_events_3``;
 a wildcard cannot stand for part of a token), and the project makes one stream per topic
 partition, so the lists depend on the partition count and on the agents. Passwords are read by
@@ -13,13 +16,14 @@ Roles (each also gets only its own reply inboxes, ``_INBOX_<role>.>``; set NATS_
 
 - ``producer`` publishes events to ``events.<type>.<student_id>`` and nothing else;
 - ``ingest`` (the web process) pulls the INGEST stream, writes the events topic, dead-letters
-  invalid events and reads the metrics bucket for the query API; for ``/metrics`` it reads the
+  invalid events and reads the metrics bucket and the metric registry for the query API; for ``/metrics`` it reads the
   offsets bucket (every group's lag) and lists the streams (their sizes);
 - ``worker`` (the metric workers) reads the events topic, keeps its groups' offsets, leases and
-  changelogs (purging from them what closed windows leave), and writes its metrics' results, result subjects and dead letters - it cannot
+  changelogs (purging from them what closed windows leave), and writes its metrics' descriptions
+  (the metric registry), results, result subjects and dead letters - it cannot
   write events, nor read the raw INGEST stream or the dead letters (it reads only the INGEST
   stream's info: its oldest message's time is what the arrival clock needs);
-- ``reader`` (dashboards, adaptive services) reads the metrics bucket, the RESULTS stream (and
+- ``reader`` (dashboards, adaptive services) reads the metrics bucket, the metric registry, the RESULTS stream (and
   acknowledges what its durable consumers deliver) and ``results.>``, and nothing else.
 """
 
@@ -27,11 +31,14 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 __all__ = ["ROLES", "render"]
 
 ROLES = ("producer", "ingest", "worker", "reader")
 _API = "$JS.API"
+#: the KV bucket of metric descriptions (contract.registry.REGISTRY_BUCKET)
+_REGISTRY = "metric_registry"
 
 
 def _stream_admin(stream: str, *, create: bool = True, update: bool = True) -> list[str]:
@@ -69,6 +76,18 @@ def _bucket(
     return out
 
 
+def metric_modules() -> list[str]:
+    """The metric modules of ``agents/`` by their files, as ``agents.metric_modules`` lists them
+    (deploy imports no package of the project: it runs as a script)."""
+    folder = Path(__file__).resolve().parent.parent / "agents"
+    return sorted(path.stem for path in folder.glob("*.py") if not path.stem.startswith("_"))
+
+
+def _registry_reader() -> list[str]:
+    """The metric registry, read with direct gets (the query API, the client): no consumer."""
+    return _bucket(_REGISTRY, [], update=False) + [f"{_API}.DIRECT.GET.KV_{_REGISTRY}"]
+
+
 def permissions(role: str, prefix: str, partitions: int, agents: Sequence[str]) -> tuple[list[str], list[str]]:
     """(publish allow, subscribe allow) of ``role``."""
     upper = prefix.upper()
@@ -88,6 +107,7 @@ def permissions(role: str, prefix: str, partitions: int, agents: Sequence[str]) 
         ]
         # The query API reads the bucket; the workers, which write it, own its limits.
         pub += _bucket("metrics", [], update=False) + _stream_reader("KV_metrics")
+        pub += _registry_reader()
         # /metrics: every group's lag (a watch of the offsets bucket) and the storage of every
         # stream and of the account (stream names and sizes, no message).
         pub += _bucket(f"{prefix}_offsets", [], create=False, update=False, watch=True)
@@ -111,6 +131,7 @@ def permissions(role: str, prefix: str, partitions: int, agents: Sequence[str]) 
                 stream = f"{upper}_{changelog}_{p}"
                 pub += _stream_admin(stream) + _stream_reader(stream) + [f"{prefix}.{changelog}.{p}.>"]
                 pub.append(f"{_API}.STREAM.PURGE.{stream}")  # closed windows leave (tables/compaction.py)
+            pub.append(f"$KV.{_REGISTRY}.{agent}")  # its description, at start
             pub += [f"results.{agent}.*", f"deadletter.*.{agent}", f"$KV.metrics.{agent}.>",
                     f"{_API}.DIRECT.GET.KV_metrics.$KV.metrics.{agent}.>"]
         pub += _bucket(f"{prefix}_topics", topics)
@@ -118,12 +139,14 @@ def permissions(role: str, prefix: str, partitions: int, agents: Sequence[str]) 
         pub += _bucket(f"{prefix}_offsets", offsets, watch=True) + [f"$JS.FC.KV_{prefix}_offsets.>"]
         pub += _bucket(f"{prefix}_groups", groups, watch=True)
         pub += _stream_admin("KV_metrics") + _stream_admin(f"{upper}_RESULTS") + _stream_admin(f"{upper}_DEADLETTER")
+        pub += _stream_admin(f"KV_{_REGISTRY}")
         pub.append(f"{_API}.STREAM.INFO.{upper}_INGEST")  # the arrival clock (bridges/public/arrival_clock.py)
         return sorted(set(pub)), [inbox]
     if role == "reader":
         # The project's clients create the metrics bucket and the results stream when they are
         # missing (a reader may start first); creating an existing one changes nothing.
         pub = [f"{_API}.INFO", *_stream_admin("KV_metrics", update=False), *_stream_reader("KV_metrics")]
+        pub += _registry_reader()
         pub += [*_stream_admin(f"{upper}_RESULTS", update=False), *_stream_reader(f"{upper}_RESULTS"),
                 f"$JS.FC.{upper}_RESULTS.>", "$JS.FC.KV_metrics.>",
                 # acks of a durable consumer of results, which keeps a service's place (docs/client.md)
@@ -136,7 +159,8 @@ def _list(items: list[str], indent: str) -> str:
     return "[\n" + "".join(f'{indent}  "{item}"\n' for item in items) + f"{indent}]"
 
 
-def render(prefix: str = "faust", partitions: int = 8, agents: Sequence[str] = ("engagement", "outcomes", "progression")) -> str:
+def render(prefix: str = "faust", partitions: int = 8, agents: Sequence[str] | None = None) -> str:
+    agents = metric_modules() if agents is None else agents
     agents = sorted(agents)
     lines = [
         "# Least-privilege users for learning-streams - generated by deploy/nats_permissions.py",
@@ -169,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--prefix", default="faust", help="NATS_PREFIX of the deployment")
     parser.add_argument("--partitions", type=int, default=8, help="PARTITIONS of the deployment")
-    parser.add_argument("--agents", nargs="+", default=["engagement", "outcomes", "progression"])
+    parser.add_argument("--agents", nargs="+", default=None, help="metric names (default: the modules of agents/)")
     args = parser.parse_args(argv)
     print(render(args.prefix, args.partitions, args.agents), end="")
 

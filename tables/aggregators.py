@@ -20,13 +20,17 @@ Built-ins read their input with a ``field`` (a dotted path such as ``"data.score
 attributes, or a callable ``event -> value``) and take an optional ``where=`` predicate. An event
 whose value is ``None`` or missing is skipped: not counted, not summed, not averaged. Numbers must
 be ``int`` or finite ``float`` (not ``bool``); anything else raises :class:`InvalidEventError`.
+
+Each built-in says what its result is in ``result_type``, in the words of a metric's description
+(:data:`VALUE_TYPES`): ``"integer"``, ``"number"``, ``"string"``, ``"boolean"``, ``"any"``, with a
+trailing ``?`` when the value may be null. A user aggregator may say so too; without it, ``"any"``.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol, TypeAlias, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeAlias, TypeVar, runtime_checkable
 
 from tables.errors import ConfigError, InvalidEventError
 from tables.fields import MISSING, Field, field_label, field_reader
@@ -42,7 +46,9 @@ __all__ = [
     "MergeableAggregator",
     "Min",
     "Sum",
+    "VALUE_TYPES",
     "is_mergeable",
+    "result_type",
 ]
 
 S = TypeVar("S")
@@ -51,6 +57,21 @@ R_co = TypeVar("R_co", covariant=True)
 #: An optional filter: the aggregator only sees events for which it returns true.
 Where: TypeAlias = Callable[[Any], bool] | None
 Number: TypeAlias = int | float
+
+#: the JSON types a value may be described with; ``"<type>?"`` when it may also be null
+VALUE_TYPES = ("integer", "number", "string", "boolean", "any")
+
+
+def _check_value_type(name: str, spelled: object, owner: str) -> str:
+    if not isinstance(spelled, str) or spelled.removesuffix("?") not in VALUE_TYPES:
+        raise ConfigError(name, spelled, f"type must be one of {', '.join(VALUE_TYPES)}, optionally with '?'", kind=owner)
+    return spelled
+
+
+def result_type(aggregator: object) -> str:
+    """What ``aggregator``'s result is (its ``result_type``; ``"any"`` when it does not say)."""
+    spelled = getattr(aggregator, "result_type", "any")
+    return spelled if isinstance(spelled, str) and spelled.removesuffix("?") in VALUE_TYPES else "any"
 
 
 @runtime_checkable
@@ -131,6 +152,8 @@ class _Reads:
 class Count:
     """The number of events (that pass ``where``)."""
 
+    result_type: ClassVar[str] = "integer"
+
     __slots__ = ("_where",)
 
     def __init__(self, where: Where = None) -> None:
@@ -157,6 +180,8 @@ class Count:
 class Sum(_Reads):
     """The sum of a numeric field; 0 for a window without values."""
 
+    result_type: ClassVar[str] = "number"
+
     __slots__ = ()
 
     def initialize(self) -> Number:
@@ -175,6 +200,8 @@ class Sum(_Reads):
 
 class Min(_Reads):
     """The smallest value of a numeric field; None for a window without values."""
+
+    result_type: ClassVar[str] = "number?"
 
     __slots__ = ()
 
@@ -196,6 +223,8 @@ class Min(_Reads):
 
 class Max(_Reads):
     """The largest value of a numeric field; None for a window without values."""
+
+    result_type: ClassVar[str] = "number?"
 
     __slots__ = ()
 
@@ -220,6 +249,8 @@ class Mean(_Reads):
 
     State: ``[sum, count]`` (a list, not a tuple, so it survives the JSON round trip unchanged).
     """
+
+    result_type: ClassVar[str] = "number?"
 
     __slots__ = ()
 
@@ -246,6 +277,8 @@ class Last(_Reads):
     "Latest by event time", not "latest to arrive": out-of-order arrivals do not overwrite a newer
     value. State: None or ``[ts, value]``; the value must itself be JSON-compatible.
     """
+
+    result_type: ClassVar[str] = "any"
 
     __slots__ = ()
 
@@ -278,6 +311,8 @@ class CountDistinct(_Reads):
     and whole floats are written as ints so that ``1 == 1.0`` counts once, as in a Python set.
     Memory grows with the number of distinct values in a window.
     """
+
+    result_type: ClassVar[str] = "integer"
 
     __slots__ = ()
 
@@ -318,7 +353,8 @@ class Aggregates:
 
     The state is ``{name: state}`` and the result ``{name: result}``. ``finalize``, if given,
     receives that result dict and returns further values derived from it, which are merged into
-    the result (a returned name that is already there replaces it):
+    the result (a returned name that is already there replaces it); ``derived`` names them with
+    their types (``{"completion_rate": "number?"}``), which the metric's description publishes:
 
     >>> def completion_rate(r):
     ...     done = r["completed"] + r["failed"]
@@ -330,6 +366,7 @@ class Aggregates:
     ...         "best": Max("score"),
     ...     },
     ...     finalize=completion_rate,
+    ...     derived={"completion_rate": "number?"},
     ... )
     >>> state = games.initialize()
     >>> for event in [{"status": "completed", "score": 80}, {"status": "failed"}, {"status": "completed"}]:
@@ -338,12 +375,13 @@ class Aggregates:
     {'completed': 2, 'failed': 1, 'best': 80, 'completion_rate': 0.6666666666666666}
     """
 
-    __slots__ = ("_finalize", "_items", "_mergers", "mergeable", "names")
+    __slots__ = ("_derived", "_finalize", "_items", "_mergers", "mergeable", "names")
 
     def __init__(
         self,
         aggregators: Mapping[str, Aggregator[Any, Any]],
         finalize: Callable[[dict[str, Any]], Mapping[str, Any]] | None = None,
+        derived: Mapping[str, str] | None = None,
     ) -> None:
         if not isinstance(aggregators, Mapping) or not aggregators:
             raise ConfigError(
@@ -365,6 +403,11 @@ class Aggregates:
         if finalize is not None and not callable(finalize):
             raise ConfigError("finalize", finalize, "must be a callable or None", kind="Aggregates")
         self._items: tuple[tuple[str, Aggregator[Any, Any]], ...] = tuple(aggregators.items())
+        if derived is not None and (not isinstance(derived, Mapping) or finalize is None):
+            raise ConfigError("derived", derived, "must be a dict of name -> type, with finalize", kind="Aggregates")
+        self._derived = {
+            name: _check_value_type(f"derived.{name}", spelled, "Aggregates") for name, spelled in (derived or {}).items()
+        }
         self._finalize = finalize
         #: The aggregator names, in the order given; they are the keys of every state and result.
         self.names: tuple[str, ...] = tuple(aggregators)
@@ -379,6 +422,12 @@ class Aggregates:
             if self.mergeable
             else ()
         )
+
+    def value_types(self) -> dict[str, str]:
+        """Every value's name and type (:data:`VALUE_TYPES`): the aggregators', then ``derived``."""
+        types = {name: result_type(aggregator) for name, aggregator in self._items}
+        types.update(self._derived)
+        return types
 
     def unmergeable(self) -> list[str]:
         """The names of the parts without ``merge`` (what a session-window error lists)."""

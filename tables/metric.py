@@ -50,6 +50,9 @@ class MetricDefinition:
     - ``id_field``: the event field (dotted path) holding its id, a non-empty string: an event
       whose id a window has already counted is counted there once, however late the copy comes
       while the window is open (a window remembers the ids it counted). None: no such check.
+    - ``version``: the version of the metric's results (an int >= 1, published in its description).
+      Adding a value is compatible and keeps it; removing or renaming a value or a key field, or
+      changing the window, is not: raise it (docs/api.md, compatibility).
 
     Events may be dicts or objects with attributes.
     """
@@ -63,6 +66,7 @@ class MetricDefinition:
     key: KeyFunction | None = None
     where: Callable[[Any], bool] | None = None
     id_field: str | None = None
+    version: int = 1
     grace_us: int = field(init=False, repr=False, compare=False)
     _read_key: KeyFunction = field(init=False, repr=False, compare=False)
     _read_time_us: Callable[[Any], int] = field(init=False, repr=False, compare=False)
@@ -97,6 +101,8 @@ class MetricDefinition:
         if self.id_field is not None and not isinstance(self.id_field, str):
             raise ConfigError("id_field", self.id_field, "must be the name (dotted path) of a field or None", kind=_OWNER)
         read_id = None if self.id_field is None else _id_reader(self.id_field)
+        if type(self.version) is not int or self.version < 1:
+            raise ConfigError("version", self.version, "must be an int >= 1", kind=_OWNER)
         # A frozen dataclass can only be completed here, through object.__setattr__.
         object.__setattr__(self, "key_fields", key_fields)
         object.__setattr__(self, "grace", timedelta(microseconds=grace_us))

@@ -17,7 +17,7 @@ ANNOTATIONS = frozenset({"title", "description", "default", "format", "examples"
 KEYWORDS = ANNOTATIONS | frozenset({
     "$ref", "type", "properties", "required", "additionalProperties", "items", "enum", "const",
     "pattern", "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum",
-    "exclusiveMaximum", "minItems", "maxItems", "allOf", "anyOf", "oneOf", "if", "then",
+    "exclusiveMaximum", "minItems", "maxItems", "minProperties", "maxProperties", "allOf", "anyOf", "oneOf", "if", "then",
 })
 
 _TYPES = {
@@ -42,7 +42,8 @@ def schema_errors(schema: Any, value: Any, document: dict[str, Any], path: str =
         return schema_errors(_resolve(document, schema["$ref"]), value, document, path)
     errors: list[str] = []
     kind = schema.get("type")
-    if kind is not None and not _TYPES[kind](value):
+    kinds = [kind] if isinstance(kind, str) else kind
+    if kinds is not None and not any(_TYPES[k](value) for k in kinds):
         return [f"{path}: {value!r:.60} is not of type {kind}"]
     if "const" in schema and value != schema["const"]:
         errors.append(f"{path}: must be {schema['const']!r}")
@@ -63,6 +64,8 @@ def schema_errors(schema: Any, value: Any, document: dict[str, Any], path: str =
             if keyword in schema and not fits(schema[keyword]):
                 errors.append(f"{path}: {keyword} {schema[keyword]}")
     if isinstance(value, dict):
+        if len(value) < schema.get("minProperties", 0) or len(value) > schema.get("maxProperties", len(value)):
+            errors.append(f"{path}: property count out of range")
         errors += _object_errors(schema, value, document, path)
     if isinstance(value, list):
         if len(value) < schema.get("minItems", 0) or len(value) > schema.get("maxItems", len(value)):

@@ -2,27 +2,43 @@
 
 The workers that write them are built elsewhere; these tests put the oracle's values
 (:func:`testkit.oracle.expected_results`) there directly, so the readers are checked against what
-the contract says the workers write.
+the contract says the workers write. A worker describes its metric in the registry when it
+starts, so these describe the built-in metrics too (:func:`describe_builtins`), as workers with
+windows of ``window_seconds`` would.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from nats.aio.client import Client
 
+from agents import metric_modules
+from bridges.public.metric_registry import publish_description
 from bridges.public.streams import PublicStreams
 from bridges.transport.publisher import PipelinedPublisher
 from contract.names import METRICS_BUCKET, result_subject
+from contract.registry import describe
 
-__all__ = ["publish_results", "put_many", "put_results"]
+__all__ = ["describe_builtins", "publish_results", "put_many", "put_results"]
+
+
+async def describe_builtins(client: Client, *, window_seconds: int = 60, grace_seconds: int = 10) -> None:
+    """Publish each metric module's description, as its worker does when it starts."""
+    for name in metric_modules():
+        module = importlib.import_module(f"agents.{name}")
+        await publish_description(
+            client.jetstream(), PublicStreams(), describe(module.define(window_seconds, grace_seconds))
+        )
 
 
 async def put_results(client: Client, results: Mapping[str, Mapping[str, Any]]) -> None:
     """``{KV key: value}`` into the bucket (created as the workers and the web process create it)."""
+    await describe_builtins(client)
     kv = await PublicStreams().ensure_metrics_bucket(client.jetstream())
     for key, value in results.items():
         await kv.put(key, json.dumps(value).encode())
@@ -31,6 +47,7 @@ async def put_results(client: Client, results: Mapping[str, Mapping[str, Any]]) 
 async def put_many(client: Client, values: Iterable[tuple[str, bytes]], *, in_flight: int = 4096) -> int:
     """``(KV key, value)`` pairs into the bucket, in order, pipelined: tens of thousands a second,
     for a long history. Returns how many were written."""
+    await describe_builtins(client)
     await PublicStreams().ensure_metrics_bucket(client.jetstream())
     written = 0
     async with PipelinedPublisher(client, max_in_flight=in_flight) as publisher:

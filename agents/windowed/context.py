@@ -14,6 +14,7 @@ from typing import Protocol
 import faust
 from prometheus_client import CollectorRegistry
 
+from contract.registry import MetricDescription
 from tables.changelog import StateOwner
 from tables.compaction import ChangelogPurger
 from tables.watermark import Promise
@@ -104,3 +105,6 @@ class AgentContext:
     registry: CollectorRegistry | None = None
     #: removes changelog records that closed windows leave (tables.compaction); None: kept
     purger: ChangelogPurger | None = None
+    #: told the description of the metric ``build`` runs, which the worker publishes to the
+    #: metric registry when it starts (contract.registry): how every reader learns the metric
+    describe: Callable[[MetricDescription], None] | None = None

@@ -14,7 +14,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from contract.names import is_id
+from contract.names import is_id, metrics_key, result_subject
 from tables import ClosedWindow, FailedWindow, OpenWindowResult
 
 __all__ = ["failed_document", "result_address", "result_document", "rfc3339", "strict_json"]
@@ -51,7 +51,7 @@ def result_address(window: ClosedWindow | OpenWindowResult) -> tuple[str, str] |
     parts = list(window.key.values())
     if not all(is_id(p) for p in parts):
         return None
-    return ".".join([window.metric, *parts, str(int(window.start))]), f"results.{window.metric}.{parts[0]}"
+    return metrics_key(window.metric, parts, int(window.start)), result_subject(window.metric, parts[0])
 
 
 # Built once: json.dumps with options other than its defaults builds a new encoder on every call,

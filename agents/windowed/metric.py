@@ -9,6 +9,7 @@ import faust
 from agents.windowed.context import AgentContext
 from agents.windowed.decisions import worker_definition
 from agents.windowed.runtime import WindowedRuntime
+from contract.registry import describe
 from tables import MetricDefinition
 
 __all__ = ["windowed_metric"]
@@ -21,6 +22,8 @@ def windowed_metric(
 
     def build(app: faust.App, context: AgentContext) -> None:
         definition = worker_definition(define(context.window_seconds, context.grace_seconds))
+        if context.describe is not None:
+            context.describe(describe(definition))
         runtime = WindowedRuntime(app, definition, context)
 
         @app.agent(context.events, name=definition.name)

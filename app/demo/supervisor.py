@@ -3,7 +3,7 @@
 The supervisor starts, in this order, and says so in the terminal as each is up:
 
 1. the embedded nats-server with JetStream (store ``DATA_DIR/nats``, any free port);
-2. the three metric workers (``python -m app worker progression|engagement|outcomes``) and the
+2. a worker per metric module of ``agents/`` (``python -m app worker <metric>``) and the
    web process (``python -m app web`` on ``PORT``), side by side;
 3. the classroom simulator (``python -m app simulate``): valid events over HTTP ingest, repeats
    and invalid events over NATS ingest, a few late ones;
@@ -44,6 +44,7 @@ from typing import Any, Final, TypeVar
 
 import aiohttp
 
+from agents import metric_modules
 from app.demo.children import Child, ChildExited
 from app.demo.status import Counts, StreamCounts, parse_report, status_line
 from app.logs import say
@@ -56,7 +57,8 @@ __all__ = ["AGENTS", "run_demo"]
 
 T = TypeVar("T")
 
-AGENTS: Final = ("progression", "engagement", "outcomes")
+#: every metric module of agents/ (a metric added there is started too)
+AGENTS: Final = tuple(metric_modules())
 #: seconds each kind of child may take to start, and to stop after SIGTERM
 _START_TIMEOUT: Final = 180.0
 _STOP_TIMEOUTS: Final = {"simulator": 10.0, "web": 20.0, "worker": 30.0}

@@ -11,11 +11,13 @@ from aiohttp import web
 
 from app.web.doors import Doors
 from app.web.ingest import IngestHandler
+from app.web.metric_schemas import with_metrics
 from app.web.models import Health, json_response
 from app.web.query import QueryHandlers
 from app.web.services import WebServices
 from app.web.telemetry import WebMetrics
 from bridges.connection import Secret
+from tables.errors import BrokenError, ClosedError
 
 __all__ = ["ApiHandlers"]
 
@@ -67,4 +69,9 @@ class ApiHandlers:
         )
 
     async def openapi(self, request: web.Request) -> web.Response:
-        return json_response(200, self._document)
+        """The document, with the metrics running now (:func:`~app.web.openapi.with_metrics`)."""
+        try:
+            metrics = await self._services.reader.registry.all()
+        except (BrokenError, ClosedError):
+            metrics = self._services.reader.registry.known()  # NATS away: what was last read
+        return json_response(200, with_metrics(self._document, metrics))

@@ -19,6 +19,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from contract.events import MAX_BATCH_EVENTS, Event, FieldError
+from contract.registry import MetricDescription
 from contract.results import MetricResult
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "ErrorItem",
     "EventBatch",
     "Health",
+    "Metrics",
     "Windows",
     "error_response",
     "errors_response",
@@ -52,13 +54,16 @@ class Accepted(BaseModel):
 
 
 class EventBatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
     events: Annotated[list[Event], Field(min_length=1, max_length=MAX_BATCH_EVENTS)]
 
 
 class Windows(BaseModel):
-    windows: list[MetricResult] = Field(description="ordered by window start (then game_id)")
+    windows: list[MetricResult] = Field(description="ordered by window start (then the key's later parts)")
+
+
+class Metrics(BaseModel):
+    metrics: list[MetricDescription] = Field(description="by name")
 
 
 class Health(BaseModel):

@@ -20,10 +20,10 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from app.web.models import Accepted, ErrorBody, EventBatch, Health, Windows
+from app.web.models import Accepted, ErrorBody, EventBatch, Health, Metrics, Windows
 from app.web.routes import SCHEMA_REF, openapi_paths
 from contract.events import Event
-from contract.results import EngagementResult, OutcomesResult, ProgressionResult
+from contract.results import MetricResult
 from contract.schemas import event_schema
 
 __all__ = ["openapi_document"]
@@ -38,16 +38,12 @@ def _document() -> dict[str, Any]:
         (ErrorBody, "serialization"),
         (Windows, "serialization"),
         (Health, "serialization"),
-        (ProgressionResult, "serialization"),
-        (EngagementResult, "serialization"),
-        (OutcomesResult, "serialization"),
+        (Metrics, "serialization"),
+        (MetricResult, "serialization"),
     ]
     _, generated = models_json_schema(models, ref_template=SCHEMA_REF)  # type: ignore[arg-type]
     schemas = generated["$defs"]
     schemas["Event"] = event_schema(schemas["Event"])
-    # contract.results.MetricResult, one window's result of any metric: a name for what
-    # Windows lists, so an operation can answer one.
-    schemas["MetricResult"] = copy.deepcopy(schemas["Windows"]["properties"]["windows"]["items"])
     return {
         "openapi": "3.1.0",
         "info": {
@@ -84,3 +80,4 @@ def _document() -> dict[str, Any]:
 def openapi_document() -> dict[str, Any]:
     """The document (a fresh copy: callers may not change the cached one)."""
     return copy.deepcopy(_document())
+

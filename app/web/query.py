@@ -1,15 +1,19 @@
-"""``GET /v1/metrics/{metric}/{student_id}[/latest]``: windows from the ``metrics`` KV bucket.
+"""``GET /v1/metrics[/{metric}/{student_id}[/latest]]``: the metrics that run, and their windows.
 
+- ``/v1/metrics`` lists the metrics the registry knows (each worker publishes its metric's
+  description there when it starts; :mod:`contract.registry`), with their descriptions.
 - ``?from=<RFC 3339>&to=<RFC 3339>`` select final windows by start: ``from <= start < to``; either
-  may be left out. ``&game_id=`` narrows ``outcomes`` to one game (without it, every game's
-  windows). ``&include_open=true`` adds the provisional values (``"final": false``) of windows
+  may be left out. A metric keyed by more than the student takes its later key fields as
+  parameters, each narrowing the windows to one value (``&game_id=`` for a metric keyed by student
+  and game; without it, every game's windows). ``&include_open=true`` adds the provisional values (``"final": false``) of windows
   still open, which the workers write when ``METRICS_UPDATE_SECONDS`` is set; by default a client
   sees final values only, as before that setting existed.
 - ``/latest`` answers the final window with the largest start, or 404.
 
 Ids are checked before they get anywhere near a key: the path and query are decoded by then, so
 ``%2A`` arrives as ``*``, and a ``*``, ``>`` or ``.`` would address other students' keys. Unknown
-metric: 404. Bad id, time or parameter: 422 with the ingest error shape. NATS down: 503.
+metric (no worker has published its description): 404, listing the known ones. Bad id, time or
+parameter: 422 with the ingest error shape. NATS down: 503.
 Values are returned as the workers stored them.
 """
 
@@ -27,7 +31,8 @@ from multidict import MultiMapping
 from app.web.models import error_response, errors_response, json_response
 from bridges.public.metrics_reader import MetricEntry, MetricsReader
 from contract.events import FieldError
-from contract.names import ID_RULE, METRIC_NAMES, is_id
+from contract.names import ID_RULE, is_id
+from contract.registry import MetricDescription
 from tables.errors import BrokenError, ClosedError, InvalidEventError
 from tables.event_time import parse_event_time
 from tables.micros import MICROS_PER_SECOND
@@ -44,7 +49,8 @@ _BOOLEANS: Final = ("true", "false")
 class _Query:
     metric: str
     student_id: str
-    game_id: str | None
+    #: the key's later fields the request narrows, field -> id
+    parts: Mapping[str, str]
     start_from: int | None
     start_to: int | None
     include_open: bool = False
@@ -57,13 +63,21 @@ class QueryHandlers:
         self._reader = reader
         self._retry_after = str(retry_after)
 
-    async def windows(self, request: web.Request) -> web.Response:
-        query = _parse(request, allowed=("from", "to", "game_id", "include_open"))
-        if isinstance(query, web.Response):
-            return query
+    async def metrics(self, request: web.Request) -> web.Response:
+        """Every metric the registry knows, with its description, by name."""
         try:
+            known = await self._reader.registry.all()
+        except (BrokenError, ClosedError) as exc:
+            return self._unavailable(exc)
+        return json_response(200, {"metrics": [d.model_dump(mode="json") for d in known.values()]})
+
+    async def windows(self, request: web.Request) -> web.Response:
+        try:
+            query = await self._parse(request, allowed=("from", "to", "include_open"))
+            if isinstance(query, web.Response):
+                return query
             entries = await self._reader.windows(
-                query.metric, query.student_id, game_id=query.game_id,
+                query.metric, query.student_id, parts=query.parts,
                 start_from=query.start_from, start_to=query.start_to, include_open=query.include_open,
             )
         except (BrokenError, ClosedError) as exc:
@@ -71,40 +85,46 @@ class QueryHandlers:
         return json_response(200, {"windows": [v for e in entries if (v := _value(e)) is not None]})
 
     async def latest(self, request: web.Request) -> web.Response:
-        query = _parse(request, allowed=("game_id",))
-        if isinstance(query, web.Response):
-            return query
         try:
-            entry = await self._reader.latest(query.metric, query.student_id, game_id=query.game_id)
+            query = await self._parse(request, allowed=())
+            if isinstance(query, web.Response):
+                return query
+            entry = await self._reader.latest(query.metric, query.student_id, parts=query.parts)
         except (BrokenError, ClosedError) as exc:
             return self._unavailable(exc)
         value = _value(entry) if entry is not None else None
         if value is None:
-            which = f"{query.metric} of {query.student_id}" + (f" in {query.game_id}" if query.game_id else "")
-            return error_response(404, f"no final window yet for {which}")
+            narrowed = "".join(f" in {part}" for part in query.parts.values())
+            return error_response(404, f"no final window yet for {query.metric} of {query.student_id}{narrowed}")
         return json_response(200, value)
+
+    async def _parse(self, request: web.Request, *, allowed: tuple[str, ...]) -> _Query | web.Response:
+        """The query the request asks, or the error answer it gets (the metric's later key fields
+        are allowed parameters too)."""
+        metric = request.match_info["metric"]
+        description = await self._reader.registry.get(metric) if is_id(metric) else None
+        if description is None:
+            known = ", ".join(self._reader.registry.known()) or "none yet"
+            return error_response(404, f"unknown metric; known: {known}", field="metric")
+        return _parse(request, description, allowed=allowed)
 
     def _unavailable(self, exc: Exception) -> web.Response:
         log.warning("query answered 503: %s", exc)
         return error_response(503, "NATS is unavailable; retry later", headers={"Retry-After": self._retry_after})
 
 
-def _parse(request: web.Request, *, allowed: tuple[str, ...]) -> _Query | web.Response:
-    """The query the request asks, or the error answer it gets."""
-    metric = request.match_info["metric"]
-    if metric not in METRIC_NAMES:
-        return error_response(404, f"unknown metric; known: {', '.join(METRIC_NAMES)}", field="metric")
+def _parse(request: web.Request, description: MetricDescription, *, allowed: tuple[str, ...]) -> _Query | web.Response:
+    """The query the request asks of the metric ``description`` describes, or the error answer."""
     errors: list[FieldError] = []
     student_id = request.match_info["student_id"]
     if not is_id(student_id):
         errors.append(FieldError(-1, "student_id", ID_RULE))
-    params = _single_params(request.query, allowed, errors)
-    game_id = params.get("game_id")
-    if game_id is not None:
-        if metric != "outcomes":
-            errors.append(FieldError(-1, "game_id", "applies to outcomes only"))
-        elif not is_id(game_id):
-            errors.append(FieldError(-1, "game_id", ID_RULE))
+    later = description.key_fields[1:]
+    params = _single_params(request.query, (*allowed[:2], *later, *allowed[2:]), errors)
+    parts = {name: params[name] for name in later if name in params}
+    for name, value in parts.items():
+        if not is_id(value):
+            errors.append(FieldError(-1, name, ID_RULE))
     start_from = _window_bound(params, "from", errors)
     start_to = _window_bound(params, "to", errors)
     if start_from is not None and start_to is not None and start_to < start_from:
@@ -114,7 +134,7 @@ def _parse(request: web.Request, *, allowed: tuple[str, ...]) -> _Query | web.Re
         errors.append(FieldError(-1, "include_open", "must be true or false"))
     if errors:
         return errors_response(422, errors)
-    return _Query(metric, student_id, game_id, start_from, start_to, include_open == "true")
+    return _Query(description.name, student_id, parts, start_from, start_to, include_open == "true")
 
 
 def _single_params(

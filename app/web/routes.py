@@ -29,7 +29,7 @@ from app.web.ingest import MAX_BODY_BYTES
 from app.web.models import error_response
 from bridges.public.metrics_reader import MAX_KEYED_WINDOWS
 from contract.events import MAX_BATCH_EVENTS
-from contract.names import ID_PATTERN, METRIC_NAMES
+from contract.names import ID_PATTERN, METRIC_NAME_PATTERN
 
 __all__ = ["READ_SECURITY", "ROUTES", "Route", "SCHEMA_REF", "add_routes", "openapi_paths"]
 
@@ -83,8 +83,10 @@ _READ_REFUSALS: Final = {
 
 def _metric_parameters(*, with_range: bool) -> list[dict[str, Any]]:
     parameters: list[dict[str, Any]] = [
-        {"name": "metric", "in": "path", "required": True, "schema": {"type": "string", "enum": list(METRIC_NAMES)},
-         "description": "unknown metrics answer 404"},
+        {"name": "metric", "in": "path", "required": True,
+         "schema": {"type": "string", "pattern": f"^{METRIC_NAME_PATTERN}$"},
+         "description": "a metric GET /v1/metrics lists (the enum: those running when this document was "
+         "served); unknown metrics answer 404"},
         {"name": "student_id", "in": "path", "required": True, "schema": {"type": "string", "pattern": _ID_PATTERN}},
     ]
     if with_range:
@@ -99,8 +101,12 @@ def _metric_parameters(*, with_range: bool) -> list[dict[str, Any]]:
              "the workers write them only when METRICS_UPDATE_SECONDS is set",
              "schema": {"type": "boolean", "default": False}}
         )
+    # A metric keyed by more than the student takes each later key field (its description's
+    # key_fields) as a parameter; game_id is the one the project's metrics have.
     parameters.append(
-        {"name": "game_id", "in": "query", "required": False, "description": "outcomes only: one game",
+        {"name": "game_id", "in": "query", "required": False,
+         "description": "for a metric keyed by student and game: one game's windows; any other key field "
+         "after the first is a parameter the same way (GET /v1/metrics lists each metric's key_fields)",
          "schema": {"type": "string", "pattern": _ID_PATTERN}}
     )
     return parameters
@@ -130,6 +136,16 @@ ROUTES: Final[tuple[Route[ApiHandlers], ...]] = (
                 "NATS is unavailable, or its storage is full, or INGEST_CONCURRENCY requests are being served",
                 headers=_RETRY_AFTER,
             ),
+        },
+    }),
+    Route("GET", "/v1/metrics", lambda api: api.query.metrics, {
+        "operationId": "listMetrics",
+        "summary": "The metrics that run (or ran), each with the description its workers published",
+        "security": [{}, READ_SECURITY],
+        "responses": {
+            "200": _body(_ref("Metrics"), "every metric the registry knows, by name"),
+            **_READ_REFUSALS,
+            "503": _UNAVAILABLE,
         },
     }),
     Route("GET", "/v1/metrics/{metric}/{student_id}", lambda api: api.query.windows, {

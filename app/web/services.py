@@ -44,8 +44,6 @@ class WebOptions:
     events_limits: Limits = Limits(7 * DAY)
     #: the INGEST and DEADLETTER streams' bounds, applied at start (the metrics bucket's are the workers')
     public_limits: PublicLimits = PublicLimits()
-    #: the metrics' tumbling window length (METRICS_WINDOW_SECONDS): queries read ranges by key
-    window_seconds: int = 60
     #: seconds a request waits for JetStream's acknowledgements before answering 503
     ack_deadline: float = 10.0
     #: seconds a readiness check waits for NATS to answer a ping
@@ -59,7 +57,6 @@ class WebOptions:
         return cls(
             prefix=settings.nats_prefix, partitions=settings.partitions, replicas=settings.nats_replicas,
             events_limits=settings.events_limits, public_limits=settings.public_limits,
-            window_seconds=settings.window_seconds,
         )
 
 
@@ -140,9 +137,7 @@ class WebServices:
             ).start()
             # The query API only reads the bucket: the workers, which write it, own its limits.
             reading = dataclasses.replace(self._streams, update_limits=False)
-            self._reader = await MetricsReader(
-                self._client, streams=reading, window_seconds=options.window_seconds, clock=self._clock
-            ).start()
+            self._reader = await MetricsReader(self._client, streams=reading, clock=self._clock).start()
             self._ingest = await NatsIngest(
                 self._client, self._sink, judge_payload, streams=self._streams, config=options.puller,
                 ack_deadline=options.ack_deadline, clock=self._clock,

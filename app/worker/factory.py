@@ -6,7 +6,6 @@ import difflib
 import importlib
 import importlib.util
 import os
-import pkgutil
 import socket
 from pathlib import Path
 from types import ModuleType
@@ -34,11 +33,7 @@ def agent_names() -> list[str]:
     A metric is a top-level module of ``agents`` (``agents/<name>.py``); what the metrics share
     lives in subpackages (``agents/windowed/``), which are not agents.
     """
-    return sorted(
-        info.name
-        for info in pkgutil.iter_modules(agents.__path__)
-        if not info.ispkg and not info.name.startswith("_")
-    )
+    return agents.metric_modules()
 
 
 def load_agent(name: str) -> ModuleType:
@@ -112,18 +107,20 @@ def make_app(
     events = app.topic(EVENTS_TOPIC, value_serializer="raw", key_serializer="raw")
     transport: Any = app.transport
     streams = settings.public_streams()
+    results = WindowResults(transport.session, streams)
     module.build(
         app,
         AgentContext(
             events=events,
             window_seconds=settings.window_seconds,
             grace_seconds=settings.grace_seconds,
-            results=WindowResults(transport.session, streams),
+            results=results,
             register_state=transport_consumer(app).register_state_owner,
             clock=ArrivalClock(transport.session, naming=transport.session.naming, ingest_stream=streams.ingest),
             update_seconds=settings.update_seconds,
             registry=registry,
             purger=ChangelogPurges(transport.session),
+            describe=results.announce,
         ),
     )
     return app

@@ -1,15 +1,18 @@
 """Reading the ``metrics`` KV bucket: one student's windows by start, the latest one, and a watch.
 
-Keys are ``<metric>.<student_id>[.<game_id>].<window_start>`` (see :mod:`contract.names`). Reads
-are direct gets (:mod:`bridges.direct_get`): no query creates a consumer.
+Keys are ``<metric>.<key parts>.<window_start>`` (see :mod:`contract.names`); the metric's
+description in the registry (:mod:`bridges.public.metric_registry`) gives its key fields and its
+windows, so any metric a worker runs is read alike, and a metric the registry does not know is
+:class:`UnknownMetric`. Reads are direct gets (:mod:`bridges.direct_get`): no query creates a
+consumer.
 
-**A range** of window starts ``[from, to)`` is read by key when the windows' length is known
-(``window_seconds``: the metrics' tumbling windows start at the multiples of it): the keys of every
-window start in the range are computed and fetched, a few hundred per request, a missing key being
-a window without events. The cost is that of the range, whatever the student's history; for
-``outcomes`` without a game the key's game is a wildcard. A range of more than
-:data:`MAX_KEYED_WINDOWS` windows, one without ``from``, or a reader that does not know the window
-length (session windows, whose start is not computable) reads every key of the student instead,
+**A range** of window starts ``[from, to)`` is read by key when the metric's windows start at the
+multiples of a whole number of seconds (tumbling and hopping windows): the keys of every window
+start in the range are computed and fetched, a few hundred per request, a missing key being a
+window without events. The cost is that of the range, whatever the student's history; a key part
+after the student's that the caller leaves open (every game of a metric per game) is a wildcard.
+A range of more than :data:`MAX_KEYED_WINDOWS` windows, one without ``from``, or a metric whose
+starts are not computable (session windows) reads every key of the student instead,
 page by page: the cost of the history, which the bucket's TTL bounds. A range without ``to`` ends
 at the latest start a window can have now (events are at most ``MAX_FUTURE_SECONDS`` ahead).
 
@@ -47,13 +50,23 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from bridges.direct_get import DirectGet, StoredMsg
 from bridges.jetstream import parse_ack_subject
+from bridges.public.metric_registry import MetricRegistry
 from bridges.public.streams import PublicStreams
 from contract.events import MAX_FUTURE_SECONDS
-from contract.names import METRIC_NAMES, METRICS_BUCKET, parse_metrics_key, require_id, require_metric
+from contract.names import METRICS_BUCKET, parse_metrics_key, require_id, require_metric
+from contract.registry import MetricDescription
 from tables.errors import ClosedError, ConfigError
 from tables.windows import window_starts
 
-__all__ = ["MAX_KEYED_WINDOWS", "MetricEntry", "MetricsReader", "PROBE_WINDOWS", "RECENT_WINDOWS", "key_filters"]
+__all__ = [
+    "MAX_KEYED_WINDOWS",
+    "MetricEntry",
+    "MetricsReader",
+    "PROBE_WINDOWS",
+    "RECENT_WINDOWS",
+    "UnknownMetric",
+    "key_filter",
+]
 
 log = logging.getLogger(__name__)
 
@@ -74,17 +87,34 @@ _FIRST_PROBE: Final = 64
 _CLOCK_ALLOWANCE: Final = 60
 
 
+class UnknownMetric(ConfigError):
+    """A metric no worker has described in the registry (none runs, or ran, by that name)."""
+
+    def __init__(self, metric: str, known: list[str]) -> None:
+        super().__init__("metric", metric, f"unknown metric; known: {', '.join(known) or 'none yet'}", kind="Argument")
+        self.known = known
+
+
 @dataclass(frozen=True, slots=True)
 class MetricEntry:
     """One current value of the bucket, with what its key says."""
 
     key: str
     metric: str
-    student_id: str
-    game_id: str | None
+    #: the key's parts in the metric's key_fields order (the first one: the student)
+    key_parts: tuple[str, ...]
     window_start: int
     value: bytes
     revision: int
+
+    @property
+    def student_id(self) -> str:
+        return self.key_parts[0]
+
+    @property
+    def game_id(self) -> str | None:
+        """The key's second part, if it has one: the game, for a metric keyed by student and game."""
+        return self.key_parts[1] if len(self.key_parts) > 1 else None
 
 
 def _entry(subject: str, headers: Mapping[str, str] | None, value: bytes, revision: int) -> MetricEntry | None:
@@ -94,7 +124,8 @@ def _entry(subject: str, headers: Mapping[str, str] | None, value: bytes, revisi
     parsed = parse_metrics_key(key)
     if parsed is None:
         return None  # not a key of the contract; someone else's business
-    return MetricEntry(key, *parsed, value=value, revision=revision)
+    metric, parts, start = parsed
+    return MetricEntry(key, metric, parts, start, value=value, revision=revision)
 
 
 def _stored_entry(msg: StoredMsg) -> MetricEntry | None:
@@ -106,22 +137,20 @@ def _delivered_entry(msg: Msg) -> MetricEntry | None:
     return _entry(msg.subject, msg.headers, msg.data, ack.stream_seq if ack else 0)
 
 
-def key_filters(metric: str | None, student_id: str | None, game_id: str | None = None) -> list[str]:
-    """Subject filters of the bucket's stream for one metric (or all) and one student (or all)."""
-    if metric is not None:
-        require_metric(metric)
+def key_filter(description: MetricDescription, student_id: str | None, parts: Mapping[str, str] | None = None) -> str:
+    """The subject filter of one metric's keys for one student (or all), the key's later parts
+    narrowed by ``parts`` (key field -> id; the others are wildcards). Ends with the start's
+    wildcard."""
+    parts = dict(parts or {})
+    later = description.key_fields[1:]
+    for name in parts:
+        if name not in later:
+            raise ConfigError(name, parts[name], f"is not a key field of {description.name} after the first "
+                              f"(those are: {', '.join(later) or 'none'})", kind="Argument")
+        require_id(name, parts[name])
     student = require_id("student_id", student_id) if student_id is not None else "*"
-    if game_id is not None:
-        require_id("game_id", game_id)
-        if metric not in (None, "outcomes"):
-            raise ConfigError("game_id", game_id, f"does not apply to {metric}", kind="Argument")
-    filters = []
-    for name in (metric,) if metric else METRIC_NAMES:
-        if name == "outcomes":
-            filters.append(f"{_PREFIX}outcomes.{student}.{game_id or '*'}.*")
-        elif game_id is None:
-            filters.append(f"{_PREFIX}{name}.{student}.*")
-    return filters
+    tokens = [require_metric(description.name), student, *(parts.get(name, "*") for name in later), "*"]
+    return _PREFIX + ".".join(tokens)
 
 
 class MetricsReader:
@@ -129,11 +158,9 @@ class MetricsReader:
 
     Args:
         client: a connected nats-py client (not owned).
-        streams: the deployment's public names; the bucket is created on :meth:`start` if no
-            worker created it yet, so queries answer "nothing yet" instead of failing.
+        streams: the deployment's public names; the buckets are created on :meth:`start` if no
+            worker created them yet, so queries answer "nothing yet" instead of failing.
         timeout: seconds one request to the server may take.
-        window_seconds: the length of the metrics' tumbling windows (``METRICS_WINDOW_SECONDS``),
-            which makes their keys computable; None when not known: every read is of the history.
         clock: the wall clock, epoch seconds (the newest start a window can have).
     """
 
@@ -143,17 +170,15 @@ class MetricsReader:
         *,
         streams: PublicStreams,
         timeout: float = 10.0,
-        window_seconds: int | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if window_seconds is not None and (type(window_seconds) is not int or window_seconds <= 0):
-            raise ConfigError("window_seconds", window_seconds, "must be a whole number of seconds > 0", kind="Argument")
         self._client = client
         self._streams = streams
         self._timeout = timeout
-        self._window = window_seconds
         self._clock = clock
         self._direct = DirectGet(client, _STREAM, timeout=timeout)
+        #: the metrics that run, and their keys and windows
+        self.registry = MetricRegistry(client, streams=streams, timeout=timeout)
         self._started = False
         self._closed = False
 
@@ -161,9 +186,18 @@ class MetricsReader:
         if self._closed or self._started:
             raise ClosedError("a metrics reader can be started once")
         await self._streams.ensure_metrics_bucket(self._client.jetstream())
+        await self.registry.start()
         await self._direct.start()
         self._started = True
         return self
+
+    async def describe(self, metric: str) -> MetricDescription:
+        """``metric``'s description; :class:`UnknownMetric` when no worker published one."""
+        self._require_open()
+        description = await self.registry.get(metric)
+        if description is None:
+            raise UnknownMetric(metric, list(self.registry.known()))
+        return description
 
     @property
     def closed(self) -> bool:
@@ -173,6 +207,7 @@ class MetricsReader:
         """Idempotent; running watches end at their next value."""
         self._closed = True
         await self._direct.close()
+        await self.registry.close()
 
     async def __aenter__(self) -> MetricsReader:
         return await self.start()
@@ -187,7 +222,7 @@ class MetricsReader:
         metric: str,
         student_id: str,
         *,
-        game_id: str | None = None,
+        parts: Mapping[str, str] | None = None,
         start_from: int | None = None,
         start_to: int | None = None,
         include_open: bool = False,
@@ -195,13 +230,14 @@ class MetricsReader:
         """Final windows with ``start_from <= window_start < start_to`` (epoch seconds, either open).
 
         With ``include_open``, also the provisional values (``"final": false``) of windows still
-        open, when the workers write them (``METRICS_UPDATE_SECONDS``). Ordered by window start,
-        then game id (outcomes of several games share starts). Reads by key when it can (see the
-        module docstring).
+        open, when the workers write them (``METRICS_UPDATE_SECONDS``). ``parts`` narrows the key's
+        later fields (``{"game_id": "g1"}``). Ordered by window start, then the key's later parts
+        (windows of several games share starts). Reads by key when it can (see the module
+        docstring); :class:`UnknownMetric` for a metric the registry does not know.
         """
-        [subjects] = key_filters(metric, student_id, game_id)
-        self._require_open()
-        starts = self._keyed_starts(start_from, start_to)
+        description = await self.describe(metric)
+        subjects = key_filter(description, student_id, parts)
+        starts = self._keyed_starts(description.window.start_step, start_from, start_to)
         if starts is not None:
             entries = await self._read_keys(subjects, starts)
         else:
@@ -216,14 +252,16 @@ class MetricsReader:
         selected.sort(key=_order)
         return selected
 
-    async def latest(self, metric: str, student_id: str, *, game_id: str | None = None) -> MetricEntry | None:
+    async def latest(
+        self, metric: str, student_id: str, *, parts: Mapping[str, str] | None = None
+    ) -> MetricEntry | None:
         """The window with the largest start whose value says ``"final": true``, or None.
 
         Read back from the newest start a window can have, in the steps the module docstring gives.
         """
-        [subjects] = key_filters(metric, student_id, game_id)
-        self._require_open()
-        window = self._window
+        description = await self.describe(metric)
+        subjects = key_filter(description, student_id, parts)
+        window = description.window.start_step
         if window is None:
             return _newest_final(await self._read_all(subjects))
         # 1. The newest windows: every start up to the newest possible, back RECENT_WINDOWS lengths.
@@ -246,12 +284,12 @@ class MetricsReader:
         """The largest start a window can have now: no event is more than MAX_FUTURE_SECONDS ahead."""
         return math.floor(self._clock()) + int(MAX_FUTURE_SECONDS) + _CLOCK_ALLOWANCE
 
-    def _keyed_starts(self, start_from: int | None, start_to: int | None) -> range | None:
+    def _keyed_starts(self, step: int | None, start_from: int | None, start_to: int | None) -> range | None:
         """The window starts to read by key, or None when the range is to be read from the history."""
-        if self._window is None or start_from is None:
+        if step is None or start_from is None:
             return None
         end = start_to if start_to is not None else self._newest_start() + 1
-        starts = window_starts(start_from, end, self._window)
+        starts = window_starts(start_from, end, step)
         return starts if len(starts) <= MAX_KEYED_WINDOWS else None
 
     async def _read_keys(self, subjects: str, starts: range) -> list[MetricEntry]:
@@ -288,7 +326,7 @@ class MetricsReader:
         metric: str | None = None,
         student_id: str | None = None,
         *,
-        game_id: str | None = None,
+        parts: Mapping[str, str] | None = None,
         include_existing: bool = False,
         pending_limit: int = 4096,
     ) -> AsyncIterator[AsyncIterator[MetricEntry]]:
@@ -301,17 +339,25 @@ class MetricsReader:
         ``include_existing`` the current value of every matching key comes first. An ordered
         consumer carries it, so a reconnect or a server restart resumes where it was; the server
         waits for us (flow control), and at most ``pending_limit`` messages queue here. Leaving
-        the block removes the consumer.
+        the block removes the consumer. Every metric's keys are watched alike, a metric that starts
+        later too, named or not: only ``parts`` asks the registry for the metric's key fields
+        (:class:`UnknownMetric` if no worker described it yet).
         """
         self._require_open()
-        filters = key_filters(metric, student_id, game_id)
+        if parts:
+            if metric is None:
+                raise ConfigError("parts", parts, "narrow the keys of one metric: name it", kind="Argument")
+            subjects = key_filter(await self.describe(metric), student_id, parts)
+        else:
+            # The key's later parts and its start, whatever their number: no description needed.
+            student = require_id("student_id", student_id) if student_id is not None else "*"
+            subjects = f"{_PREFIX}{require_metric(metric) if metric is not None else '*'}.{student}.>"
         sub = await self._client.jetstream().subscribe(
-            filters[0],
+            subjects,
             stream=_STREAM,
             ordered_consumer=True,
             config=ConsumerConfig(
                 deliver_policy=DeliverPolicy.LAST_PER_SUBJECT if include_existing else DeliverPolicy.NEW,
-                filter_subjects=filters if len(filters) > 1 else None,
             ),
             pending_msgs_limit=pending_limit,
         )
@@ -330,8 +376,8 @@ class MetricsReader:
             raise ClosedError("the metrics reader has not been started")
 
 
-def _order(entry: MetricEntry) -> tuple[int, str]:
-    return entry.window_start, entry.game_id or ""
+def _order(entry: MetricEntry) -> tuple[int, tuple[str, ...]]:
+    return entry.window_start, entry.key_parts
 
 
 def _newest_final(entries: list[MetricEntry]) -> MetricEntry | None:

@@ -17,15 +17,17 @@ Two ways in, both yielding typed results::
   current state first, and the provisional values (``"final": false``) of open windows when the
   workers write them: a key's last value is its final one.
 
-Typing is done by the ``parse`` callable, usually :func:`contract.results.parse_result`. A
-message it refuses is logged and skipped, so one bad value does not end a subscription;
-``strict=True`` raises instead.
+Typing is done by the ``parse`` callable, usually :func:`contract.results.parse_result`, which
+reads any metric's result (typed where the metric has a refinement) and refuses only what has not
+a result's shape: a value or a field a newer worker adds never makes a result skipped. A message
+it refuses is logged and skipped, so one bad value does not end a subscription; ``strict=True``
+raises instead.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Generic, TypeVar
@@ -136,14 +138,17 @@ class ResultsClient(Generic[T]):
         *,
         metric: str | None = None,
         student_id: str | None = None,
-        game_id: str | None = None,
+        parts: Mapping[str, str] | None = None,
         include_existing: bool = True,
     ) -> AsyncIterator[AsyncIterator[T]]:
-        """Values written to the ``metrics`` keys; with ``include_existing`` the current ones first."""
+        """Values written to the ``metrics`` keys; with ``include_existing`` the current ones first.
+
+        Every metric's keys, a metric started after the watch too; ``parts`` narrows one metric's
+        later key fields (``{"game_id": "g1"}``)."""
         if self._reader is None:
             self._reader = await MetricsReader(self._client, streams=self._streams).start()
         async with self._reader.watch(
-            metric, student_id, game_id=game_id, include_existing=include_existing
+            metric, student_id, parts=parts, include_existing=include_existing
         ) as entries:
             yield _Typed(entries, lambda entry: (entry.value, entry.key), self._typed)
 

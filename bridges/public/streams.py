@@ -6,9 +6,9 @@ the deployment prefix that faust's own subjects carry::
     events.<type>.<student_id>          any client publishes an event here (core or JetStream)
     deadletter.invalid                  events that failed validation, the reason in a header
     results.<metric>.<student_id>       a window's result, published when it closes
-    KV bucket "metrics"                 progression.<student_id>.<window_start>
-                                        engagement.<student_id>.<window_start>
-                                        outcomes.<student_id>.<game_id>.<window_start>
+    KV bucket "metrics"                 <metric>.<key parts>.<window_start>
+
+(:mod:`contract.names` spells the metric's subjects and keys, :mod:`contract.registry` the metrics.)
 
 The streams that store the subjects are ours to name, so they carry the prefix:
 ``<PREFIX>_INGEST`` (``events.>``, a work queue the web processes share),
@@ -38,19 +38,15 @@ from tables.errors import ConfigError
 __all__ = [
     "DEADLETTER_INVALID",
     "INGEST_CONSUMER",
-    "METRICS",
     "METRICS_BUCKET",
     "PublicLimits",
     "PublicStreams",
     "ingest_subject",
-    "metrics_key",
     "require_id",
-    "result_subject",
 ]
 
 DEADLETTER_INVALID: Final = "deadletter.invalid"
 METRICS_BUCKET: Final = "metrics"
-METRICS: Final = ("engagement", "outcomes", "progression")
 #: the durable consumer every web process pulls from, which is what splits the work between them
 INGEST_CONSUMER: Final = "web-ingest"
 
@@ -67,33 +63,9 @@ def require_id(field: str, value: str) -> str:
     return value
 
 
-def _require_metric(metric: str) -> str:
-    if metric not in METRICS:
-        raise ConfigError("metric", metric, f"must be one of {', '.join(METRICS)}", kind="Argument")
-    return metric
-
-
 def ingest_subject(type_: str, student_id: str) -> str:
     """Where a producer publishes one event over NATS."""
     return f"events.{type_}.{require_id('student_id', student_id)}"
-
-
-def result_subject(metric: str, student_id: str) -> str:
-    """Where a closed window's result is published."""
-    return f"results.{_require_metric(metric)}.{require_id('student_id', student_id)}"
-
-
-def metrics_key(metric: str, student_id: str, window_start: int, game_id: str | None = None) -> str:
-    """The KV key of one window's result; ``game_id`` is required for (and only for) outcomes."""
-    _require_metric(metric)
-    parts = [metric, require_id("student_id", student_id)]
-    if metric == "outcomes":
-        if game_id is None:
-            raise ConfigError("game_id", None, "is required for outcomes", kind="Argument")
-        parts.append(require_id("game_id", game_id))
-    elif game_id is not None:
-        raise ConfigError("game_id", game_id, f"does not apply to {metric}", kind="Argument")
-    return ".".join([*parts, str(int(window_start))])
 
 
 @dataclass(frozen=True)

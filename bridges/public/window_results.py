@@ -56,12 +56,14 @@ from nats.js.kv import KeyValue
 
 from bridges.direct_get import DirectGet
 from bridges.public.fenced_writes import EXPECTED, FencedWriter, Stored, kv_subject
+from bridges.public.metric_registry import publish_description
 from bridges.public.published_results import PublishedResults
 from bridges.public.streams import PublicStreams
 from bridges.transport.envelope import HDR_MSG_ID
 from bridges.transport.publisher import Ack, ExpectationFailed, PipelinedPublisher
 from bridges.transport.session import TransportSession
 from contract.deadletters import REASON_HEADER, header_text
+from contract.registry import MetricDescription
 from tables.errors import ClosedError
 
 __all__ = ["WindowResults"]
@@ -108,6 +110,12 @@ class WindowResults:
         self._fenced: FencedWriter | None = None
         #: per KV key, least recently written first (the bound forgets from there)
         self._provisional: dict[str, _Provisional] = {}
+        #: the metric's description, published to the registry at start (see :meth:`announce`)
+        self._description: MetricDescription | None = None
+
+    def announce(self, description: MetricDescription) -> None:
+        """Publish ``description`` to the metric registry when this writer starts."""
+        self._description = description
 
     async def start(self) -> None:
         if self._open:
@@ -117,6 +125,9 @@ class WindowResults:
         await self._streams.ensure_results(js)
         await self._streams.ensure_deadletter(js)
         self._kv = await self._streams.ensure_metrics_bucket(js)
+        if self._description is not None:
+            # Before any result: a reader that sees a result can learn its metric.
+            await publish_description(js, self._streams, self._description)
         self._provisional_out = await PipelinedPublisher(
             self._session.client,
             max_in_flight=_PROVISIONAL_IN_FLIGHT,

@@ -15,6 +15,7 @@ _PATH = re.compile(r"\b(?:app|agents|benchmarks|bridges|contract|deploy|docs|exa
 #: paths a document names that are not this repository's, and why
 NOT_OURS = {
     "agents/hints.py": "the module the tutorial has its reader write",
+    "contract/typed/hints.py": "the optional typed model the tutorial says its reader may write",
     "examples/windowed_aggregation.py": "faust's own example, in faust's repository",
     "tests/stress": "faust's own stress test, in faust's repository",
 }

@@ -194,8 +194,9 @@ async def test_a_bad_game_id_is_422(web: WebHarness, game: str) -> None:
         ({"to": "2024-05-01T10:00:00"}, [("to", "must be RFC 3339 with a UTC offset: not an RFC 3339 timestamp")]),
         ({"from": "2024-02-30T10:00:00Z"}, [("from", "must be RFC 3339 with a UTC offset: not a valid date")]),
         ({"from": at(120), "to": at(60)}, [("to", "must not be before from")]),
-        ({"game_id": "g1"}, [("game_id", "applies to outcomes only")]),
-        ({"form": at(0)}, [("form", "not allowed; parameters: from, to, game_id")]),
+        # engagement is keyed by the student alone: game_id is none of its parameters
+        ({"game_id": "g1"}, [("game_id", "not allowed; parameters: from, to, include_open")]),
+        ({"form": at(0)}, [("form", "not allowed; parameters: from, to, include_open")]),
     ],
 )
 async def test_bad_parameters_are_422_naming_each(
@@ -208,6 +209,32 @@ async def test_bad_parameters_are_422_naming_each(
     for (field, message), (expected_field, expected_start) in zip(got, errors, strict=True):
         assert field == expected_field and message.startswith(expected_start), (field, message)
     assert all(e["index"] == -1 for e in body["errors"])
+
+
+async def test_a_later_key_field_is_a_parameter_of_its_metric_only(web: WebHarness) -> None:
+    status, body = await get(web, "/v1/metrics/outcomes/s0001", form=at(0))
+    assert (status, body["errors"]) == (
+        422, [{"index": -1, "field": "form", "message": "not allowed; parameters: from, to, game_id, include_open"}],
+    )
+    status, body = await get(web, "/v1/metrics/outcomes/s0001/latest", **{"from": at(0)})
+    assert (status, body["errors"]) == (
+        422, [{"index": -1, "field": "from", "message": "not allowed; parameters: game_id"}],
+    )
+
+
+async def test_the_metrics_that_run_are_listed_with_their_descriptions(web: WebHarness) -> None:
+    status, body = await get(web, "/v1/metrics")
+    assert status == 200
+    by_name = {d["name"]: d for d in body["metrics"]}
+    assert list(by_name) == ["engagement", "outcomes", "progression"]
+    assert by_name["outcomes"]["key_fields"] == ["student_id", "game_id"]
+    assert by_name["engagement"]["key_fields"] == ["student_id"]
+    assert by_name["engagement"]["window"] == {
+        "kind": "tumbling", "size_seconds": 60.0, "step_seconds": 60.0, "gap_seconds": None,
+    }
+    assert by_name["engagement"]["grace_seconds"] == 10
+    assert by_name["engagement"]["values"]["interactions"] == "integer"
+    assert all(d["version"] >= 1 for d in body["metrics"])
 
 
 async def test_a_repeated_parameter_is_422(web: WebHarness) -> None:

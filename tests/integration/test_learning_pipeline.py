@@ -69,7 +69,8 @@ async def test_both_ingest_paths_to_kv_results_dead_letters_and_query_api(
     invalid_http = {**events[0], "event_id": "bad-http", "type": "quiz"}
     invalid_nats = [
         {**events[1], "event_id": "bad-nats-level", "type": "game", "name": "level_started", "game_id": "g1", "data": {"level": -1}},
-        {**events[2], "event_id": "bad-nats-field", "colour": "blue"},
+        # (an unknown field is no longer one: it is left out, docs/api.md, compatibility)
+        {**events[2], "event_id": "bad-nats-time", "occurred_at": "yesterday"},
     ]
 
     async with aiohttp.ClientSession() as session:
@@ -143,7 +144,7 @@ async def test_both_ingest_paths_to_kv_results_dead_letters_and_query_api(
     assert all(values_match(published[k], expected[k]) for k in expected)
     # Dead letters: the two NATS-path invalid events with reasons, and the late one.
     invalid = [(m.headers or {}).get("Reason", "") for m in letters if m.subject == "deadletter.invalid"]
-    assert len(invalid) == 2 and any("data.level" in r for r in invalid) and any("colour" in r for r in invalid), invalid
+    assert len(invalid) == 2 and any("data.level" in r for r in invalid) and any("occurred_at" in r for r in invalid), invalid
     # Late: the one sent late, and copies of counted events that came after their window had
     # closed (a closed window no longer knows its ids: the copy is judged late, never counted).
     late_letters = [json.loads(m.data)["event_id"] for m in letters if m.subject == "deadletter.late.engagement"]

@@ -1,9 +1,10 @@
 """The metrics KV reader: ranges by window start, the latest final window, and watches.
 
-Every query test runs against three readers: one that reads the student's history (the window
-length unknown), one that reads by key with a clock just after the data, and one that reads by
-key with the real clock, long after the data (so ``latest`` falls back step by step). All three
-must give the same answers, and none may leave a consumer on the bucket's stream.
+The workers' descriptions of the built-in metrics are in the registry (as when they run), so the
+reader knows each metric's key fields and windows. Every query test runs against two readers: one
+with a clock just after the data, and one with the real clock, long after the data (so ``latest``
+falls back step by step). A range without ``from`` reads the student's history, one with it reads
+by key. Both must give the same answers, and neither may leave a consumer on the bucket's stream.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from typing import Any
 import pytest
 from nats.aio.client import Client
 
-from bridges.public.metrics_reader import MetricEntry, MetricsReader
+from bridges.public.metrics_reader import MetricEntry, MetricsReader, UnknownMetric
 from bridges.public.streams import PublicStreams
 from bridges.server import NatsServer
-from tables.errors import ClosedError
-from testkit.metrics import put_many, put_results
+from tables.errors import ClosedError, ConfigError
+from testkit.metrics import describe_builtins, put_many, put_results
 from testkit.oracle import expected_results, format_window_time, generate_sessions
 from testkit.streams import nats_client
 
@@ -58,16 +59,16 @@ async def client(nats_server: NatsServer) -> AsyncIterator[Client]:
         yield connection
 
 
-#: how each reader of the contract tests is made: the window length it knows and its clock
+#: how each reader of the contract tests is made: its clock
 READERS = {
-    "history": {},
-    "keys": {"window_seconds": 60, "clock": lambda: T0 + 3 * 86_400},
-    "keys-real-clock": {"window_seconds": 60},
+    "clock-after-the-data": {"clock": lambda: T0 + 3 * 86_400},
+    "real-clock": {},
 }
 
 
 @pytest.fixture(params=sorted(READERS))
 async def reader(client: Client, request: pytest.FixtureRequest) -> AsyncIterator[MetricsReader]:
+    await describe_builtins(client)
     async with MetricsReader(client, streams=PublicStreams(), **READERS[request.param]) as started:
         yield started
     # Whatever the reader did, it left no consumer behind on the bucket's stream.
@@ -77,6 +78,7 @@ async def reader(client: Client, request: pytest.FixtureRequest) -> AsyncIterato
 @pytest.fixture
 async def watcher(client: Client) -> AsyncIterator[MetricsReader]:
     """A reader for the watch tests: a watch is an ordered consumer, the queries' rule is not its."""
+    await describe_builtins(client)
     async with MetricsReader(client, streams=PublicStreams()) as started:
         yield started
 
@@ -112,8 +114,28 @@ async def test_outcomes_of_every_game_or_of_one(client: Client, reader: MetricsR
     })
     every = await reader.windows("outcomes", "s1")
     assert [(e.window_start, e.game_id) for e in every] == [(T0 - 60, "g-a"), (T0, "g-a"), (T0, "g-b")]
-    one = await reader.windows("outcomes", "s1", game_id="g-b")
+    one = await reader.windows("outcomes", "s1", parts={"game_id": "g-b"})
     assert [(e.window_start, e.game_id) for e in one] == [(T0, "g-b")]
+
+
+async def test_a_key_part_is_narrowed_by_its_field_only(reader: MetricsReader) -> None:
+    with pytest.raises(ConfigError, match="student_id.*is not a key field of outcomes after the first"):
+        await reader.windows("outcomes", "s1", parts={"student_id": "s2"})
+    with pytest.raises(ConfigError, match="game_id.*is not a key field of engagement.*none"):
+        await reader.latest("engagement", "s1", parts={"game_id": "g1"})
+    with pytest.raises(ConfigError, match="game_id"):
+        await reader.windows("outcomes", "s1", parts={"game_id": "g.*"})
+
+
+async def test_a_metric_no_worker_described_is_unknown(client: Client) -> None:
+    async with MetricsReader(client, streams=PublicStreams()) as reader:
+        with pytest.raises(UnknownMetric, match="hints.*unknown metric; known: none yet"):
+            await reader.windows("hints", "s1")
+        await describe_builtins(client)
+        # A metric described after the reader started is found on its first query.
+        assert await reader.windows("engagement", "s1") == []
+        with pytest.raises(UnknownMetric, match="known: engagement, outcomes, progression"):
+            await reader.latest("hints", "s1")
 
 
 async def test_a_student_id_that_prefixes_another_reads_only_its_own(client: Client, reader: MetricsReader) -> None:
@@ -304,7 +326,7 @@ async def test_the_latest_window_in_each_step(client: Client, data: str, clock_a
         await kv.put(f"engagement.s1.{expected + 120}", json.dumps(value("engagement", "s1", expected + 120)).encode())
         await kv.delete(f"engagement.s1.{expected + 120}")  # deleted: never the answer
     async with MetricsReader(
-        client, streams=PublicStreams(), window_seconds=60, clock=lambda: time.time() + clock_ahead
+        client, streams=PublicStreams(), clock=lambda: time.time() + clock_ahead
     ) as reader:
         latest = await reader.latest("engagement", "s1")
         assert latest is not None and latest.window_start == expected
@@ -320,7 +342,7 @@ async def test_many_queries_create_no_consumer(reader: MetricsReader, client: Cl
         await reader.windows("engagement", "s1", start_from=start - 3600, start_to=start)
         await reader.windows("outcomes", f"s-{n}", start_from=start - 3600)
         await reader.latest("outcomes", f"s-{n}")
-    for _ in range(3):  # read to the end: the history, for two of the readers (see test_the_latest_window_in_each_step)
+    for _ in range(3):  # without from: the history; the latest, for the real clock (see test_the_latest_window_in_each_step)
         await reader.windows("engagement", "s1")
         await reader.latest("engagement", "s1")
     assert await consumers(client) == before == 0
@@ -351,6 +373,22 @@ async def test_a_watch_of_one_students_new_values_across_metrics(client: Client,
             f"progression.s1.{T0}": value("progression", "s1", T0),
         })
         assert await next_keys(entries, 2) == [f"outcomes.s1.g1.{T0}", f"progression.s1.{T0}"]
+
+
+async def test_a_watch_of_a_metric_that_starts_later(client: Client) -> None:
+    async with MetricsReader(client, streams=PublicStreams()) as reader:
+        async with reader.watch("hints", "s1") as entries:
+            kv = await client.jetstream().key_value("metrics")
+            await kv.put(f"hints.s2.{T0}", json.dumps(value("hints", "s2", T0)).encode())  # another student
+            await kv.put(f"hints.s1.{T0}", json.dumps(value("hints", "s1", T0)).encode())
+            assert await next_keys(entries, 1) == [f"hints.s1.{T0}"]
+        # Narrowing a later key part needs the metric's key fields: its description.
+        with pytest.raises(UnknownMetric, match="hints"):
+            async with reader.watch("hints", "s1", parts={"game_id": "g1"}):
+                pass
+        with pytest.raises(ConfigError, match="'metric'"):
+            async with reader.watch("hi.nts"):
+                pass
 
 
 async def test_a_watch_ends_when_its_block_is_left(client: Client, watcher: MetricsReader) -> None:

@@ -21,7 +21,8 @@ from nats.js.kv import KeyValue
 from bridges.public.results_client import ResultsClient
 from bridges.public.streams import PublicStreams
 from bridges.server import NatsServer
-from contract.results import EngagementResult, parse_result
+from contract.results import parse_result
+from contract.typed.engagement import EngagementResult
 from testkit.oracle import expected_results
 from testkit.pipeline import ingest, metric_env, start_metric_worker, values_match
 from testkit.streams import nats_client

@@ -34,7 +34,7 @@ def test_a_valid_payload_is_the_event() -> None:
         (b"\xff", "(body): malformed JSON at line 1 column 1: "),
         (b"7", "(event): must be a JSON object"),
         ({**VALID, "data": {"seconds": 0}}, "data.seconds: must be a number > 0 and <= 3600"),
-        ({**VALID, "student_id": "a.b", "extra": 1}, "student_id: must be 1-64 characters of A-Z a-z 0-9 _ -; extra: not allowed"),
+        ({**VALID, "student_id": "a.b", "extra": 1}, "student_id: must be 1-64 characters of A-Z a-z 0-9 _ -"),
         ({**VALID, "occurred_at": "2024-05-01T10:05:01Z"}, "occurred_at: is more than 5 minutes in the future"),
     ],
 )

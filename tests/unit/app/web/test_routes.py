@@ -54,7 +54,7 @@ async def test_a_route_in_a_table_reaches_the_router_and_the_paths() -> None:
 
 def test_the_query_api_and_only_it_documents_the_read_token() -> None:
     guarded = {route.path for route in ROUTES if READ_SECURITY in route.operation.get("security", [])}
-    assert guarded == {"/v1/metrics/{metric}/{student_id}", "/v1/metrics/{metric}/{student_id}/latest"}
+    assert guarded == {"/v1/metrics", "/v1/metrics/{metric}/{student_id}", "/v1/metrics/{metric}/{student_id}/latest"}
     document = openapi_document()
     scheme = document["components"]["securitySchemes"]["readAuth"]
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")

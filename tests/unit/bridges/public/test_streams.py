@@ -11,26 +11,20 @@ from bridges.limits import Limits
 from bridges.public.streams import (
     DEADLETTER_INVALID,
     INGEST_CONSUMER,
-    METRICS,
     METRICS_BUCKET,
     PublicLimits,
     PublicStreams,
     ingest_subject,
-    metrics_key,
     require_id,
-    result_subject,
 )
 from tables.errors import ConfigError
 from tests.unit.contract.test_names import BAD_IDS
 
 
 def test_the_contract_names() -> None:
-    assert (DEADLETTER_INVALID, METRICS_BUCKET, METRICS) == (
-        "deadletter.invalid", "metrics", ("engagement", "outcomes", "progression"),
-    )
+    assert (DEADLETTER_INVALID, METRICS_BUCKET) == ("deadletter.invalid", "metrics")
     assert INGEST_CONSUMER == "web-ingest"
     assert ingest_subject("game", "s-42") == "events.game.s-42"
-    assert result_subject("outcomes", "s_1") == "results.outcomes.s_1"
 
 
 @pytest.mark.parametrize("value", ["s", "S-9_x", "x" * 64])
@@ -42,21 +36,6 @@ def test_valid_ids_pass(value: str) -> None:
 def test_ids_that_could_address_other_subjects_are_refused(value: str) -> None:
     with pytest.raises(ConfigError, match="'student_id'.*must be 1-64 characters of A-Z a-z 0-9 _ -"):
         require_id("student_id", value)
-    with pytest.raises(ConfigError):
-        result_subject("engagement", value)
-    with pytest.raises(ConfigError):
-        metrics_key("engagement", value, 60)
-
-
-def test_metrics_keys() -> None:
-    assert metrics_key("progression", "s1", 1_714_557_600) == "progression.s1.1714557600"
-    assert metrics_key("outcomes", "s1", 60, game_id="g-math") == "outcomes.s1.g-math.60"
-    with pytest.raises(ConfigError, match="required for outcomes"):
-        metrics_key("outcomes", "s1", 60)
-    with pytest.raises(ConfigError, match="does not apply to engagement"):
-        metrics_key("engagement", "s1", 60, game_id="g1")
-    with pytest.raises(ConfigError, match="must be one of"):
-        metrics_key("mastery", "s1", 60)
 
 
 def test_stream_names_carry_the_prefix() -> None:

@@ -1,0 +1,118 @@
+"""What a running metric says about itself: the description each worker publishes to NATS.
+
+A metric is known to the whole system the moment a worker runs it: at start, the worker writes
+its metric's :class:`MetricDescription` to the KV bucket :data:`REGISTRY_BUCKET` under the
+metric's name, and every reader (the web process's query API, OpenAPI and dashboard, the results
+client and its ``watch()``) learns the metric, its key and its values from there. Nothing else
+names a metric in advance, so a metric file loaded by path is served like a built-in one::
+
+    {"name": "hints", "version": 1, "key_fields": ["student_id"],
+     "window": {"kind": "tumbling", "size_seconds": 60, "step_seconds": 60},
+     "grace_seconds": 10, "values": {"hints": "integer", "activities": "integer"}}
+
+``values`` maps each value's name to its JSON type (``integer``, ``number``, ``string``,
+``boolean``, ``any``; with ``?`` when it may be null). The first key field is the one result
+subjects and the query API address (``results.<metric>.<first key part>``,
+``/v1/metrics/<metric>/<first key part>``); the KV key of a window is ``<metric>``, the key's parts
+in ``key_fields`` order, and the window's start, joined by dots.
+
+Readers are tolerant (docs/api.md, compatibility): a description with fields this version does not
+know parses, the unknown ones ignored, so a newer worker never blinds an older reader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Final
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, ValidationError
+
+from contract.names import METRIC_NAME_PATTERN
+from tables import Hopping, MetricDefinition, Session, Tumbling
+from tables.errors import StreamsError
+
+__all__ = ["InvalidDescription", "MetricDescription", "REGISTRY_BUCKET", "WindowDescription", "describe"]
+
+#: the KV bucket of descriptions, one key per metric name
+REGISTRY_BUCKET: Final = "metric_registry"
+
+_Name = Annotated[str, Field(pattern=f"^{METRIC_NAME_PATTERN}$")]
+
+
+class InvalidDescription(StreamsError, ValueError):
+    """Bytes that are not a metric description; the message names the fields."""
+
+
+class _Tolerant(BaseModel):
+    # Unknown fields are ignored, never an error: a reader older than the writer keeps working.
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class WindowDescription(_Tolerant):
+    """The windows: ``tumbling`` (size = step), ``hopping`` (a start every step) or ``session``
+    (a window per burst of activity, ``gap_seconds`` apart; no fixed size or step)."""
+
+    kind: str
+    size_seconds: PositiveFloat | None = None
+    step_seconds: PositiveFloat | None = None
+    gap_seconds: PositiveFloat | None = None
+
+    @property
+    def start_step(self) -> int | None:
+        """Window starts are the multiples of this many whole seconds, or None (session windows,
+        or a step that is not whole seconds): the keys of a range are then not computable."""
+        step = self.step_seconds
+        return int(step) if step is not None and step == int(step) else None
+
+
+class MetricDescription(_Tolerant):
+    """One metric as its workers run it (see the module docstring)."""
+
+    name: _Name
+    #: raised when a change is not compatible (docs/api.md, compatibility)
+    version: PositiveInt = 1
+    key_fields: Annotated[tuple[str, ...], Field(min_length=1)]
+    window: WindowDescription
+    grace_seconds: NonNegativeFloat = 0
+    #: value name -> JSON type; the values a result carries beyond these are kept, not refused
+    values: Mapping[str, str] = Field(default_factory=dict)
+
+    @property
+    def first_key_field(self) -> str:
+        return self.key_fields[0]
+
+    def to_json_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def parse(cls, raw: bytes | str) -> MetricDescription:
+        """The description in ``raw``; :class:`InvalidDescription` naming what is wrong."""
+        try:
+            return cls.model_validate_json(raw)
+        except ValidationError as exc:
+            problems = [
+                f"{'.'.join(str(part) for part in error['loc']) or '(value)'}: {error['msg']}"
+                for error in exc.errors(include_url=False, include_input=False)
+            ]
+            raise InvalidDescription("not a metric description: " + "; ".join(problems[:5])) from None
+
+
+def describe(definition: MetricDefinition) -> MetricDescription:
+    """The description of ``definition``, as its workers publish it."""
+    window = definition.window
+    if isinstance(window, Tumbling):
+        size = window.size_us / 1e6
+        windows = WindowDescription(kind="tumbling", size_seconds=size, step_seconds=size)
+    elif isinstance(window, Hopping):
+        windows = WindowDescription(kind="hopping", size_seconds=window.size_us / 1e6, step_seconds=window.step_us / 1e6)
+    else:
+        assert isinstance(window, Session)
+        windows = WindowDescription(kind="session", gap_seconds=window.gap_us / 1e6)
+    return MetricDescription(
+        name=definition.name,
+        version=definition.version,
+        key_fields=tuple(definition.key_fields),
+        window=windows,
+        grace_seconds=definition.grace_us / 1e6,
+        values=definition.aggregates.value_types(),
+    )
