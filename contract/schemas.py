@@ -129,7 +129,9 @@ def _values_models() -> dict[str, type[BaseModel]]:
     found: dict[str, type[BaseModel]] = {}
     for info in pkgutil.iter_modules(contract.typed.__path__):
         model = refined_model(info.name)
-        values = model.model_fields["values"].annotation if model is not None else None
+        if model is None:
+            continue
+        values: object = model.model_fields["values"].annotation
         if isinstance(values, type) and issubclass(values, BaseModel):
             found[info.name] = values
     return dict(sorted(found.items()))
