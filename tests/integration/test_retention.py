@@ -21,8 +21,10 @@ from app.settings import Settings
 from app.web.services import WebOptions, WebServices
 from bridges.connection import ConnectionSettings
 from bridges.public.event_sink import EventSink
+from bridges.public.metric_registry import REGISTRY_MAX_BYTES
 from bridges.server import NatsServer
 from contract.events import validate_event
+from contract.registry import REGISTRY_BUCKET
 from testkit.pipeline import metric_env
 from testkit.streams import events_stored
 from testkit.workers import Workers
@@ -58,6 +60,8 @@ def bounds(
     table |= {ASSIGNOR: events, "FAUST_INGEST": ingest, "FAUST_RESULTS": results, "FAUST_DEADLETTER": deadletter}
     table |= {"KV_metrics": metrics}
     table |= {f"KV_faust_{bucket}": (0.0, 64 * MIB) for bucket in ("topics", "offsets", "groups")}
+    # Descriptions outlive their metric's quiet periods: bounded by bytes alone, no setting.
+    table |= {f"KV_{REGISTRY_BUCKET}": (0.0, REGISTRY_MAX_BYTES)}
     return table
 
 
