@@ -45,8 +45,6 @@ __all__ = ["RebalanceResult", "Step", "rebalance_rows", "run_rebalance"]
 APP = "benchmarks.table_app"
 TOPIC = "bench-keys"
 APP_ID = "bench-rebalance"
-#: seconds of steady flow before, between and after the two rebalances
-_SETTLE = 3.0
 
 
 @dataclass(frozen=True)
@@ -68,9 +66,11 @@ class RebalanceResult:
 
 
 async def run_rebalance(
-    url: str, client: Client, *, base_dir: Path, partitions: int, rate: float, session_timeout: float
+    url: str, client: Client, *, base_dir: Path, partitions: int, rate: float, session_timeout: float,
+    settle: float = 3.0,
 ) -> RebalanceResult:
-    """See the module docstring; messages at ``rate`` per second throughout."""
+    """See the module docstring; messages at ``rate`` per second throughout, and ``settle``
+    seconds of steady flow before, between and after the two rebalances."""
     await declare_topic(client, partitions, TOPIC)
     env = {"BROKER": f"{url}?session_timeout={session_timeout}", "APP_ID": APP_ID,
            "PARTITIONS": str(partitions), "STANDBYS": "0"}
@@ -95,19 +95,19 @@ async def run_rebalance(
         await wait_owned(url, APP_ID, TOPIC, partitions, 1)
         producer = asyncio.create_task(produce())
         try:
-            await asyncio.sleep(_SETTLE)
+            await asyncio.sleep(settle)
             before = await _holdings(url, first)
             joined_at = time.time()
             second = pool.spawn(argv, name="r2")
             await wait_owned(url, APP_ID, TOPIC, partitions, 2)
             moved_on_join = before - await _holdings(url, first)
-            await asyncio.sleep(_SETTLE)
+            await asyncio.sleep(settle)
             left_at = time.time()
             moved_on_leave = await _holdings(url, second)
             second.signal(signal.SIGTERM)
             await wait_owned(url, APP_ID, TOPIC, partitions, 1)
             await second.wait_exit(60)
-            await asyncio.sleep(_SETTLE)
+            await asyncio.sleep(settle)
             ended_at = time.time()
         finally:
             stop.set()

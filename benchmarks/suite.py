@@ -113,6 +113,8 @@ class Scale:
     metrics_pairs: int = 3
     #: messages per second through the rebalance stage's joins and leaves
     rebalance_rate: float = 2_000.0
+    #: seconds of steady flow before, between and after the rebalance stage's join and leave
+    rebalance_settle: float = 3.0
     partitions: int = 4
     burst_factor: float = 3.0
     #: the slow-client attack (stalled uploads, idle connections, seconds watched) and dashboard updates
@@ -136,7 +138,8 @@ QUICK = Scale(
     burst_seconds=2, burst_students=300, burst_fallback_rate=6_000,
     memory_levels=(100, 500, 1_000), history_levels=(1_000, 3_000, 10_000),
     group_batch=500, group_rounds=1, group_keys=2_000,
-    session_timeout=1.5, metrics_events=2_000, metrics_pairs=1, doors_attack=(40, 10, 8.0), doors_updates=200,
+    session_timeout=1.5, metrics_events=2_000, metrics_pairs=1, doors_attack=(40, 10, 6.0), doors_updates=200,
+    rebalance_settle=1.0,
 )
 
 
@@ -478,6 +481,7 @@ async def _rebalance(scale: Scale, result: SuiteResult) -> None:
     async with fresh_server() as (url, client, base):
         run = await run_rebalance(
             url, client, base_dir=base, partitions=scale.partitions, rate=scale.rebalance_rate,
+            settle=scale.rebalance_settle,
             session_timeout=scale.session_timeout,
         )
     result.rows += rebalance_rows(run, "rebalance (issue 16)")
