@@ -95,7 +95,13 @@ async def test_a_metric_file_outside_the_repository_is_served_everywhere(
 
         worker = start_metric_worker(workers, str(module), name="hints")
         await worker.wait_ready(timeout=90)
-        status, body = await get(http, f"{base}/v1/metrics")
+
+        async def listed() -> tuple[int, Any] | None:
+            # The web process reads the listing again once its copy is older than a few seconds.
+            status, body = await get(http, f"{base}/v1/metrics")
+            return (status, body) if status != 200 or body["metrics"] else None
+
+        status, body = await poll_until(listed, timeout=15, interval=0.25, what="hints in GET /v1/metrics")
         assert status == 200
         assert body == {"metrics": [{
             "name": "hints", "version": 1, "key_fields": ["student_id"],
