@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nats.aio.client import Client
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from benchmarks.dataset import Message, declare_topic, publish
 from benchmarks.report import Row
+from benchmarks.storage import stored_messages
 from benchmarks.workers import wait_owned
 from bridges.naming import Naming
 from bridges.transport.session import partition_for_key
@@ -157,22 +157,10 @@ async def _changelog(client: Client, partitions: int, *, expected: int) -> tuple
                 await js.stream_info(stream)
             except NotFoundError:
                 continue  # no record yet
-            sub = await js.pull_subscribe(
-                naming.data_filter(changelog, partition, True), stream=stream,
-                config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE),
-            )
-            try:
-                while True:
-                    batch = await sub.fetch(1000, timeout=5)
-                    for msg in batch:
-                        newest[msg.subject] = int(msg.data)
-                        stamps.setdefault(partition, []).append(msg.metadata.timestamp.timestamp())
-                    if batch[-1].metadata.num_pending == 0:
-                        break
-            except TimeoutError:
-                pass  # nothing (more) to read: only the fence
-            finally:
-                await sub.unsubscribe()
+            # The data subjects only: the fence is not a record.
+            for msg in await stored_messages(js, stream, naming.data_filter(changelog, partition, True)):
+                newest[msg.subject] = int(msg.data)
+                stamps.setdefault(partition, []).append(msg.metadata.timestamp.timestamp())
         if sum(newest.values()) >= expected or time.monotonic() > deadline:
             return list(newest.values()), {p: sorted(ts) for p, ts in stamps.items()}
         await asyncio.sleep(0.5)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -39,7 +40,7 @@ from benchmarks.dataset import Dataset
 from benchmarks.pipeline import run_pipeline
 from benchmarks.report import Row
 
-__all__ = ["StoredBytes", "run_storage", "storage_rows"]
+__all__ = ["StoredBytes", "run_storage", "storage_rows", "stored_messages"]
 
 #: the projection's event rate (the issue's figure for a busy platform)
 RATE = 1_000.0
@@ -90,18 +91,23 @@ async def run_storage(url: str, client: Client, dataset: Dataset, *, base_dir: P
 
 async def _payload_bytes(js: JetStreamContext, stream: str) -> int:
     """The payload bytes of every message ``stream`` holds."""
+    return sum(len(msg.data) for msg in await stored_messages(js, stream))
+
+
+async def stored_messages(js: JetStreamContext, stream: str, subject: str = ">") -> list[Msg]:
+    """Every message ``stream`` holds on ``subject``, oldest first (an ephemeral consumer, no acks)."""
     sub = await js.pull_subscribe(
-        ">", stream=stream, config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE)
+        subject, stream=stream, config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE)
     )
-    total = 0
+    messages: list[Msg] = []
     try:
         while True:
             batch = await sub.fetch(1000, timeout=5)
-            total += sum(len(msg.data) for msg in batch)
+            messages += batch
             if batch[-1].metadata.num_pending == 0:
-                return total
+                return messages
     except TimeoutError:
-        return total  # nothing (more) to read
+        return messages  # nothing (more) to read
     finally:
         await sub.unsubscribe()
 
