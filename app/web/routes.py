@@ -101,6 +101,12 @@ def _metric_parameters(*, with_range: bool) -> list[dict[str, Any]]:
              "the workers write them only when METRICS_UPDATE_SECONDS is set",
              "schema": {"type": "boolean", "default": False}}
         )
+    parameters.append(
+        {"name": "version", "in": "query", "required": False,
+         "description": "the metric's version to read (GET /v1/metrics lists them); without it, the newest "
+         "complete one. Unknown versions answer 404",
+         "schema": {"type": "integer", "minimum": 1}}
+    )
     # A metric keyed by more than the student takes each later key field (its description's
     # key_fields) as a parameter; game_id is the one the project's metrics have.
     parameters.append(
