@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 
 #: the spellings of a boolean query parameter (OpenAPI's, for a schema of type boolean)
 _BOOLEANS: Final = ("true", "false")
+#: the parameters bounding window starts
+_RANGE: Final = ("from", "to")
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,10 @@ def _parse(request: web.Request, description: MetricDescription, *, allowed: tup
     if not is_id(student_id):
         errors.append(FieldError(-1, "student_id", ID_RULE))
     later = description.key_fields[1:]
-    params = _single_params(request.query, (*allowed[:2], *later, *allowed[2:]), errors)
+    # Listed in errors as a reader thinks of them: the range, the key's later fields, the rest.
+    ranged = tuple(name for name in allowed if name in _RANGE)
+    others = tuple(name for name in allowed if name not in _RANGE)
+    params = _single_params(request.query, (*ranged, *later, *others), errors)
     parts = {name: params[name] for name in later if name in params}
     for name, value in parts.items():
         if not is_id(value):

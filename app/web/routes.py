@@ -167,7 +167,7 @@ ROUTES: Final[tuple[Route[ApiHandlers], ...]] = (
         "responses": {
             "200": _body(_ref("Windows"), "the windows, ordered by start"),
             **_READ_REFUSALS,
-            "404": _error("unknown metric"),
+            "404": _error("unknown metric, or no such version of it"),
             "422": _error("an invalid id, time or parameter"),
             "503": _UNAVAILABLE,
         },

@@ -134,27 +134,31 @@ class VersionProgress:
             else:
                 if entry.value:
                     return Backfill.parse(entry.value), entry.revision or 0
-            targets = await self._targets()
+            bounds = await self._bounds()
+            targets = {partition: end for partition, (_, end) in bounds.items()}
+            remaining = sum(end - earliest for earliest, end in bounds.values())
             record = Backfill(
                 series=self._series,
                 started_at=self._now(),
                 targets=targets,
-                remaining=sum(targets.values()),
-            )
+                remaining=0,
+                complete=False,
+            ).counted(remaining, self._now())
             try:
                 revision = await kv.create(self._key, record.to_json_bytes())
             except KeyWrongLastSequenceError:
                 continue  # another worker of the version created it first: read theirs
-            log.info("%s: going through the stored events up to %s", self._series, dict(targets))
+            log.info("%s: going through %d stored records, up to %s", self._series, remaining, targets)
             return record, revision
 
-    async def _targets(self) -> dict[int, int]:
+    async def _bounds(self) -> dict[int, tuple[int, int]]:
+        """Each events partition's ``(earliest, end)`` offsets now."""
         registry = self._session.registry
         spec = await registry.lookup(self._topic)
         if spec is None:
             return {}  # no event stored yet: nothing to go through
-        ends = await asyncio.gather(*(registry.offsets(self._topic, p) for p in range(spec.partitions)))
-        return {partition: end for partition, (_, end) in enumerate(ends)}
+        bounds = await asyncio.gather(*(registry.offsets(self._topic, p) for p in range(spec.partitions)))
+        return dict(enumerate(bounds))
 
     async def _follow(self) -> None:
         """Steps 2 and 3, until the record says complete."""
