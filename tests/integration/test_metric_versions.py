@@ -2,15 +2,16 @@
 while version 1 keeps serving until version 2 is complete; then version 1 is retired.
 
 Version 1 of ``hintcount`` has a bug: it counts every interaction, not only hints. Its worker
-runs, next to a web process, and computes finals for a first batch of events. Version 2 (the
-fix, ``version=2``) is started from another file beside it, as a second deployment would be:
-it is a consumer group of its own, so it reads the events topic from the start of its
-retention. Its aggregation is deliberately slow (a few milliseconds per event), so the test sees
-the backfill under way: while the registry says version 2 is incomplete, readers that name no
-version get version 1. More events arrive during the backfill; both versions count them. Once
-version 2 is complete, readers get it by default, and its finals equal an oracle over every
-event. Retiring version 1 is refused while its worker runs and while it would leave no complete
-version; after its worker stops, it removes its keys, results, offsets and changelog.
+runs, next to a web process, and computes finals for a first batch of events, among them retries
+of a third of them (stored again, counted once). Version 2 (the fix, ``version=2``) is started
+from another file beside it, as a second deployment would be: it is a consumer group of its own,
+so it reads the events topic from the start of its retention. Its aggregation is deliberately slow
+(a few milliseconds per event), so the test sees the backfill under way: while the registry says
+version 2 is incomplete, readers that name no version get version 1. Once version 2 is complete,
+readers get it by default; events arriving then count in both versions, and version 2's finals
+equal an oracle over every event, each counted once. Retiring version 1 is refused while its
+worker runs and while it would leave no complete version; after its worker stops, it removes its
+keys, results, offsets and changelog.
 """
 
 from __future__ import annotations
@@ -160,7 +161,8 @@ async def test_a_fixed_metric_recomputes_beside_the_old_version_and_replaces_it(
     async with AsyncExitStack() as stack:
         http = await stack.enter_async_context(aiohttp.ClientSession())
         first = batch(0, 150)
-        await send(http, base, first)
+        # Retries of a third of them, stored again: each counts once, in both versions.
+        await send(http, base, first + first[::3])
         buggy = oracle(first, hints_only=False)
         await poll_until(lambda: _equal(totals(http, base, None), buggy), timeout=60, what="version 1's finals")
 
