@@ -59,10 +59,12 @@ from bridges.public.fenced_writes import EXPECTED, FencedWriter, Stored, kv_subj
 from bridges.public.metric_registry import publish_description
 from bridges.public.published_results import PublishedResults
 from bridges.public.streams import PublicStreams
+from bridges.public.version_progress import VersionProgress
 from bridges.transport.envelope import HDR_MSG_ID
 from bridges.transport.publisher import Ack, ExpectationFailed, PipelinedPublisher
 from bridges.transport.session import TransportSession
 from contract.deadletters import REASON_HEADER, header_text
+from contract.names import EVENTS_TOPIC
 from contract.registry import MetricDescription
 from tables.errors import ClosedError
 
@@ -98,9 +100,10 @@ class _Provisional:
 class WindowResults:
     """The ``ResultWriter`` of ``agents.windowed`` over a worker's transport session."""
 
-    def __init__(self, session: TransportSession, streams: PublicStreams) -> None:
+    def __init__(self, session: TransportSession, streams: PublicStreams, *, events_topic: str = EVENTS_TOPIC) -> None:
         self._session = session
         self._streams = streams
+        self._events_topic = events_topic
         self._kv: KeyValue | None = None
         self._provisional_out: PipelinedPublisher | None = None
         #: direct gets of the results stream: is a final found in KV published already?
@@ -112,9 +115,12 @@ class WindowResults:
         self._provisional: dict[str, _Provisional] = {}
         #: the metric's description, published to the registry at start (see :meth:`announce`)
         self._description: MetricDescription | None = None
+        #: how far the metric's version has come through the stored events, while it has not
+        self._progress: VersionProgress | None = None
 
     def announce(self, description: MetricDescription) -> None:
-        """Publish ``description`` to the metric registry when this writer starts."""
+        """Publish ``description`` to the metric registry when this writer starts, and keep the
+        version's backfill record while it runs (:mod:`bridges.public.version_progress`)."""
         self._description = description
 
     async def start(self) -> None:
@@ -128,6 +134,9 @@ class WindowResults:
         if self._description is not None:
             # Before any result: a reader that sees a result can learn its metric.
             await publish_description(js, self._streams, self._description)
+            self._progress = await VersionProgress(
+                self._session, self._streams, self._description.series, topic=self._events_topic,
+            ).start()
         self._provisional_out = await PipelinedPublisher(
             self._session.client,
             max_in_flight=_PROVISIONAL_IN_FLIGHT,
@@ -148,6 +157,9 @@ class WindowResults:
     async def close(self) -> None:
         if not self._open:
             return
+        if self._progress is not None:
+            await self._progress.close()
+            self._progress = None
         # Provisional values still to be sent are not worth waiting for on the way out; cancelled,
         # they release the final writes waiting behind them.
         tasks = [state.task for state in self._provisional.values() if state.task is not None]
