@@ -345,9 +345,10 @@ class FencedWriter:
             await tries.pause()
 
     async def _send_kv(self, kv_key: str, payload: bytes, expected: int, term: int) -> asyncio.Future[Ack]:
-        return await self._publisher.publish(
-            kv_subject(kv_key), payload, {EXPECTED: str(expected)}, guard=self.guard(term)
-        )
+        # The result's id goes with it: a results stream the server feeds from KV keeps it, so a
+        # subscriber sees the Nats-Msg-Id a worker's own publish would carry.
+        headers = {EXPECTED: str(expected), HDR_MSG_ID: result_msg_id(kv_key)}
+        return await self._publisher.publish(kv_subject(kv_key), payload, headers, guard=self.guard(term))
 
     async def _publish_result(self, kv_key: str, subject: str, stored: bytes) -> None:
         if self._published is None:
