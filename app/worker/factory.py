@@ -115,7 +115,7 @@ def make_app(
     events = app.topic(EVENTS_TOPIC, value_serializer="raw", key_serializer="raw")
     transport: Any = app.transport
     streams = settings.public_streams()
-    results = WindowResults(transport.session, streams)
+    results = WindowResults(transport.session, streams, provisional=settings.update_seconds > 0)
     module.build(
         app,
         AgentContext(
