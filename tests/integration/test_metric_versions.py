@@ -7,7 +7,8 @@ of a third of them (stored again, counted once). Version 2 (the fix, ``version=2
 from another file beside it, as a second deployment would be: it is a consumer group of its own,
 so it reads the events topic from the start of its retention. Its aggregation is deliberately slow
 (a few milliseconds per event), so the test sees the backfill under way: while the registry says
-version 2 is incomplete, readers that name no version get version 1. Once version 2 is complete,
+version 2 is incomplete, readers that name no version get version 1; its worker is killed
+(SIGKILL) in the middle and started again, and goes on. Once version 2 is complete,
 readers get it by default; events arriving then count in both versions, and version 2's finals
 equal an oracle over every event, each counted once. Retiring version 1 is refused while its
 worker runs and while it would leave no complete version; after its worker stops, it removes its
@@ -167,21 +168,32 @@ async def test_a_fixed_metric_recomputes_beside_the_old_version_and_replaces_it(
         await poll_until(lambda: _equal(totals(http, base, None), buggy), timeout=60, what="version 1's finals")
 
         # The fix, deployed beside version 1.
-        v2: WorkerProcess = start_metric_worker(workers, str(module_file(tmp_path / "v2", FIXED)), name="v2")
+        fixed_module = str(module_file(tmp_path / "v2", FIXED))
+        v2: WorkerProcess = start_metric_worker(workers, fixed_module, name="v2")
         seen_backfilling = 0
+        started_at: str | None = None
 
         async def complete() -> bool:
-            nonlocal seen_backfilling
+            nonlocal seen_backfilling, started_at, v2
             metric = await listing(http, base)
             versions = {v["version"]: v for v in metric["versions"]}
             if 2 not in versions or not versions[2]["complete"]:
                 # Until version 2 is complete, readers naming no version get version 1.
                 assert metric["version"] == 1
                 assert await totals(http, base, None) == buggy
-                seen_backfilling += 2 in versions
+                if 2 in versions:
+                    seen_backfilling += 1
+                    if started_at is None:
+                        # Killed in the middle of its backfill: its replacement goes on from the
+                        # last commit, towards the targets the first worker set.
+                        started_at = versions[2]["started_at"]
+                        await v2.kill()
+                        v2 = start_metric_worker(workers, fixed_module, name="v2-again")
+                    assert versions[2]["started_at"] == started_at
                 return False
             assert metric["version"] == 2 and versions[1]["complete"]
             assert versions[2]["remaining"] == 0 and versions[2]["series"] == f"{METRIC}_v2"
+            assert versions[2]["started_at"] == started_at
             return True
 
         await poll_until(complete, timeout=120, interval=0.3, what="version 2 to be complete")
