@@ -98,8 +98,10 @@ class PublicLimits:
             raise ConfigError("METRICS_TTL", 0, "must be > 0")
 
 
-#: the longest key a metric may have and still be republished: its key fields, at most
-MAX_KEY_FIELDS: Final = 8
+#: the longest key a metric may have and still be republished: its key fields, at most. Every
+#: stored result carries the mappings in its ``Nats-Stream-Source`` header (about 75 bytes each),
+#: so they are kept to what metrics use: a student, a game, an activity, a level
+MAX_KEY_FIELDS: Final = 4
 
 
 def _finals_to_results() -> list[SubjectTransform]:
