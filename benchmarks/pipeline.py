@@ -45,7 +45,7 @@ import contextlib
 import os
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -92,16 +92,22 @@ class PipelineResult:
     scrapes: int = 0
     #: CPU seconds (user + system) of every worker from its first processing to the last result
     cpu_seconds: float = 0.0
+    #: the same per agent (all its workers)
+    cpu_by_agent: dict[str, float] = field(default_factory=dict)
+    #: CPU seconds of the nats-server from the first worker processing to the last result (None:
+    #: its process was not given)
+    server_cpu_seconds: float | None = None
 
 
 async def run_pipeline(
     url: str, client: Client, dataset: Dataset, *, processes: int, base_dir: Path, session_timeout: float,
-    timeout: float = 300.0, metrics: bool = False, graceful: bool = False,
+    timeout: float = 300.0, metrics: bool = False, graceful: bool = False, server_pid: int | None = None,
 ) -> PipelineResult:
     """Run ``processes`` workers per agent over ``dataset`` (see the module docstring); with
     ``metrics``, each worker serves ``/metrics``, scraped every second while the run lasts. The
     workers are killed at the end, or with ``graceful`` stopped by SIGTERM (their last flush
-    stored) once the figures are taken."""
+    stored) once the figures are taken. With ``server_pid`` (the nats-server's), its CPU is
+    measured too, from the first worker processing to the last result."""
     await declare_topic(client, dataset.partitions)
     publish_seconds = await publish(client, batched(dataset.messages(), BATCH_EVENTS))
     env = metric_env(
@@ -118,10 +124,11 @@ async def run_pipeline(
             done = asyncio.Event()
             scraper = asyncio.ensure_future(_scrape(workers, done) if metrics else asyncio.sleep(0, 0))
             began: dict[int, float] = {}
-            starts_cpu = asyncio.ensure_future(_cpu_at_start(workers, began, done))
+            starts_cpu = asyncio.ensure_future(_cpu_at_start(workers, began, done, server_pid))
             try:
                 await watch.wait_for(dataset.expected.keys(), timeout=timeout)
-                cpu = sum(cpu_seconds(w.pid) - began.get(w.pid, 0.0) for w in workers)
+                used = {w.name: cpu_seconds(w.pid) - began.get(w.pid, 0.0) for w in workers}
+                server_cpu = None if server_pid is None else cpu_seconds(server_pid) - began.get(server_pid, 0.0)
             finally:
                 done.set()
                 scrapes = await scraper
@@ -136,9 +143,12 @@ async def run_pipeline(
     if letters:
         raise AssertionError(f"the stored backlog was dead-lettered in part: {dict(letters)}")
     seconds = max(watch.last(agent) for agent in METRIC_AGENTS) - first
+    by_agent = {
+        agent: sum(cpu for name, cpu in used.items() if name.rsplit("-", 1)[0] == agent) for agent in METRIC_AGENTS
+    }
     return PipelineResult(
         processes, seconds, publish_seconds, per_agent, last - first, first - spawned, metrics=metrics, scrapes=scrapes,
-        cpu_seconds=cpu,
+        cpu_seconds=sum(used.values()), cpu_by_agent=by_agent, server_cpu_seconds=server_cpu,
     )
 
 
@@ -148,13 +158,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _cpu_at_start(workers: list[WorkerProcess], began: dict[int, float], done: asyncio.Event) -> None:
-    """Each worker's CPU seconds when it logs that it begins processing (looked at every 20 ms)."""
+async def _cpu_at_start(
+    workers: list[WorkerProcess], began: dict[int, float], done: asyncio.Event, server_pid: int | None
+) -> None:
+    """Each worker's CPU seconds when it logs that it begins processing (looked at every 20 ms),
+    and the server's when the first worker does."""
     pattern = re.compile(ACTIVATED)
-    while not done.is_set() and len(began) < len(workers):
+    while not done.is_set() and len(began) < len(workers) + (server_pid is not None):
         for worker in workers:
             if worker.pid not in began and pattern.search(worker.log()):
                 began[worker.pid] = cpu_seconds(worker.pid)
+                if server_pid is not None and server_pid not in began:
+                    began[server_pid] = cpu_seconds(server_pid)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(done.wait(), 0.02)
 

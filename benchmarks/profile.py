@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from benchmarks.dataset import ResultWatch, batched, declare_topic, make_dataset, publish
-from benchmarks.suite import fresh_server
+from benchmarks.servers import fresh_server
 from benchmarks.workers import metric_env, spawn_metric_workers
 from testkit.pipeline import METRIC_AGENTS
 from testkit.workers import WorkerProcess, Workers

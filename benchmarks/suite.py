@@ -5,8 +5,9 @@ streams, and each with its own reference measured in the same run:
 
 - ``throughput``: the ceiling (bare nats-py), faust's core with the three agents (windowed, and
   with plain dicts), the full pipeline with 1 and 2 processes per agent — all over one dataset,
-  a backlog with its arrivals, every stage's results checked against the oracle; and the full
-  pipeline with its workers' /metrics on and scraped against the same without (issue 14);
+  a backlog with its arrivals, every stage's results checked against the oracle; the rate
+  projected to more cores and partitions from the CPU those runs used (:mod:`benchmarks.projection`);
+  and the full pipeline with its workers' /metrics on and scraped against the same without (issue 14);
 - ``transport``: issue 2's trivial agent over nats:// vs faust's core;
 - ``ingest``: HTTP batches of 100 and 1000 and NATS ingest vs raw pipelined JetStream publishing;
 - ``query``: ``GET /v1/metrics/...`` p99, a 1-hour range and /latest, for a student with a short
@@ -37,15 +38,9 @@ late events"): each stage's module says how its events arrive and what closes it
 from __future__ import annotations
 
 import statistics
-import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-
-import nats
-from nats.aio.client import Client
 
 from benchmarks import ingest, transport_vs_core
 from benchmarks.burst import BEHIND, run_burst
@@ -58,11 +53,12 @@ from benchmarks.history import run_level
 from benchmarks.latency import run_latency
 from benchmarks.memory import run_memory
 from benchmarks.pipeline import PipelineResult, pipeline_row, run_pipeline
+from benchmarks.projection import Costs, projection_rows
 from benchmarks.query import run_query
 from benchmarks.rebalance import rebalance_rows, run_rebalance
 from benchmarks.report import Row, Target
+from benchmarks.servers import fresh_server, serving
 from benchmarks.storage import run_storage, storage_rows
-from bridges.server import NatsServer
 
 __all__ = ["DEFAULT", "QUICK", "STAGES", "Scale", "SuiteResult", "fresh_server", "run_suite"]
 
@@ -177,19 +173,6 @@ async def run_suite(
     return result
 
 
-@asynccontextmanager
-async def fresh_server() -> AsyncIterator[tuple[str, Client, Path]]:
-    """A fresh nats-server, a client of it and a scratch directory, all gone afterwards."""
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        base = Path(tmp)
-        async with NatsServer(base / "nats") as server:
-            client = await nats.connect(server.url)
-            try:
-                yield server.url, client, base
-            finally:
-                await client.close()
-
-
 # -- stages ---------------------------------------------------------------------------------
 
 
@@ -205,9 +188,10 @@ async def _throughput(scale: Scale, result: SuiteResult) -> None:
         plain = dataset.size / await run_core(url, client, dataset, data_dir=base, plain=True)
     pipelines = []
     for processes in (1, 2):
-        async with fresh_server() as (url, client, base):
+        async with serving() as (server, client, base):
             pipelines.append(await run_pipeline(
-                url, client, dataset, processes=processes, base_dir=base, session_timeout=scale.session_timeout
+                server.url, client, dataset, processes=processes, base_dir=base,
+                session_timeout=scale.session_timeout, server_pid=server.pid,
             ))
     shape = f"{dataset.size:,} events, {len(dataset.expected):,} results, 60 s windows, {dataset.partitions} partitions"
     result.rows += [
@@ -220,6 +204,10 @@ async def _throughput(scale: Scale, result: SuiteResult) -> None:
     ]
     for run in pipelines:
         result.rows.append(pipeline_row(run, dataset, ceiling, core))
+    one, more = (
+        Costs.measured(run.cpu_by_agent, run.server_cpu_seconds or 0.0, dataset.size) for run in pipelines
+    )
+    result.rows += projection_rows(one, more, dataset.size / pipelines[0].seconds)
     result.rows.append(await _metrics_cost(scale))
     result.pipeline_rate = dataset.size / pipelines[0].seconds
     versus_core = result.pipeline_rate / core

@@ -53,6 +53,7 @@ __all__ = [
     "is_id",
     "metric_series",
     "metrics_key",
+    "metrics_key_prefix",
     "parse_metrics_key",
     "parse_series",
     "require_id",
@@ -60,6 +61,7 @@ __all__ = [
     "result_filter",
     "result_msg_id",
     "result_subject",
+    "window_key_of",
 ]
 
 _ID_CHARACTERS: Final = "A-Za-z0-9_-"
@@ -161,10 +163,20 @@ def result_msg_id(kv_key: str) -> str:
 
 def metrics_key(metric: str, key_parts: Sequence[str], window_start: int) -> str:
     """The KV key of one window's result: the metric, its key's parts in order, the start."""
+    return window_key_of(metrics_key_prefix(metric, key_parts), window_start)
+
+
+def metrics_key_prefix(metric: str, key_parts: Sequence[str]) -> str:
+    """What the KV keys of every window of one key share: the metric and the key's parts."""
     if isinstance(key_parts, str) or not key_parts:
         raise ConfigError("key_parts", key_parts, "must be the key's parts, at least one", kind="Argument")
     parts = [require_id(f"key_parts[{n}]", part) for n, part in enumerate(key_parts)]
-    return ".".join([require_metric(metric), *parts, str(int(window_start))])
+    return ".".join([require_metric(metric), *parts])
+
+
+def window_key_of(prefix: str, window_start: int) -> str:
+    """The KV key of the window starting at ``window_start``, from its :func:`metrics_key_prefix`."""
+    return f"{prefix}.{int(window_start)}"
 
 
 def parse_metrics_key(key: str) -> tuple[str, tuple[str, ...], int] | None:

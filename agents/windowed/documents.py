@@ -14,7 +14,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from contract.names import is_id, metrics_key, result_subject
+from contract.names import is_id, metrics_key_prefix, result_subject, window_key_of
 from tables import ClosedWindow, FailedWindow, OpenWindowResult
 
 __all__ = ["failed_document", "result_address", "result_document", "rfc3339", "strict_json"]
@@ -58,11 +58,25 @@ def _version_field(version: int) -> dict[str, int]:
 def result_address(window: ClosedWindow | OpenWindowResult, series: str | None = None) -> tuple[str, str] | None:
     """The window's KV key and result subject under ``series`` (the metric's version's token;
     default: its name, version 1's); None when a key part could not name a key."""
-    parts = list(window.key.values())
-    if not all(is_id(p) for p in parts):
+    parts = tuple(window.key.values())
+    if not all(type(part) is str for part in parts):
         return None
-    series = window.metric if series is None else series
-    return metrics_key(series, parts, int(window.start)), result_subject(series, parts[0])
+    of_key = _key_address(window.metric if series is None else series, parts)
+    if of_key is None:
+        return None
+    prefix, subject = of_key
+    return window_key_of(prefix, int(window.start)), subject
+
+
+# Remembered per key: a key's windows close one after another (one per window length), and
+# checking its parts with the id rule, three times over, was half the cost of an address. Bounded:
+# beyond that many keys closing in turn it only costs what it saves.
+@functools.lru_cache(maxsize=16_384)
+def _key_address(series: str, parts: tuple[str, ...]) -> tuple[str, str] | None:
+    """The KV key prefix and result subject of every window of a key; None as above."""
+    if not all(is_id(part) for part in parts):
+        return None
+    return metrics_key_prefix(series, parts), result_subject(series, parts[0])
 
 
 # Built once: json.dumps with options other than its defaults builds a new encoder on every call,

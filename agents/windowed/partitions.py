@@ -21,6 +21,8 @@ class UnstoredWrite:
     write: Awaitable[None]
     #: a window's final result (else a dead letter): counted as written or refused
     final: bool = False
+    #: awaited before and failed: awaiting it again starts its next attempt
+    failed: bool = False
 
 
 @dataclass

@@ -17,6 +17,7 @@ import json
 import logging
 import time
 from collections import Counter
+from collections.abc import Awaitable
 
 import faust
 from mode import Service
@@ -275,13 +276,15 @@ class WindowedRuntime:
     async def _store_pending(self) -> None:
         while self._pending:
             batch = list(self._pending)
-            outcomes = await asyncio.gather(*(unstored.write for unstored in batch), return_exceptions=True)
-            stored = {id(u) for u, out in zip(batch, outcomes, strict=True) if not isinstance(out, BaseException)}
+            outcomes = await _outcomes([unstored.write for unstored in batch], [u.failed for u in batch])
+            stored = {id(u) for u, out in zip(batch, outcomes, strict=True) if out is None}
             finals = [u.final for u in batch if id(u) in stored]
             self.stats["finals_written"] += sum(finals)
             self.stats["finals_refused"] += sum(u.final for u in batch) - sum(finals)
+            for unstored, outcome in zip(batch, outcomes, strict=True):
+                unstored.failed = outcome is not None
             self._pending = [u for u in self._pending if id(u) not in stored]
-            failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+            failures = [outcome for outcome in outcomes if outcome is not None]
             if failures:
                 log.warning(
                     "%s: %d results or dead letters not stored yet (kept for the next flush): %s",
@@ -384,3 +387,41 @@ class WindowedRuntime:
     def changelog_offset(self, partition: int) -> int | None:
         active = self._partitions.get(partition)
         return active.changelog_offset if active is not None else None
+
+
+async def _outcomes(writes: list[Awaitable[None]], failed: list[bool]) -> list[BaseException | None]:
+    """Await every write; what each ended with (None: stored).
+
+    A write awaited for the first time is under way already (the writer sends it before handing
+    it back), so awaiting those one after the other takes as long as awaiting them all at once,
+    without the task ``gather`` makes for each (thousands per flush when many windows close). One
+    that failed before starts its next attempt when awaited: those are awaited all at once, so
+    that their attempts run side by side.
+    """
+    again = [write for write, before in zip(writes, failed, strict=True) if before]
+    retrying = asyncio.gather(*again, return_exceptions=True) if again else None
+    outcomes: list[BaseException | None] = []
+    try:
+        for write, before in zip(writes, failed, strict=True):
+            if before:
+                outcomes.append(None)  # filled in below
+                continue
+            try:
+                await write
+            except asyncio.CancelledError as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise  # the flush itself is cancelled
+                outcomes.append(exc)  # the write's attempt was cancelled
+            except Exception as exc:  # noqa: BLE001 - the write's outcome, reported by the caller
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+        if retrying is not None:
+            results = iter(await retrying)
+            outcomes = [next(results) if before else outcome for outcome, before in zip(outcomes, failed, strict=True)]
+    except BaseException:
+        if retrying is not None:
+            retrying.cancel()
+        raise
+    return [outcome if isinstance(outcome, BaseException) else None for outcome in outcomes]

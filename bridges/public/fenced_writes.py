@@ -46,14 +46,17 @@ owner counts. Their ``Nats-Msg-Id`` makes a repeat a no-op.
 from __future__ import annotations
 
 import asyncio
+import collections
+import functools
 import json
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from bridges.group.lease_clock import LeaseClock
 from bridges.public.streams import METRICS_BUCKET
+from bridges.public.write_outcomes import FencedWrite, fail, retrieve, settle
 from bridges.transport.envelope import HDR_MSG_ID
 from bridges.transport.publisher import Ack, ExpectationFailed, Withheld
 from contract.names import result_msg_id
@@ -107,49 +110,16 @@ def kv_subject(kv_key: str) -> str:
     return f"$KV.{METRICS_BUCKET}.{kv_key}"
 
 
-class FencedWrite:
-    """A write handed to its caller (step 5): awaiting it waits for the outcome of the attempt
-    under way; awaiting it again once it has reported a failure starts the next attempt."""
+@dataclass(eq=False, slots=True)
+class _Settling:
+    """A final value's first attempt once its KV write is sent: what its outcome waits for."""
 
-    __slots__ = ("_again", "_attempt", "_failed", "_track")
-
-    def __init__(
-        self,
-        first: Coroutine[Any, Any, None],
-        again: Callable[[], Coroutine[Any, Any, None]],
-        track: Callable[[asyncio.Task[None]], None],
-    ) -> None:
-        self._again = again
-        self._track = track
-        #: the attempt under way reported its failure to an awaiter
-        self._failed = False
-        self._attempt = self._start(first)
-
-    def _start(self, attempt: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(attempt)
-        task.add_done_callback(_retrieve)
-        self._track(task)
-        return task
-
-    def __await__(self) -> Generator[Any, None, None]:
-        return self._outcome().__await__()
-
-    async def _outcome(self) -> None:
-        if self._failed:
-            self._failed = False
-            self._attempt = self._start(self._again())
-        attempt = self._attempt
-        try:
-            # Shielded: a caller that stops waiting (a flush cancelled on shutdown) does not cut
-            # the write off half-way; the writer's close waits for it.
-            await asyncio.shield(attempt)
-        except asyncio.CancelledError:
-            if attempt.cancelled():
-                self._failed = attempt is self._attempt
-            raise
-        except BaseException:
-            self._failed = attempt is self._attempt
-            raise
+    kv_key: str
+    subject: str
+    payload: bytes
+    term: int
+    #: done when both writes are acknowledged, or the attempt failed (step 5)
+    outcome: asyncio.Future[None]
 
 
 class _Tries:
@@ -201,11 +171,15 @@ class FencedWriter:
         self._lease = lease
         self._connected = connected
         #: attempts under way, awaited by close so that none is cut off by it
-        self._attempts: set[asyncio.Task[None]] = set()
+        self._attempts: set[asyncio.Future[None]] = set()
+        #: first attempts whose KV write was acknowledged, their result still to publish
+        self._stored: collections.deque[_Settling] = collections.deque()
+        #: publishes the results of ``_stored``, while there are any (one task per burst)
+        self._publishing: asyncio.Task[None] | None = None
         #: the lease was found not valid, and not yet valid again (logged once per lapse)
         self._lapsed = False
 
-    def _track(self, attempt: asyncio.Task[None]) -> None:
+    def _track(self, attempt: asyncio.Future[None]) -> None:
         self._attempts.add(attempt)
         attempt.add_done_callback(self._attempts.discard)
 
@@ -266,33 +240,84 @@ class FencedWriter:
         ``after`` is done (a provisional write in flight, which never fails). Without ``after``
         the KV write is sent before this returns, so writes go out in the order they are made and
         a busy publisher pushes back on the caller.
+
+        Without ``after``, what follows the KV write runs in callbacks on its acknowledgement and
+        in one task publishing the results of every write stored meanwhile (:meth:`_publish_stored`),
+        not in a task per write: the closer writes a final value per window it closes.
         """
         term = self._lease().term()
-        if after is None:
-            sent = await self._send_kv(kv_key, payload, revision(), term)
-            first = self._settle_final(kv_key, subject, payload, term, sent)
-        else:
-            first = self._final_after(after, revision, kv_key, subject, payload, term)
-        return FencedWrite(first, lambda: self._final_again(kv_key, subject, payload, term), self._track)
+
+        def again() -> Coroutine[Any, Any, None]:
+            return self._final_again(kv_key, subject, payload, term)
+
+        if after is not None:
+            first = asyncio.get_running_loop().create_task(
+                self._final_after(after, revision, kv_key, subject, payload, term)
+            )
+            first.add_done_callback(retrieve)
+            return FencedWrite(first, again, self._track)
+        sent = await self._send_kv(kv_key, payload, revision(), term)
+        settling = _Settling(kv_key, subject, payload, term, asyncio.get_running_loop().create_future())
+        sent.add_done_callback(functools.partial(self._kv_settled, settling))
+        return FencedWrite(settling.outcome, again, self._track)
 
     async def _final_after(
         self, after: Awaitable[None], revision: Callable[[], int], kv_key: str, subject: str, payload: bytes, term: int
     ) -> None:
         await asyncio.wait([asyncio.ensure_future(after)])
         sent = await self._send_kv(kv_key, payload, revision(), term)
-        await self._settle_final(kv_key, subject, payload, term, sent)
-
-    async def _settle_final(
-        self, kv_key: str, subject: str, payload: bytes, term: int, sent: asyncio.Future[Ack]
-    ) -> None:
         try:
             await sent
         except (ExpectationFailed, Withheld):
-            # Refused: the key holds something else. Withheld: not sent, or resent after an
-            # attempt whose outcome is unknown. Either way, see what the key holds.
             await self._final_again(kv_key, subject, payload, term)
         else:
             await self._publish_result(kv_key, subject, payload)
+
+    def _kv_settled(self, settling: _Settling, sent: asyncio.Future[Ack]) -> None:
+        """The KV write of a first attempt is settled: on to step 4 if it is stored."""
+        if sent.cancelled():
+            settling.outcome.cancel()
+            return
+        error = sent.exception()
+        if error is None and self._published is None:
+            settle(settling.outcome, sent)  # stored is published: the server takes it from KV
+        elif error is None:
+            self._stored.append(settling)
+            if self._publishing is None:
+                self._publishing = asyncio.get_running_loop().create_task(self._publish_stored())
+        elif isinstance(error, (ExpectationFailed, Withheld)):
+            # Refused: the key holds something else. Withheld: not sent, or resent after an
+            # attempt whose outcome is unknown. Either way, see what the key holds.
+            reading = asyncio.get_running_loop().create_task(
+                self._final_again(settling.kv_key, settling.subject, settling.payload, settling.term)
+            )
+            reading.add_done_callback(functools.partial(settle, settling.outcome))
+        else:
+            fail(settling.outcome, error)
+
+    async def _publish_stored(self) -> None:
+        """Step 4 for the first attempts whose KV write is stored, in the order they were stored;
+        each attempt's outcome follows its publish's acknowledgement. Runs while there are any."""
+        stored = self._stored
+        try:
+            while stored:
+                settling = stored[0]
+                try:
+                    acked = await self._publisher.publish(
+                        settling.subject, settling.payload, {HDR_MSG_ID: result_msg_id(settling.kv_key)}
+                    )
+                except Exception as exc:  # noqa: BLE001 - this attempt's failure (publisher closed, NATS away)
+                    fail(settling.outcome, exc)
+                else:
+                    acked.add_done_callback(functools.partial(settle, settling.outcome))
+                stored.popleft()
+        except BaseException:
+            # Cancelled (the loop is shutting down): the attempts left have no outcome but this.
+            while stored:
+                stored.popleft().outcome.cancel()
+            raise
+        finally:
+            self._publishing = None
 
     async def _final_again(self, kv_key: str, subject: str, payload: bytes, term: int) -> None:
         stored, found = await self._store_final(kv_key, payload, term)
@@ -361,19 +386,24 @@ class FencedWriter:
         """Publish a dead letter (steps 1, 2 and 5); ``headers`` hold its ``Nats-Msg-Id``."""
         term = self._lease().term()
         sent = await self._publisher.publish(subject, payload, headers, guard=self.guard(term))
-        return FencedWrite(
-            self._settle_letter(subject, payload, headers, term, sent),
-            lambda: self._letter_again(subject, payload, headers, term),
-            self._track,
-        )
+        outcome: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        sent.add_done_callback(functools.partial(self._letter_settled, outcome, subject, payload, headers, term))
+        return FencedWrite(outcome, lambda: self._letter_again(subject, payload, headers, term), self._track)
 
-    async def _settle_letter(
-        self, subject: str, payload: bytes, headers: dict[str, str], term: int, sent: asyncio.Future[Ack]
+    def _letter_settled(
+        self,
+        outcome: asyncio.Future[None],
+        subject: str,
+        payload: bytes,
+        headers: dict[str, str],
+        term: int,
+        sent: asyncio.Future[Ack],
     ) -> None:
-        try:
-            await sent
-        except Withheld:
-            await self._letter_again(subject, payload, headers, term)
+        if not sent.cancelled() and isinstance(sent.exception(), Withheld):
+            again = asyncio.get_running_loop().create_task(self._letter_again(subject, payload, headers, term))
+            again.add_done_callback(functools.partial(settle, outcome))
+        else:
+            settle(outcome, sent)
 
     async def _letter_again(self, subject: str, payload: bytes, headers: dict[str, str], term: int) -> None:
         tries = _Tries(f"dead letter {headers.get(HDR_MSG_ID, subject)}", term)
@@ -409,9 +439,3 @@ def _compare_existing(kv_key: str, payload: bytes, stored: Stored) -> None:
             " stored: %s\n computed now: %s",
             kv_key, stored.value, payload,
         )
-
-
-def _retrieve(task: asyncio.Task[None]) -> None:
-    """Mark the outcome seen: a failed attempt is reported by whoever awaits the write."""
-    if not task.cancelled():
-        task.exception()

@@ -93,7 +93,7 @@ class PublisherState(enum.Enum):
     CLOSED = "closed"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Pending:
     token: int
     subject: str

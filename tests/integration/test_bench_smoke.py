@@ -19,7 +19,9 @@ from testkit.workers import REPO
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROWS = [
-    "ceiling", "core", "core-plain", "pipeline-1", "pipeline-2", "pipeline-1-metrics",
+    "ceiling", "core", "core-plain", "pipeline-1", "pipeline-2",
+    "projection-2c-4p", "projection-4c-4p", "projection-8c-4p", "projection-8c-16p", "projection-16c-16p",
+    "projection-32c-16p", "pipeline-1-metrics",
     "trivial-core", "trivial-transport",
     "ingest-raw", "ingest-http-100", "ingest-http-1000", "ingest-nats",
     "query-range-short", "query-range-long", "query-latest-short", "query-latest-long",

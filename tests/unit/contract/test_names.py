@@ -15,10 +15,12 @@ from contract.names import (
     ingest_subject,
     is_id,
     metrics_key,
+    metrics_key_prefix,
     parse_metrics_key,
     require_id,
     result_filter,
     result_subject,
+    window_key_of,
 )
 from tables.errors import ConfigError
 
@@ -65,6 +67,16 @@ def test_metrics_keys_are_the_metric_its_key_parts_in_order_and_the_start() -> N
         metrics_key("hints", "s1", 60)  # a string is not a list of parts
     with pytest.raises(ConfigError, match="a metric's name"):
         metrics_key("a.b", ["s1"], 60)
+
+
+def test_a_keys_prefix_names_each_of_its_windows_as_metrics_key_does() -> None:
+    prefix = metrics_key_prefix("wins", ["s1", "g-math"])
+    assert prefix == "wins.s1.g-math"
+    assert [window_key_of(prefix, start) for start in (60, 120.0)] == [
+        metrics_key("wins", ["s1", "g-math"], 60), metrics_key("wins", ["s1", "g-math"], 120)
+    ]
+    with pytest.raises(ConfigError, match=r"key_parts\[1\]"):
+        metrics_key_prefix("wins", ["s1", "g.math"])
 
 
 @pytest.mark.parametrize(

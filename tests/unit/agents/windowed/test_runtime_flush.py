@@ -106,6 +106,42 @@ async def test_a_flush_waits_for_writes_added_while_it_waits() -> None:
     assert (first.attempts, second.attempts) == (1, 1)
 
 
+async def test_writes_that_failed_are_tried_again_side_by_side() -> None:
+    first, second = Attempts(failures=1), Attempts(failures=1)
+    runtime = runtime_with(Letters(first, second))
+    await runtime.add(0, 0, b"not json", time.time())
+    await runtime.add(0, 0, b"not json either", time.time())
+    with pytest.raises(BrokenError):
+        await runtime.flush()
+    first.gate, second.gate = asyncio.Event(), asyncio.Event()
+    flushing = asyncio.create_task(runtime.flush())
+    for _ in range(10):
+        await asyncio.sleep(0)
+    # Both second attempts are under way while neither is stored: one does not wait for the other.
+    assert (first.attempts, second.attempts) == (2, 2)
+    second.gate.set()
+    first.gate.set()
+    await asyncio.wait_for(flushing, 5.0)
+
+
+async def test_a_flush_cancelled_while_it_waits_is_cancelled_and_the_write_stays_pending() -> None:
+    write = Attempts()
+    write.gate = asyncio.Event()
+    runtime = runtime_with(Letters(write))
+    await runtime.add(0, 0, b"not json", time.time())
+    flushing = asyncio.create_task(runtime.flush())
+    await asyncio.sleep(0)
+    flushing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await flushing
+    write.gate.set()
+    before = write.attempts
+    await runtime.flush()  # awaited again, and stored
+    assert write.attempts == before + 1
+    await runtime.flush()  # no longer pending
+    assert write.attempts == before + 1
+
+
 async def test_a_partition_given_up_takes_its_unstored_writes_with_it() -> None:
     write = Attempts(failures=100)
     runtime = runtime_with(Letters(write))

@@ -263,3 +263,77 @@ async def test_awaiting_a_failed_write_again_makes_a_new_attempt(world: World) -
     await done(again)
     await done(write)  # stored: awaiting it once more neither fails nor sends anything
     await world.nothing_more_sent(3)
+
+
+# -- a burst of finals -----------------------------------------------------------------------------
+
+
+async def test_a_burst_publishes_each_result_once_its_own_value_is_stored_each_write_settled_by_its_own_acks(
+    world: World,
+) -> None:
+    keys = [f"engagement.s-{n}.1714557600" for n in range(4)]
+    writes = [await world.writer.final(key, SUBJECT, document(n), revision=lambda: 0) for n, key in enumerate(keys)]
+    kv = await world.sent(4)
+    assert [s.subject for s in kv] == [f"$KV.metrics.{key}" for key in keys]
+    # KV stores the third and the first; the second is refused (the key holds a final already).
+    world.keys[keys[1]] = Stored(9, document(1))
+    await world.fake.reply(kv[2], ack_body("KV_metrics", 7))
+    await world.fake.reply(kv[0], ack_body("KV_metrics", 8))
+    await world.fake.reply(kv[1], WRONG_LAST_SEQUENCE)
+    results = (await world.sent(7))[4:]
+    assert sorted(r.msg_id for r in results) == sorted(f"result:{key}" for key in keys[:3])
+    # Stored values are published in the order KV stored them (the refused one after its read).
+    assert [r.msg_id for r in results[:2]] == [f"result:{keys[2]}", f"result:{keys[0]}"]
+    await world.nothing_more_sent(7)  # the fourth: no result while its value is not stored
+    by_id = {r.msg_id: r for r in results}
+    await world.fake.reply(by_id[f"result:{keys[0]}"], ack_body("FAUST_RESULTS", 1))
+    await done(writes[0])
+    for write in writes[1:]:
+        assert not asyncio.ensure_future(write).done()  # each waits for its own result's ack
+    await world.fake.reply(by_id[f"result:{keys[2]}"], ack_body("FAUST_RESULTS", 2))
+    await world.fake.reply(by_id[f"result:{keys[1]}"], ack_body("FAUST_RESULTS", 3))
+    await done(writes[2])
+    await done(writes[1])
+    await world.fake.reply(kv[3], ack_body("KV_metrics", 10))
+    await world.fake.reply((await world.sent(8))[7], ack_body("FAUST_RESULTS", 4))
+    await done(writes[3])
+
+
+async def test_a_result_publish_refused_fails_only_its_write_which_tries_again_from_the_key(world: World) -> None:
+    first = await world.writer.final(KEY, SUBJECT, document(3), revision=lambda: 0)
+    other_key = "engagement.s-2.1714557600"
+    second = await world.writer.final(other_key, SUBJECT, document(4), revision=lambda: 0)
+    kv = await world.sent(2)
+    await world.fake.reply(kv[0], ack_body("KV_metrics", 5))
+    await world.fake.reply(kv[1], ack_body("KV_metrics", 6))
+    results = (await world.sent(4))[2:]
+    await world.fake.reply(results[0], error_body(500, 10077, "insufficient resources"))
+    await world.fake.reply(results[1], ack_body("FAUST_RESULTS", 1))
+    await done(second)
+    with pytest.raises(BrokenError):
+        await done(first)
+    # Awaited again: the value is stored (KV acknowledged it), so it is read, and published again.
+    world.keys[KEY] = Stored(5, document(3))
+    again = asyncio.ensure_future(first)
+    result = (await world.sent(5))[4]
+    assert world.reads == [KEY]
+    assert (result.subject, result.payload, result.msg_id) == (SUBJECT, document(3), f"result:{KEY}")
+    await world.fake.reply(result, ack_body("FAUST_RESULTS", 2))
+    await done(again)
+
+
+async def test_close_waits_for_a_burst_still_under_way(world: World) -> None:
+    writes = [
+        await world.writer.final(f"engagement.s-{n}.1714557600", SUBJECT, document(n), revision=lambda: 0)
+        for n in range(3)
+    ]
+    closing = asyncio.create_task(world.writer.close(DEADLINE))
+    kv = await world.sent(3)
+    for n, sent in enumerate(kv):
+        await world.fake.reply(sent, ack_body("KV_metrics", n + 1))
+    for n, result in enumerate((await world.sent(6))[3:]):
+        assert not closing.done()
+        await world.fake.reply(result, ack_body("FAUST_RESULTS", n + 1))
+    await asyncio.wait_for(closing, DEADLINE)
+    for write in writes:
+        await done(write)
