@@ -98,6 +98,8 @@ class FetchingConsumer(FaustConsumer):
                 if not self._may_deliver(message):
                     return
                 tp = item.tp
+                # From here on (the gap and commit below await too) a revoke waits for it.
+                self._delivering = tp
                 offset = message.offset
                 previous = read_offset[tp]
                 if previous and offset - previous > 1 and acks_enabled_for(message.topic):
@@ -106,7 +108,6 @@ class FetchingConsumer(FaustConsumer):
                     self._n_acked = 0
                     await self.commit()
                 delivered += 1  # counted before the await: a cancelled delivery is not redone
-                self._delivering = tp
                 await callback(message)
                 self._delivering = None
                 read_offset[tp] = offset
