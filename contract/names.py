@@ -17,6 +17,13 @@ publishes (:mod:`contract.registry`), whose ``key_fields`` give the parts of its
 ``<metric>.<student_id>.<game_id>.<start>`` for a metric per student and game). The first key part
 is also the result subject's last token.
 
+A metric's version 1 is spelled by its name alone; a later version runs beside it as a series of
+its own, ``<metric>_v<version>`` (:func:`metric_series`), wherever the name would appear: KV keys
+(``engagement_v2.s-42.1714557600``), result and dead-letter subjects
+(``results.engagement_v2.s-42``), and the version's consumer group. So two versions never share a
+key or a subject, and a reader picks one by picking its series (docs/api.md, versions). A metric's
+name therefore never ends in ``_v`` and digits.
+
 Ids become subject tokens and key parts, so :func:`require_id` admits only the contract's id
 characters: an id holding ``*``, ``>`` or ``.`` would address other subjects or keys. Every valid
 event goes to the faust topic :data:`EVENTS_TOPIC`, whichever way it came in.
@@ -44,8 +51,10 @@ __all__ = [
     "METRIC_NAME_PATTERN",
     "ingest_subject",
     "is_id",
+    "metric_series",
     "metrics_key",
     "parse_metrics_key",
+    "parse_series",
     "require_id",
     "require_metric",
     "result_filter",
@@ -76,6 +85,8 @@ DEADLETTER_INVALID: Final = "deadletter.invalid"
 DEADLETTER_LATE: Final = "deadletter.late"
 
 _ID: Final = re.compile(ID_PATTERN, re.ASCII)
+#: how a series token ends after version 1; a metric's own name never ends so
+_VERSION_SUFFIX: Final = re.compile(r"_v([0-9]+)$", re.ASCII)
 
 
 def is_id(value: object) -> bool:
@@ -97,6 +108,32 @@ def require_metric(metric: str) -> str:
     if not is_id(metric):
         raise ConfigError("metric", metric, _METRIC_RULE, kind="Argument")
     return metric
+
+
+def metric_series(metric: str, version: int = 1) -> str:
+    """The token version ``version`` of ``metric`` goes by in keys, subjects and its group:
+    the name for version 1, ``<metric>_v<version>`` after. :class:`ConfigError` for a name that
+    already ends so (it would read as another metric's version) or a series too long for a token."""
+    require_metric(metric)
+    if _VERSION_SUFFIX.search(metric):
+        raise ConfigError("name", metric, "must not end in _v and digits: that spells a metric's version", kind="Argument")
+    if type(version) is not int or version < 1:
+        raise ConfigError("version", version, "must be an int >= 1", kind="Argument")
+    if version == 1:
+        return metric
+    series = f"{metric}_v{version}"
+    if not is_id(series):
+        raise ConfigError("name", metric, f"is too long for its version {version} ({series!r} {_METRIC_RULE})", kind="Argument")
+    return series
+
+
+def parse_series(token: str) -> tuple[str, int]:
+    """``(metric, version)`` of a series token (:func:`metric_series`); any other id is a
+    metric's version 1."""
+    match = _VERSION_SUFFIX.search(token)
+    if match is None or match.start() == 0 or match.group(1).startswith("0") or int(match.group(1)) < 2:
+        return token, 1
+    return token[: match.start()], int(match.group(1))
 
 
 def ingest_subject(type_: str, student_id: str) -> str:

@@ -7,6 +7,10 @@ published on ``results.<metric>.<first key part>``, for every metric::
      "window": {"start": "2024-05-01T10:00:00Z", "end": "2024-05-01T10:01:00Z"},
      "final": true, "events": 3, "values": {"hints": 3, "activities": 2}}
 
+From a metric's version 2 on, the document says which version computed it (``"version": 2``), and
+is stored and published under that version's series (``<metric>_v2``, :func:`contract.names.metric_series`);
+a document without ``version`` is version 1's.
+
 ``final`` is true for a closed window. With ``METRICS_UPDATE_SECONDS`` the KV key of a window still
 open holds its value so far, ``"final": false`` (never published on a result subject), until the
 final value replaces it for good; the models take both.
@@ -38,7 +42,7 @@ from pydantic import (
     model_validator,
 )
 
-from contract.names import Id, is_id, metrics_key, result_subject
+from contract.names import Id, is_id, metric_series, metrics_key, result_subject
 from tables.errors import StreamsError
 
 __all__ = [
@@ -95,6 +99,8 @@ class Result(_Tolerant, Generic[V]):
     """One window's result, its ``values`` of type ``V`` (a mapping, or a metric's typed model)."""
 
     metric: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+    #: the metric's version that computed it (absent from version 1's documents)
+    version: PositiveInt = 1
     #: the key's parts, by field name, in the metric's key_fields order (the first one: student_id)
     key: Annotated[dict[str, Id], Field(min_length=1)]
     window: ResultWindow
@@ -119,18 +125,24 @@ class Result(_Tolerant, Generic[V]):
         return int(self.window.start.timestamp())
 
     @property
+    def series(self) -> str:
+        """The token its version goes by in keys and subjects (the metric's name for version 1)."""
+        return metric_series(self.metric, self.version)
+
+    @property
     def kv_key(self) -> str:
         """This result's key in the ``metrics`` bucket."""
-        return metrics_key(self.metric, self.key_parts, self.window_start)
+        return metrics_key(self.series, self.key_parts, self.window_start)
 
     @property
     def subject(self) -> str:
         """The subject the result is published on."""
-        return result_subject(self.metric, self.student_id)
+        return result_subject(self.series, self.student_id)
 
     def to_json_bytes(self) -> bytes:
-        """Compact JSON with window bounds written ``YYYY-MM-DDTHH:MM:SSZ``."""
-        return self.model_dump_json().encode()
+        """Compact JSON with window bounds written ``YYYY-MM-DDTHH:MM:SSZ`` (``version`` left out
+        for version 1, as its workers write it)."""
+        return self.model_dump_json(exclude={"version"} if self.version == 1 else None).encode()
 
 
 class MetricResult(Result[dict[str, JsonValue]]):
@@ -138,14 +150,18 @@ class MetricResult(Result[dict[str, JsonValue]]):
 
 
 @functools.cache
-def refined_model(metric: str) -> type[Result[Any]] | None:
-    """The typed result model of ``metric`` (``contract.typed.<metric>.RESULT``), or None."""
+def refined_model(metric: str, version: int = 1) -> type[Result[Any]] | None:
+    """The typed result model of ``metric``'s ``version`` (``contract.typed.<metric>.RESULT``,
+    which refines the version the module's ``VERSION`` says, 1 when it says none), or None."""
     if not is_id(metric) or "-" in metric:
         return None  # not a module name; such a metric has no refinement
     name = f"{_TYPED_PACKAGE}.{metric}"
     if importlib.util.find_spec(name) is None:
         return None
-    model: type[Result[Any]] = importlib.import_module(name).RESULT
+    module = importlib.import_module(name)
+    if getattr(module, "VERSION", 1) != version:
+        return None  # another version's values may have another shape
+    model: type[Result[Any]] = module.RESULT
     return model
 
 
@@ -157,7 +173,7 @@ def parse_result(raw: bytes | str) -> Result[Any]:
         result = MetricResult.model_validate_json(raw)
     except ValidationError as exc:
         raise InvalidResult(_problems(exc)) from None
-    model = refined_model(result.metric)
+    model = refined_model(result.metric, result.version)
     if model is None:
         return result
     try:

@@ -5,7 +5,9 @@ least-privilege permissions, for a deployment with a given prefix, partition cou
     python deploy/nats_permissions.py --partitions 16 --agents engagement outcomes progression hints
 
 ``--agents`` defaults to the metric modules of ``agents/``; a metric run from a file elsewhere
-needs its name added.
+needs its name added, and a metric's later version its series (``engagement_v2``: docs/api.md,
+versions). Retiring a version (``python -m app retire``) purges streams and deletes a group's
+state: an operator's credentials do that, none of these roles.
 
 Why generated: JetStream permissions name streams whole (``$JS.API.STREAM.INFO.FAUST_events_3``;
 a wildcard cannot stand for part of a token), and the project makes one stream per topic
@@ -131,7 +133,8 @@ def permissions(role: str, prefix: str, partitions: int, agents: Sequence[str]) 
                 stream = f"{upper}_{changelog}_{p}"
                 pub += _stream_admin(stream) + _stream_reader(stream) + [f"{prefix}.{changelog}.{p}.>"]
                 pub.append(f"{_API}.STREAM.PURGE.{stream}")  # closed windows leave (tables/compaction.py)
-            pub.append(f"$KV.{_REGISTRY}.{agent}")  # its description, at start
+            # its description, at start, and how far its version has come through the stored events
+            pub += [f"$KV.{_REGISTRY}.{agent}", f"$KV.{_REGISTRY}.backfill.{agent}"]
             pub += [f"results.{agent}.*", f"deadletter.*.{agent}", f"$KV.metrics.{agent}.>",
                     f"{_API}.DIRECT.GET.KV_metrics.$KV.metrics.{agent}.>"]
         pub += _bucket(f"{prefix}_topics", topics)
@@ -139,7 +142,7 @@ def permissions(role: str, prefix: str, partitions: int, agents: Sequence[str]) 
         pub += _bucket(f"{prefix}_offsets", offsets, watch=True) + [f"$JS.FC.KV_{prefix}_offsets.>"]
         pub += _bucket(f"{prefix}_groups", groups, watch=True)
         pub += _stream_admin("KV_metrics") + _stream_admin(f"{upper}_RESULTS") + _stream_admin(f"{upper}_DEADLETTER")
-        pub += _stream_admin(f"KV_{_REGISTRY}")
+        pub += _stream_admin(f"KV_{_REGISTRY}") + _registry_reader()
         pub.append(f"{_API}.STREAM.INFO.{upper}_INGEST")  # the arrival clock (bridges/public/arrival_clock.py)
         return sorted(set(pub)), [inbox]
     if role == "reader":

@@ -13,27 +13,40 @@ import asyncio
 import importlib
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Final
 
 from nats.aio.client import Client
 
 from agents import metric_modules
-from bridges.public.metric_registry import publish_description
+from bridges.public.metric_registry import ensure_registry_bucket, publish_description
 from bridges.public.streams import PublicStreams
 from bridges.transport.publisher import PipelinedPublisher
 from contract.names import METRICS_BUCKET, result_subject
-from contract.registry import describe
+from contract.registry import Backfill, describe
 
 __all__ = ["describe_builtins", "publish_results", "put_many", "put_results"]
 
 
+#: when the stand-in workers started and completed their backfill (docs/api.md shows them)
+BACKFILL_STARTED: Final = datetime(2024, 5, 1, 9, 0, 0, tzinfo=UTC)
+BACKFILL_COMPLETED: Final = datetime(2024, 5, 1, 9, 0, 2, tzinfo=UTC)
+
+
 async def describe_builtins(client: Client, *, window_seconds: int = 60, grace_seconds: int = 10) -> None:
-    """Publish each metric module's description, as its worker does when it starts."""
+    """Publish each metric module's description and a complete backfill record, as its workers
+    do when they start on an empty stream."""
+    js = client.jetstream()
     for name in metric_modules():
         module = importlib.import_module(f"agents.{name}")
-        await publish_description(
-            client.jetstream(), PublicStreams(), describe(module.define(window_seconds, grace_seconds))
+        description = describe(module.define(window_seconds, grace_seconds))
+        await publish_description(js, PublicStreams(), description)
+        backfill = Backfill(
+            series=description.series, started_at=BACKFILL_STARTED, targets={}, remaining=0,
+            complete=True, completed_at=BACKFILL_COMPLETED,
         )
+        kv = await ensure_registry_bucket(js, PublicStreams(), update_limits=False)
+        await kv.put(backfill.key, backfill.to_json_bytes())
 
 
 async def put_results(client: Client, results: Mapping[str, Mapping[str, Any]]) -> None:

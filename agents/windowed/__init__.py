@@ -49,7 +49,7 @@ The modules, one concept each:
 from agents.windowed.context import AgentContext, ArrivalClock, ResultWriter
 from agents.windowed.documents import result_document
 from agents.windowed.driver import DeadLetter, MetricDriver, Published
-from agents.windowed.metric import windowed_metric
+from agents.windowed.metric import MetricBuild, windowed_metric
 from agents.windowed.runtime import CLOCK_INTERVAL, WindowedRuntime
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "ArrivalClock",
     "CLOCK_INTERVAL",
     "DeadLetter",
+    "MetricBuild",
     "MetricDriver",
     "Published",
     "ResultWriter",

@@ -28,6 +28,7 @@ from typing import Any
 
 from agents.windowed.documents import failed_document, result_address, result_document, rfc3339, strict_json
 from agents.windowed.parsing import loads
+from contract.names import metric_series
 from tables import (
     ClosedWindow,
     Counted,
@@ -76,7 +77,9 @@ class DeadLetterWrite:
 
 def worker_definition(definition: MetricDefinition) -> MetricDefinition:
     """The definition as a worker runs it: without an ``id_field``, events are told apart by
-    their ``event_id`` (every event of the contract has one), so a retry counts once per window."""
+    their ``event_id`` (every event of the contract has one), so a retry counts once per window.
+    :class:`~tables.errors.ConfigError` for a name or version that cannot name a series."""
+    metric_series(definition.name, definition.version)
     if definition.id_field is None:
         return dataclasses.replace(definition, id_field="event_id")
     return definition
@@ -99,6 +102,8 @@ class MetricDecisions:
         source: str = "events",
     ) -> None:
         self.definition = definition
+        #: what keys, subjects and dead letters call this version (its name for version 1)
+        self.series = metric_series(definition.name, definition.version)
         self.stats: Counter[str] = Counter() if stats is None else stats
         if provisional and isinstance(definition.window, Session):
             log.info("%s: session windows have no provisional values (a session's start can move)", definition.name)
@@ -172,7 +177,7 @@ class MetricDecisions:
 
     def _reject(self, kind: str, place: str, raw: bytes | None, reason: str, event: Any = None) -> DeadLetterWrite:
         self.stats[kind] += 1
-        metric = self.definition.name
+        metric = self.series
         payload = raw if raw is not None else json.dumps(event, separators=(",", ":")).encode()
         return DeadLetterWrite(f"deadletter.{kind}.{metric}", payload, reason, f"{kind}:{metric}:{place}")
 
@@ -185,7 +190,7 @@ class MetricDecisions:
         if isinstance(window, FailedWindow):
             return self._failed(window, partition)
         self.stats["windows_closed"] += 1
-        address = result_address(window)
+        address = result_address(window, self.series)
         if address is None:
             log.error(
                 "%s: key %r cannot name a KV key; result not written", window.metric, window.key,
@@ -194,7 +199,7 @@ class MetricDecisions:
             self.stats["unwritable"] += 1
             return None
         kv_key, subject = address
-        return FinalWrite(kv_key, subject, strict_json(result_document(window)))
+        return FinalWrite(kv_key, subject, strict_json(result_document(window, self.definition.version)))
 
     def _failed(self, failed: FailedWindow, partition: int) -> DeadLetterWrite:
         self.stats["windows_failed"] += 1
@@ -204,10 +209,10 @@ class MetricDecisions:
             extra={"metric": failed.metric, "partition": partition, "key": failed.key,
                    "window": f"{rfc3339(failed.start)}/{rfc3339(failed.end)}"},
         )
-        key_id = ".".join([failed.metric, *failed.key.values(), str(int(failed.start))])
+        key_id = ".".join([self.series, *failed.key.values(), str(int(failed.start))])
         return DeadLetterWrite(
-            f"deadletter.error.{failed.metric}",
-            strict_json(failed_document(failed)),
+            f"deadletter.error.{self.series}",
+            strict_json(failed_document(failed, self.definition.version)),
             failed.error,
             f"window-error:{key_id}",
         )
@@ -219,11 +224,11 @@ class MetricDecisions:
         final result says so when it closes.
         """
         for window in windows.take_updates():
-            address = result_address(window)
+            address = result_address(window, self.series)
             if address is None:
                 continue
             try:
-                payload = strict_json(result_document(window))
+                payload = strict_json(result_document(window, self.definition.version))
             except ValueError:
                 continue
             yield ProvisionalWrite(address[0], payload)

@@ -20,13 +20,15 @@ from tables import ClosedWindow, FailedWindow, OpenWindowResult
 __all__ = ["failed_document", "result_address", "result_document", "rfc3339", "strict_json"]
 
 
-def result_document(window: ClosedWindow | OpenWindowResult) -> dict[str, Any]:
+def result_document(window: ClosedWindow | OpenWindowResult, version: int = 1) -> dict[str, Any]:
     """The public JSON of a window (see ``contract.results`` and docs/api.md).
 
-    ``"final": true`` for a closed window; an open window's current values say ``false``.
+    ``"final": true`` for a closed window; an open window's current values say ``false``. The
+    metric's ``version`` is said from version 2 on (a document without one is version 1's).
     """
     return {
         "metric": window.metric,
+        **_version_field(version),
         "key": dict(window.key),
         "window": {"start": rfc3339(window.start), "end": rfc3339(window.end)},
         "final": isinstance(window, ClosedWindow),
@@ -35,10 +37,11 @@ def result_document(window: ClosedWindow | OpenWindowResult) -> dict[str, Any]:
     }
 
 
-def failed_document(failed: FailedWindow) -> dict[str, Any]:
+def failed_document(failed: FailedWindow, version: int = 1) -> dict[str, Any]:
     """The dead letter of a window whose result could not be computed: key, window and error."""
     return {
         "metric": failed.metric,
+        **_version_field(version),
         "key": failed.key,
         "window": {"start": rfc3339(failed.start), "end": rfc3339(failed.end)},
         "events": failed.events,
@@ -46,12 +49,20 @@ def failed_document(failed: FailedWindow) -> dict[str, Any]:
     }
 
 
-def result_address(window: ClosedWindow | OpenWindowResult) -> tuple[str, str] | None:
-    """The window's KV key and result subject; None when a key part could not name a key."""
+def _version_field(version: int) -> dict[str, int]:
+    # Left out for version 1, whose documents were written before versions were: they stay as
+    # every deployed reader knows them.
+    return {} if version == 1 else {"version": version}
+
+
+def result_address(window: ClosedWindow | OpenWindowResult, series: str | None = None) -> tuple[str, str] | None:
+    """The window's KV key and result subject under ``series`` (the metric's version's token;
+    default: its name, version 1's); None when a key part could not name a key."""
     parts = list(window.key.values())
     if not all(is_id(p) for p in parts):
         return None
-    return metrics_key(window.metric, parts, int(window.start)), result_subject(window.metric, parts[0])
+    series = window.metric if series is None else series
+    return metrics_key(series, parts, int(window.start)), result_subject(series, parts[0])
 
 
 # Built once: json.dumps with options other than its defaults builds a new encoder on every call,

@@ -26,7 +26,7 @@ from agents.windowed.context import AgentContext, ArrivalClock, ResultWriter
 from agents.windowed.decisions import DeadLetterWrite, FinalWrite, MetricDecisions
 from agents.windowed.monitoring import runtime_metrics
 from agents.windowed.partitions import ActivePartition, UnstoredWrite, Wakeup
-from agents.windowed.state_table import SRC_HEADER, StateTable
+from agents.windowed.state_table import SRC_HEADER, StateTable, state_table_name
 from tables import ClosedError, ClosedWindow, MetricDefinition, PartitionWindows, Restored
 from tables.compaction import ChangelogPurger, Compaction, Flush
 
@@ -75,7 +75,7 @@ class WindowedRuntime:
             runtime=self,
             results=self._results,
             marker_key=self._marker_key,
-            name=f"{definition.name}-windows",
+            name=state_table_name(definition.name),
             key_type=bytes,
             value_type=bytes,
             # two records per key: a flush that never completed, and the value before it

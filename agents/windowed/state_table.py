@@ -22,10 +22,22 @@ from mode import Service
 from agents.windowed.context import ResultWriter
 from tables import ChangelogReplica, Marker, Restored
 
-__all__ = ["PartitionOwner", "SRC_HEADER", "StateTable"]
+__all__ = ["PartitionOwner", "SRC_HEADER", "StateTable", "changelog_topic", "state_table_name"]
 
 #: the header of every changelog record: the source offset the state it belongs to reflects
 SRC_HEADER = "Src-Offset"
+
+
+def state_table_name(metric: str) -> str:
+    """The name of a metric's state table."""
+    return f"{metric}-windows"
+
+
+def changelog_topic(app_id: str, metric: str) -> str:
+    """The changelog topic of ``metric``'s state table in the app ``app_id`` (faust names a
+    table's changelog ``<app id>-<table>-changelog``); each version of a metric is an app of its
+    own, named after its series."""
+    return f"{app_id}-{state_table_name(metric)}-changelog"
 
 
 class PartitionOwner(Protocol):

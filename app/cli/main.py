@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Final
 
-from app.cli import demo, nats, simulate, web, worker
+from app.cli import demo, nats, retire, simulate, web, worker
 from app.logs import configure_logging, say
 from app.settings import Settings, help_lines
 from tables.errors import ConfigError, StreamsError
@@ -27,6 +27,7 @@ COMMANDS: Final[dict[str, ModuleType]] = {
     "demo": demo,
     "simulate": simulate,
     "web": web,
+    "retire": retire,
 }
 
 

@@ -135,6 +135,12 @@ class Settings:
         "METRICS_UPDATE_SECONDS", "0", Seconds(minimum=0.1, zero="off"),
         "how often open windows' current values go to KV, marked `\"final\": false`",
     )
+    results_from: str = setting(
+        "RESULTS_FROM", "auto", Choice(("auto", "metrics", "workers")),
+        "who feeds the RESULTS stream: `metrics`, the server, from each final the workers write once to the "
+        "metrics bucket; `workers`, their own publishes (needed by METRICS_UPDATE_SECONDS); `auto`: `metrics` "
+        "unless METRICS_UPDATE_SECONDS is set. Applies when the stream is created",
+    )
     log_level: str = setting(
         "LOG_LEVEL", "info", Choice(("debug", "info", "warning", "error")), "how much the processes log"
     )
@@ -193,6 +199,11 @@ class Settings:
             raise ConfigError("NATS_PASSWORD", Secret("x"), "needs NATS_USER as well")
         if (self.nats_tls_cert is None) != (self.nats_tls_key is None):
             raise ConfigError("NATS_TLS_CERT", self.nats_tls_cert, "and NATS_TLS_KEY go together")
+        if self.results_from == "metrics" and self.update_seconds > 0:
+            raise ConfigError(
+                "RESULTS_FROM", "metrics", "cannot go with METRICS_UPDATE_SECONDS: provisional values share their "
+                "final's key, and the server would publish them as results; use workers (or auto)",
+            )
         if self.read_access is not None and self.read_token is not None:
             # One decider of which tokens may read: a hook that wants READ_TOKEN too reads it itself.
             raise ConfigError("READ_ACCESS", self.read_access, "and READ_TOKEN exclude each other: set one")
@@ -245,7 +256,14 @@ class Settings:
     def public_streams(self, *, update_limits: bool = True) -> PublicStreams:
         """The public streams and bucket with their limits; the processes that own the settings
         (workers, web) apply them to existing streams, readers (``update_limits=False``) do not."""
-        return PublicStreams(self.nats_prefix, self.nats_replicas, self.public_limits, update_limits)
+        return PublicStreams(
+            self.nats_prefix, self.nats_replicas, self.public_limits, update_limits, republish=self.results_republished
+        )
+
+    @property
+    def results_republished(self) -> bool:
+        """Whether a results stream these settings create is fed by the server (``RESULTS_FROM``)."""
+        return self.results_from == "metrics" or (self.results_from == "auto" and self.update_seconds == 0)
 
     def broker_url(self, urls: tuple[str, ...] | None = None) -> str:
         """faust's broker URL: servers plus transport options, never credentials.

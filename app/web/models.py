@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
 
 from contract.events import MAX_BATCH_EVENTS, Event, FieldError
-from contract.registry import MetricDescription
+from contract.registry import MetricDescription, MetricVersion
 from contract.results import MetricResult
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "ErrorItem",
     "EventBatch",
     "Health",
+    "MetricListing",
     "Metrics",
     "Windows",
     "error_response",
@@ -54,7 +55,6 @@ class Accepted(BaseModel):
 
 
 class EventBatch(BaseModel):
-
     events: Annotated[list[Event], Field(min_length=1, max_length=MAX_BATCH_EVENTS)]
 
 
@@ -62,8 +62,47 @@ class Windows(BaseModel):
     windows: list[MetricResult] = Field(description="ordered by window start (then the key's later parts)")
 
 
+class VersionListing(BaseModel):
+    """One version of a metric, and how far it has come through the stored events."""
+
+    version: PositiveInt
+    series: str = Field(
+        description="what its KV keys and result subjects call it: the metric's name for version 1, "
+        "<metric>_v<version> after"
+    )
+    complete: bool = Field(
+        description="its finals cover every event stored when it started; readers take the newest "
+        "complete version unless asked for another"
+    )
+    started_at: AwareDatetime | None = Field(
+        default=None, description="when its first worker started (absent: it ran before versions were tracked)"
+    )
+    remaining: NonNegativeInt = Field(
+        default=0, description="records of the events topic it has still to go through, as its workers last counted"
+    )
+    completed_at: AwareDatetime | None = None
+
+    @classmethod
+    def of(cls, version: MetricVersion) -> VersionListing:
+        backfill = version.backfill
+        return cls(
+            version=version.description.version,
+            series=version.description.series,
+            complete=version.complete,
+            started_at=backfill.started_at if backfill else None,
+            remaining=backfill.remaining if backfill else 0,
+            completed_at=backfill.completed_at if backfill else None,
+        )
+
+
+class MetricListing(MetricDescription):
+    """A metric: its default version's description (the newest complete one), and every version."""
+
+    versions: list[VersionListing] = Field(description="oldest first")
+
+
 class Metrics(BaseModel):
-    metrics: list[MetricDescription] = Field(description="by name")
+    metrics: list[MetricListing] = Field(description="by name")
 
 
 class Health(BaseModel):
@@ -74,7 +113,9 @@ class Health(BaseModel):
     )
 
 
-def json_response(status: int, body: Mapping[str, Any] | BaseModel, headers: Mapping[str, str] | None = None) -> web.Response:
+def json_response(
+    status: int, body: Mapping[str, Any] | BaseModel, headers: Mapping[str, str] | None = None
+) -> web.Response:
     text = body.model_dump_json() if isinstance(body, BaseModel) else json.dumps(body, separators=(",", ":"))
     return web.Response(status=status, text=text, content_type="application/json", headers=headers)
 

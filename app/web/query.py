@@ -1,7 +1,9 @@
 """``GET /v1/metrics[/{metric}/{student_id}[/latest]]``: the metrics that run, and their windows.
 
 - ``/v1/metrics`` lists the metrics the registry knows (each worker publishes its metric's
-  description there when it starts; :mod:`contract.registry`), with their descriptions.
+  description there when it starts; :mod:`contract.registry`), each with its default version's
+  description (the newest complete one) and every version, complete or how far its backfill is.
+- ``?version=<n>`` reads that version of the metric; without it, the default version.
 - ``?from=<RFC 3339>&to=<RFC 3339>`` select final windows by start: ``from <= start < to``; either
   may be left out. A metric keyed by more than the student takes its later key fields as
   parameters, each narrowing the windows to one value (``&game_id=`` for a metric keyed by student
@@ -28,11 +30,11 @@ from typing import Any, Final
 from aiohttp import web
 from multidict import MultiMapping
 
-from app.web.models import error_response, errors_response, json_response
+from app.web.models import MetricListing, Metrics, VersionListing, error_response, errors_response, json_response
 from bridges.public.metrics_reader import MetricEntry, MetricsReader
 from contract.events import FieldError
 from contract.names import ID_RULE, is_id
-from contract.registry import MetricDescription
+from contract.registry import MetricDescription, MetricVersion, default_version
 from tables.errors import BrokenError, ClosedError, InvalidEventError
 from tables.event_time import parse_event_time
 from tables.micros import MICROS_PER_SECOND
@@ -43,6 +45,8 @@ log = logging.getLogger(__name__)
 
 #: the spellings of a boolean query parameter (OpenAPI's, for a schema of type boolean)
 _BOOLEANS: Final = ("true", "false")
+#: the parameters bounding window starts
+_RANGE: Final = ("from", "to")
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,8 @@ class _Query:
     start_from: int | None
     start_to: int | None
     include_open: bool = False
+    #: the metric's version the query reads
+    version: int = 1
 
 
 class QueryHandlers:
@@ -64,12 +70,13 @@ class QueryHandlers:
         self._retry_after = str(retry_after)
 
     async def metrics(self, request: web.Request) -> web.Response:
-        """Every metric the registry knows, with its description, by name."""
+        """Every metric the registry knows, by name: its default version's description, and its
+        versions."""
         try:
-            known = await self._reader.registry.all()
+            catalog = await self._reader.registry.catalog()
         except (BrokenError, ClosedError) as exc:
             return self._unavailable(exc)
-        return json_response(200, {"metrics": [d.model_dump(mode="json") for d in known.values()]})
+        return json_response(200, Metrics(metrics=[_listing(versions) for versions in catalog.values() if versions]))
 
     async def windows(self, request: web.Request) -> web.Response:
         try:
@@ -77,8 +84,13 @@ class QueryHandlers:
             if isinstance(query, web.Response):
                 return query
             entries = await self._reader.windows(
-                query.metric, query.student_id, parts=query.parts,
-                start_from=query.start_from, start_to=query.start_to, include_open=query.include_open,
+                query.metric,
+                query.student_id,
+                parts=query.parts,
+                start_from=query.start_from,
+                start_to=query.start_to,
+                include_open=query.include_open,
+                version=query.version,
             )
         except (BrokenError, ClosedError) as exc:
             return self._unavailable(exc)
@@ -89,7 +101,7 @@ class QueryHandlers:
             query = await self._parse(request, allowed=())
             if isinstance(query, web.Response):
                 return query
-            entry = await self._reader.latest(query.metric, query.student_id, parts=query.parts)
+            entry = await self._reader.latest(query.metric, query.student_id, parts=query.parts, version=query.version)
         except (BrokenError, ClosedError) as exc:
             return self._unavailable(exc)
         value = _value(entry) if entry is not None else None
@@ -102,11 +114,19 @@ class QueryHandlers:
         """The query the request asks, or the error answer it gets (the metric's later key fields
         are allowed parameters too)."""
         metric = request.match_info["metric"]
-        description = await self._reader.registry.get(metric) if is_id(metric) else None
-        if description is None:
+        described = await self._reader.registry.get(metric) if is_id(metric) else None
+        if described is None:
             known = ", ".join(self._reader.registry.known()) or "none yet"
             return error_response(404, f"unknown metric; known: {known}", field="metric")
-        return _parse(request, description, allowed=allowed)
+        version = _version(request.query.getall("version", []))
+        if isinstance(version, FieldError):
+            return errors_response(422, [version])
+        description = described if version is None else await self._reader.registry.get(metric, version)
+        if description is None:
+            versions = (await self._reader.registry.catalog()).get(metric, [])
+            known_versions = ", ".join(str(v.description.version) for v in versions)
+            return error_response(404, f"{metric} has no version {version}; known: {known_versions}", field="version")
+        return _parse(request, description, allowed=(*allowed, "version"))
 
     def _unavailable(self, exc: Exception) -> web.Response:
         log.warning("query answered 503: %s", exc)
@@ -120,7 +140,10 @@ def _parse(request: web.Request, description: MetricDescription, *, allowed: tup
     if not is_id(student_id):
         errors.append(FieldError(-1, "student_id", ID_RULE))
     later = description.key_fields[1:]
-    params = _single_params(request.query, (*allowed[:2], *later, *allowed[2:]), errors)
+    # Listed in errors as a reader thinks of them: the range, the key's later fields, the rest.
+    ranged = tuple(name for name in allowed if name in _RANGE)
+    others = tuple(name for name in allowed if name not in _RANGE)
+    params = _single_params(request.query, (*ranged, *later, *others), errors)
     parts = {name: params[name] for name in later if name in params}
     for name, value in parts.items():
         if not is_id(value):
@@ -134,12 +157,31 @@ def _parse(request: web.Request, description: MetricDescription, *, allowed: tup
         errors.append(FieldError(-1, "include_open", "must be true or false"))
     if errors:
         return errors_response(422, errors)
-    return _Query(description.name, student_id, parts, start_from, start_to, include_open == "true")
+    return _Query(
+        description.name, student_id, parts, start_from, start_to, include_open == "true", description.version
+    )
 
 
-def _single_params(
-    query: MultiMapping[str], allowed: tuple[str, ...], errors: list[FieldError]
-) -> Mapping[str, str]:
+def _version(given: list[str]) -> int | None | FieldError:
+    """The ``version`` parameter: None when absent, else a whole number >= 1 (or the error)."""
+    if not given:
+        return None
+    if len(given) > 1:
+        return FieldError(-1, "version", "must be given once")
+    raw = given[0]
+    if not raw.isascii() or not raw.isdigit() or int(raw) < 1 or len(raw) > 9:
+        return FieldError(-1, "version", "must be a whole number >= 1")
+    return int(raw)
+
+
+def _listing(versions: list[MetricVersion]) -> MetricListing:
+    """One metric of ``GET /v1/metrics``: its default version's description, then its versions."""
+    chosen = default_version(versions)
+    assert chosen is not None, "a metric has a version"
+    return MetricListing(**dict(chosen.description), versions=[VersionListing.of(version) for version in versions])
+
+
+def _single_params(query: MultiMapping[str], allowed: tuple[str, ...], errors: list[FieldError]) -> Mapping[str, str]:
     params: dict[str, str] = {}
     refused: set[str] = set()
     for name, value in query.items():  # items(), not iteration: that yields each name once

@@ -101,6 +101,12 @@ def _metric_parameters(*, with_range: bool) -> list[dict[str, Any]]:
              "the workers write them only when METRICS_UPDATE_SECONDS is set",
              "schema": {"type": "boolean", "default": False}}
         )
+    parameters.append(
+        {"name": "version", "in": "query", "required": False,
+         "description": "the metric's version to read (GET /v1/metrics lists them); without it, the newest "
+         "complete one. Unknown versions answer 404",
+         "schema": {"type": "integer", "minimum": 1}}
+    )
     # A metric keyed by more than the student takes each later key field (its description's
     # key_fields) as a parameter; game_id is the one the project's metrics have.
     parameters.append(
@@ -161,7 +167,7 @@ ROUTES: Final[tuple[Route[ApiHandlers], ...]] = (
         "responses": {
             "200": _body(_ref("Windows"), "the windows, ordered by start"),
             **_READ_REFUSALS,
-            "404": _error("unknown metric"),
+            "404": _error("unknown metric, or no such version of it"),
             "422": _error("an invalid id, time or parameter"),
             "503": _UNAVAILABLE,
         },

@@ -15,7 +15,7 @@ import faust
 from prometheus_client import CollectorRegistry
 
 import agents
-from agents.windowed import AgentContext
+from agents.windowed import AgentContext, MetricBuild
 from app.settings import Settings
 from bridges.public.arrival_clock import ArrivalClock
 from bridges.public.window_results import WindowResults
@@ -69,8 +69,16 @@ def _module_from_file(path: Path) -> ModuleType:
     return module
 
 
-def app_name(agent: str) -> str:
-    """The app (and consumer group) name of an agent given by name or by file path."""
+def app_name(agent: str, module: ModuleType | None = None, settings: Settings | None = None) -> str:
+    """The app (and consumer group) name of an agent given by name or by file path.
+
+    A windowed metric's (its ``build`` a :class:`~agents.windowed.MetricBuild`) is the series of
+    the version it defines, so each version of a metric is a group of its own; any other agent's
+    is its module's name, or the file's (``hints.py`` -> ``hints``).
+    """
+    build = getattr(module, "build", None)
+    if isinstance(build, MetricBuild) and settings is not None:
+        return build.series(settings.window_seconds, settings.grace_seconds)
     return Path(agent).stem if agent.endswith(".py") else agent
 
 
@@ -88,7 +96,7 @@ def make_app(
     agent's metrics go to ``registry`` (the worker's ``/metrics``), if given.
     """
     module = module or load_agent(name)
-    name = app_name(name)
+    name = app_name(name, module, settings)
     workers_dir = settings.data_dir / "workers"
     workers_dir.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     app = faust.App(
@@ -107,7 +115,7 @@ def make_app(
     events = app.topic(EVENTS_TOPIC, value_serializer="raw", key_serializer="raw")
     transport: Any = app.transport
     streams = settings.public_streams()
-    results = WindowResults(transport.session, streams)
+    results = WindowResults(transport.session, streams, provisional=settings.update_seconds > 0)
     module.build(
         app,
         AgentContext(

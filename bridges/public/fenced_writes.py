@@ -25,7 +25,8 @@ The protocol of a final value (``FencedWriter.final``):
    written again, and a final value found there is compared (see
    :mod:`bridges.public.window_results`). This repeats, backing off, until the final value is stored
    or found.
-4. **Then the result subject**, with the bytes KV now holds: this worker's value, or the final
+4. **Then the result subject** (unless the server publishes finals from KV itself:
+   :func:`~bridges.public.streams.republishing_results`), with the bytes KV now holds: this worker's value, or the final
    value found there, with ``Nats-Msg-Id`` = ``result:<kv key>``. A final found in KV (a replay
    closing the window again, or a retry after a lost ack) is published only if the results
    stream does not hold it yet (:mod:`bridges.public.published_results`): whoever stored it may
@@ -181,7 +182,9 @@ class FencedWriter:
         lease: the current lease clock (the session's; it is set once the consumer joins).
         connected: whether the connection is up now.
         published: whether the results stream holds a final already, given its subject, its
-            ``Nats-Msg-Id`` and its bytes (:class:`~bridges.public.published_results.PublishedResults`).
+            ``Nats-Msg-Id`` and its bytes (:class:`~bridges.public.published_results.PublishedResults`);
+            None when the server publishes each final from KV (step 4 is then the server's: a
+            final stored is a final published).
     """
 
     def __init__(
@@ -190,7 +193,7 @@ class FencedWriter:
         read: Callable[[str], Awaitable[Stored | None]],
         lease: Callable[[], LeaseClock],
         connected: Callable[[], bool],
-        published: Callable[[str, str, bytes], Awaitable[bool]],
+        published: Callable[[str, str, bytes], Awaitable[bool]] | None,
     ) -> None:
         self._publisher = publisher
         self._read = read
@@ -293,6 +296,8 @@ class FencedWriter:
 
     async def _final_again(self, kv_key: str, subject: str, payload: bytes, term: int) -> None:
         stored, found = await self._store_final(kv_key, payload, term)
+        if self._published is None:
+            return  # the server publishes what KV stores
         if found and await self._published(subject, result_msg_id(kv_key), stored):
             log.debug("window %s: its final value is stored and published already", kv_key)
             return
@@ -340,11 +345,14 @@ class FencedWriter:
             await tries.pause()
 
     async def _send_kv(self, kv_key: str, payload: bytes, expected: int, term: int) -> asyncio.Future[Ack]:
-        return await self._publisher.publish(
-            kv_subject(kv_key), payload, {EXPECTED: str(expected)}, guard=self.guard(term)
-        )
+        # The result's id goes with it: a results stream the server feeds from KV keeps it, so a
+        # subscriber sees the Nats-Msg-Id a worker's own publish would carry.
+        headers = {EXPECTED: str(expected), HDR_MSG_ID: result_msg_id(kv_key)}
+        return await self._publisher.publish(kv_subject(kv_key), payload, headers, guard=self.guard(term))
 
     async def _publish_result(self, kv_key: str, subject: str, stored: bytes) -> None:
+        if self._published is None:
+            return  # the server publishes what KV stores
         await (await self._publisher.publish(subject, stored, {HDR_MSG_ID: result_msg_id(kv_key)}))
 
     # -- dead letters -------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """The metric registry on NATS: the KV bucket where each worker publishes its metric's description.
 
-A worker writes its :class:`~contract.registry.MetricDescription` under the metric's name when it
-starts (:func:`publish_description`); the readers (the web process, the results client) keep a
+A worker writes its :class:`~contract.registry.MetricDescription` under its version's series (the
+metric's name for version 1) when it starts (:func:`publish_description`), and the version's
+:class:`~contract.registry.Backfill` under ``backfill.<series>``
+(:mod:`bridges.public.version_progress`); the readers (the web process, the results client) keep a
 :class:`MetricRegistry`, which reads the whole bucket (a few hundred bytes per metric) and reads
 it again when asked about a metric it does not know or when its copy is older than ``max_age``
 seconds. So a metric is served the moment its first worker has started, with no restart of any
@@ -19,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import Final, TypeVar
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -29,7 +31,15 @@ from bridges.direct_get import DirectGet, StoredMsg
 from bridges.jetstream import ensure_bucket
 from bridges.public.streams import PublicStreams
 from contract.names import is_id
-from contract.registry import REGISTRY_BUCKET, InvalidDescription, MetricDescription
+from contract.registry import (
+    BACKFILL_PREFIX,
+    REGISTRY_BUCKET,
+    Backfill,
+    InvalidDescription,
+    MetricDescription,
+    MetricVersion,
+    default_version,
+)
 from tables.errors import ClosedError
 
 __all__ = ["MetricRegistry", "REGISTRY_MAX_BYTES", "ensure_registry_bucket", "publish_description"]
@@ -52,10 +62,10 @@ async def ensure_registry_bucket(js: JetStreamContext, streams: PublicStreams, *
 
 
 async def publish_description(js: JetStreamContext, streams: PublicStreams, description: MetricDescription) -> None:
-    """Write ``description`` under its metric's name (a worker, at start); the same description
-    written again by the next worker changes nothing a reader sees."""
+    """Write ``description`` under its version's series (a worker, at start); the same
+    description written again by the next worker changes nothing a reader sees."""
     kv = await ensure_registry_bucket(js, streams, update_limits=True)
-    await kv.put(description.name, description.to_json_bytes())
+    await kv.put(description.series, description.to_json_bytes())
 
 
 class MetricRegistry:
@@ -82,7 +92,8 @@ class MetricRegistry:
         self._max_age = max_age
         self._clock = clock
         self._direct = DirectGet(client, _STREAM, timeout=timeout)
-        self._known: dict[str, MetricDescription] = {}
+        #: every version of every metric, by name, oldest version first
+        self._versions: dict[str, list[MetricVersion]] = {}
         self._read_at: float | None = None
         self._started = False
         self._closed = False
@@ -107,48 +118,85 @@ class MetricRegistry:
         await self.close()
 
     def known(self) -> dict[str, MetricDescription]:
-        """The descriptions as last read, by name (no request)."""
-        return dict(self._known)
+        """Each metric's default version's description as last read, by name (no request)."""
+        return _defaults(self._versions)
 
     async def all(self) -> dict[str, MetricDescription]:
-        """Every metric's description, by name, sorted; read again once older than ``max_age``."""
-        if self._read_at is None or self._clock() - self._read_at >= self._max_age:
-            await self._read()
-        return dict(self._known)
+        """Each metric's default version's description (:func:`~contract.registry.default_version`),
+        by name, sorted; read again once older than ``max_age``."""
+        await self._refresh()
+        return _defaults(self._versions)
 
-    async def get(self, name: str) -> MetricDescription | None:
-        """``name``'s description; an unknown name reads the bucket again first (its worker may
-        have just started), so a new metric is found on its first request."""
-        found = self._known.get(name)
+    async def catalog(self) -> dict[str, list[MetricVersion]]:
+        """Every version of every metric, by name, oldest version first; read again once older
+        than ``max_age``."""
+        await self._refresh()
+        return {name: list(versions) for name, versions in self._versions.items()}
+
+    async def get(self, name: str, version: int | None = None) -> MetricDescription | None:
+        """The description of ``name``'s ``version`` (None: its default version); a name or a
+        version not known yet reads the bucket again first (its worker may have just started),
+        so a new metric or version is found on its first request."""
+        found = _select(self._versions.get(name, []), version)
         if found is None and is_id(name):
             await self._read()
-            found = self._known.get(name)
+            found = _select(self._versions.get(name, []), version)
         return found
+
+    async def _refresh(self) -> None:
+        if self._read_at is None or self._clock() - self._read_at >= self._max_age:
+            await self._read()
 
     async def _read(self) -> None:
         if self._closed or not self._started:
             raise ClosedError("the metric registry is not open")
         read_at = self._clock()
-        messages = await self._direct.last_per_subject([f"{_PREFIX}*"])
-        known = {}
+        messages = await self._direct.last_per_subject([f"{_PREFIX}*", f"{_BACKFILL}*"])
+        descriptions: list[MetricDescription] = []
+        backfills: dict[str, Backfill] = {}
         for msg in messages:
-            description = _description(msg)
-            if description is not None:
-                known[description.name] = description
-        self._known = dict(sorted(known.items()))
+            if msg.subject.startswith(_BACKFILL):
+                if (backfill := _record(msg, Backfill, msg.subject[len(_BACKFILL) :])) is not None:
+                    backfills[backfill.series] = backfill
+            elif (description := _record(msg, MetricDescription, msg.subject[len(_PREFIX) :])) is not None:
+                descriptions.append(description)
+        versions: dict[str, list[MetricVersion]] = {}
+        for description in sorted(descriptions, key=lambda d: (d.name, d.version)):
+            versions.setdefault(description.name, []).append(
+                MetricVersion(description=description, backfill=backfills.get(description.series))
+            )
+        self._versions = versions
         self._read_at = read_at
 
 
-def _description(msg: StoredMsg) -> MetricDescription | None:
+_BACKFILL: Final = f"{_PREFIX}{BACKFILL_PREFIX}."
+
+
+def _defaults(versions: dict[str, list[MetricVersion]]) -> dict[str, MetricDescription]:
+    return {name: chosen.description for name, found in versions.items() if (chosen := default_version(found))}
+
+
+def _select(versions: list[MetricVersion], version: int | None) -> MetricDescription | None:
+    if version is None:
+        chosen = default_version(versions)
+        return chosen.description if chosen is not None else None
+    return next((v.description for v in versions if v.description.version == version), None)
+
+
+_Record = TypeVar("_Record", MetricDescription, Backfill)
+
+
+def _record(msg: StoredMsg, model: type[_Record], series: str) -> _Record | None:
+    """The description or backfill record stored under ``series``; None for a deleted key or a
+    value this reader cannot use (logged)."""
     if msg.headers and (msg.headers.get("KV-Operation") in _DELETED or "Nats-Marker-Reason" in msg.headers):
         return None
-    name = msg.subject[len(_PREFIX) :]
     try:
-        description = MetricDescription.parse(msg.data)
+        record = model.parse(msg.data)
     except InvalidDescription as exc:
-        log.warning("registry key %s holds no description this reader can use: %s", name, exc)
+        log.warning("registry key %s holds nothing this reader can use: %s", msg.subject[len(_PREFIX) :], exc)
         return None
-    if description.name != name:
-        log.warning("registry key %s holds the description of %s; left out", name, description.name)
+    if record.series != series:
+        log.warning("registry key %s holds the record of %s; left out", msg.subject[len(_PREFIX) :], record.series)
         return None
-    return description
+    return record

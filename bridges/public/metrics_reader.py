@@ -1,6 +1,8 @@
 """Reading the ``metrics`` KV bucket: one student's windows by start, the latest one, and a watch.
 
-Keys are ``<metric>.<key parts>.<window_start>`` (see :mod:`contract.names`); the metric's
+Keys are ``<series>.<key parts>.<window_start>`` (see :mod:`contract.names`: a metric's
+version 1 goes by its name, later versions by ``<metric>_v<version>``); every query reads one
+version, by default the one the registry gives readers (the newest complete one), and the version's
 description in the registry (:mod:`bridges.public.metric_registry`) gives its key fields and its
 windows, so any metric a worker runs is read alike, and a metric the registry does not know is
 :class:`UnknownMetric`. Reads are direct gets (:mod:`bridges.direct_get`): no query creates a
@@ -53,7 +55,7 @@ from bridges.jetstream import parse_ack_subject
 from bridges.public.metric_registry import MetricRegistry
 from bridges.public.streams import PublicStreams
 from contract.events import MAX_FUTURE_SECONDS
-from contract.names import METRICS_BUCKET, parse_metrics_key, require_id, require_metric
+from contract.names import METRICS_BUCKET, metric_series, parse_metrics_key, require_id, require_metric
 from contract.registry import MetricDescription
 from tables.errors import ClosedError, ConfigError
 from tables.windows import window_starts
@@ -65,6 +67,7 @@ __all__ = [
     "PROBE_WINDOWS",
     "RECENT_WINDOWS",
     "UnknownMetric",
+    "UnknownVersion",
     "key_filter",
 ]
 
@@ -95,11 +98,21 @@ class UnknownMetric(ConfigError):
         self.known = known
 
 
+class UnknownVersion(ConfigError):
+    """A version of a known metric that no worker has described."""
+
+    def __init__(self, metric: str, version: int, known: list[int]) -> None:
+        listed = ", ".join(str(v) for v in known) or "none"
+        super().__init__("version", version, f"{metric} has no such version; known: {listed}", kind="Argument")
+        self.known = known
+
+
 @dataclass(frozen=True, slots=True)
 class MetricEntry:
     """One current value of the bucket, with what its key says."""
 
     key: str
+    #: the key's first token: the metric's series (its name, for version 1)
     metric: str
     #: the key's parts in the metric's key_fields order (the first one: the student)
     key_parts: tuple[str, ...]
@@ -149,7 +162,7 @@ def key_filter(description: MetricDescription, student_id: str | None, parts: Ma
                               f"(those are: {', '.join(later) or 'none'})", kind="Argument")
         require_id(name, parts[name])
     student = require_id("student_id", student_id) if student_id is not None else "*"
-    tokens = [require_metric(description.name), student, *(parts.get(name, "*") for name in later), "*"]
+    tokens = [require_metric(description.series), student, *(parts.get(name, "*") for name in later), "*"]
     return _PREFIX + ".".join(tokens)
 
 
@@ -191,13 +204,19 @@ class MetricsReader:
         self._started = True
         return self
 
-    async def describe(self, metric: str) -> MetricDescription:
-        """``metric``'s description; :class:`UnknownMetric` when no worker published one."""
+    async def describe(self, metric: str, version: int | None = None) -> MetricDescription:
+        """The description of ``metric``'s ``version`` (None: the default one, the newest
+        complete); :class:`UnknownMetric` when no worker published one."""
         self._require_open()
-        description = await self.registry.get(metric)
+        description = await self.registry.get(metric, version)
         if description is None:
+            if version is not None and await self.registry.get(metric) is not None:
+                raise UnknownVersion(metric, version, await self._versions(metric))
             raise UnknownMetric(metric, list(self.registry.known()))
         return description
+
+    async def _versions(self, metric: str) -> list[int]:
+        return [v.description.version for v in (await self.registry.catalog()).get(metric, [])]
 
     @property
     def closed(self) -> bool:
@@ -226,6 +245,7 @@ class MetricsReader:
         start_from: int | None = None,
         start_to: int | None = None,
         include_open: bool = False,
+        version: int | None = None,
     ) -> list[MetricEntry]:
         """Final windows with ``start_from <= window_start < start_to`` (epoch seconds, either open).
 
@@ -233,9 +253,10 @@ class MetricsReader:
         open, when the workers write them (``METRICS_UPDATE_SECONDS``). ``parts`` narrows the key's
         later fields (``{"game_id": "g1"}``). Ordered by window start, then the key's later parts
         (windows of several games share starts). Reads by key when it can (see the module
-        docstring); :class:`UnknownMetric` for a metric the registry does not know.
+        docstring); :class:`UnknownMetric` for a metric the registry does not know. ``version``:
+        the metric's version to read (None: the default one, see :meth:`describe`).
         """
-        description = await self.describe(metric)
+        description = await self.describe(metric, version)
         subjects = key_filter(description, student_id, parts)
         starts = self._keyed_starts(description.window.start_step, start_from, start_to)
         if starts is not None:
@@ -253,13 +274,14 @@ class MetricsReader:
         return selected
 
     async def latest(
-        self, metric: str, student_id: str, *, parts: Mapping[str, str] | None = None
+        self, metric: str, student_id: str, *, parts: Mapping[str, str] | None = None, version: int | None = None
     ) -> MetricEntry | None:
         """The window with the largest start whose value says ``"final": true``, or None.
 
         Read back from the newest start a window can have, in the steps the module docstring gives.
+        ``version`` as for :meth:`windows`.
         """
-        description = await self.describe(metric)
+        description = await self.describe(metric, version)
         subjects = key_filter(description, student_id, parts)
         window = description.window.start_step
         if window is None:
@@ -329,6 +351,7 @@ class MetricsReader:
         parts: Mapping[str, str] | None = None,
         include_existing: bool = False,
         pending_limit: int = 4096,
+        version: int | None = None,
     ) -> AsyncIterator[AsyncIterator[MetricEntry]]:
         """Values as they are written, for one metric (or all) and one student (or all)::
 
@@ -341,17 +364,20 @@ class MetricsReader:
         waits for us (flow control), and at most ``pending_limit`` messages queue here. Leaving
         the block removes the consumer. Every metric's keys are watched alike, a metric that starts
         later too, named or not: only ``parts`` asks the registry for the metric's key fields
-        (:class:`UnknownMetric` if no worker described it yet).
+        (:class:`UnknownMetric` if no worker described it yet). A named metric is watched in one
+        version: ``version``, or the default one when the watch starts (version 1 for a metric
+        no worker described yet); without a metric, every version of every metric is.
         """
         self._require_open()
         if parts:
             if metric is None:
                 raise ConfigError("parts", parts, "narrow the keys of one metric: name it", kind="Argument")
-            subjects = key_filter(await self.describe(metric), student_id, parts)
+            subjects = key_filter(await self.describe(metric, version), student_id, parts)
         else:
             # The key's later parts and its start, whatever their number: no description needed.
             student = require_id("student_id", student_id) if student_id is not None else "*"
-            subjects = f"{_PREFIX}{require_metric(metric) if metric is not None else '*'}.{student}.>"
+            series = await self.series(metric, version) if metric is not None else "*"
+            subjects = f"{_PREFIX}{series}.{student}.>"
         sub = await self._client.jetstream().subscribe(
             subjects,
             stream=_STREAM,
@@ -368,6 +394,14 @@ class MetricsReader:
                 await sub.unsubscribe()
             except Exception:
                 log.debug("unsubscribing a metrics watch failed", exc_info=True)
+
+    async def series(self, metric: str, version: int | None = None) -> str:
+        """The series readers of ``metric`` follow: ``version``'s, or the default version's (the
+        newest complete), or version 1's for a metric no worker described yet."""
+        if version is not None:
+            return metric_series(metric, version)
+        described = await self.registry.get(require_metric(metric))
+        return described.series if described is not None else metric_series(metric)
 
     def _require_open(self) -> None:
         if self._closed:

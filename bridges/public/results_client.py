@@ -98,13 +98,20 @@ class ResultsClient(Generic[T]):
         student_id: str | None = None,
         since: datetime | None = None,
         pending_limit: int = 4096,
+        version: int | None = None,
     ) -> AsyncIterator[AsyncIterator[T]]:
         """Results as windows close; with ``since`` (aware), first those published since then.
 
         Live once the block is entered. An ordered consumer carries the results: in order,
         resumed after a reconnect, the server held back by flow control when this side is slow.
-        Leaving the block removes it.
+        Leaving the block removes it. A named ``metric`` is read in one version: ``version``, or
+        the default one when the subscription starts (the newest complete, see
+        :mod:`contract.registry`); without a metric, every version of every metric is.
         """
+        if metric is not None:
+            metric = await (await self._metrics_reader()).series(metric, version)
+        elif version is not None:
+            raise ConfigError("version", version, "selects a version of one metric: name it", kind="Argument")
         subjects = result_filter(metric, student_id)
         if since is not None and since.utcoffset() is None:
             raise ConfigError("since", since, "must be timezone-aware", kind="Argument")
@@ -140,17 +147,24 @@ class ResultsClient(Generic[T]):
         student_id: str | None = None,
         parts: Mapping[str, str] | None = None,
         include_existing: bool = True,
+        version: int | None = None,
     ) -> AsyncIterator[AsyncIterator[T]]:
         """Values written to the ``metrics`` keys; with ``include_existing`` the current ones first.
 
         Every metric's keys, a metric started after the watch too; ``parts`` narrows one metric's
-        later key fields (``{"game_id": "g1"}``)."""
-        if self._reader is None:
-            self._reader = await MetricsReader(self._client, streams=self._streams).start()
-        async with self._reader.watch(
-            metric, student_id, parts=parts, include_existing=include_existing
+        later key fields (``{"game_id": "g1"}``); a named metric is watched in one version, as
+        :meth:`subscribe` reads it."""
+        reader = await self._metrics_reader()
+        async with reader.watch(
+            metric, student_id, parts=parts, include_existing=include_existing, version=version
         ) as entries:
             yield _Typed(entries, lambda entry: (entry.value, entry.key), self._typed)
+
+    async def _metrics_reader(self) -> MetricsReader:
+        """The reader of the ``metrics`` bucket and the registry, started on first use."""
+        if self._reader is None:
+            self._reader = await MetricsReader(self._client, streams=self._streams).start()
+        return self._reader
 
     def _typed(self, raw: bytes, where: str) -> T | None:
         try:

@@ -22,12 +22,21 @@ characters: an id holding ``*``, ``>`` or ``.`` would address other subjects or 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Final
 
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import (
+    DiscardPolicy,
+    RePublish,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+    StreamSource,
+    SubjectTransform,
+)
 from nats.js.kv import KeyValue
 
 from bridges.jetstream import ensure_bucket, ensure_stream
@@ -38,10 +47,12 @@ from tables.errors import ConfigError
 __all__ = [
     "DEADLETTER_INVALID",
     "INGEST_CONSUMER",
+    "MAX_KEY_FIELDS",
     "METRICS_BUCKET",
     "PublicLimits",
     "PublicStreams",
     "ingest_subject",
+    "republishing_results",
     "require_id",
 ]
 
@@ -87,6 +98,39 @@ class PublicLimits:
             raise ConfigError("METRICS_TTL", 0, "must be > 0")
 
 
+#: the longest key a metric may have and still be republished: its key fields, at most. Every
+#: stored result carries the mappings in its ``Nats-Stream-Source`` header (about 75 bytes each),
+#: so they are kept to what metrics use: a student, a game, an activity, a level
+MAX_KEY_FIELDS: Final = 4
+
+
+def _finals_to_results() -> list[SubjectTransform]:
+    # A KV key is <series>.<key parts>.<start>; its result subject keeps the series and the first
+    # key part. A transform maps one token count, so there is one per number of key fields.
+    return [
+        SubjectTransform(
+            src=f"$KV.{METRICS_BUCKET}." + ".".join(["*"] * (fields + 2)),
+            dest="results.{{wildcard(1)}}.{{wildcard(2)}}",
+        )
+        for fields in range(1, MAX_KEY_FIELDS + 1)
+    ]
+
+
+_FINALS_TO_RESULTS: Final = _finals_to_results()
+
+
+def republishing_results(config: StreamConfig) -> bool:
+    """Whether a results stream is fed by the server from the ``metrics`` bucket.
+
+    Such a stream sources the bucket's stream, mapping each KV key to its result subject, and
+    republishes what it stores on that subject for core subscribers: a worker writes a final once,
+    to KV, and subscribers see it on ``results.<series>.<first key part>``, stored in the results
+    stream and delivered to core subscriptions as before. Provisional values share their final's
+    key, so with them (``METRICS_UPDATE_SECONDS``) the workers publish finals themselves instead.
+    """
+    return any(source.name == f"KV_{METRICS_BUCKET}" for source in config.sources or [])
+
+
 @dataclass(frozen=True)
 class PublicStreams:
     """The public streams and bucket of one deployment, created idempotently.
@@ -101,6 +145,10 @@ class PublicStreams:
     replicas: int = 1
     limits: PublicLimits = PublicLimits()
     update_limits: bool = False
+    #: a results stream created here is fed by the server from the ``metrics`` bucket (each final
+    #: written once, by the worker, to KV; see :meth:`results_config`); False: by the workers'
+    #: own publishes on the result subjects
+    republish: bool = False
 
     def __post_init__(self) -> None:
         Naming(self.prefix)  # the same prefix rule as every other name of the deployment
@@ -135,7 +183,18 @@ class PublicStreams:
         return self._config(self.deadletter, "deadletter.>", RetentionPolicy.LIMITS, self.limits.deadletter)
 
     def results_config(self) -> StreamConfig:
-        return self._config(self.results, "results.>", RetentionPolicy.LIMITS, self.limits.results)
+        """The results stream: with :attr:`republish`, fed by the server from the ``metrics``
+        bucket (see :func:`republishing_results`); else it stores what is published on
+        ``results.>``."""
+        config = self._config(self.results, "results.>", RetentionPolicy.LIMITS, self.limits.results)
+        if not self.republish:
+            return config
+        return dataclasses.replace(
+            config,
+            subjects=[],
+            sources=[StreamSource(name=f"KV_{METRICS_BUCKET}", subject_transforms=_FINALS_TO_RESULTS)],
+            republish=RePublish(src="results.>", dest="results.>"),
+        )
 
     def _config(self, name: str, subject: str, retention: RetentionPolicy, limits: Limits) -> StreamConfig:
         return StreamConfig(
@@ -156,8 +215,13 @@ class PublicStreams:
     async def ensure_deadletter(self, js: JetStreamContext) -> None:
         await ensure_stream(js, self.deadletter_config(), update_limits=self.update_limits)
 
-    async def ensure_results(self, js: JetStreamContext) -> None:
+    async def ensure_results(self, js: JetStreamContext) -> bool:
+        """Create the results stream if missing; whether the server feeds it from the ``metrics``
+        bucket (:func:`republishing_results`), as the stream that exists says, whoever made it."""
+        if self.republish:
+            await self.ensure_metrics_bucket(js)  # the source must exist first
         await ensure_stream(js, self.results_config(), update_limits=self.update_limits)
+        return republishing_results((await js.stream_info(self.results)).config)
 
     async def counts(self, js: JetStreamContext) -> tuple[int, dict[str, int]]:
         """Results published so far, and the dead-letter stream's message count per subject."""

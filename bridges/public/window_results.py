@@ -4,8 +4,10 @@ A window's result is written **once**: a compare-and-set KV write, so the value 
 never changes. A replay after a crash that closes the same window again finds the key taken,
 compares, and keeps the first value — logging an error if they differ, which only a
 non-deterministic aggregate could cause. Once KV holds the final value, that value goes out on
-``results.<metric>.<id>`` with ``Nats-Msg-Id`` = ``result:<kv key>``, so a replay does not publish
-it twice within the duplicate window; dead letters carry a caller-chosen id for the same reason.
+``results.<metric>.<id>``: published by the server from KV when the results stream is fed from the
+bucket (:func:`~bridges.public.streams.republishing_results`, the default), else by this writer
+with ``Nats-Msg-Id`` = ``result:<kv key>``, so a replay does not publish it twice within the
+duplicate window; dead letters carry a caller-chosen id for the same reason.
 Final values and dead letters are written only while this worker's lease is valid, and a failed
 one can be tried again: the protocol is in :mod:`bridges.public.fenced_writes`.
 
@@ -58,13 +60,15 @@ from bridges.direct_get import DirectGet
 from bridges.public.fenced_writes import EXPECTED, FencedWriter, Stored, kv_subject
 from bridges.public.metric_registry import publish_description
 from bridges.public.published_results import PublishedResults
-from bridges.public.streams import PublicStreams
+from bridges.public.streams import MAX_KEY_FIELDS, PublicStreams
+from bridges.public.version_progress import VersionProgress
 from bridges.transport.envelope import HDR_MSG_ID
 from bridges.transport.publisher import Ack, ExpectationFailed, PipelinedPublisher
 from bridges.transport.session import TransportSession
 from contract.deadletters import REASON_HEADER, header_text
+from contract.names import EVENTS_TOPIC
 from contract.registry import MetricDescription
-from tables.errors import ClosedError
+from tables.errors import ClosedError, ConfigError
 
 __all__ = ["WindowResults"]
 
@@ -98,9 +102,15 @@ class _Provisional:
 class WindowResults:
     """The ``ResultWriter`` of ``agents.windowed`` over a worker's transport session."""
 
-    def __init__(self, session: TransportSession, streams: PublicStreams) -> None:
+    def __init__(
+        self, session: TransportSession, streams: PublicStreams, *, events_topic: str = EVENTS_TOPIC,
+        provisional: bool = False,
+    ) -> None:
         self._session = session
         self._streams = streams
+        self._events_topic = events_topic
+        #: whether this worker writes provisional values (``METRICS_UPDATE_SECONDS``)
+        self._writes_provisional = provisional
         self._kv: KeyValue | None = None
         self._provisional_out: PipelinedPublisher | None = None
         #: direct gets of the results stream: is a final found in KV published already?
@@ -112,9 +122,12 @@ class WindowResults:
         self._provisional: dict[str, _Provisional] = {}
         #: the metric's description, published to the registry at start (see :meth:`announce`)
         self._description: MetricDescription | None = None
+        #: how far the metric's version has come through the stored events, while it has not
+        self._progress: VersionProgress | None = None
 
     def announce(self, description: MetricDescription) -> None:
-        """Publish ``description`` to the metric registry when this writer starts."""
+        """Publish ``description`` to the metric registry when this writer starts, and keep the
+        version's backfill record while it runs (:mod:`bridges.public.version_progress`)."""
         self._description = description
 
     async def start(self) -> None:
@@ -122,12 +135,17 @@ class WindowResults:
             return
         await self._session.acquire()
         js = self._session.js
-        await self._streams.ensure_results(js)
-        await self._streams.ensure_deadletter(js)
         self._kv = await self._streams.ensure_metrics_bucket(js)
+        republished = await self._streams.ensure_results(js)
+        await self._streams.ensure_deadletter(js)
+        if republished:
+            self._check_republishable()
         if self._description is not None:
             # Before any result: a reader that sees a result can learn its metric.
             await publish_description(js, self._streams, self._description)
+            self._progress = await VersionProgress(
+                self._session, self._streams, self._description.series, topic=self._events_topic,
+            ).start()
         self._provisional_out = await PipelinedPublisher(
             self._session.client,
             max_in_flight=_PROVISIONAL_IN_FLIGHT,
@@ -141,13 +159,34 @@ class WindowResults:
             # Read at each write: the consumer sets the session's lease once it joins its group.
             lease=lambda: session.lease,
             connected=lambda: session.client.is_connected,
-            published=PublishedResults(self._results_reader).holds,
+            published=None if republished else PublishedResults(self._results_reader).holds,
         )
         self._open = True
+
+    def _check_republishable(self) -> None:
+        """The server publishes every write of the metrics bucket on a result subject
+        (:func:`~bridges.public.streams.republishing_results`): refuse what it must not see."""
+        if self._writes_provisional:
+            raise ConfigError(
+                "METRICS_UPDATE_SECONDS", "> 0",
+                f"provisional values share their final's KV key, and the results stream {self._streams.results} "
+                "publishes every value the metrics bucket stores: run every process with RESULTS_FROM=workers "
+                "(and a results stream made by them: docs/operations.md, results stream)",
+            )
+        description = self._description
+        if description is not None and len(description.key_fields) > MAX_KEY_FIELDS:
+            raise ConfigError(
+                "key_fields", description.key_fields,
+                f"has more than {MAX_KEY_FIELDS} fields, the most the results stream {self._streams.results} "
+                "maps to result subjects: run with RESULTS_FROM=workers",
+            )
 
     async def close(self) -> None:
         if not self._open:
             return
+        if self._progress is not None:
+            await self._progress.close()
+            self._progress = None
         # Provisional values still to be sent are not worth waiting for on the way out; cancelled,
         # they release the final writes waiting behind them.
         tasks = [state.task for state in self._provisional.values() if state.task is not None]

@@ -206,6 +206,23 @@ class TopicRegistry:
             allow_direct=True,
         )
 
+    async def delete(self, topic: str) -> bool:
+        """Remove ``topic``: its registration first (a process declaring it again then creates it
+        whole), then its streams. False when no such topic is registered."""
+        spec = await self.lookup(topic, refresh=True)
+        if spec is None:
+            return False
+        await self._bucket().purge(self._naming.topic_key(topic))
+        self._specs.pop(topic, None)
+        self._applied.pop(topic, None)
+        for partition in range(spec.partitions):
+            try:
+                await self._js.delete_stream(self._naming.stream(topic, partition))
+            except NotFoundError:
+                pass  # removed already (a removal run twice, or by hand)
+        log.info("deleted topic %r (%d partitions)", topic, spec.partitions)
+        return True
+
     # -- looking up -----------------------------------------------------------------------
 
     def cached(self, topic: str) -> TopicSpec | None:

@@ -214,11 +214,11 @@ async def test_bad_parameters_are_422_naming_each(
 async def test_a_later_key_field_is_a_parameter_of_its_metric_only(web: WebHarness) -> None:
     status, body = await get(web, "/v1/metrics/outcomes/s0001", form=at(0))
     assert (status, body["errors"]) == (
-        422, [{"index": -1, "field": "form", "message": "not allowed; parameters: from, to, game_id, include_open"}],
+        422, [{"index": -1, "field": "form", "message": "not allowed; parameters: from, to, game_id, include_open, version"}],
     )
     status, body = await get(web, "/v1/metrics/outcomes/s0001/latest", **{"from": at(0)})
     assert (status, body["errors"]) == (
-        422, [{"index": -1, "field": "from", "message": "not allowed; parameters: game_id"}],
+        422, [{"index": -1, "field": "from", "message": "not allowed; parameters: game_id, version"}],
     )
 
 

@@ -27,7 +27,7 @@ from contract.events import validate_event
 from contract.registry import REGISTRY_BUCKET
 from testkit.pipeline import metric_env
 from testkit.streams import events_stored
-from testkit.workers import Workers
+from testkit.workers import Workers, poll_until
 
 pytestmark = pytest.mark.integration
 
@@ -129,8 +129,9 @@ async def test_streams_are_bounded_by_the_settings_and_follow_a_change_in_place(
                 ]
                 assert (await sink.publish([validate_event(e, now=now) for e in events])).accepted == 6
             await js.publish("deadletter.invalid", b"{}")
-            await js.publish(f"results.{AGENT}.s1", b"{}")
+            # A final in KV, which the server publishes into the results stream (RESULTS_FROM).
             await (await js.key_value("metrics")).put(f"{AGENT}.s1.0", b"{}")
+            await poll_until(lambda: _results_stored(js), timeout=10, what="the final in the results stream")
             before = {info.config.name: info for info in await js.streams_info()}
             events_before = await events_stored(client)
 
@@ -166,3 +167,7 @@ async def test_the_event_sink_fits_its_dedupe_window_under_a_short_retention(nat
     finally:
         await client.close()
     assert (config.max_age, config.max_bytes, config.duplicate_window) == (300.0, 64 * MIB, 300.0)
+
+
+async def _results_stored(js: JetStreamContext) -> bool:
+    return (await js.stream_info("FAUST_RESULTS")).state.messages > 0

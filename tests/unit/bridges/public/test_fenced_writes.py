@@ -106,7 +106,7 @@ async def test_the_result_is_published_only_once_kv_acknowledged_the_final_value
     write = await world.writer.final(KEY, SUBJECT, document(3), revision=lambda: 0)
     (kv,) = await world.sent(1)
     assert (kv.subject, kv.payload, kv.headers) == (
-        KV_SUBJECT, document(3), {"Nats-Expected-Last-Subject-Sequence": "0"}
+        KV_SUBJECT, document(3), {"Nats-Expected-Last-Subject-Sequence": "0", "Nats-Msg-Id": f"result:{KEY}"}
     )
     await world.nothing_more_sent(1)  # no result while KV has not stored the value
     await world.fake.reply(kv, ack_body("KV_metrics", 5))
@@ -114,6 +114,19 @@ async def test_the_result_is_published_only_once_kv_acknowledged_the_final_value
     assert (result.subject, result.payload, result.msg_id) == (SUBJECT, document(3), f"result:{KEY}")
     await world.fake.reply(result, ack_body("FAUST_RESULTS", 1))
     await done(write)
+
+
+@pytest.mark.parametrize("found", [False, True], ids=["stored", "found-stored"])
+async def test_when_the_server_publishes_from_kv_the_final_is_written_once(world: World, found: bool) -> None:
+    writer = FencedWriter(world.publisher, world.read, lambda: world.lease, lambda: world.connected, published=None)
+    if found:
+        world.keys[KEY] = Stored(7, document(3))
+    write = await writer.final(KEY, SUBJECT, document(3), revision=lambda: 0)
+    (kv,) = await world.sent(1)
+    assert (kv.subject, kv.headers["Nats-Msg-Id"]) == (KV_SUBJECT, f"result:{KEY}")
+    await world.fake.reply(kv, WRONG_LAST_SEQUENCE if found else ack_body("KV_metrics", 5))
+    await done(write)
+    await world.nothing_more_sent(1)  # KV holds it: the results stream takes it from there
 
 
 @pytest.mark.parametrize("events", [3, 2], ids=["same-value", "another-value"])
