@@ -13,8 +13,8 @@ server stored it:
 - **processed twice**: the counts summed over every key, less the messages sent. A message
   processed again after a rebalance adds to its key twice (the table is at-least-once);
 - **pause per partition**: the longest gap between two consecutive changelog records of a
-  partition from a rebalance's start to the next one's (or the end), for the partitions that stayed with their
-  worker and for those that moved. At the publishing rate, a partition normally sees a record
+  partition from a rebalance's start to the next one's (or the end), up to its first record
+  after that, for the partitions that stayed with their worker and for those that moved. At the publishing rate, a partition normally sees a record
   every few milliseconds, so a gap is the time that partition did not flow.
 """
 
@@ -133,7 +133,11 @@ def _step(
     start, end = during
 
     def longest_gap(partition: int) -> float:
-        times = [t for t in stamps.get(partition, []) if start <= t <= end]
+        # Up to the partition's first record after the window (or the window's end): one that
+        # resumes only after the window has paused at least that long.
+        stamped = stamps.get(partition, [])
+        times = [t for t in stamped if start <= t <= end]
+        times.append(next((t for t in stamped if t > end), end))
         return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
 
     stayed = [longest_gap(p) for p in range(partitions) if p not in moved]

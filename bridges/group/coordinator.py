@@ -27,8 +27,8 @@ The protocol (cooperative: a member gives up only the partitions that move):
 
    So no partition is processed by two members in one generation, and a new owner starts from
    the old owner's final commit. A member whose partitions do not change at all does nothing;
-   one that only lost partitions, or gained some, pauses the ones it keeps while faust takes
-   the new assignment (:mod:`bridges.transport.consumer` says why).
+   one that lost or gained some keeps processing the stream partitions it keeps while faust
+   takes the new assignment (:mod:`bridges.transport.kept_flow` says how).
 5. **Laggards.** A member that does not acknowledge within ``rebalance_timeout`` is evicted by
    the leader (its key deleted): it finds out when renewing, stops, and rejoins as a new member.
 6. **Failures are retried.** A step that fails for a reason outside (NATS away, JetStream's

@@ -13,6 +13,7 @@ coordinator and offset store behind them, are its subclass's,
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 
@@ -21,6 +22,7 @@ from faust.types import TP
 from bridges.group import GroupCoordinator
 from bridges.transport.commit_retry import CommitRetry
 from bridges.transport.fetching import FetchingConsumer
+from bridges.transport.kept_flow import KeptFlow
 from bridges.transport.offsets import OffsetStore, PartitionRef
 from bridges.transport.session import TransportSession
 from bridges.transport.state_owners import StateOwners
@@ -38,6 +40,8 @@ class CommittingConsumer(FetchingConsumer):
     _session: TransportSession
     #: the partitions assigned (and those being revoked, until their revoke has committed)
     _assignment: set[TP]
+    #: the partitions kept flowing through the rebalance under way
+    _kept_flow: KeptFlow
     #: state (windowed tables) flushed before each commit and asked where to resume
     _state: StateOwners
     #: offsets of declined commits, and the pauses while the store is full
@@ -67,6 +71,7 @@ class CommittingConsumer(FetchingConsumer):
         faust's revoke then finds nothing left to wait for. A worker whose membership is lost
         skips this: its commits would be refused.
         """
+        self._kept_flow.keep(frozenset())
         self.stop_flow()
         self.app.flow_control.suspend()
         self.app.flow_control.clear()
@@ -74,6 +79,59 @@ class CommittingConsumer(FetchingConsumer):
             await self.wait_empty()  # which ends with commit_and_end_transactions
         else:
             await self.commit_and_end_transactions()
+
+    async def _drain_lost(self, lost: frozenset[TP], spared: frozenset[TP]) -> None:
+        """:meth:`_drain` for the partitions a member loses while others flow on (``spared``,
+        whose queued events the clear keeps: :mod:`bridges.transport.kept_flow`).
+
+        1. Hand out nothing more of ``lost`` (withheld), and wait for a record of theirs being
+           handed out to arrive in its agent's queue.
+        2. Clear the queued events of every partition but ``spared``: nothing has taken them,
+           so nothing acknowledged them, and the next owner reads them from the commit.
+        3. Wait until every record of ``lost`` already taken by an agent is acknowledged — the
+           others are not waited for: they keep coming — then commit, state flushed first.
+
+        The flow stays on throughout, so the agents go on with the partitions kept.
+        """
+        self._withheld |= lost
+        await self._delivery_ended(lost)
+        self._kept_flow.keep(spared)
+        self.app.flow_control.clear()
+        while self.app.conf.stream_wait_empty and not self.should_stop and self._taken_from(lost):
+            await self._until_acked(timeout=1.0)
+        await self.commit_and_end_transactions()
+
+    async def _forget(self, lost: frozenset[TP]) -> None:
+        """faust's revoke of ``lost`` (``Consumer.on_partitions_revoked`` and its app's part)
+        without what stops every partition: their acks, read and committed offsets forgotten,
+        the tables' recovery buffers flushed, and the app's ``on_partitions_revoked`` signal."""
+        if self._active_partitions is not None:
+            self._active_partitions.difference_update(lost)
+        self._paused_partitions.difference_update(lost)
+        for tp in lost:
+            self._gap.pop(tp, None)
+            self._acked.pop(tp, None)
+            self._acked_index.pop(tp, None)
+            self._read_offset.pop(tp, None)
+            self._committed_offset.pop(tp, None)
+        self.app.tables.on_partitions_revoked(set(lost))
+        await self.app.on_partitions_revoked.send(set(lost))
+
+    def _taken_from(self, tps: frozenset[TP]) -> bool:
+        """Whether an agent has taken a record of ``tps`` that it has not acknowledged yet."""
+        return any(not message.acked and message.tp in tps for message in list(self._unacked_messages))
+
+    async def _until_acked(self, timeout: float) -> None:
+        """Until the next acknowledgement (faust's ``ack`` resolves ``_waiting_for_ack``) or
+        ``timeout`` seconds; faust's own ``_wait_for_ack`` would swallow a cancellation."""
+        waiter = self._waiting_for_ack = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout(timeout):
+                await waiter
+        except TimeoutError:
+            pass
+        finally:
+            self._waiting_for_ack = None
 
     async def commit_and_end_transactions(self) -> None:
         """faust's last commit: at the end of ``wait_empty`` (a drain, a revoke) and on stop.

@@ -6,9 +6,20 @@ the KV offset store with compare-and-set; records reach faust through the fetch 
 :mod:`bridges.transport.fetching`. A rebalance is cooperative (step 4 of
 :mod:`bridges.group.coordinator`; what moves: :mod:`bridges.transport.handover`), in the order
 faust's aiokafka driver follows for what does move: ``app.on_rebalance_start()``, revoke what is
-lost (faust drains and commits), set the generation, ``assignor.on_assignment()``, then
+lost (drained and committed), set the generation, ``assignor.on_assignment()``, then
 ``on_partitions_assigned`` with the whole new assignment (faust tells kept from new itself). A
 member whose partitions do not change leaves faust alone.
+
+The stream partitions a member keeps flow on meanwhile (:mod:`bridges.transport.kept_flow`):
+faust would pause them all, clear their queued records and rewind them to the committed offset
+once the gained partitions' tables are recovered. Here they are not paused
+(:meth:`pause_partitions`), their queued records are spared, they are not rewound
+(:meth:`seek_to_committed`), and faust's generation stays the same (its streams skip records of
+an older one); a revoke stops and commits only the lost partitions (``_drain_lost``). The active
+changelogs the member keeps are not read back by the recovery either (:meth:`highwaters`):
+their writer goes on writing them, and its state is ahead of what it would read. A member
+that keeps no stream partition, or whose flow is stopped, rebalances as faust does (all paused,
+drained, rewound).
 
 A partition being revoked stays in :meth:`assignment` until its revocation has finished, because
 faust drops commits for partitions outside the assignment.
@@ -31,6 +42,7 @@ from bridges.group import FaustAssigner, GroupCoordinator, GroupSettings
 from bridges.transport.commit_retry import CommitRetry
 from bridges.transport.committing import CommittingConsumer
 from bridges.transport.handover import Handover, Holding
+from bridges.transport.kept_flow import KeptFlow
 from bridges.transport.offsets import OffsetStore, PartitionRef
 from bridges.transport.partition_readers import PartitionReaders
 from bridges.transport.producer import create_topic
@@ -84,6 +96,12 @@ class Consumer(CommittingConsumer):
         self._offsets: OffsetStore | None = None
         self._coordinator: GroupCoordinator | None = None
         options = self._session.options
+        #: the stream partitions kept flowing through the rebalance under way
+        self._kept_flow = KeptFlow(self.app.flow_control)
+        #: partitions that hand out nothing for now (see FetchingConsumer._withheld)
+        self._withheld: set[TP] = set()
+        #: the active changelog partitions kept through the rebalance under way, still written
+        self._written: set[TP] = set()
         self._readers = PartitionReaders(
             self._session, ReaderConfig(
                 batch=options.fetch_batch, capacity=options.fetch_capacity, max_bytes=options.fetch_max_bytes
@@ -134,6 +152,12 @@ class Consumer(CommittingConsumer):
     def member_id(self) -> str | None:
         return self._coordinator.member_id if self._coordinator else None
 
+    @property
+    def group_generation(self) -> int:
+        """The generation of the group assignment this member holds (0: none). Not faust's
+        ``consumer_generation_id``, which a cooperative rebalance leaves as it is."""
+        return self._coordinator.generation if self._coordinator else 0
+
     # -- subscription and rebalancing -----------------------------------------------------
 
     async def subscribe(self, topics: Iterable[str]) -> None:
@@ -175,16 +199,25 @@ class Consumer(CommittingConsumer):
     async def _revoke(self, following: Holding | None) -> None:
         """Give up what ``following`` (the next assignment; None: nothing) does not keep.
 
-        faust's revoke runs for the lost partitions only; a member that loses nothing skips it,
-        and what it holds flows on (step 4a of :mod:`bridges.group.coordinator`).
+        The revoke is for the lost partitions only; a member that loses nothing skips it, and
+        what it holds flows on (step 4a of :mod:`bridges.group.coordinator`). While stream
+        partitions are kept flowing, faust's revoke (which stops them all) is replaced by
+        ``_drain_lost`` and ``_forget``.
         """
-        lost = Handover.between(self._holding(), following or Holding.nothing(), self._changelogs()).lost
+        handover = Handover.between(self._holding(), following or Holding.nothing(), self._changelogs())
+        lost = handover.lost
         if following is not None and not lost:
             return
         self._start_rebalance()
-        if lost and not self._membership_lost:
-            await self._drain()
-        await self.on_partitions_revoked(set(lost))
+        spared = self._flowing_through(handover) if following is not None else frozenset()
+        self._kept_flow.keep(spared)
+        if spared:
+            await self._drain_lost(lost, spared)
+            await self._forget(lost)
+        else:
+            if lost and not self._membership_lost:
+                await self._drain()
+            await self.on_partitions_revoked(set(lost))
         if not self.app.conf.stream_wait_empty and lost:
             await self.commit_and_end_transactions()
         # Only now may the partitions leave the assignment (faust drops other commits).
@@ -196,6 +229,7 @@ class Consumer(CommittingConsumer):
         if self._offsets is not None:
             self._offsets.release(PartitionRef(tp.topic, tp.partition) for tp in lost)
         await self._readers.close(lost)
+        self._withheld -= lost
         if self._membership_lost:
             # Others may have processed what this worker held while it was cut off, so its
             # in-memory state is stale. faust would keep the state of partitions a new
@@ -217,11 +251,13 @@ class Consumer(CommittingConsumer):
         Otherwise faust takes the whole assignment (``on_partitions_assigned``): its tables
         recover the partitions gained, and meanwhile it pauses every partition; at the end it
         rewinds each to its committed offset (:meth:`seek_to_committed`) and empties the agents'
-        queues. So the kept partitions are drained first, as for a revoke, if no revoke did it:
-        everything they processed is committed, and the rewind reads again only what was
-        cleared, unprocessed.
+        queues — except the stream partitions kept flowing (see the module's docstring), with
+        the same faust generation. If none is, the kept partitions are drained first, as for a
+        revoke, if no revoke did it: everything they processed is committed, and the rewind
+        reads again only what was cleared, unprocessed.
         """
         following = Holding.decode(raw)
+        handover = Handover.between(self._holding(), following, self._changelogs())
         await self._revoke(following)  # the coordinator's on_revoke did this, unless superseded
         protocol = ConsumerProtocolMemberAssignment.decode(raw)
         gained = following.tps - self._assignment
@@ -231,12 +267,30 @@ class Consumer(CommittingConsumer):
             return
         if not self._faust_rebalancing:
             self._start_rebalance()
-            await self._drain()
-        self.app.consumer_generation_id = generation
+            self._kept_flow.keep(self._flowing_through(handover))
+            if not self._kept_flow.kept:
+                await self._drain()
+        cooperative = bool(self._kept_flow.kept)
+        if not cooperative:
+            self.app.consumer_generation_id = generation
+        changelogs = self._changelogs()
+        self._written = {
+            tp for tp in handover.kept if tp.topic in changelogs and tp in following.actives
+        } if cooperative else set()
+        self._withheld = set(self._written)
         self.app.assignor.on_assignment(protocol)  # type: ignore[attr-defined]  # see group/assign.py
         await self._take(set(gained), generation)
         self._faust_rebalancing = False
-        await self.on_partitions_assigned(set(self._assignment), generation)
+        await self.on_partitions_assigned(set(self._assignment), self.app.consumer_generation_id)
+
+    def _flowing_through(self, handover: Handover) -> frozenset[TP]:
+        """The kept stream partitions that flow on through this rebalance: positioned (not
+        awaiting a seek of a rebalance still recovering), with the flow on and the membership
+        held. None: the rebalance pauses, drains and rewinds everything, as faust's does."""
+        if self._membership_lost or not (self.flow_active and self.app.flow_control.is_active()):
+            return frozenset()
+        changelogs = self._changelogs()
+        return frozenset(tp for tp in handover.kept if tp.topic not in changelogs and tp not in self._awaiting_seek)
 
     def _start_rebalance(self) -> None:
         """faust's rebalance begins (once until the assignment that ends it)."""
@@ -253,8 +307,8 @@ class Consumer(CommittingConsumer):
     async def _take(self, gained: set[TP], generation: int) -> None:
         """Claim offsets, fence changelogs and open readers for the partitions gained.
 
-        Every stream partition held, kept ones too, then waits for faust's rewind
-        (``_awaiting_seek``): faust's assignment ends with it, kept partitions included.
+        Every stream partition held, kept ones too unless they flow through the rebalance,
+        then waits for faust's rewind (``_awaiting_seek``): faust's assignment ends with it.
         """
         assert self._offsets is not None
         self._offsets.set_identity(self.member_id or "client", generation)
@@ -276,7 +330,7 @@ class Consumer(CommittingConsumer):
                 offset = highwater if reset == "latest" and tp in sources else earliest
             starts[tp] = offset
         self._start_offsets.update(starts)
-        self._awaiting_seek = {tp for tp in self._assignment if tp.topic not in changelogs}
+        self._awaiting_seek = {tp for tp in self._assignment if tp.topic not in changelogs} - self._kept_flow.kept
         self._positioned = set()
         await asyncio.gather(*(self._readers.open(tp, offset) for tp, offset in starts.items()))
 
@@ -314,7 +368,9 @@ class Consumer(CommittingConsumer):
         partitions are therefore released by the :meth:`resume_flow` that follows.
         """
         assert self._offsets is not None
-        sources = [tp for tp in self._assignment if tp.topic not in self.app.tables.changelog_topics]
+        changelogs = self.app.tables.changelog_topics
+        # Those kept flowing are where they should be: nothing of theirs was cleared.
+        sources = [tp for tp in self._assignment if tp.topic not in changelogs and not self._kept_flow.spares(tp)]
         committed = await self._offsets.read(PartitionRef(tp.topic, tp.partition) for tp in sources)
         out: dict[TP, int] = {}
         for tp in sources:
@@ -341,6 +397,8 @@ class Consumer(CommittingConsumer):
 
     async def seek_wait(self, partitions: Mapping[TP, int]) -> None:
         for tp, offset in partitions.items():
+            if tp in self._withheld:
+                continue  # a kept active changelog: the recovery reads none of it (see highwaters)
             await self._seek(tp, offset)
             if offset > 0:
                 self._read_offset[tp] = offset
@@ -364,10 +422,21 @@ class Consumer(CommittingConsumer):
         return reader.highwater if reader else 0
 
     async def highwaters(self, *partitions: TP) -> Mapping[TP, int]:
+        """The partitions' highwaters — but for the active changelogs a member keeps through a
+        rebalance, where the recovery already is: their writer goes on writing them (its own
+        records, which its state is ahead of), and replaying them into a table that is being
+        written meanwhile would set keys back to older values."""
         offsets = await asyncio.gather(
             *(self._session.registry.offsets(tp.topic, tp.partition) for tp in partitions)
         )
-        return {tp: hw for tp, (_, hw) in zip(partitions, offsets, strict=True)}
+        out = {}
+        for tp, (earliest, highwater) in zip(partitions, offsets, strict=True):
+            if tp in self._written and self.app.rebalancing:
+                # what faust's recovery will start from (Recovery._build_offsets): nothing to read
+                known = cast(Any, self.app.tables).recovery.active_offsets.get(tp)
+                highwater = max(-1 if known is None else known, earliest - 1) + 1
+            out[tp] = highwater
+        return out
 
     async def earliest_offsets(self, *partitions: TP) -> Mapping[TP, int]:
         offsets = await asyncio.gather(

@@ -9,7 +9,7 @@ taken from a reader is either delivered or read again.
 
 :class:`FetchingConsumer` is that loop and nothing else: which partitions are read, from where,
 and when newly positioned ones may hand records out is decided by its subclass,
-:class:`~bridges.transport.consumer.Consumer`, through the three attributes it declares.
+:class:`~bridges.transport.consumer.Consumer`, through the attributes it declares.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from faust.types import TP, ConsumerMessage, Message
 from faust.types.tuples import ack_lock
 from mode import Service, ServiceT
 
+from bridges.transport.kept_flow import KeptFlow
 from bridges.transport.partition_readers import PartitionReaders, Taken
 
 __all__ = ["FetchingConsumer"]
@@ -41,6 +42,15 @@ class FetchingConsumer(FaustConsumer):
     _awaiting_seek: set[TP]
     #: partitions ``seek_to_committed`` positioned, held until faust resumes its flow
     _positioned: set[TP]
+    #: partitions that hand out nothing for now, whatever faust pauses or resumes: those being
+    #: revoked while others flow on, and the active changelogs this worker keeps writing
+    _withheld: set[TP]
+    #: the stream partitions kept flowing through the rebalance under way: never paused
+    _kept_flow: KeptFlow
+    #: the partition of the record being handed to faust, if one is; set after each record
+    #: while someone waits for a delivery to end (see _delivery_ended)
+    _delivering: TP | None = None
+    _delivered: asyncio.Event | None = None
 
     async def _drain_messages(self, fetcher: ServiceT) -> None:
         fetcher_stopped = cast(Service, fetcher)._stopped.is_set
@@ -88,6 +98,8 @@ class FetchingConsumer(FaustConsumer):
                 if not self._may_deliver(message):
                     return
                 tp = item.tp
+                # From here on (the gap and commit below await too) a revoke waits for it.
+                self._delivering = tp
                 offset = message.offset
                 previous = read_offset[tp]
                 if previous and offset - previous > 1 and acks_enabled_for(message.topic):
@@ -97,19 +109,35 @@ class FetchingConsumer(FaustConsumer):
                     await self.commit()
                 delivered += 1  # counted before the await: a cancelled delivery is not redone
                 await callback(message)
+                self._delivering = None
                 read_offset[tp] = offset
+                if self._delivered is not None:
+                    self._delivered.set()
                 if delivered % _YIELD_EVERY == 0:
                     # Let the agents drain their queues before they fill up.
                     await asyncio.sleep(0)
         finally:
+            self._delivering = None
             self._readers.unread(batch[delivered:])
 
+    async def _delivery_ended(self, tps: frozenset[TP]) -> None:
+        """Until no record of ``tps`` is being handed to faust (a handover can wait for a full
+        agent queue): withheld, none is started after it (:meth:`_may_deliver`)."""
+        while self._delivering in tps:
+            self._delivered = asyncio.Event()
+            try:
+                await self._delivered.wait()
+            finally:
+                self._delivered = None
+
     def _may_deliver(self, message: ConsumerMessage) -> bool:
-        """Streams skip — and ack — messages of a superseded generation or of stopped flow."""
+        """Streams skip — and ack — messages of a superseded generation or of stopped flow;
+        a withheld partition is being revoked."""
         return (
             self.flow_active
             and self.app.flow_control.is_active()
             and message.generation_id == self.app.consumer_generation_id
+            and message.tp not in self._withheld
         )
 
     def ack(self, message: Message) -> bool:
@@ -154,6 +182,10 @@ class FetchingConsumer(FaustConsumer):
         super().on_buffer_drop(tp)
         self._readers.wake()
 
+    def pause_partitions(self, tps: Iterable[TP]) -> None:
+        """faust pauses every assigned partition when it takes an assignment: not those kept flowing."""
+        super().pause_partitions({tp for tp in tps if not self._kept_flow.spares(tp)})
+
     def resume_partitions(self, tps: Iterable[TP]) -> None:
         super().resume_partitions(tps)
         self._readers.wake()
@@ -167,7 +199,8 @@ class FetchingConsumer(FaustConsumer):
         self._readers.wake()
 
     def _take_buffered(self, active: set[TP] | None, limit: int) -> list[Taken]:
-        tps = [tp for tp in (active if active is not None else self._readers) if tp not in self._awaiting_seek]
+        held = self._awaiting_seek | self._withheld
+        tps = [tp for tp in (active if active is not None else self._readers) if tp not in held]
         if not tps:
             return []
         share = max(1, limit // len(tps))

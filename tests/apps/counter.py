@@ -56,7 +56,8 @@ async def count(stream):
             continue
         totals[key] += event.value
         record(
-            g=message.generation_id,
+            # the group's generation: faust's own stays the same through a cooperative rebalance
+            g=app.consumer.group_generation,
             t=message.topic,
             p=message.partition,
             o=message.offset,
