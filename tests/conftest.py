@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,3 +19,18 @@ from bridges.server import NatsServer
 async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
     async with NatsServer(tmp_path / "nats") as server:
         yield server
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give each operation schemathesis makes a test of its own node id.
+
+    schemathesis names the test of each API operation ``test[POST /v1/events]`` but, on pytest 9,
+    leaves all of them the function's node id. pytest-xdist hands tests out by node id, so in a
+    parallel run (``./dev test``) only the first operation's test was run; with the operation in
+    the id, each is run, and reported, on its own.
+    """
+    for item in items:
+        label: Any = getattr(item, "operation_label", None)
+        node_id: Any = getattr(item, "_id", None)  # pytest 9's structured id: no public setter
+        if isinstance(label, str) and node_id is not None and node_id.params is None:
+            item._id = node_id.with_params(label)
