@@ -6,8 +6,10 @@ test ends, pass or fail.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,3 +20,22 @@ from bridges.server import NatsServer
 async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
     async with NatsServer(tmp_path / "nats") as server:
         yield server
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give each operation schemathesis makes a test of its own node id.
+
+    schemathesis names the test of each API operation ``test[POST /v1/events]`` but, on pytest 9,
+    leaves all of them the function's node id. pytest-xdist hands tests out by node id, so in a
+    parallel run (``./dev test``) only the first operation's test was run; with the operation in
+    the id, each is run, and reported, on its own. Any other repeated id stops the run.
+    """
+    for item in items:
+        label: Any = getattr(item, "operation_label", None)
+        node_id: Any = getattr(item, "_id", None)  # pytest 9's structured id: no public setter
+        if isinstance(label, str) and node_id is not None and node_id.params is None:
+            item._id = node_id.with_params(label)
+    # Any other pair of tests sharing an id would lose one of them to a parallel run, silently.
+    repeated = sorted(node_id for node_id, count in Counter(item.nodeid for item in items).items() if count > 1)
+    if repeated:
+        raise pytest.UsageError(f"tests share a node id (a parallel run would run one of each): {repeated[:5]}")

@@ -9,7 +9,20 @@ import pytest
 from contract.events import InvalidEvents, validate_event
 
 NOW = 1_714_557_600.0  # 2024-05-01T10:00:00Z, the server's clock in every test
-DROP = object()  # as a value in changed(): remove the key
+
+
+class _Drop:
+    """As a value in changed(): remove the key.
+
+    Named in test ids as DROP: an ``object()``'s repr holds its address, which differs between
+    the processes of a parallel run (pytest-xdist), and they must collect the same test ids.
+    """
+
+    def __repr__(self) -> str:
+        return "DROP"
+
+
+DROP = _Drop()
 
 INTERACTION: dict[str, Any] = {
     "event_id": "ev-1",
