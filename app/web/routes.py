@@ -128,7 +128,12 @@ ROUTES: Final[tuple[Route[ApiHandlers], ...]] = (
         "requestBody": {
             "required": True,
             "description": f"at most {MAX_BODY_BYTES} bytes and {MAX_BATCH_EVENTS} events",
-            "content": {_JSON: {"schema": {"oneOf": [_ref("Event"), _ref("EventBatch")]}}},
+            # An object with "events" is a batch, whatever else it holds (keys next to it are
+            # ignored, as an event's unknown fields are); any other object is one event. Said so,
+            # since an event tolerates unknown fields and could otherwise match both.
+            "content": {_JSON: {"schema": {"oneOf": [
+                _ref("EventBatch"), {"allOf": [_ref("Event"), {"not": {"required": ["events"]}}]},
+            ]}}},
         },
         "responses": {
             "202": _body(_ref("Accepted"), "every event is stored (or was already)"),
