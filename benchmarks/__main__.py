@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--only", default=None, metavar="STAGE[,STAGE]",
-        help="run only these stages: throughput, transport, ingest, query, latency, burst, memory, history, storage, groups, rebalance, doors",
+        help=f"run only these stages: {', '.join(STAGES)}",
     )
 
 

@@ -65,7 +65,7 @@ from benchmarks.workers import log_time, metric_env, spawn_metric_workers
 from testkit.pipeline import METRIC_AGENTS
 from testkit.workers import WorkerProcess, Workers
 
-__all__ = ["ACTIVATED", "PipelineResult", "pipeline_row", "run_pipeline"]
+__all__ = ["ACTIVATED", "BATCH_EVENTS", "PipelineResult", "cpu_at_start", "cpu_seconds", "pipeline_row", "run_pipeline"]
 
 #: events per batch record, about what HTTP ingest writes for a 1,000-event request over the
 #: partitions of these runs
@@ -118,7 +118,7 @@ async def run_pipeline(
             done = asyncio.Event()
             scraper = asyncio.ensure_future(_scrape(workers, done) if metrics else asyncio.sleep(0, 0))
             began: dict[int, float] = {}
-            starts_cpu = asyncio.ensure_future(_cpu_at_start(workers, began, done))
+            starts_cpu = asyncio.ensure_future(cpu_at_start(workers, began, done))
             try:
                 await watch.wait_for(dataset.expected.keys(), timeout=timeout)
                 cpu = sum(cpu_seconds(w.pid) - began.get(w.pid, 0.0) for w in workers)
@@ -148,7 +148,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _cpu_at_start(workers: list[WorkerProcess], began: dict[int, float], done: asyncio.Event) -> None:
+async def cpu_at_start(workers: list[WorkerProcess], began: dict[int, float], done: asyncio.Event) -> None:
     """Each worker's CPU seconds when it logs that it begins processing (looked at every 20 ms)."""
     pattern = re.compile(ACTIVATED)
     while not done.is_set() and len(began) < len(workers):

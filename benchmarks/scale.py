@@ -59,6 +59,8 @@ class Scale:
     #: the slow-client attack (stalled uploads, idle connections, seconds watched) and dashboard updates
     doors_attack: tuple[int, int, float] = (150, 50, 15.0)
     doors_updates: int = 2_000
+    #: events stored for the backfill stage: read by version 1 of a metric, then again by its version 2
+    backfill_events: int = 150_000
 
 
 DEFAULT = Scale(
@@ -78,5 +80,5 @@ QUICK = Scale(
     memory_levels=(100, 500, 1_000), history_levels=(1_000, 3_000, 10_000),
     group_batch=500, group_rounds=1, group_keys=2_000,
     session_timeout=1.5, metrics_events=2_000, metrics_pairs=1, doors_attack=(40, 10, 6.0), doors_updates=200,
-    rebalance_settle=1.0,
+    rebalance_settle=1.0, backfill_events=2_000,
 )

@@ -24,7 +24,9 @@ streams, and each with its own reference measured in the same run:
 - ``rebalance``: a worker joining and one leaving a running group: messages processed twice, and
   how long partitions that stay and that move pause (issue 16);
 - ``doors``: the web process's RSS under slow clients with and without its bounds, and the
-  dashboard's cost per update at 200 and 20,000 students (issue 14).
+  dashboard's cost per update at 200 and 20,000 students (issue 14);
+- ``backfill``: a metric's version 2 recomputing every final from the stored events beside its
+  running version 1, against version 1's own rate on them (issue 15).
 
 :data:`~benchmarks.scale.DEFAULT` takes about eight minutes on a 2-core machine (three of them the
 history stage's million windows); :data:`~benchmarks.scale.QUICK` runs every stage on toy sizes in
@@ -48,6 +50,7 @@ import nats
 from nats.aio.client import Client
 
 from benchmarks import ingest, transport_vs_core
+from benchmarks.backfill import backfill_rows, run_backfill
 from benchmarks.burst import BEHIND, run_burst
 from benchmarks.ceiling import run_ceiling
 from benchmarks.core import run_core
@@ -69,7 +72,7 @@ __all__ = ["STAGES", "SuiteResult", "fresh_server", "run_suite"]
 
 STAGES = (
     "throughput", "transport", "ingest", "query", "latency", "burst", "memory", "history", "storage", "groups",
-    "rebalance", "doors",
+    "rebalance", "doors", "backfill",
 )
 
 
@@ -99,6 +102,7 @@ async def run_suite(
         "groups": _groups,
         "rebalance": _rebalance,
         "doors": _doors,
+        "backfill": _backfill,
     }
     for stage in stages:
         started = time.monotonic()
@@ -421,6 +425,13 @@ async def _doors(scale: Scale, result: SuiteResult) -> None:
         rows, targets = await run_doors(url, base, uploads=uploads, idle=idle, watch=watch, updates=scale.doors_updates)
     result.rows += rows
     result.targets += targets
+
+
+async def _backfill(scale: Scale, result: SuiteResult) -> None:
+    dataset = make_dataset(scale.backfill_events, partitions=scale.partitions, window=60, grace=10, seed=15)
+    async with fresh_server() as (url, client, base):
+        run = await run_backfill(url, client, dataset, base_dir=base, session_timeout=scale.session_timeout)
+    result.rows += backfill_rows(run, "backfill (issue 15)", pipeline_rate=result.pipeline_rate)
 
 
 def _percentile(ordered: list[float], q: float) -> float:
