@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks.report import code_version, format_table, machine, render, write_report
-from benchmarks.suite import DEFAULT, QUICK, STAGES, SuiteResult, run_suite
+from benchmarks.scale import DEFAULT, QUICK
+from benchmarks.suite import STAGES, SuiteResult, run_suite
 
 __all__ = ["add_arguments", "main", "run_bench"]
 
@@ -38,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--only", default=None, metavar="STAGE[,STAGE]",
-        help="run only these stages: throughput, transport, ingest, query, latency, burst, memory, history, storage, groups, rebalance, doors",
+        help=f"run only these stages: {', '.join(STAGES)}",
     )
 
 

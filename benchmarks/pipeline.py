@@ -65,7 +65,7 @@ from benchmarks.workers import log_time, metric_env, spawn_metric_workers
 from testkit.pipeline import METRIC_AGENTS
 from testkit.workers import WorkerProcess, Workers
 
-__all__ = ["ACTIVATED", "PipelineResult", "pipeline_row", "run_pipeline"]
+__all__ = ["ACTIVATED", "BATCH_EVENTS", "PipelineResult", "cpu_at_start", "cpu_seconds", "pipeline_row", "run_pipeline"]
 
 #: events per batch record, about what HTTP ingest writes for a 1,000-event request over the
 #: partitions of these runs
@@ -124,7 +124,7 @@ async def run_pipeline(
             done = asyncio.Event()
             scraper = asyncio.ensure_future(_scrape(workers, done) if metrics else asyncio.sleep(0, 0))
             began: dict[int, float] = {}
-            starts_cpu = asyncio.ensure_future(_cpu_at_start(workers, began, done, server_pid))
+            starts_cpu = asyncio.ensure_future(cpu_at_start(workers, began, done, server_pid))
             try:
                 await watch.wait_for(dataset.expected.keys(), timeout=timeout)
                 used = {w.name: cpu_seconds(w.pid) - began.get(w.pid, 0.0) for w in workers}
@@ -158,11 +158,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _cpu_at_start(
-    workers: list[WorkerProcess], began: dict[int, float], done: asyncio.Event, server_pid: int | None
+async def cpu_at_start(
+    workers: list[WorkerProcess], began: dict[int, float], done: asyncio.Event, server_pid: int | None = None
 ) -> None:
     """Each worker's CPU seconds when it logs that it begins processing (looked at every 20 ms),
-    and the server's when the first worker does."""
+    and the server's (``server_pid``, if given) when the first worker does."""
     pattern = re.compile(ACTIVATED)
     while not done.is_set() and len(began) < len(workers) + (server_pid is not None):
         for worker in workers:

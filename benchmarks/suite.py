@@ -25,11 +25,13 @@ streams, and each with its own reference measured in the same run:
 - ``rebalance``: a worker joining and one leaving a running group: messages processed twice, and
   how long partitions that stay and that move pause (issue 16);
 - ``doors``: the web process's RSS under slow clients with and without its bounds, and the
-  dashboard's cost per update at 200 and 20,000 students (issue 14).
+  dashboard's cost per update at 200 and 20,000 students (issue 14);
+- ``backfill``: a metric's version 2 recomputing every final from the stored events beside its
+  running version 1, against version 1's own rate on them (issue 15).
 
-:data:`DEFAULT` takes about eight minutes on a 2-core machine (three of them the history stage's
-million windows); :data:`QUICK` runs every stage on toy sizes in about a minute, to show the suite
-still works — its figures mean little.
+:data:`~benchmarks.scale.DEFAULT` takes about eight minutes on a 2-core machine (three of them the
+history stage's million windows); :data:`~benchmarks.scale.QUICK` runs every stage on toy sizes in
+about a minute, to show the suite still works — its figures mean little.
 
 Time is arrival time (when the platform first stored an event; see docs/api.md, "Event time and
 late events"): each stage's module says how its events arrive and what closes its windows.
@@ -43,6 +45,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from benchmarks import ingest, transport_vs_core
+from benchmarks.backfill import backfill_rows, run_backfill
 from benchmarks.burst import BEHIND, run_burst
 from benchmarks.ceiling import run_ceiling
 from benchmarks.core import run_core
@@ -57,85 +60,15 @@ from benchmarks.projection import Costs, projection_rows
 from benchmarks.query import run_query
 from benchmarks.rebalance import rebalance_rows, run_rebalance
 from benchmarks.report import Row, Target
+from benchmarks.scale import Scale
 from benchmarks.servers import fresh_server, serving
 from benchmarks.storage import run_storage, storage_rows
 
-__all__ = ["DEFAULT", "QUICK", "STAGES", "Scale", "SuiteResult", "fresh_server", "run_suite"]
+__all__ = ["STAGES", "SuiteResult", "fresh_server", "run_suite"]
 
 STAGES = (
     "throughput", "transport", "ingest", "query", "latency", "burst", "memory", "history", "storage", "groups",
-    "rebalance", "doors",
-)
-
-
-@dataclass(frozen=True)
-class Scale:
-    """How much work each stage does."""
-
-    name: str
-    #: events of the dataset the ceiling, faust core and the pipeline process
-    events: int
-    #: messages through issue 2's trivial agent
-    trivial: int
-    #: events per ingest phase, and HTTP requests in flight
-    ingest: int
-    ingest_concurrency: int
-    #: one student's 1-minute windows of history, short then long, and requests per query and history
-    query_small: int
-    query_large: int
-    query_requests: int
-    #: live events per second and for how long; the windows and grace they land in
-    latency_rate: float
-    latency_seconds: float
-    latency_window: int
-    latency_grace: int
-    #: the burst: seconds of live events at least (on until the workers are far enough behind),
-    #: at this multiple of the pipeline's rate (1 process per agent) measured in the same run, or
-    #: at the fallback rate when throughput is not run; windows and grace are the latency stage's
-    burst_seconds: float
-    burst_students: int
-    burst_fallback_rate: float
-    #: open windows at which memory is read
-    memory_levels: tuple[int, ...]
-    #: windows opened and closed before each takeover of the history stage
-    history_levels: tuple[int, ...]
-    #: keys per scaling run, failovers of each kind, keys of the recovered table
-    group_batch: int
-    group_rounds: int
-    group_keys: int
-    session_timeout: float
-    #: events of the pipeline run with and without metrics, and how many such pairs
-    metrics_events: int = 150_000
-    metrics_pairs: int = 3
-    #: messages per second through the rebalance stage's joins and leaves
-    rebalance_rate: float = 2_000.0
-    #: seconds of steady flow before, between and after the rebalance stage's join and leave
-    rebalance_settle: float = 3.0
-    partitions: int = 4
-    burst_factor: float = 3.0
-    #: the slow-client attack (stalled uploads, idle connections, seconds watched) and dashboard updates
-    doors_attack: tuple[int, int, float] = (150, 50, 15.0)
-    doors_updates: int = 2_000
-
-
-DEFAULT = Scale(
-    name="default", events=30_000, trivial=30_000, ingest=20_000, ingest_concurrency=4,
-    query_small=1_000, query_large=525_600, query_requests=500,
-    latency_rate=300, latency_seconds=10, latency_window=2, latency_grace=1,
-    burst_seconds=4, burst_students=2_000, burst_fallback_rate=18_000,
-    memory_levels=(1_000, 10_000, 100_000), history_levels=(10_000, 100_000, 1_000_000),
-    group_batch=10_000, group_rounds=3, group_keys=100_000,
-    session_timeout=3.0,
-)
-QUICK = Scale(
-    name="quick", events=2_000, trivial=2_000, ingest=1_000, ingest_concurrency=2,
-    query_small=1_000, query_large=10_000, query_requests=50,
-    latency_rate=100, latency_seconds=2, latency_window=1, latency_grace=1,
-    burst_seconds=2, burst_students=300, burst_fallback_rate=6_000,
-    memory_levels=(100, 500, 1_000), history_levels=(1_000, 3_000, 10_000),
-    group_batch=500, group_rounds=1, group_keys=2_000,
-    session_timeout=1.5, metrics_events=2_000, metrics_pairs=1, doors_attack=(40, 10, 6.0), doors_updates=200,
-    rebalance_settle=1.0,
+    "rebalance", "doors", "backfill",
 )
 
 
@@ -165,6 +98,7 @@ async def run_suite(
         "groups": _groups,
         "rebalance": _rebalance,
         "doors": _doors,
+        "backfill": _backfill,
     }
     for stage in stages:
         started = time.monotonic()
@@ -479,6 +413,13 @@ async def _doors(scale: Scale, result: SuiteResult) -> None:
         rows, targets = await run_doors(url, base, uploads=uploads, idle=idle, watch=watch, updates=scale.doors_updates)
     result.rows += rows
     result.targets += targets
+
+
+async def _backfill(scale: Scale, result: SuiteResult) -> None:
+    dataset = make_dataset(scale.backfill_events, partitions=scale.partitions, window=60, grace=10, seed=15)
+    async with fresh_server() as (url, client, base):
+        run = await run_backfill(url, client, dataset, base_dir=base, session_timeout=scale.session_timeout)
+    result.rows += backfill_rows(run, "backfill (issue 15)", pipeline_rate=result.pipeline_rate)
 
 
 def _percentile(ordered: list[float], q: float) -> float:

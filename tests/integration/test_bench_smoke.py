@@ -35,6 +35,7 @@ ROWS = [
     "rebalance-twice", "rebalance-join-stayed", "rebalance-join-moved", "rebalance-leave-stayed",
     "rebalance-leave-moved",
     "doors-rss-unbounded", "doors-rss-bounded", "dashboard-update-200", "dashboard-update-20000",
+    "backfill-live", "backfill-rate", "backfill-complete",
 ]
 TARGETS = [
     "full pipeline, 1 process per agent / faust core",
