@@ -17,7 +17,7 @@ ANNOTATIONS = frozenset({"title", "description", "default", "format", "examples"
 KEYWORDS = ANNOTATIONS | frozenset({
     "$ref", "type", "properties", "required", "additionalProperties", "items", "enum", "const",
     "pattern", "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum",
-    "exclusiveMaximum", "minItems", "maxItems", "minProperties", "maxProperties", "allOf", "anyOf", "oneOf", "if", "then",
+    "exclusiveMaximum", "minItems", "maxItems", "minProperties", "maxProperties", "allOf", "anyOf", "oneOf", "not", "if", "then",
 })
 
 _TYPES = {
@@ -80,6 +80,8 @@ def schema_errors(schema: Any, value: Any, document: dict[str, Any], path: str =
         fitting = sum(1 for s in schema["oneOf"] if not schema_errors(s, value, document, path))
         if fitting != 1:
             errors.append(f"{path}: fits {fitting} of oneOf, not exactly one")
+    if "not" in schema and not schema_errors(schema["not"], value, document, path):
+        errors.append(f"{path}: fits the schema it must not")
     if "if" in schema and not schema_errors(schema["if"], value, document, path):
         errors += schema_errors(schema.get("then", {}), value, document, path)
     return errors

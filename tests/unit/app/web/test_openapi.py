@@ -143,6 +143,9 @@ def test_an_event_and_a_batch_fit_the_request_body() -> None:
     body = DOCUMENT["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert fits(body, EVENT) == []
     assert fits(body, {"events": [EVENT, {**EVENT, "type": "interaction", "name": "hint_opened"}]}) == []
+    # An object with events is a batch, whatever else it holds (the server ignores the rest).
+    assert fits(body, {**EVENT, "events": [EVENT]}) == []
+    assert fits(body, {**EVENT, "events": "not a list"}) != []
 
 
 @pytest.mark.parametrize(
