@@ -25,6 +25,7 @@ partition is one stream) or the network between machines.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -45,7 +46,10 @@ class Costs:
 
     @classmethod
     def measured(cls, cpu_by_agent: Mapping[str, float], server_cpu: float, events: int) -> Costs:
-        return cls({agent: cpu / events for agent, cpu in cpu_by_agent.items()}, server_cpu / events)
+        """Per event, from CPU seconds read in clock ticks: an agent's below one tick (a short run,
+        the quick scale's) counts as one, so that no agent costs nothing."""
+        tick = 1 / os.sysconf("SC_CLK_TCK")
+        return cls({agent: max(cpu, tick) / events for agent, cpu in cpu_by_agent.items()}, server_cpu / events)
 
 
 @dataclass(frozen=True)

@@ -55,3 +55,10 @@ def test_rows_compare_each_shape_with_the_measured_pipeline() -> None:
     assert math.isclose(row.ratio or 0, 2 / (37.5 * US) / 10_000)
     assert "capped by the 2 partitions" in row.detail
     assert "nats-server 12% of the CPU" in row.detail
+
+
+def test_an_agent_measured_below_the_clock_tick_still_costs_something() -> None:
+    # A quick run can use less CPU than /proc's resolution: a zero cost would divide by zero.
+    costs = Costs.measured({"engagement": 0.0, "outcomes": 0.02}, 0.0, 1_000)
+    assert costs.agents["engagement"] > 0
+    assert project(costs, costs, 2, 4).rate > 0
