@@ -6,7 +6,7 @@ metric's name for version 1) when it starts (:func:`publish_description`), and t
 (:mod:`bridges.public.version_progress`); the readers (the web process, the results client) keep a
 :class:`MetricRegistry`, which reads the whole bucket (a few hundred bytes per metric) and reads
 it again when asked about a metric it does not know or when its copy is older than ``max_age``
-seconds. So a metric is served the moment its first worker has started, with no restart of any
+seconds, whichever method asks. So a metric is served the moment its first worker has started, with no restart of any
 reader, and a reader never creates a consumer for it (direct gets only).
 
 The bucket keeps one value per key and is bounded by bytes (:data:`REGISTRY_MAX_BYTES`); it has
@@ -134,18 +134,24 @@ class MetricRegistry:
         return {name: list(versions) for name, versions in self._versions.items()}
 
     async def get(self, name: str, version: int | None = None) -> MetricDescription | None:
-        """The description of ``name``'s ``version`` (None: its default version); a name or a
-        version not known yet reads the bucket again first (its worker may have just started),
-        so a new metric or version is found on its first request."""
+        """The description of ``name``'s ``version`` (None: its default version), read again
+        once older than ``max_age`` like :meth:`all`: a known metric's default moves to a new
+        version once its backfill completes, and a redeployed version may describe a new value.
+        A name or a version not known yet reads the bucket again at once (its worker may have
+        just started), so a new metric or version is found on its first request."""
+        read = await self._refresh()
         found = _select(self._versions.get(name, []), version)
-        if found is None and is_id(name):
+        if found is None and is_id(name) and not read:
             await self._read()
             found = _select(self._versions.get(name, []), version)
         return found
 
-    async def _refresh(self) -> None:
+    async def _refresh(self) -> bool:
+        """Read the bucket if the last read is older than ``max_age``; whether it was read."""
         if self._read_at is None or self._clock() - self._read_at >= self._max_age:
             await self._read()
+            return True
+        return False
 
     async def _read(self) -> None:
         if self._closed or not self._started:
