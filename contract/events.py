@@ -390,8 +390,10 @@ class Event(BaseModel):
         Equal events give equal bytes, so the bytes can be hashed, compared or deduplicated, and
         they validate back into an equal :class:`Event`. Absent optional fields stay absent.
         """
-        # Iterating a model yields its fields as they are; model_dump would copy data deeply.
-        document = {key: value for key, value in self if value is not None}
+        # The fields as they are (model_dump would copy data deeply); extra="ignore" keeps
+        # __dict__ to the declared fields, and reading it skips pydantic's __iter__, a quarter of
+        # this method's time on the ingest path.
+        document = {key: value for key, value in self.__dict__.items() if value is not None}
         document["occurred_at"] = self.occurred_at.replace(tzinfo=None).isoformat() + "Z"
         return _compact_json(document).encode()
 
