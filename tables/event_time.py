@@ -90,12 +90,8 @@ def _parse_rfc3339(text: str, field: str) -> int:
         raise InvalidEventError(
             field, text, "not an RFC 3339 timestamp with a UTC offset, e.g. 2024-05-01T10:00:00Z"
         )
-    year, month, day, hour, minute, second, fraction, sign, offset_hours, offset_minutes = match.groups()
-    try:
-        naive = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second))
-    except ValueError as exc:
-        raise InvalidEventError(field, text, f"not a valid date and time ({exc})") from None
-    micros = (naive - _NAIVE_EPOCH) // _ONE_MICRO
+    fraction, sign, offset_hours, offset_minutes = match.group(7, 8, 9, 10)
+    micros = _naive_micros(text[:_DATE_TIME], field, text)
     if fraction is not None:
         # Round half up to whole microseconds in integers: float arithmetic would lose digits.
         scale = 10 ** len(fraction)
@@ -105,4 +101,29 @@ def _parse_rfc3339(text: str, field: str) -> int:
             raise InvalidEventError(field, text, "not a valid UTC offset (hours 00-23, minutes 00-59)")
         offset = (int(offset_hours) * 60 + int(offset_minutes)) * 60 * MICROS_PER_SECOND
         micros += -offset if sign == "+" else offset
+    return micros
+
+
+#: ``YYYY-MM-DDTHH:MM:SS``, the part of a timestamp the pattern fixes to 19 characters
+_DATE_TIME: Final = 19
+#: date-time part -> its epoch microseconds as UTC; events come in bursts of nearby seconds, so
+#: most are found here instead of building a datetime (half of the parse). Cleared when full.
+_SECONDS_SEEN: dict[str, int] = {}
+_SECONDS_KEPT: Final = 4096
+
+
+def _naive_micros(date_time: str, field: str, text: str) -> int:
+    micros = _SECONDS_SEEN.get(date_time)
+    if micros is None:
+        try:
+            naive = datetime(
+                int(date_time[0:4]), int(date_time[5:7]), int(date_time[8:10]),
+                int(date_time[11:13]), int(date_time[14:16]), int(date_time[17:19]),
+            )
+        except ValueError as exc:
+            raise InvalidEventError(field, text, f"not a valid date and time ({exc})") from None
+        micros = (naive - _NAIVE_EPOCH) // _ONE_MICRO
+        if len(_SECONDS_SEEN) >= _SECONDS_KEPT:
+            _SECONDS_SEEN.clear()
+        _SECONDS_SEEN[date_time] = micros
     return micros

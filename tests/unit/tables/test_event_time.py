@@ -125,3 +125,20 @@ def test_reader_rejects_a_bad_path_at_definition_time() -> None:
     with pytest.raises(ConfigError) as caught:
         event_time_reader("meta..ts", owner="MetricDefinition")
     assert caught.value.field == "time_field"
+
+
+def test_seconds_seen_before_and_after_the_cache_fills_give_the_same_micros() -> None:
+    # More distinct seconds than the parser keeps, each twice (once to fill, once to hit), then
+    # the first ones again after the cache was cleared: every answer is the datetime's.
+    start = datetime(2024, 5, 1, tzinfo=UTC)
+    moments = [start + timedelta(seconds=n, microseconds=250_000) for n in range(10_000)]
+    for moment in (*moments, *moments, *moments[:100]):
+        text = moment.isoformat().replace("+00:00", "Z")
+        assert parse_event_time(text, "t") == (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
+def test_an_impossible_date_is_refused_every_time_it_comes() -> None:
+    # A refused date-time is not remembered as a valid one: the second attempt is judged again.
+    for _ in range(2):
+        with pytest.raises(InvalidEventError, match="not a valid date and time"):
+            parse_event_time("2024-02-30T10:00:00Z", "t")
