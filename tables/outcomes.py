@@ -9,6 +9,7 @@ values: nothing here knows how windows are kept.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -118,18 +119,26 @@ def first_non_finite(value: Any, path: str = "") -> str | None:
     Results are written as strict JSON, which has no NaN or Infinity (JavaScript and Go clients
     refuse them); a window whose values hold one fails instead of poisoning every reader.
     """
-    if type(value) is float:
+    kind = type(value)
+    if kind is float:
         return None if math.isfinite(value) else (path or "(the result)")
-    if isinstance(value, dict):
-        for name, item in value.items():
-            found = first_non_finite(item, f"{path}.{name}" if path else str(name))
-            if found is not None:
-                return found
-    elif isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            found = first_non_finite(item, f"{path}.{index}" if path else str(index))
-            if found is not None:
-                return found
+    if kind is dict or isinstance(value, dict):
+        items: Iterable[tuple[Any, Any]] = value.items()
+    elif kind is list or kind is tuple or isinstance(value, (list, tuple)):
+        items = enumerate(value)
     elif isinstance(value, float):  # a float subclass, e.g. numpy's float64
         return None if math.isfinite(value) else (path or "(the result)")
+    else:
+        return None
+    for name, item in items:
+        # Every closing window passes here with a handful of plain values: judge those in line,
+        # and name a path only for what is not finite or holds more values.
+        item_kind = type(item)
+        if item_kind is int or item_kind is str or item is None or item_kind is bool:
+            continue
+        if item_kind is float and math.isfinite(item):
+            continue
+        found = first_non_finite(item, f"{path}.{name}" if path else str(name))
+        if found is not None:
+            return found
     return None
