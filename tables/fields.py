@@ -54,7 +54,15 @@ def field_reader(field: Field, *, owner: str, argument: str = "field") -> Reader
     parts = tuple(field.split("."))
     if len(parts) == 1:
         name = parts[0]
-        return lambda event: _step(event, name)
+
+        def read_name(event: Any) -> Any:
+            # Decoded JSON is plain dicts: read those here, without _step's call (per event,
+            # per field read).
+            if type(event) is dict:
+                return event.get(name, MISSING)
+            return _step(event, name)
+
+        return read_name
 
     def read_path(event: Any) -> Any:
         value = event

@@ -144,6 +144,18 @@ def _check_key_fields(key_fields: Any) -> tuple[str, ...]:
 
 def _default_key(key_fields: tuple[str, ...]) -> KeyFunction:
     readers = tuple((name, field_reader(name, owner=_OWNER, argument="key_fields")) for name in key_fields)
+    if len(readers) == 1:
+        # Most metrics are keyed by one field (the student): a key of a string that is one,
+        # without building a generator per event.
+        ((only, read_only),) = readers
+
+        def read_one(event: Any) -> tuple[str, ...]:
+            value = read_only(event)
+            if type(value) is str and value:
+                return (value,)
+            return (_key_part(only, value),)
+
+        return read_one
 
     def read_key(event: Any) -> tuple[str, ...]:
         return tuple(_key_part(name, read(event)) for name, read in readers)
