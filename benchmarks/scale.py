@@ -50,6 +50,8 @@ class Scale:
     group_rounds: int
     group_keys: int
     session_timeout: float
+    #: pairs of ceiling and pipeline-1 runs the throughput stage reports the median of
+    throughput_pairs: int = 3
     #: events of the pipeline run with and without metrics, and how many such pairs
     metrics_events: int = 150_000
     metrics_pairs: int = 3
@@ -82,6 +84,6 @@ QUICK = Scale(
     burst_seconds=2, burst_students=300, burst_fallback_rate=6_000,
     memory_levels=(100, 500, 1_000), history_levels=(1_000, 3_000, 10_000),
     group_batch=500, group_rounds=1, group_keys=2_000,
-    session_timeout=1.5, metrics_events=2_000, metrics_pairs=1, doors_attack=(40, 10, 6.0), doors_updates=200,
+    session_timeout=1.5, throughput_pairs=1, metrics_events=2_000, metrics_pairs=1, doors_attack=(40, 10, 6.0), doors_updates=200,
     rebalance_settle=1.0, backfill_events=2_000,
 )

@@ -111,26 +111,52 @@ async def run_suite(
 
 
 async def _throughput(scale: Scale, result: SuiteResult) -> None:
+    """The ceiling, faust's core and the full pipeline on one dataset.
+
+    The ceiling and pipeline-1 run in :attr:`~benchmarks.scale.Scale.throughput_pairs` pairs back
+    to back, the order alternating, and the pair with the median ratio is reported: the
+    machine's load moves either run's rate by a fifth and more (BENCHMARKS.md, spread), and a
+    ratio of two runs made seconds apart moves far less than one of runs made minutes apart.
+    """
     dataset = make_dataset(scale.events, partitions=scale.partitions, window=60, grace=10)
-    async with fresh_server() as (url, client, base):
-        await declare_topic(client, dataset.partitions)
-        await publish(client, dataset.messages())  # the backlog, with its arrivals, read afterwards
-        ceiling = dataset.size / await run_ceiling(client, dataset)
+
+    async def ceiling_run() -> float:
+        async with fresh_server() as (url, client, base):
+            await declare_topic(client, dataset.partitions)
+            await publish(client, dataset.messages())  # the backlog, with its arrivals, read afterwards
+            return dataset.size / await run_ceiling(client, dataset)
+
+    async def pipeline_run(processes: int) -> PipelineResult:
+        async with serving() as (server, client, base):
+            return await run_pipeline(
+                server.url, client, dataset, processes=processes, base_dir=base,
+                session_timeout=scale.session_timeout, server_pid=server.pid,
+            )
+
+    pairs: list[tuple[float, PipelineResult]] = []
+    for pair in range(scale.throughput_pairs):
+        if pair % 2 == 0:
+            ceiling_rate = await ceiling_run()
+            pairs.append((ceiling_rate, await pipeline_run(1)))
+        else:
+            run = await pipeline_run(1)
+            pairs.append((await ceiling_run(), run))
+    ratios = sorted((dataset.size / run.seconds / rate, index) for index, (rate, run) in enumerate(pairs))
+    ceiling, one_run = pairs[ratios[len(ratios) // 2][1]]
     async with fresh_server() as (url, client, base):
         core = dataset.size / await run_core(url, client, dataset, data_dir=base)
     async with fresh_server() as (url, client, base):
         plain = dataset.size / await run_core(url, client, dataset, data_dir=base, plain=True)
-    pipelines = []
-    for processes in (1, 2):
-        async with serving() as (server, client, base):
-            pipelines.append(await run_pipeline(
-                server.url, client, dataset, processes=processes, base_dir=base,
-                session_timeout=scale.session_timeout, server_pid=server.pid,
-            ))
+    pipelines = [one_run, await pipeline_run(2)]
     shape = f"{dataset.size:,} events, {len(dataset.expected):,} results, 60 s windows, {dataset.partitions} partitions"
+    paired = (
+        f"the pair with the median pipeline-1 / ceiling of {len(pairs)} run back to back "
+        f"(pairs' ratios {', '.join(f'{ratio:.2f}' for ratio, _ in ratios)}; "
+        f"ceilings {', '.join(f'{rate:,.0f}' for rate, _ in pairs)} events/s)"
+    )
     result.rows += [
         Row("ceiling", "ceiling", "bare nats-py aggregator, 3 metrics", ceiling, "events/s", None, "ceiling",
-            f"hand pull, pydantic_core.from_json, pipelined KV puts; {shape}"),
+            f"hand pull, pydantic_core.from_json, pipelined KV puts; {shape}; {paired}"),
         Row("core", "faust core", "3 windowed agents, messages handed to faust", core, "events/s",
             core / ceiling, "ceiling", "one process, results to KV"),
         Row("core-plain", "faust core", "same agents, windows in a plain dict", plain, "events/s",
@@ -144,6 +170,11 @@ async def _throughput(scale: Scale, result: SuiteResult) -> None:
     result.rows += projection_rows(one, more, dataset.size / pipelines[0].seconds)
     result.rows.append(await _metrics_cost(scale))
     result.pipeline_rate = dataset.size / pipelines[0].seconds
+    versus_ceiling = result.pipeline_rate / ceiling
+    result.targets.append(Target(
+        "full pipeline, 1 process per agent / ceiling (issue 16; median pair)", versus_ceiling, ">= 0.5",
+        versus_ceiling >= 0.5,
+    ))
     versus_core = result.pipeline_rate / core
     result.targets.append(
         Target("full pipeline, 1 process per agent / faust core", versus_core, ">= 0.6", versus_core >= 0.6)
@@ -218,7 +249,11 @@ async def _ingest(scale: Scale, result: SuiteResult) -> None:
         ratio = None if key == "ingest-raw" else phase.rate / raw
         result.rows.append(Row(key, "ingest", phase.name, phase.rate, "events/s", ratio, "raw JetStream", detail))
     http_1000 = phases[2].rate / raw
-    result.targets.append(Target("HTTP ingest, batches of 1000 / raw JetStream", http_1000, ">= 0.3", http_1000 >= 0.3))
+    # Issue 16 raised the first to 0.8 and set one for NATS ingest, whose web process shares the
+    # machine's cores with the publisher and the server (BENCHMARKS.md, ingest).
+    result.targets.append(Target("HTTP ingest, batches of 1000 / raw JetStream", http_1000, ">= 0.8", http_1000 >= 0.8))
+    nats = phases[3].rate / raw
+    result.targets.append(Target("NATS ingest / raw JetStream (issue 16)", nats, ">= 0.6", nats >= 0.6))
 
 
 async def _query(scale: Scale, result: SuiteResult) -> None:

@@ -38,9 +38,11 @@ ROWS = [
     "backfill-live", "backfill-rate", "backfill-complete",
 ]
 TARGETS = [
+    "full pipeline, 1 process per agent / ceiling (issue 16; median pair)",
     "full pipeline, 1 process per agent / faust core",
     "transport / faust core (trivial agent)",
     "HTTP ingest, batches of 1000 / raw JetStream",
+    "NATS ingest / raw JetStream (issue 16)",
     "query p99, long history / short (1-hour range)",
     "query p99, long history / short (/latest)",
     "close latency p99 beyond end + grace, seconds",
