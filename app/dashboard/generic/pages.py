@@ -12,6 +12,7 @@ description does not name is shown too, in the last column: readers are tolerant
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -70,8 +71,8 @@ def metric_href(name: str, *, version: int | None = None, after: str | None = No
 
 
 def shown_value(value: Any) -> str:
-    """A value as a cell shows it: numbers rounded to 4 significant digits at most (the exact one
-    is in ``data-value``), text as it is, anything else as JSON."""
+    """A value as a cell shows it: numbers rounded to 4 significant digits, or to a whole number
+    from 1000 on (the exact one is in ``data-value``), text as it is, anything else as JSON."""
     if value is None:
         return NULL
     if isinstance(value, bool):
@@ -79,7 +80,9 @@ def shown_value(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:.4g}"
+        if not math.isfinite(value):
+            return str(value)
+        return f"{value:.0f}" if value.is_integer() or abs(value) >= 1000 else f"{value:.4g}"
     if isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False)
