@@ -230,23 +230,34 @@ class Dashboard:
         if catalog is None:
             return _unavailable()
         versions = catalog.get(name) if is_id(name) else None
+        asked = query.get("version")
+        wanted = int(asked) if asked is not None and asked.isascii() and asked.isdigit() else None
+        if is_id(name) and (not versions or (wanted is not None and wanted not in _numbers(versions))):
+            # Its worker may have just started: the registry reads its bucket again for a metric
+            # or a version it does not know (as the query API finds them on their first request).
+            catalog = await self._catalog(reread=(name, wanted))
+            if catalog is None:
+                return _unavailable()
+            versions = catalog.get(name)
         if not versions:
             known = ", ".join(catalog) or "none yet"
             return _refusal(404, "No such metric", f"No metric {name!r} is described in the registry; known: {known}.")
-        numbers = [v.description.version for v in versions]
-        asked = query.get("version")
+        numbers = _numbers(versions)
         if asked is None:
             chosen = default_version(versions)
             assert chosen is not None  # versions is not empty
             return chosen.description, numbers
-        if not (asked.isascii() and asked.isdigit()) or int(asked) not in numbers:
+        if wanted is None or wanted not in numbers:
             listed = ", ".join(str(n) for n in numbers)
             return _refusal(400, "Bad request", f"version: {asked!r} is not a version of {name}; its versions: {listed}")
-        return next(v.description for v in versions if v.description.version == int(asked)), numbers
+        return next(v.description for v in versions if v.description.version == wanted), numbers
 
-    async def _catalog(self) -> dict[str, list[MetricVersion]] | None:
-        """Every version of every metric, or None when the registry cannot be read (NATS away)."""
+    async def _catalog(self, *, reread: tuple[str, int | None] | None = None) -> dict[str, list[MetricVersion]] | None:
+        """Every version of every metric, or None when the registry cannot be read (NATS away);
+        ``reread``: a metric (and version) to read the bucket again for, if it is not known."""
         try:
+            if reread is not None:
+                await self._registry.get(*reread)
             return await self._registry.catalog()
         except (BrokenError, ClosedError) as exc:
             log.warning("the dashboard could not read the metric registry: %s", exc)
@@ -358,6 +369,10 @@ _Feed = OverviewView | MetricView | _StudentFeed
 _NOT_KEYED_BY_STUDENT: Final = (
     "{name} is not keyed by student_id: its windows are shown only to readers of every student."
 )
+
+
+def _numbers(versions: list[MetricVersion]) -> list[int]:
+    return [version.description.version for version in versions]
 
 
 def _is_key(text: str) -> bool:
