@@ -47,6 +47,7 @@ import binascii
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlencode
@@ -197,7 +198,7 @@ class Dashboard:
             return _sign_in(request.path_qs)
         catalog = await self._catalog()
         if catalog is None:
-            return _unavailable()
+            return _UNAVAILABLE.page()
         defaults = {name: chosen.description for name, versions in catalog.items() if (chosen := default_version(versions))}
         body = metrics_body(catalog, defaults)
         return web.Response(text=page("Metrics - learning-streams", "", body), content_type="text/html", headers=_HEADERS)
@@ -207,41 +208,49 @@ class Dashboard:
         reader = self._reader(request)
         if reader is None:
             return _sign_in(request.path_qs)
-        found = await self._describe(request.match_info["metric"], request.query)
-        if isinstance(found, web.Response):
-            return found
-        description, versions = found
-        after = request.query.get("after")
-        if after is not None and not _is_key(after):
-            return _refusal(400, "Bad request", f"after: {after!r} is not a key (its parts, {ID_SPELLING}, joined by dots)")
-        if not KeyAccess(description, reader).any:
-            return _refusal(403, "Not allowed", _NOT_KEYED_BY_STUDENT.format(name=description.name))
-        view = MetricView(self.live.metrics, description, reader, after=after)
-        stream = _metric_stream(description, after)
+        found = await self._metric_view(request.match_info["metric"], request.query, reader)
+        if isinstance(found, _Refused):
+            return found.page()
+        view, description, versions = found
+        stream = _metric_stream(description, request.query.get("after"))
         title = f"{description.name} - learning-streams"
         return web.Response(text=page(title, stream, view.page(versions)), content_type="text/html", headers=_HEADERS)
 
-    async def _describe(
-        self, name: str, query: Mapping[str, str]
-    ) -> tuple[MetricDescription, list[int]] | web.Response:
-        """The description of the version of ``name`` the request asks (``?version=``; else the
-        one the API reads by default) and the metric's versions, or the page refusing it."""
+    async def _metric_view(
+        self, name: str, query: Mapping[str, str], reader: Reader
+    ) -> tuple[MetricView, MetricDescription, list[int]] | _Refused:
+        """The page of metric ``name`` the request asks (``?version=``, else the version the API
+        reads by default; ``?after=``) for ``reader``, the description and the metric's versions;
+        or why not."""
+        found = await self._describe(name, query.get("version"))
+        if isinstance(found, _Refused):
+            return found
+        description, versions = found
+        after = query.get("after")
+        if after is not None and not _is_key(after):
+            return _Refused(400, "Bad request", f"after: {after!r} is not a key (its parts, {ID_SPELLING}, joined by dots)")
+        if not KeyAccess(description, reader).any:
+            return _Refused(403, "Not allowed", _NOT_KEYED_BY_STUDENT.format(name=description.name))
+        return MetricView(self.live.metrics, description, reader, after=after), description, versions
+
+    async def _describe(self, name: str, asked: str | None) -> tuple[MetricDescription, list[int]] | _Refused:
+        """The description of ``name``'s version ``asked`` (None: the one the API reads by
+        default) and the metric's versions, or why not."""
         catalog = await self._catalog()
         if catalog is None:
-            return _unavailable()
+            return _UNAVAILABLE
         versions = catalog.get(name) if is_id(name) else None
-        asked = query.get("version")
         wanted = int(asked) if asked is not None and asked.isascii() and asked.isdigit() else None
         if is_id(name) and (not versions or (wanted is not None and wanted not in _numbers(versions))):
             # Its worker may have just started: the registry reads its bucket again for a metric
             # or a version it does not know (as the query API finds them on their first request).
             catalog = await self._catalog(reread=(name, wanted))
             if catalog is None:
-                return _unavailable()
+                return _UNAVAILABLE
             versions = catalog.get(name)
         if not versions:
             known = ", ".join(catalog) or "none yet"
-            return _refusal(404, "No such metric", f"No metric {name!r} is described in the registry; known: {known}.")
+            return _Refused(404, "No such metric", f"No metric {name!r} is described in the registry; known: {known}.")
         numbers = _numbers(versions)
         if asked is None:
             chosen = default_version(versions)
@@ -249,7 +258,7 @@ class Dashboard:
             return chosen.description, numbers
         if wanted is None or wanted not in numbers:
             listed = ", ".join(str(n) for n in numbers)
-            return _refusal(400, "Bad request", f"version: {asked!r} is not a version of {name}; its versions: {listed}")
+            return _Refused(400, "Bad request", f"version: {asked!r} is not a version of {name}; its versions: {listed}")
         return next(v.description for v in versions if v.description.version == wanted), numbers
 
     async def _catalog(self, *, reread: tuple[str, int | None] | None = None) -> dict[str, list[MetricVersion]] | None:
@@ -294,15 +303,8 @@ class Dashboard:
         query = request.query
         student_id, after, metric = query.get("student"), query.get("after"), query.get("metric")
         if metric is not None:
-            found = await self._describe(metric, query)
-            if isinstance(found, web.Response):
-                return web.Response(status=found.status, text=found.reason, headers=_HEADERS)
-            description, _ = found
-            if after is not None and not _is_key(after):
-                return web.Response(status=400, text="after: not a key", headers=_HEADERS)
-            if not KeyAccess(description, reader).any:
-                return web.Response(status=403, text="this token may not read this metric", headers=_HEADERS)
-            return MetricView(self.live.metrics, description, reader, after=after)
+            found = await self._metric_view(metric, query, reader)
+            return found.text() if isinstance(found, _Refused) else found[0]
         for asked in (student_id, after):
             if asked is not None and not is_id(asked):
                 return web.Response(status=404, text="no such student", headers=_HEADERS)
@@ -385,14 +387,27 @@ def _metric_stream(description: MetricDescription, after: str | None) -> str:
     return f"/dashboard/stream?{urlencode(params)}"
 
 
-def _refusal(status: int, title: str, message: str) -> web.Response:
-    return web.Response(status=status, text=message_page(title, message), content_type="text/html", headers=_HEADERS)
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    """Why a metric's page or stream is not served: a page says it, a stream's answer too."""
+
+    status: int
+    title: str
+    message: str
+
+    @property
+    def _headers(self) -> dict[str, str]:
+        return {**_HEADERS, "Retry-After": "2"} if self.status == 503 else _HEADERS
+
+    def page(self) -> web.Response:
+        text = message_page(self.title, self.message)
+        return web.Response(status=self.status, text=text, content_type="text/html", headers=self._headers)
+
+    def text(self) -> web.Response:
+        return web.Response(status=self.status, text=self.message, headers=self._headers)
 
 
-def _unavailable() -> web.Response:
-    response = _refusal(503, "Unavailable", "The metric registry cannot be read now (NATS away?); retry shortly.")
-    response.headers["Retry-After"] = "2"
-    return response
+_UNAVAILABLE: Final = _Refused(503, "Unavailable", "The metric registry cannot be read now (NATS away?); retry shortly.")
 
 
 def _sign_in(next_path: str, message: str = "This dashboard needs a read token.") -> web.Response:

@@ -149,7 +149,10 @@ async def test_unknown_metrics_bad_versions_and_keys_are_refused_by_name(nats_se
         for version in ("x", "0", "3", "-1", "1.0"):
             bad = await http.get(f"/dashboard/metrics/hints?version={version}", headers=auth("all"))
             assert bad.status == 400 and "version:" in await bad.text() and "its versions: 1, 2" in await bad.text()
-        assert (await http.get("/dashboard/stream?metric=hints&version=9", headers=auth("all"))).status == 400
+        stream = await http.get("/dashboard/stream?metric=hints&version=9", headers=auth("all"))
+        assert stream.status == 400 and (await stream.text()).startswith("version: '9' is not a version of hints")
+        stream = await http.get("/dashboard/stream?metric=nope", headers=auth("all"))
+        assert stream.status == 404 and "known: hints" in await stream.text()
         after = await http.get("/dashboard/metrics/hints?after=a*b", headers=auth("all"))
         assert after.status == 400 and "after:" in await after.text()
         two = await http.get("/dashboard/metrics/hints?version=2", headers=auth("all"))
