@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from app.access import EVERY_STUDENT, Reader
+from app.dashboard.live import Change, students_only
 from app.dashboard.markup import Markup
 from app.dashboard.pages import (
     PAGE_ROWS,
@@ -67,10 +68,15 @@ class OverviewView:
         self._shown = self._roster.page(self._after, self._rows)
         return [*self._row_patches(self._shown), *self._totals()]
 
-    def patches(self, changed: set[str]) -> list[Patch]:
+    @staticmethod
+    def wants(change: Change) -> bool:
+        """The changes this page's stream is told of: students."""
+        return students_only(change)
+
+    def patches(self, changed: set[Change]) -> list[Patch]:
         """What to swap in after ``changed`` students changed or were forgotten: none when the
         reader may read none of them."""
-        visible = [student_id for student_id in changed if self._reader.may_read(student_id)]
+        visible = {sid for sid in changed if isinstance(sid, str) and self._reader.may_read(sid)}
         if not visible:
             return []
         if self._own_roster:
@@ -83,7 +89,7 @@ class OverviewView:
         shown, self._shown = self._shown, self._roster.page(self._after, self._rows)
         now, before = set(self._shown), set(shown)
         gone = [{"id": row_id(student_id), "html": ""} for student_id in shown if student_id not in now]
-        rows = self._row_patches(sid for sid in self._shown if sid not in before or sid in changed)
+        rows = self._row_patches(sid for sid in self._shown if sid not in before or sid in visible)
         return [*gone, *rows, *self._totals()]
 
     def _row_patches(self, student_ids: Iterable[str]) -> list[Patch]:

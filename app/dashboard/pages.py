@@ -37,8 +37,10 @@ __all__ = [
     "SUMMARY_ID",
     "SUMMARY_NAMES",
     "login_page",
+    "message_page",
     "overview_href",
     "overview_page",
+    "page",
     "pager",
     "panels_id",
     "row_id",
@@ -82,8 +84,14 @@ def overview_href(after: str | None, path: str = "/dashboard") -> str:
     return path if after is None else f"{path}?after={quote(after, safe='')}"
 
 
-def _page(title: str, stream: str, body: Markup) -> Markup:
+def page(title: str, stream: str, body: Markup) -> Markup:
+    """A whole page around ``body``, following the event stream at ``stream`` (empty: none)."""
     return render("page.html", title=title, static=STATIC, stream=stream, body=body)
+
+
+def message_page(title: str, message: str) -> Markup:
+    """A page that says why there is nothing to show (an unknown metric, a bad parameter)."""
+    return page(f"{title} - learning-streams", "", render("message.html", title=title, message=message))
 
 
 def _state(struggling: bool) -> str:
@@ -199,7 +207,7 @@ def overview_page(
         after=after or "",
         rows=join(student_row(student) for student in rows),
     )
-    return _page("Classroom - learning-streams", overview_href(after, "/dashboard/stream"), body)
+    return page("Classroom - learning-streams", overview_href(after, "/dashboard/stream"), body)
 def _slots(student: StudentState, window_seconds: int) -> list[int]:
     """The window starts the student's charts share: the last :data:`HISTORY` windows up to the
     student's newest one, idle ones included, so every chart has the same time axis."""
@@ -260,12 +268,15 @@ def login_page(next_path: str, message: str) -> Markup:
     return render("login.html", static=STATIC, next=next_path, message=message)
 
 
-def student_page(student: StudentState, *, window_seconds: int) -> Markup:
+def student_page(student: StudentState, *, window_seconds: int, metric_panels: Markup = Markup("")) -> Markup:
+    """A student's page: the charts of the refined metrics, then ``metric_panels``, the generic
+    panels of the others (:mod:`app.dashboard.generic`)."""
     body = render(
         "student/body.html",
         student_id=student.student_id,
         window_seconds=window_seconds,
         panels=student_panels(student, window_seconds=window_seconds),
+        metric_panels=metric_panels,
     )
     stream = f"/dashboard/stream?student={quote(student.student_id, safe='')}"
-    return _page(f"{student.student_id} - learning-streams", stream, body)
+    return page(f"{student.student_id} - learning-streams", stream, body)

@@ -31,6 +31,7 @@ __all__ = [
     "HISTORY",
     "MIN_ANSWERS",
     "MIN_FINISHED_LEVELS",
+    "REFINED_SERIES",
     "STRUGGLE_BELOW",
     "STRUGGLE_WINDOWS",
     "STUDENTS",
@@ -50,6 +51,10 @@ STRUGGLE_WINDOWS: Final = 10
 STRUGGLE_BELOW: Final = 0.5
 MIN_ANSWERS: Final = 5
 MIN_FINISHED_LEVELS: Final = 3
+#: the metric versions (series) the classroom and the student charts refine; the generic view
+#: (:mod:`app.dashboard.generic`) shows every metric, and gives a student's page a panel of
+#: each of the others
+REFINED_SERIES: Final = frozenset({"engagement", "outcomes", "progression"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +67,21 @@ class Window:
 
     @property
     def values(self) -> dict[str, Any]:
-        return self.value.get("values") or {}
+        values = self.value.get("values")
+        return values if isinstance(values, dict) else {}
+
+    @classmethod
+    def final(cls, key: str, start: int, raw: bytes) -> Window | None:
+        """The window of a final value stored under ``key``; None for anything else (a value of a
+        window still open, or one that is not a JSON object): the pages show results. Parsed once
+        per value the watch brings, and shared by every state that keeps it."""
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            return None
+        if not isinstance(value, dict) or value.get("final") is not True:
+            return None
+        return cls(key, start, value)
 
 
 class Series:
@@ -187,12 +206,11 @@ class ClassState:
 
         Values that are not final, or not JSON objects, are left out: the page shows results.
         """
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            return []
-        if not isinstance(value, dict) or value.get("final") is not True:
-            return []
+        window = Window.final(key, start, raw)
+        return [] if window is None else self.put(metric, student_id, game_id, window)
+
+    def put(self, metric: str, student_id: str, game_id: str | None, window: Window) -> list[str]:
+        """:meth:`apply` for a value already parsed (:meth:`Window.final`)."""
         if metric not in ("progression", "engagement") and not (metric == "outcomes" and game_id):
             return []
         student = self._students.get(student_id)
@@ -207,7 +225,7 @@ class ClassState:
         else:
             assert game_id is not None
             series = student.outcomes.setdefault(game_id, Series(self._history))
-        if not series.put(Window(key, start, value)):  # a new student's first window always changes it
+        if not series.put(window):  # a new student's first window always changes it
             return []
         self._students.move_to_end(student_id)
         self.roster.put(student_id, struggling=student.struggle() is not None)

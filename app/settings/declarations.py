@@ -113,6 +113,10 @@ class Settings:
         "DASHBOARD_STUDENTS", "20000", Integer(minimum=1),
         "students the dashboard keeps in memory; beyond it, the one quiet the longest goes",
     )
+    dashboard_metric_keys: int = setting(
+        "DASHBOARD_METRIC_KEYS", "20000", Integer(minimum=1),
+        "keys of each metric version the dashboard's metric pages keep in memory; beyond it, the one quiet the longest goes",
+    )
     ingest_token: Secret | None = setting(
         "INGEST_TOKEN", "", SecretText(), "when set, HTTP ingest requires `Authorization: Bearer <token>`"
     )

@@ -107,7 +107,8 @@ async def serve_web(
         dashboard = add_dashboard(
             app, services.reader, guard=guard,
             window_seconds=settings.window_seconds, grace_seconds=settings.grace_seconds,
-            streams=settings.dashboard_streams, students=settings.dashboard_students, retry_after=_RETRY_AFTER,
+            streams=settings.dashboard_streams, students=settings.dashboard_students,
+            metric_keys=settings.dashboard_metric_keys, retry_after=_RETRY_AFTER,
         )
         # What is still running after the drain gets one more second before aiohttp cancels it.
         runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0, **doors.handler_args())

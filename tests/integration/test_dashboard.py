@@ -97,8 +97,9 @@ async def test_a_new_window_reaches_an_open_overview_and_the_students_page(nats_
         overview = await http.get("/dashboard/stream")
         page = await http.get(f"/dashboard/stream?student={student}")
         assert overview.headers["Content-Type"] == "text/event-stream"
-        snapshot = await next_patch(page)
-        assert snapshot["id"] == f"panels-{student}"
+        # The snapshot: the student's charts, then the panels of metrics without charts (none here).
+        snapshot = [await next_patch(page) for _ in range(2)]
+        assert [patch["id"] for patch in snapshot] == [f"panels-{student}", f"metric-panels-{student}"]
 
         later = START + 3600
         other = {k: v for k, v in RESULTS.items() if k.startswith("engagement.s0002.")}

@@ -30,8 +30,8 @@ BUILT_IN: Final = tuple(metric_modules())
 #: (path, string) -> why it may name a built-in metric there
 _EVENT_TYPE = "the event type engagement (an event's `type`), not the metric"
 _DASHBOARD = (
-    "the dashboard's classroom and student pages: optional refinements of the built-in metrics; "
-    "a generic view of any metric is being written beside them"
+    "the dashboard's classroom and student charts: optional refinements of the built-in metrics, "
+    "beside the generic view that shows any metric from its description (app/dashboard/generic/)"
 )
 NAMED_ON_PURPOSE: Final[dict[tuple[str, str], str]] = {
     ("contract/events.py", "engagement"): _EVENT_TYPE,

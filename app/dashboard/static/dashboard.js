@@ -14,11 +14,13 @@
     }
   }
 
-  // A new overview row goes where its student id sorts, so the table stays in order.
-  function insertRow(parent, html, studentId) {
+  // A new row goes where it sorts (an overview row by its student id, a metric's row by its
+  // key: the server sends the order, and the rows carry theirs), so the table stays in order.
+  function insertRow(parent, html, order) {
     var rows = parent.children;
     for (var i = 0; i < rows.length; i++) {
-      if (rows[i].getAttribute("data-student") > studentId) {
+      var other = rows[i].getAttribute("data-order") || rows[i].getAttribute("data-student");
+      if (other > order) {
         rows[i].insertAdjacentHTML("beforebegin", html);
         return;
       }
@@ -37,7 +39,7 @@
     } else if (patch.parent && patch.html !== "") {
       var parent = document.getElementById(patch.parent);
       if (parent) {
-        insertRow(parent, patch.html, patch.id.replace(/^row-/, ""));
+        insertRow(parent, patch.html, patch.order || patch.id.replace(/^row-/, ""));
       }
     }
   }
