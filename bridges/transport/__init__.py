@@ -14,6 +14,7 @@ here through the ``faust.transports`` entry point, and the ``tracked-memory://``
 - ``partition_readers``  the assigned partitions' readers and their records as faust messages;
                          ``reader`` one partition's batched pulls
 - ``producer``           faust's Producer: pipelined, acknowledged, deduplicated sends
+                         whose flushes wait for what was sent before them (``send_ledger``)
 - ``publisher``          pipelined, acknowledged JetStream publishing (also used by ingest)
 - ``session``, ``topics``, ``offsets``, ``envelope``, ``options``, ``conductor``, ``store``:
                          the shared connection, topics as streams, committed offsets in KV, a

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Iterable, Mapping
 
 from faust.types import TP
+from faust.types.transports import TPorTopicSet
 
 from bridges.group import GroupCoordinator
 from bridges.transport.commit_retry import CommitRetry
@@ -50,6 +51,8 @@ class CommittingConsumer(FetchingConsumer):
     _refused_for_room: StorageFull | None
     #: whether the commit under way got as far as committing offsets (see _commit_tps)
     _commit_attempted: bool
+    #: the commits under way, each a task of its own (see commit)
+    _commits: set[asyncio.Future[bool]]
     _offsets: OffsetStore | None
     _coordinator: GroupCoordinator | None
 
@@ -145,6 +148,41 @@ class CommittingConsumer(FetchingConsumer):
         while await self.maybe_wait_for_commit_to_finish():
             pass
         await super().commit_and_end_transactions()
+
+    async def commit(self, topics: TPorTopicSet | None = None, start_new_transaction: bool = True) -> bool:
+        """faust's commit, run to its end however its caller ends.
+
+        A commit takes its offsets off faust's ack lists before it stores them, and whoever
+        calls ``commit`` meanwhile waits for it on one future, shared. The fetch loop's delivery
+        commits (every ``broker_commit_every`` acks) and is cancelled whenever the flow stops:
+        a revoke's drain, a worker stopping. Cut short there, a commit would lose its offsets
+        (faust's next commits stop at the gap they leave, so nothing of the partition would be
+        committed again), and a cancelled waiter would cancel the shared future, telling every
+        other waiter the commit is over while it goes on: a drain's last commit then starts
+        beside it, finds those acks taken and commits none of them, and what was processed
+        since the last commit is processed again by the partition's next owner. Run as a task
+        of its own, shielded, a caller's cancellation reaches neither.
+        """
+        under_way = asyncio.ensure_future(super().commit(topics, start_new_transaction))
+        self._commits.add(under_way)
+        under_way.add_done_callback(self._commits.discard)
+        try:
+            return await asyncio.shield(under_way)
+        except asyncio.CancelledError:
+            under_way.add_done_callback(_log_failure)  # its caller is gone: nobody else sees it
+            raise
+
+    async def maybe_wait_for_commit_to_finish(self) -> bool:
+        """Wait for the commit under way, if there is one (faust's, but shielded: see :meth:`commit`).
+
+        faust's own takes a cancellation of the shared future for the end of the commit and
+        swallows it, cancelling the waiter or not; here the waiter's cancellation is its own.
+        """
+        shared = self._commit_fut
+        if shared is None:
+            return False
+        await asyncio.shield(shared)
+        return True
 
     def register_state_owner(self, owner: StateOwner) -> None:
         """Flush ``owner`` before every commit; let it say where its partitions resume."""
@@ -275,3 +313,9 @@ class CommittingConsumer(FetchingConsumer):
                 await self._coordinator.verify_membership()
             return False
         return True
+
+
+def _log_failure(commit: asyncio.Future[bool]) -> None:
+    """Log how a commit whose caller was cancelled failed, if it did."""
+    if not commit.cancelled() and commit.exception() is not None:
+        log.error("a commit failed after its caller was cancelled", exc_info=commit.exception())

@@ -93,6 +93,8 @@ class Consumer(CommittingConsumer):
         self._refused_for_room: StorageFull | None = None
         #: whether the commit under way got as far as committing offsets (see _commit_tps)
         self._commit_attempted = False
+        #: the commits under way, each a task of its own (see CommittingConsumer.commit)
+        self._commits: set[asyncio.Future[bool]] = set()
         self._offsets: OffsetStore | None = None
         self._coordinator: GroupCoordinator | None = None
         options = self._session.options

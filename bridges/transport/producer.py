@@ -18,12 +18,14 @@ from typing import Any, cast
 
 from faust.exceptions import ProducerSendError
 from faust.transport.producer import Producer as FaustProducer
+from faust.transport.producer import ProducerBuffer
 from faust.types import TP, RecordMetadata
 from faust.types.core import HeadersArg
 from mode.utils.times import Seconds, want_seconds
 
 from bridges.transport.envelope import encode_headers
 from bridges.transport.publisher import Ack
+from bridges.transport.send_ledger import SendLedger
 from bridges.transport.session import TransportSession, partition_for_key
 from bridges.transport.topics import TopicSpec
 from tables.errors import BrokenError, StreamsError
@@ -64,6 +66,8 @@ class Producer(FaustProducer):
         self._counter = itertools.count(1)
         self._round_robin: dict[str, itertools.count[int]] = {}
         self._acquired = False
+        #: this producer's sends from their call to their ack: flush's barrier
+        self._sends = SendLedger()
 
     async def on_start(self) -> None:
         await super().on_start()
@@ -92,6 +96,26 @@ class Producer(FaustProducer):
         *,
         transactional_id: str | None = None,
     ) -> Awaitable[RecordMetadata]:
+        # Numbered from the call on: a flush must cover a send still waiting for its topic or
+        # for room in flight, not only those the publisher has taken.
+        number = self._sends.begin()
+        try:
+            metadata = await self._publish(topic, key, value, partition, timestamp, headers)
+        except BaseException:
+            self._sends.settle(number)
+            raise
+        metadata.add_done_callback(lambda _: self._sends.settle(number))
+        return metadata
+
+    async def _publish(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: HeadersArg | None,
+    ) -> asyncio.Future[RecordMetadata]:
         spec = await self._spec(topic)
         if partition is None:
             partition = self._partition(spec, key)
@@ -141,9 +165,26 @@ class Producer(FaustProducer):
         return await future
 
     async def flush(self) -> None:
-        await self.buffer.flush()
-        if self._acquired:  # faust flushes on stop even after a start that never connected
-            await self._session.publisher.flush()
+        """Until everything sent before the call is acknowledged (or failed): the messages in
+        faust's buffer, this producer's sends, and anything else the session's publisher sent.
+
+        faust flushes before committing offsets, at the start of a recovery and on stop, for
+        what it produced so far; sends made during the flush are not waited for (a barrier:
+        :mod:`bridges.transport.send_ledger`), so partitions that keep producing meanwhile do
+        not hold it. faust's own buffer flush drains the buffer until nothing comes for 0.1 s.
+        """
+        buffer = cast(ProducerBuffer, self.buffer)
+        # The buffer's messages, sent in order by its task; each resolves once acknowledged.
+        buffered = list(buffer.pending._queue)  # type: ignore[attr-defined]  # read as faust's buffer.size does
+        mine = self._sends.mark()
+        others = self._session.publisher.mark() if self._acquired else None
+        if buffered and buffer.state != "running":
+            await buffer.flush()  # raises as faust's does: nothing will send them
+        elif buffered:
+            await buffer.wait_many(buffered)  # or until the buffer stops or crashes
+        await self._sends.flush(mine)
+        if others is not None:  # faust flushes on stop even after a start that never connected
+            await self._session.publisher.flush(mark=others)
 
     create_topic = create_topic  # faust asks the producer and the consumer alike
 

@@ -45,6 +45,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from bridges.storage import storage_full
+from bridges.transport.send_ledger import SendLedger
 from tables.errors import BrokenError, ClosedError, FencedError
 
 __all__ = ["Ack", "ExpectationFailed", "PipelinedPublisher", "PublisherState", "Withheld"]
@@ -153,11 +154,10 @@ class PipelinedPublisher:
         self._sweeper: asyncio.Task[None] | None = None
         self._pending: dict[int, _Pending] = {}
         self._keys: dict[str, _KeyState] = {}
-        self._next_token = 0
+        #: the sends not acknowledged or failed yet, numbered (the tokens): flush's barrier
+        self._sends = SendLedger()
         self._space = asyncio.Event()
         self._space.set()
-        self._idle = asyncio.Event()
-        self._idle.set()
 
     @property
     def state(self) -> PublisherState:
@@ -214,12 +214,10 @@ class PipelinedPublisher:
         if guard is not None and not guard():
             future.set_exception(Withheld(subject, resend=False))
             return future
-        self._next_token += 1
-        token = self._next_token
+        token = self._sends.begin()
         now = time.monotonic()
         pending = _Pending(token, subject, payload, headers, future, supersede_key, fence, now, now, guard=guard)
         self._pending[token] = pending
-        self._idle.clear()
         if supersede_key is not None:
             key_state = self._keys.get(supersede_key)
             if key_state is None:
@@ -235,11 +233,16 @@ class PipelinedPublisher:
         await self._client.publish(subject, payload, reply=f"{self._inbox}.{token}", headers=headers)
         return future
 
-    async def flush(self, timeout: float | None = None) -> None:
-        """Wait until every message sent so far is acknowledged or has failed."""
-        if self._pending:
-            async with asyncio.timeout(timeout):
-                await self._idle.wait()
+    def mark(self) -> int:
+        """What a flush called now would wait for (see :meth:`flush`)."""
+        return self._sends.mark()
+
+    async def flush(self, timeout: float | None = None, *, mark: int | None = None) -> None:
+        """Wait until every message sent so far (or up to ``mark``, taken earlier) is
+        acknowledged or has failed; those sent meanwhile are not waited for
+        (:mod:`bridges.transport.send_ledger`)."""
+        async with asyncio.timeout(timeout):
+            await self._sends.flush(mark)
 
     async def close(self, timeout: float = 10.0) -> None:
         """Wait (bounded) for outstanding acks, then stop. Idempotent."""
@@ -352,8 +355,7 @@ class PipelinedPublisher:
                     del self._keys[key]
         if len(self._pending) < self._max_in_flight:
             self._space.set()
-        if not self._pending:
-            self._idle.set()
+        self._sends.settle(pending.token)
 
     def _next_of_fence(self, settled: _Pending) -> None:
         """Take a settled send out of its fence's queue; send the next one if it was first."""
