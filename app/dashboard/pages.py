@@ -41,9 +41,11 @@ __all__ = [
     "overview_href",
     "overview_page",
     "page",
+    "page_links",
     "pager",
     "panels_id",
     "row_id",
+    "student_href",
     "student_page",
     "student_panels",
     "student_row",
@@ -74,7 +76,8 @@ def panels_id(student_id: str) -> str:
     return f"panels-{student_id}"
 
 
-def _student_href(student_id: str) -> str:
+def student_href(student_id: str) -> str:
+    """The href of a student's page."""
     return f"/dashboard/students/{quote(student_id, safe='')}"
 
 
@@ -130,7 +133,7 @@ def _games(student: StudentState) -> Markup:
 
 
 def _student_link(student_id: str) -> Markup:
-    return render("overview/student-link.html", href=_student_href(student_id), student_id=student_id)
+    return render("overview/student-link.html", href=student_href(student_id), student_id=student_id)
 
 
 def student_row(student: StudentState) -> Markup:
@@ -154,7 +157,7 @@ def student_row(student: StudentState) -> Markup:
         id=row_id(student.student_id),
         student_id=student.student_id,
         state=_state(bool(struggle)),
-        href=_student_href(student.student_id),
+        href=student_href(student.student_id),
         when=clock_time(last) if last is not None else "-",
         cells=join(cells),
         games=_games(student),
@@ -182,12 +185,17 @@ def pager(*, first: int, shown: int, total: int, previous: str | None, following
     """Where a page of the overview is in the class: students ``first`` to ``first + shown - 1``
     of ``total``, with links to the previous and the next page (hrefs; None: there is none)."""
     where = f"Students {first}-{first + shown - 1} of {total}, by id" if shown else f"{total} students"
+    return render("overview/pager.html", id=PAGER_ID, where=where, links=page_links(previous, following))
+
+
+def page_links(previous: str | None, following: str | None) -> Markup:
+    """A pager's links to the previous and the next page (hrefs; None: there is none)."""
     links = [
         render("overview/page-link.html", href=href, text=text, rel=rel)
         for href, text, rel in ((previous, "previous page", "prev"), (following, "next page", "next"))
         if href is not None
     ]
-    return render("overview/pager.html", id=PAGER_ID, where=where, links=join(links, " "))
+    return join(links, " ")
 
 
 def overview_page(

@@ -16,9 +16,10 @@ import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from app.dashboard.markup import Markup, join, render
+from app.dashboard.pages import page_links, student_href
 from app.dashboard.state import Window
 from contract.registry import MetricDescription, MetricVersion, WindowDescription
 
@@ -175,16 +176,12 @@ def _key_cells(description: MetricDescription, parts: Sequence[str]) -> list[Mar
     cells = []
     for field, part in zip(description.key_fields, parts, strict=False):
         if field == STUDENT_FIELD:
-            cells.append(render("metrics/student-cell.html", field=field, href=_student_href(part), shown=part))
+            cells.append(render("metrics/student-cell.html", field=field, href=student_href(part), shown=part))
         else:
             cells.append(render("metrics/key-cell.html", field=field, shown=part))
     # A key with fewer parts than the description names (another version's writer): cells still line up.
     cells += [render("metrics/key-cell.html", field=f, shown=NULL) for f in description.key_fields[len(parts) :]]
     return cells
-
-
-def _student_href(student_id: str) -> str:
-    return f"/dashboard/students/{quote(student_id, safe='')}"
 
 
 def _cells(description: MetricDescription, key: str, window: Window) -> Markup:
@@ -199,12 +196,7 @@ def key_row(description: MetricDescription, key: str, window: Window) -> Markup:
 def metric_pager(*, first: int, shown: int, total: int, previous: str | None, following: str | None) -> Markup:
     """Where a page of a metric is among its keys, with links to the previous and next page."""
     where = f"Keys {first}-{first + shown - 1} of {total}, in order" if shown else f"{total} keys with final windows"
-    links = [
-        render("overview/page-link.html", href=href, text=text, rel=rel)
-        for href, text, rel in ((previous, "previous page", "prev"), (following, "next page", "next"))
-        if href is not None
-    ]
-    return render("metrics/pager.html", id=METRIC_PAGER_ID, where=where, links=join(links, " "))
+    return render("metrics/pager.html", id=METRIC_PAGER_ID, where=where, links=page_links(previous, following))
 
 
 def metric_body(
