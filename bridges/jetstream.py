@@ -143,6 +143,7 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig, *, update_li
     config = dataclasses.replace(
         config, duplicate_window=bounded_duplicate_window(config.duplicate_window, config.max_age or 0.0)
     )
+    assert config.name is not None
     try:
         await js.add_stream(config)
         return
@@ -150,8 +151,8 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig, *, update_li
         if exc.err_code != 10058:  # stream name already in use with a different configuration
             raise BrokenError(f"cannot create stream {config.name}: {_reason(exc)}") from None
     except APIError as exc:
-        raise BrokenError(f"cannot create stream {config.name}: {_reason(exc)}") from None
-    assert config.name is not None
+        if not await _created_meanwhile(js, config.name, exc):
+            raise BrokenError(f"cannot create stream {config.name}: {_reason(exc)}") from None
     current = await _stream_config(js, config.name)
     if update_limits:
         current = await _apply_limits(js, current, config)
@@ -166,6 +167,27 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig, *, update_li
             "stream %s exists with a different configuration (%s); using it as it is",
             config.name, ", ".join(differ),
         )
+
+
+async def _created_meanwhile(js: JetStreamContext, stream: str, exc: APIError) -> bool:
+    """Whether JetStream's refusal to create ``stream`` for lack of room was a race lost to
+    another process creating the same stream, which now exists.
+
+    Two processes creating one capped stream at once (workers starting together) race in the
+    server: the second passes the "does it exist" check before the first is made, and its
+    reservation check then counts the first one's ``max_bytes`` as well as its own. When the
+    store's reservations are within one cap of full, the second is refused with "insufficient
+    storage" though the stream it asked for is there (nats-server 2.15;
+    tests/integration/bridges/test_jetstream.py reproduces it).
+    """
+    if exc.err_code != _INSUFFICIENT_RESOURCES:
+        return False
+    try:
+        await js.stream_info(stream)
+    except NotFoundError:
+        return False
+    log.info("stream %s: created by another process meanwhile; using it", stream)
+    return True
 
 
 def _reason(exc: APIError) -> str:
@@ -247,3 +269,7 @@ async def ensure_bucket(
         if exc.err_code == 10058:  # created concurrently by another worker
             return await js.key_value(bucket)
         raise BrokenError(f"cannot create KV bucket {bucket}: {exc.description}") from None
+    except APIError as exc:
+        if await _created_meanwhile(js, f"KV_{bucket}", exc):
+            return await js.key_value(bucket)
+        raise BrokenError(f"cannot create KV bucket {bucket}: {_reason(exc)}") from None

@@ -52,6 +52,39 @@ async def test_concurrent_ensure_bucket_calls_share_one_bucket(js: JetStreamCont
     assert (await buckets[-1].status()).history == 2
 
 
+async def test_processes_creating_one_capped_stream_at_once_near_a_full_store_all_get_it(tmp_path: Path) -> None:
+    # Workers starting together create the same capped buckets. With the store's reservations
+    # within one cap of full, nats-server refuses the ones that lose the race "insufficient
+    # storage" though the stream is there: a worker then died at start (CI, test_storage_full).
+    # Each round is a fresh race; before the fix most rounds lost one.
+    mib = 1 << 20
+    (tmp_path / "store.conf").write_text(f"jetstream {{ max_file_store: {64 * mib} }}\n")
+    async with NatsServer(tmp_path / "nats", config_file=tmp_path / "store.conf") as server:
+        clients = [await connect(ConnectionSettings.from_urls(server.url)) for _ in range(4)]
+        try:
+            contexts = [client.jetstream() for client in clients]
+            await contexts[0].add_stream(StreamConfig(name="RESERVED", subjects=["reserved"], max_bytes=40 * mib))
+            for round_ in range(6):
+                buckets = await asyncio.gather(
+                    *(ensure_bucket(js, f"b{round_}", max_bytes=16 * mib) for js in contexts)
+                )
+                await buckets[0].put("k", b"v")
+                assert [(await bucket.get("k")).value for bucket in buckets] == [b"v"] * len(buckets)
+                await contexts[0].delete_key_value(f"b{round_}")  # one cap short of full again
+                await asyncio.gather(*(
+                    ensure_stream(js, StreamConfig(name=f"S{round_}", subjects=[f"s{round_}"], max_bytes=16 * mib))
+                    for js in contexts
+                ))
+                assert (await contexts[0].stream_info(f"S{round_}")).config.max_bytes == 16 * mib
+                await contexts[0].delete_stream(f"S{round_}")
+            # A stream that does not fit is still refused, with the reason.
+            with pytest.raises(BrokenError, match="cannot create KV bucket big: insufficient storage"):
+                await ensure_bucket(contexts[0], "big", max_bytes=32 * mib)
+        finally:
+            for client in clients:
+                await client.close()
+
+
 # -- limits of existing streams and buckets --------------------------------------------------
 
 DAY = 86400.0
