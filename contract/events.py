@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from json.encoder import encode_basestring
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
@@ -41,6 +42,7 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    PrivateAttr,
     StringConstraints,
     ValidationError,
     ValidationInfo,
@@ -49,6 +51,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError, from_json
 
+from contract.event_data import MAX_DATA_NUMBER, data_rules, numbers_out_of_range
 from tables.errors import StreamsError
 
 __all__ = [
@@ -69,13 +72,6 @@ MAX_BATCH_EVENTS: Final = 1000
 
 MAX_DATA_BYTES: Final = 16 * 1024
 """Largest ``data``, measured as its compact JSON encoding in UTF-8."""
-
-MAX_DATA_NUMBER: Final = 2**53
-"""Largest magnitude of any number in ``data``, integer or not.
-
-Doubles hold every integer up to 2**53 exactly, and JavaScript and Go clients read every JSON
-number as a double; a sum of a window's values stays far from float overflow (1.8e308).
-"""
 
 MAX_FUTURE_SECONDS: Final = 300.0
 """How far ``occurred_at`` may be ahead of the server's clock (producers' clocks drift)."""
@@ -170,95 +166,6 @@ def _problem(message: str) -> PydanticCustomError:
     return PydanticCustomError(_RULE, message)
 
 
-def _is_count(value: Any) -> bool:
-    # type() rather than isinstance(): bool is a subclass of int, and True is not a level.
-    # (pydantic has already turned int and float subclasses into plain ones.)
-    return type(value) is int and 0 <= value <= MAX_DATA_NUMBER
-
-
-def _is_number(value: Any) -> bool:
-    # NaN fails every comparison, so the bounds refuse it along with the infinities.
-    kind = type(value)
-    return (kind is int or kind is float) and -MAX_DATA_NUMBER <= value <= MAX_DATA_NUMBER
-
-
-def _is_amount(value: Any) -> bool:
-    return _is_number(value) and value >= 0
-
-
-def _is_heartbeat(value: Any) -> bool:
-    return _is_number(value) and 0 < value <= 3600
-
-
-def _is_outcome(value: Any) -> bool:
-    return type(value) is str and value in ("win", "loss", "abandon")
-
-
-def _is_bool(value: Any) -> bool:
-    return type(value) is bool
-
-
-@dataclass(frozen=True, slots=True)
-class _DataRule:
-    key: str
-    check: Callable[[Any], bool]
-    problem: str
-    required: bool = True
-
-
-_COUNT: Final = f"must be an integer >= 0 and <= {MAX_DATA_NUMBER}"
-_LEVEL = _DataRule("level", _is_count, _COUNT)
-_SCORE = _DataRule("score", _is_amount, f"must be a number >= 0 and <= {MAX_DATA_NUMBER}")
-_DURATION = _DataRule("duration_ms", _is_count, _COUNT)
-
-_DATA_RULES: Final[dict[tuple[str, str], tuple[_DataRule, ...]]] = {
-    ("game", "level_started"): (_LEVEL,),
-    ("game", "level_completed"): (_LEVEL, _SCORE, _DURATION),
-    ("game", "level_failed"): (
-        _LEVEL,
-        _DURATION,
-        _DataRule("score", _is_amount, _SCORE.problem, required=False),
-    ),
-    ("game", "game_finished"): (
-        _DataRule("outcome", _is_outcome, "must be one of win, loss, abandon"),
-        _SCORE,
-        _DURATION,
-    ),
-    ("engagement", "heartbeat"): (_DataRule("seconds", _is_heartbeat, "must be a number > 0 and <= 3600"),),
-}
-_INTERACTION_RULES: Final = (_DataRule("correct", _is_bool, "must be a boolean", required=False),)
-
-
-def _data_rules(type_: str | None, name: str | None) -> tuple[_DataRule, ...]:
-    rules = _DATA_RULES.get((type_, name)) if type_ is not None and name is not None else None
-    if rules is not None:
-        return rules
-    return _INTERACTION_RULES if type_ == "interaction" else ()
-
-
-_Path = tuple[str | int, ...]
-
-
-def _numbers_out_of_range(items: Iterable[tuple[str | int, JsonValue]], path: _Path, found: list[_Path]) -> None:
-    """Appends to ``found`` the path of every number among ``items`` (and inside them) that is
-    not finite or has a magnitude above :data:`MAX_DATA_NUMBER`.
-
-    On the ingest hot path: a path is built only for a container or a number out of range, and
-    scalars are checked without a call. The depth is bounded by pydantic, which refuses deeper
-    nesting (about 250 levels) before this runs.
-    """
-    for key, value in items:
-        kind = type(value)
-        if kind is int or kind is float:
-            # mypy narrows on `type(value) is int`, not through `kind`: one type() call per value
-            if not -MAX_DATA_NUMBER <= value <= MAX_DATA_NUMBER:  # type: ignore[operator]  # NaN fails too
-                found.append((*path, key))
-        elif kind is dict:
-            _numbers_out_of_range(value.items(), (*path, key), found)  # type: ignore[union-attr]
-        elif kind is list:
-            _numbers_out_of_range(enumerate(value), (*path, key), found)  # type: ignore[arg-type]
-
-
 def _parse_occurred_at(value: Any) -> datetime:
     if isinstance(value, datetime):  # Python callers may hand over an aware datetime.
         if value.utcoffset() is None:
@@ -279,6 +186,11 @@ def _parse_occurred_at(value: Any) -> datetime:
 _compact_json = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, separators=(",", ":"), sort_keys=True
 ).encode
+#: a string as that encoder writes it (ensure_ascii=False), quotes included
+_json_string: Callable[[str], str] = encode_basestring
+#: where the data check leaves its encoding of ``data`` in the validation context, for the event
+#: being validated to keep (see Event._keep_data_json)
+_DATA_JSON: Final = "contract.events:data-json"
 
 
 class Event(BaseModel):
@@ -310,6 +222,10 @@ class Event(BaseModel):
     # otherwise be accepted and then change (or fail) on the way out through to_json_bytes.
     # validate_default: an absent data must still meet the data rules of its event name.
     data: dict[str, JsonValue] = Field(default_factory=dict, validate_default=True)
+
+    # ``data`` as canonical JSON and the very dict it encodes: the size check encodes it anyway,
+    # and to_json_bytes reuses that (a third of its time). Not a field: equality ignores it.
+    _data_json: tuple[dict[str, JsonValue], str] | None = PrivateAttr(default=None)
 
     @model_validator(mode="before")
     @classmethod
@@ -348,22 +264,23 @@ class Event(BaseModel):
     def _check_data(cls, value: dict[str, JsonValue], info: ValidationInfo) -> dict[str, JsonValue]:
         # Runs after type and name (field order). A type or name that failed is missing from
         # info.data, and then only the rules that do not depend on it apply (interaction/*).
-        problems: list[tuple[_Path, str]] = []
-        rules = _data_rules(info.data.get("type"), info.data.get("name"))
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        rules = data_rules(info.data.get("type"), info.data.get("name"))
         for rule in rules:
             if rule.key in value:
                 if not rule.check(value[rule.key]):
                     problems.append(((rule.key,), rule.problem))
             elif rule.required:
                 problems.append(((rule.key,), "field required"))
-        out_of_range: list[_Path] = []
-        _numbers_out_of_range(value.items(), (), out_of_range)
+        out_of_range: list[tuple[str | int, ...]] = []
+        numbers_out_of_range(value.items(), (), out_of_range)
         if out_of_range:
             # A key with a rule of its own was judged by that rule, which bounds its numbers too.
             ruled = {rule.key for rule in rules}
             problems += [(path, _NUMBER) for path in out_of_range if path[0] not in ruled]
         try:
-            size = len(_compact_json(value).encode())
+            text = _compact_json(value)
+            size = len(text.encode())
         except UnicodeEncodeError:  # a lone surrogate, which only a Python caller can send
             problems.append(((), _UNICODE_ONLY))
         except ValueError:  # NaN or an infinity (allow_nan=False), reported above with its path
@@ -371,6 +288,8 @@ class Event(BaseModel):
         else:
             if size > MAX_DATA_BYTES:
                 problems.append(((), f"must be at most {MAX_DATA_BYTES} bytes as compact JSON"))
+            elif isinstance(info.context, dict):
+                info.context[_DATA_JSON] = (value, text)
         if problems:
             # pydantic prefixes these locations with "data", giving paths like data.level.
             raise ValidationError.from_exception_data(
@@ -378,6 +297,21 @@ class Event(BaseModel):
                 [InitErrorDetails(type=_problem(message), loc=path, input=value) for path, message in problems],
             )
         return value
+
+    @model_validator(mode="after")
+    def _keep_data_json(self, info: ValidationInfo) -> Event:
+        # Runs only for a valid event, right after its own data check; the identity check keeps
+        # a stale entry (an event whose later check failed) from being taken by the next one.
+        entry = info.context.pop(_DATA_JSON, None) if isinstance(info.context, dict) else None
+        if entry is not None and entry[0] is self.data:
+            self._data_json = entry
+        return self
+
+    def __eq__(self, other: object) -> bool:
+        # The fields decide, as pydantic's own equality would without the private cache.
+        if not isinstance(other, Event):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
 
     @property
     def timestamp(self) -> float:
@@ -390,12 +324,26 @@ class Event(BaseModel):
         Equal events give equal bytes, so the bytes can be hashed, compared or deduplicated, and
         they validate back into an equal :class:`Event`. Absent optional fields stay absent.
         """
-        # The fields as they are (model_dump would copy data deeply); extra="ignore" keeps
-        # __dict__ to the declared fields, and reading it skips pydantic's __iter__, a quarter of
-        # this method's time on the ingest path.
-        document = {key: value for key, value in self.__dict__.items() if value is not None}
-        document["occurred_at"] = self.occurred_at.replace(tzinfo=None).isoformat() + "Z"
-        return _compact_json(document).encode()
+        # Written out in the encoder's sorted key order rather than encoding a dict of the
+        # fields: every field but data is a string or absent, and data's encoding is usually
+        # at hand from validation. tests/unit/contract check this against the encoder.
+        fields = self.__dict__
+        cached = self._data_json
+        data = fields["data"]
+        parts = []
+        if (activity_id := fields["activity_id"]) is not None:
+            parts.append('"activity_id":' + _json_string(activity_id))
+        parts.append('"data":' + (cached[1] if cached is not None and cached[0] is data else _compact_json(data)))
+        parts.append('"event_id":' + _json_string(fields["event_id"]))
+        if (game_id := fields["game_id"]) is not None:
+            parts.append('"game_id":' + _json_string(game_id))
+        parts.append('"name":' + _json_string(fields["name"]))
+        parts.append('"occurred_at":"' + fields["occurred_at"].replace(tzinfo=None).isoformat() + 'Z"')
+        if (session_id := fields["session_id"]) is not None:
+            parts.append('"session_id":' + _json_string(session_id))
+        parts.append('"student_id":' + _json_string(fields["student_id"]))
+        parts.append('"type":' + _json_string(fields["type"]))
+        return ("{" + ",".join(parts) + "}").encode()
 
 
 def _parse(raw: bytes | str) -> Any:

@@ -35,6 +35,7 @@ _DASHBOARD = (
 )
 NAMED_ON_PURPOSE: Final[dict[tuple[str, str], str]] = {
     ("contract/events.py", "engagement"): _EVENT_TYPE,
+    ("contract/event_data.py", "engagement"): _EVENT_TYPE,
     ("contract/schemas.py", "engagement"): _EVENT_TYPE,
     ("app/simulator/behaviour.py", "engagement"): _EVENT_TYPE,
     ("app/simulator/events.py", "engagement"): _EVENT_TYPE,

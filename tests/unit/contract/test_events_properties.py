@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from contract.events import MAX_DATA_NUMBER, Event, InvalidEvents, MalformedJSON, validate_batch, validate_event
 
-from .samples import DROP, changed
+from .samples import DROP, GAME, changed
 
 NOW = datetime(2100, 1, 1, tzinfo=UTC).timestamp()
 FAST = settings(max_examples=150, deadline=None)
@@ -129,6 +129,33 @@ def test_valid_events_validate_and_round_trip(document: dict[str, Any]) -> None:
     again = validate_event(event.to_json_bytes(), now=NOW)
     assert again == event
     assert again.to_json_bytes() == event.to_json_bytes()
+
+
+
+def encoded_by_the_encoder(event: Event) -> bytes:
+    """The canonical form from its definition: every present field, sorted, compact, UTF-8."""
+    document = {key: value for key, value in event.model_dump().items() if value is not None}
+    document["occurred_at"] = event.occurred_at.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
+    return json.dumps(document, ensure_ascii=False, allow_nan=False, separators=(",", ":"), sort_keys=True).encode()
+
+
+@given(valid_events())
+@FAST
+def test_to_json_bytes_is_the_encoders_canonical_form_however_the_event_was_made(document: dict[str, Any]) -> None:
+    # validated (data's encoding kept from the size check), validated without a context (none
+    # kept), and copied with other data (the kept encoding belongs to the old data)
+    validated = validate_event(json.dumps(document).encode(), now=NOW)
+    plain = Event.model_validate(document)
+    copied = validated.model_copy(update={"data": {"copied": [1, "é"]}})
+    for event in (validated, plain, copied):
+        assert event.to_json_bytes() == encoded_by_the_encoder(event)
+    assert plain == validated and copied != validated
+
+
+def test_to_json_bytes_writes_every_field_the_event_declares() -> None:
+    every = changed(GAME, session_id="s\n\"1\u2028", activity_id="a\x00", data={**GAME["data"], "k": "\ud7ff"})
+    written = json.loads(validate_event(every, now=NOW).to_json_bytes())
+    assert written.keys() == Event.model_fields.keys()
 
 
 non_strings = st.none() | st.booleans() | st.integers() | st.lists(st.integers(), max_size=2) | st.just({})
