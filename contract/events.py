@@ -42,7 +42,6 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
-    PrivateAttr,
     StringConstraints,
     ValidationError,
     ValidationInfo,
@@ -188,9 +187,6 @@ _compact_json = json.JSONEncoder(
 ).encode
 #: a string as that encoder writes it (ensure_ascii=False), quotes included
 _json_string: Callable[[str], str] = encode_basestring
-#: where the data check leaves its encoding of ``data`` in the validation context, for the event
-#: being validated to keep (see Event._keep_data_json)
-_DATA_JSON: Final = "contract.events:data-json"
 
 
 class Event(BaseModel):
@@ -222,10 +218,6 @@ class Event(BaseModel):
     # otherwise be accepted and then change (or fail) on the way out through to_json_bytes.
     # validate_default: an absent data must still meet the data rules of its event name.
     data: dict[str, JsonValue] = Field(default_factory=dict, validate_default=True)
-
-    # ``data`` as canonical JSON and the very dict it encodes: the size check encodes it anyway,
-    # and to_json_bytes reuses that (a third of its time). Not a field: equality ignores it.
-    _data_json: tuple[dict[str, JsonValue], str] | None = PrivateAttr(default=None)
 
     @model_validator(mode="before")
     @classmethod
@@ -279,8 +271,7 @@ class Event(BaseModel):
             ruled = {rule.key for rule in rules}
             problems += [(path, _NUMBER) for path in out_of_range if path[0] not in ruled]
         try:
-            text = _compact_json(value)
-            size = len(text.encode())
+            size = len(_compact_json(value).encode())
         except UnicodeEncodeError:  # a lone surrogate, which only a Python caller can send
             problems.append(((), _UNICODE_ONLY))
         except ValueError:  # NaN or an infinity (allow_nan=False), reported above with its path
@@ -288,8 +279,6 @@ class Event(BaseModel):
         else:
             if size > MAX_DATA_BYTES:
                 problems.append(((), f"must be at most {MAX_DATA_BYTES} bytes as compact JSON"))
-            elif isinstance(info.context, dict):
-                info.context[_DATA_JSON] = (value, text)
         if problems:
             # pydantic prefixes these locations with "data", giving paths like data.level.
             raise ValidationError.from_exception_data(
@@ -297,21 +286,6 @@ class Event(BaseModel):
                 [InitErrorDetails(type=_problem(message), loc=path, input=value) for path, message in problems],
             )
         return value
-
-    @model_validator(mode="after")
-    def _keep_data_json(self, info: ValidationInfo) -> Event:
-        # Runs only for a valid event, right after its own data check; the identity check keeps
-        # a stale entry (an event whose later check failed) from being taken by the next one.
-        entry = info.context.pop(_DATA_JSON, None) if isinstance(info.context, dict) else None
-        if entry is not None and entry[0] is self.data:
-            self._data_json = entry
-        return self
-
-    def __eq__(self, other: object) -> bool:
-        # The fields decide, as pydantic's own equality would without the private cache.
-        if not isinstance(other, Event):
-            return NotImplemented
-        return type(self) is type(other) and self.__dict__ == other.__dict__
 
     @property
     def timestamp(self) -> float:
@@ -325,15 +299,13 @@ class Event(BaseModel):
         they validate back into an equal :class:`Event`. Absent optional fields stay absent.
         """
         # Written out in the encoder's sorted key order rather than encoding a dict of the
-        # fields: every field but data is a string or absent, and data's encoding is usually
-        # at hand from validation. tests/unit/contract check this against the encoder.
+        # fields (a quarter less time): every field but data is a string or absent.
+        # tests/unit/contract/test_events_properties.py holds this to the encoder's bytes.
         fields = self.__dict__
-        cached = self._data_json
-        data = fields["data"]
         parts = []
         if (activity_id := fields["activity_id"]) is not None:
             parts.append('"activity_id":' + _json_string(activity_id))
-        parts.append('"data":' + (cached[1] if cached is not None and cached[0] is data else _compact_json(data)))
+        parts.append('"data":' + _compact_json(fields["data"]))
         parts.append('"event_id":' + _json_string(fields["event_id"]))
         if (game_id := fields["game_id"]) is not None:
             parts.append('"game_id":' + _json_string(game_id))

@@ -142,8 +142,7 @@ def encoded_by_the_encoder(event: Event) -> bytes:
 @given(valid_events())
 @FAST
 def test_to_json_bytes_is_the_encoders_canonical_form_however_the_event_was_made(document: dict[str, Any]) -> None:
-    # validated (data's encoding kept from the size check), validated without a context (none
-    # kept), and copied with other data (the kept encoding belongs to the old data)
+    # validated from bytes, from a dict without a context, and copied with other data
     validated = validate_event(json.dumps(document).encode(), now=NOW)
     plain = Event.model_validate(document)
     copied = validated.model_copy(update={"data": {"copied": [1, "é"]}})
