@@ -29,7 +29,6 @@ re-reading an already admitted event wants.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError, from_json
 
 from contract.event_data import MAX_DATA_NUMBER, data_rules, numbers_out_of_range
+from tables.compact_json import compact_encoder
 from tables.errors import StreamsError
 
 __all__ = [
@@ -180,11 +180,8 @@ def _parse_occurred_at(value: Any) -> datetime:
 
 
 # One encoder for the size limit and for to_json_bytes, so a producer can check the limit against
-# the canonical bytes. Built once: json.dumps with non-default options builds a new encoder on
-# every call, which costs more than encoding a typical ``data``.
-_compact_json = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, separators=(",", ":"), sort_keys=True
-).encode
+# the canonical bytes.
+_compact_json = compact_encoder(sort_keys=True, ensure_ascii=False, allow_nan=False)
 #: a string as that encoder writes it (ensure_ascii=False), quotes included
 _json_string: Callable[[str], str] = encode_basestring
 

@@ -10,12 +10,12 @@ which strict parsers refuse.
 from __future__ import annotations
 
 import functools
-import json
 from datetime import UTC, datetime
 from typing import Any
 
 from contract.names import is_id, metrics_key_prefix, result_subject, window_key_of
 from tables import ClosedWindow, FailedWindow, OpenWindowResult
+from tables.compact_json import compact_encoder
 
 __all__ = ["failed_document", "result_address", "result_document", "rfc3339", "strict_json"]
 
@@ -79,9 +79,7 @@ def _key_address(series: str, parts: tuple[str, ...]) -> tuple[str, str] | None:
     return metrics_key_prefix(series, parts), result_subject(series, parts[0])
 
 
-# Built once: json.dumps with options other than its defaults builds a new encoder on every call,
-# which costs more than encoding a result document.
-_strict_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+_strict_encode = compact_encoder(allow_nan=False)
 
 
 def strict_json(document: Any) -> bytes:

@@ -13,7 +13,6 @@ partitions this worker owns.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import Counter
@@ -29,11 +28,14 @@ from agents.windowed.monitoring import runtime_metrics
 from agents.windowed.partitions import ActivePartition, UnstoredWrite, Wakeup
 from agents.windowed.state_table import SRC_HEADER, StateTable, state_table_name
 from tables import ClosedError, ClosedWindow, MetricDefinition, PartitionWindows, Restored
+from tables.compact_json import compact_encoder
 from tables.compaction import ChangelogPurger, Compaction, Flush
 
 __all__ = ["CLOCK_INTERVAL", "WindowedRuntime"]
 
 log = logging.getLogger(__name__)
+#: a window's state as its changelog record holds it (json.dumps(value, separators=(",", ":")))
+_changelog_json = compact_encoder()
 
 #: seconds between readings of the arrival clock: what an idle stream's windows wait at most
 #: beyond their end + grace, besides the clock's own tolerance
@@ -305,7 +307,7 @@ class WindowedRuntime:
             sent = [
                 await topic.send(
                     key=key.encode(),
-                    value=None if value is None else json.dumps(value, separators=(",", ":")).encode(),
+                    value=None if value is None else _changelog_json(value).encode(),
                     partition=partition,
                     headers=headers,
                 )
