@@ -58,7 +58,7 @@ from benchmarks.memory import run_memory
 from benchmarks.pipeline import PipelineResult, pipeline_row, run_pipeline
 from benchmarks.projection import Costs, projection_rows
 from benchmarks.query import run_query
-from benchmarks.rebalance import rebalance_rows, run_rebalance
+from benchmarks.rebalance import rebalance_rows, rebalance_targets, run_rebalance
 from benchmarks.report import Row, Target
 from benchmarks.scale import Scale
 from benchmarks.servers import fresh_server, serving
@@ -442,6 +442,8 @@ async def _rebalance(scale: Scale, result: SuiteResult) -> None:
             session_timeout=scale.session_timeout,
         )
     result.rows += rebalance_rows(run, "rebalance (issue 16)")
+    result.targets += rebalance_targets(run)
+
 async def _doors(scale: Scale, result: SuiteResult) -> None:
     uploads, idle, watch = scale.doors_attack
     async with fresh_server() as (url, client, base):

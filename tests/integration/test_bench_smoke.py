@@ -32,7 +32,7 @@ ROWS = [
     "history-recovery-3", "history-rss-3",
     "storage-event", "storage-window", "storage-result", "storage-changelogs", "storage-year",
     "agent-1", "agent-2", "agent-2-nostandby", "failover-sigterm", "failover-sigkill", "recovery-standby", "recovery-cold",
-    "rebalance-twice", "rebalance-join-stayed", "rebalance-join-moved", "rebalance-leave-stayed",
+    "rebalance-twice", "rebalance-steady", "rebalance-join-stayed", "rebalance-join-moved", "rebalance-leave-stayed",
     "rebalance-leave-moved",
     "doors-rss-unbounded", "doors-rss-bounded", "dashboard-update-200", "dashboard-update-20000",
     "backfill-live", "backfill-rate", "backfill-complete",
@@ -47,6 +47,9 @@ TARGETS = [
     "query p99, long history / short (/latest)",
     "close latency p99 beyond end + grace, seconds",
     "late events during a burst at 3x worker throughput",
+    "rebalance: messages processed twice (join + leave)",
+    "rebalance: join, a partition that stayed / steady flow's longest gap",
+    "rebalance: leave, a partition that stayed / steady flow's longest gap",
     "web RSS growth under the slow-client attack, bounded / unbounded",
     "dashboard update cost, 20,000 / 200 students",
 ]
