@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from bridges.jetstream import parse_ack_subject
+from bridges.jetstream import parse_ack_subject, stored_at
 from bridges.public.durable_puller import DurablePuller, PullerConfig
 from bridges.public.event_sink import EventSink, IngestEvent
 from bridges.public.streams import DEADLETTER_INVALID, INGEST_CONSUMER, PublicStreams
@@ -252,8 +252,8 @@ class NatsIngest:
 
     def _arrival(self, msg: Msg) -> float:
         """When the ingest stream stored ``msg`` (from its reply subject); the clock if unknown."""
-        ack = parse_ack_subject(msg.reply) if msg.reply else None
-        return ack.timestamp_ns / 1e9 if ack is not None else self._clock()
+        stored = stored_at(msg.reply) if msg.reply else None
+        return stored if stored is not None else self._clock()
 
     def _judge(self, msg: Msg, now: float) -> IngestEvent | Rejection:
         tokens = msg.subject.split(".")

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from nats.aio.msg import Msg
 from nats.js.api import DiscardPolicy, StreamConfig
 
-from bridges.jetstream import AckInfo, bounded_duplicate_window, limits_update, parse_ack_subject
+from bridges.jetstream import AckInfo, bounded_duplicate_window, limits_update, parse_ack_subject, stored_at
 
 
 @pytest.mark.parametrize(
@@ -37,6 +37,7 @@ from bridges.jetstream import AckInfo, bounded_duplicate_window, limits_update, 
 )
 def test_ack_subjects_parse(reply: str, expected: AckInfo) -> None:
     assert parse_ack_subject(reply) == expected
+    assert stored_at(reply) == expected.timestamp_ns / 1e9
 
 
 @pytest.mark.parametrize(
@@ -55,6 +56,16 @@ def test_ack_subjects_parse(reply: str, expected: AckInfo) -> None:
 )
 def test_anything_else_is_none(reply: str) -> None:
     assert parse_ack_subject(reply) is None
+
+
+@pytest.mark.parametrize(
+    "reply",
+    ["", "_INBOX.abc.1", "$JS.ACK.S.C.1.2.3.4", "$JS.ACK.S.C.1.2.3.4.5.6", "$JS.NAK.S.C.1.2.3.4.5",
+     "JS.ACK.S.C.1.2.3.4.5", "$JS.ACK.S.C.1.2.3.-4.5", "$JS.ACK.S.C.1.2.3..5", "$JS.ACK._.H.S.C.1.2.3.4x.5.r",
+     "$JS.ACK.S.C.1.2.3.\u00b2.5"],
+)
+def test_no_stored_time_without_an_ack_subject_that_states_one(reply: str) -> None:
+    assert stored_at(reply) is None
 
 
 _NAME = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-", min_size=1)
@@ -87,6 +98,7 @@ def assert_agrees(reply: str) -> None:
         theirs.sequence.consumer,
         theirs.num_pending,
     )
+    assert stored_at(reply) == ours.timestamp_ns / 1e9
 
 
 # -- limits of an existing stream ------------------------------------------------------------
