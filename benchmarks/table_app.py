@@ -22,6 +22,10 @@ app = faust.App(
     topic_partitions=int(os.environ.get("PARTITIONS", "4")),
     table_standby_replicas=int(os.environ.get("STANDBYS", "1")),
     broker_commit_interval=0.5,
+    # The agent's queue, shared by every partition, in messages (faust's default is 4,096): a
+    # partition gained in a rebalance brings its backlog at once, and the partitions this worker
+    # kept wait behind all of it that fits here (docs/operations.md, rebalances).
+    stream_buffer_maxsize=100,
 )
 
 keys = app.topic("bench-keys", value_type=int)  # type: ignore[arg-type]  # faust's stubs omit int; json values work

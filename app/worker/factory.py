@@ -9,7 +9,7 @@ import os
 import socket
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Final
 
 import faust
 from prometheus_client import CollectorRegistry
@@ -82,6 +82,14 @@ def app_name(agent: str, module: ModuleType | None = None, settings: Settings | 
     return Path(agent).stem if agent.endswith(".py") else agent
 
 
+#: The agent's queue in records, shared by every partition (faust's default is 4,096). Each record
+#: is a batch of up to 1,000 events, so this still keeps the agent busy while the fetch loop refills
+#: it, and it bounds what a worker holds in memory. It also bounds the wait of the partitions a
+#: worker keeps through a rebalance: a gained partition's backlog arrives at once, and the kept
+#: ones queue behind as much of it as fits here (BENCHMARKS.md, rebalances).
+AGENT_QUEUE_RECORDS: Final = 64
+
+
 def make_app(
     name: str,
     settings: Settings,
@@ -111,6 +119,7 @@ def make_app(
         web_enabled=False,
         canonical_url=f"http://{socket.gethostname()}-{os.getpid()}.worker.invalid:6066",
         broker_commit_interval=1.0,
+        stream_buffer_maxsize=AGENT_QUEUE_RECORDS,
     )
     events = app.topic(EVENTS_TOPIC, value_serializer="raw", key_serializer="raw")
     transport: Any = app.transport
