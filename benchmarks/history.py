@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from nats.aio.client import Client
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import NotFoundError
 
 from benchmarks.dataset import Message, batched, declare_topic, publish
@@ -135,5 +136,8 @@ async def _changelog_size(client: Client, partitions: int) -> tuple[int, int]:
 
 
 async def _settled(client: Client, partitions: int) -> bool:
-    messages, _ = await _changelog_size(client, partitions)
+    try:
+        messages, _ = await _changelog_size(client, partitions)
+    except NatsTimeoutError:  # the server busy compacting: asked again at the next poll
+        return False
     return 0 < messages <= _SETTLED * partitions

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from nats.aio.client import Client
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError
 
 from bridges.naming import Naming
@@ -68,7 +69,16 @@ async def wait_owned(
 
 
 async def caught_up(client: Client, group: str, topic: str, partitions: int) -> bool:
-    """Whether ``group`` has committed every message of ``topic`` stored so far."""
+    """Whether ``group`` has committed every message of ``topic`` stored so far; False also
+    when the server does not answer in time (busy with the stage's own writes: asked again at
+    the next poll, the poll's deadline bounding the whole)."""
+    try:
+        return await _caught_up(client, group, topic, partitions)
+    except NatsTimeoutError:
+        return False
+
+
+async def _caught_up(client: Client, group: str, topic: str, partitions: int) -> bool:
     js = client.jetstream()
     naming = Naming()
     try:
