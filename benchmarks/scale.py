@@ -1,6 +1,6 @@
 """How much work each benchmark stage does: :data:`DEFAULT` for the report, :data:`QUICK` for CI.
 
-:data:`DEFAULT` takes about eight minutes on a 2-core machine; :data:`QUICK` runs every stage on
+:data:`DEFAULT` takes about fifteen minutes on a 2-core machine; :data:`QUICK` runs every stage on
 toy sizes in about a minute, to show the suite still works — its figures mean little.
 """
 
