@@ -49,7 +49,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError, from_json
 
-from contract.event_data import MAX_DATA_NUMBER, data_rules, numbers_out_of_range
+from contract.event_data import MAX_DATA_NUMBER, Path, data_rules, numbers_out_of_range
 from tables.compact_json import compact_encoder
 from tables.errors import StreamsError
 
@@ -253,7 +253,7 @@ class Event(BaseModel):
     def _check_data(cls, value: dict[str, JsonValue], info: ValidationInfo) -> dict[str, JsonValue]:
         # Runs after type and name (field order). A type or name that failed is missing from
         # info.data, and then only the rules that do not depend on it apply (interaction/*).
-        problems: list[tuple[tuple[str | int, ...], str]] = []
+        problems: list[tuple[Path, str]] = []
         rules = data_rules(info.data.get("type"), info.data.get("name"))
         for rule in rules:
             if rule.key in value:
@@ -261,7 +261,7 @@ class Event(BaseModel):
                     problems.append(((rule.key,), rule.problem))
             elif rule.required:
                 problems.append(((rule.key,), "field required"))
-        out_of_range: list[tuple[str | int, ...]] = []
+        out_of_range: list[Path] = []
         numbers_out_of_range(value.items(), (), out_of_range)
         if out_of_range:
             # A key with a rule of its own was judged by that rule, which bounds its numbers too.
