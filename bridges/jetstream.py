@@ -45,12 +45,12 @@ class AckInfo(NamedTuple):
     pending: int
 
 
-def parse_ack_subject(reply: str) -> AckInfo | None:
-    """Parse ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>``.
+def _ack_numbers(tokens: list[str]) -> int | None:
+    """Where the stream sequence sits among an ack subject's tokens; None if it is not one.
 
-    Also the 12-token form with domain and account hash. Returns None for anything else.
+    ``$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>``, or the 11- and
+    12-token forms with domain and account hash (and a random token) before the stream.
     """
-    tokens = reply.split(".")
     n = len(tokens)
     if n == 9:
         base = 5
@@ -58,7 +58,17 @@ def parse_ack_subject(reply: str) -> AckInfo | None:
         base = 7
     else:
         return None
-    if tokens[0] != "$JS" or tokens[1] != "ACK":
+    return base if tokens[0] == "$JS" and tokens[1] == "ACK" else None
+
+
+def parse_ack_subject(reply: str) -> AckInfo | None:
+    """Parse a JetStream delivery's ack subject (see :func:`_ack_numbers` for its forms).
+
+    Returns None for anything else.
+    """
+    tokens = reply.split(".")
+    base = _ack_numbers(tokens)
+    if base is None:
         return None
     try:
         return AckInfo(
@@ -76,19 +86,14 @@ def stored_at(reply: str) -> float | None:
     """When JetStream stored the message delivered with ``reply``, epoch seconds, from its ack
     subject as :func:`parse_ack_subject` reads it; None when ``reply`` is not an ack subject.
 
-    For the per-message paths that need only this: it checks the form and reads one number
-    (0.35 us, a third of :func:`parse_ack_subject`), leaving the other numbers unread.
+    For the per-message paths that need only this: it reads the one number (about half the
+    time of :func:`parse_ack_subject`), leaving the others unread.
     """
-    if not reply.startswith("$JS.ACK."):
-        return None
     tokens = reply.split(".")
-    n = len(tokens)
-    if n == 9:
-        stamp = tokens[7]
-    elif n >= 11:
-        stamp = tokens[9]
-    else:
+    base = _ack_numbers(tokens)
+    if base is None:
         return None
+    stamp = tokens[base + 2]
     return int(stamp) / 1e9 if stamp.isascii() and stamp.isdigit() else None
 
 
