@@ -52,6 +52,9 @@ TOPIC = "bench-keys"
 APP_ID = "bench-rebalance"
 #: the store times' resolution in practice: a floor under the yardstick
 _CLOCK = 0.001
+#: how much longer than the steady flow's longest gap a kept partition may pause and still count
+#: as "did not pause": a rebalance adds a drain and a commit, about one ordinary hiccup
+STAYED_PAUSE_BOUND = 2.0
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,10 @@ class RebalanceResult:
     session_timeout: float
     #: the longest gap of any partition in the steady flow before the join (no rebalance)
     steady_gap: float
+
+    def versus_steady(self, pause: float) -> float:
+        """``pause`` as a multiple of the steady flow's longest gap."""
+        return pause / max(self.steady_gap, _CLOCK)
 
 
 async def run_rebalance(
@@ -207,15 +214,10 @@ def rebalance_rows(result: RebalanceResult, stage: str) -> list[Row]:
                 rows.append(Row(
                     f"rebalance-{step.name}-{which}", stage,
                     f"longest pause on {step.name}, a partition that {which}", pause, "s",
-                    pause / max(steady, _CLOCK), "steady flow's longest gap",
+                    result.versus_steady(pause), "steady flow's longest gap",
                     "the longest gap between two changelog records of such a partition around the rebalance",
                 ))
     return rows
-
-
-#: how much longer than the steady flow's longest gap a kept partition may pause and still count
-#: as "did not pause": a rebalance adds a drain and a commit, about one ordinary hiccup
-STAYED_PAUSE_BOUND = 2.0
 
 
 def rebalance_targets(result: RebalanceResult) -> list[Target]:
@@ -224,7 +226,7 @@ def rebalance_targets(result: RebalanceResult) -> list[Target]:
                       result.processed_twice == 0)]
     for step in result.steps:
         if step.stayed is not None:
-            ratio = step.stayed / max(result.steady_gap, _CLOCK)
+            ratio = result.versus_steady(step.stayed)
             targets.append(Target(
                 f"rebalance: {step.name}, a partition that stayed / steady flow's longest gap", ratio,
                 f"~1 (< {STAYED_PAUSE_BOUND:g})", ratio < STAYED_PAUSE_BOUND,

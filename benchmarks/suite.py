@@ -444,6 +444,7 @@ async def _rebalance(scale: Scale, result: SuiteResult) -> None:
     result.rows += rebalance_rows(run, "rebalance (issue 16)")
     result.targets += rebalance_targets(run)
 
+
 async def _doors(scale: Scale, result: SuiteResult) -> None:
     uploads, idle, watch = scale.doors_attack
     async with fresh_server() as (url, client, base):

@@ -24,7 +24,7 @@ app = faust.App(
     broker_commit_interval=0.5,
     # The agent's queue, shared by every partition, in messages (faust's default is 4,096): a
     # partition gained in a rebalance brings its backlog at once, and the partitions this worker
-    # kept wait behind all of it that fits here (docs/operations.md, rebalances).
+    # kept wait behind all of it that fits here (docs/transport.md, consumer groups).
     stream_buffer_maxsize=100,
 )
 

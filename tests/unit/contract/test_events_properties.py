@@ -131,7 +131,6 @@ def test_valid_events_validate_and_round_trip(document: dict[str, Any]) -> None:
     assert again.to_json_bytes() == event.to_json_bytes()
 
 
-
 def encoded_by_the_encoder(event: Event) -> bytes:
     """The canonical form from its definition: every present field, sorted, compact, UTF-8."""
     document = {key: value for key, value in event.model_dump().items() if value is not None}
