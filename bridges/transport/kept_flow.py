@@ -13,6 +13,10 @@ and are processed in order, so these partitions need no pause, no rewind and no 
 of every other partition are cleared as before (the lost ones are read by their next owner
 from the commit; the gained ones have delivered nothing yet).
 
+A queue full when it is cleared hands the room it gains to the puts waiting for it, as gets
+would: one of them may hold a kept partition's event, and faust's conductor, which delivers
+every partition, waits in such a put.
+
 Only while the flow is active: faust's streams skip (and acknowledge) whatever they take while
 it is suspended, so a clear with the flow suspended — a worker stopping, an eager rebalance —
 clears everything, as faust's own does.
@@ -61,6 +65,24 @@ def _clear_all_but_kept(self: FlowControlEvent) -> None:
         spared = [item for item in buffered if _tp_of(item) in kept]
         buffered.clear()
         buffered.extend(spared)
+        _make_room(queue)
+
+
+def _make_room(queue: Any) -> None:
+    """Wake the putters waiting for room, one per free slot, as the gets of the removed events
+    would have.
+
+    A full queue's putters wait until a get wakes one of them. Left asleep after the events
+    ahead of them were cleared, they wait forever once the queue is empty — and the one
+    waiting is faust's conductor, so the fetcher stops delivering every partition, kept or
+    not. The event a putter holds may be a kept partition's, which must not be dropped, so
+    putters are woken, never cancelled (faust's full clear cancels them: nothing is kept).
+    """
+    free = queue.maxsize - queue.qsize() if queue.maxsize > 0 else len(queue._putters)
+    for _ in range(free):
+        if not queue._putters:
+            return
+        queue._wakeup_next(queue._putters)  # asyncio.Queue's own hand-over to the next putter
 
 
 def _tp_of(item: Any) -> TP | None:

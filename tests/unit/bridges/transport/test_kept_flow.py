@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import pytest
@@ -75,3 +76,40 @@ def test_with_the_flow_suspended_a_clear_empties_every_queue(flow) -> None:
     control.clear()
     assert queue.empty()
     assert kept.spares(KEPT) and not kept.spares(LOST)
+
+
+@pytest.mark.parametrize("kept_in_queue", [True, False], ids=["some-kept-queued", "none-kept-queued"])
+async def test_a_putter_waiting_on_a_full_queue_gets_the_room_a_clear_makes(kept_in_queue: bool) -> None:
+    """faust's conductor puts into a full queue and waits for room: a get hands it over. A
+    clear that removed events without handing the room over left that put asleep for good once
+    the queue was empty, and with it the fetcher, which delivers every partition. The waiting
+    event may be a kept partition's, so it must get in, not be dropped."""
+    control = FlowControlEvent(initially_suspended=False)
+    kept = KeptFlow(control)
+    queue: FlowControlQueue = FlowControlQueue(maxsize=2, flow_control=control, clear_on_resume=True)
+    queue.put_nowait(_Event(_Message(KEPT if kept_in_queue else LOST, 1)))
+    queue.put_nowait(_Event(_Message(LOST, 2)))
+    waiting = asyncio.ensure_future(queue.put(_Event(_Message(KEPT, 3))))
+    await asyncio.sleep(0)  # the put runs until it waits for room
+    assert not waiting.done()
+    kept.keep(frozenset({KEPT}))
+    control.clear()
+    await asyncio.wait_for(waiting, timeout=5.0)
+    assert _queued(queue) == ([(0, 1)] if kept_in_queue else []) + [(0, 3)]
+
+
+async def test_a_clear_hands_over_no_more_room_than_it_made() -> None:
+    control = FlowControlEvent(initially_suspended=False)
+    kept = KeptFlow(control)
+    queue: FlowControlQueue = FlowControlQueue(maxsize=2, flow_control=control, clear_on_resume=True)
+    queue.put_nowait(_Event(_Message(KEPT, 1)))
+    queue.put_nowait(_Event(_Message(LOST, 2)))
+    putters = [asyncio.ensure_future(queue.put(_Event(_Message(KEPT, offset)))) for offset in (3, 4)]
+    await asyncio.sleep(0)
+    kept.keep(frozenset({KEPT}))
+    control.clear()
+    await asyncio.wait_for(putters[0], timeout=5.0)
+    assert not putters[1].done() and queue.full()
+    assert queue.get_nowait().message.offset == 1  # a get makes room for the next
+    await asyncio.wait_for(putters[1], timeout=5.0)
+    assert _queued(queue) == [(0, 3), (0, 4)]
