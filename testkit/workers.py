@@ -22,9 +22,31 @@ from typing import Any
 
 import aiohttp
 
-__all__ = ["WorkerProcess", "Workers", "poll_until", "read_jsonl"]
+__all__ = ["WorkerProcess", "Workers", "forget_started_logs", "poll_until", "read_jsonl", "started_log_tails"]
 
 REPO = Path(__file__).resolve().parents[1]
+
+#: the log of every worker started since :func:`forget_started_logs`, for a failing test's report
+_started_logs: list[Path] = []
+
+
+def forget_started_logs() -> None:
+    """Start a new list of logs (called before each test)."""
+    _started_logs.clear()
+
+
+def started_log_tails(lines: int = 25) -> str:
+    """The last ``lines`` lines of each worker log started since :func:`forget_started_logs`.
+
+    A test that times out in CI leaves its logs on a machine nobody can look at; these ends (a
+    traceback, the last progress line, a worker that stopped counting) are what tells a hang
+    from a slow machine.
+    """
+    parts = []
+    for path in _started_logs:
+        text = path.read_text(errors="replace").splitlines()[-lines:] if path.exists() else ["(no log)"]
+        parts.append("\n".join([f"--- {path.name}", *text]))
+    return "\n".join(parts)
 
 
 async def poll_until(
@@ -73,6 +95,7 @@ class WorkerProcess:
 
     def start(self) -> WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        _started_logs.append(self.log_path)
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
         self.process = subprocess.Popen(
             self.argv,

@@ -14,12 +14,28 @@ from typing import Any
 import pytest
 
 from bridges.server import NatsServer
+from testkit.workers import forget_started_logs, started_log_tails
 
 
 @pytest.fixture
 async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
     async with NatsServer(tmp_path / "nats") as server:
         yield server
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    forget_started_logs()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failed test's report ends with the last lines of every worker it started."""
+    report = yield
+    if report.when == "call" and report.failed:
+        tails = started_log_tails()
+        if tails:
+            report.sections.append(("worker logs, last lines", tails))
+    return report
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
