@@ -13,9 +13,10 @@ and are processed in order, so these partitions need no pause, no rewind and no 
 of every other partition are cleared as before (the lost ones are read by their next owner
 from the commit; the gained ones have delivered nothing yet).
 
-A queue full when it is cleared hands the room it gains to the puts waiting for it, as gets
-would: one of them may hold a kept partition's event, and faust's conductor, which delivers
-every partition, waits in such a put.
+A stream queue full when it is cleared hands the room it gains to the puts waiting for it, as
+gets would: one of them may hold a kept partition's event, and faust's conductor, which delivers
+every partition, waits in such a put. A queue holding none of the kept partitions' topics (the
+tables' changelog queue) is cleared as faust clears it.
 
 Only while the flow is active: faust's streams skip (and acknowledge) whatever they take while
 it is suspended, so a clear with the flow suspended — a worker stopping, an eager rebalance —
@@ -56,33 +57,42 @@ class KeptFlow:
 def _clear_all_but_kept(self: FlowControlEvent) -> None:
     """``FlowControlEvent.clear``, sparing the events of kept partitions while the flow is on."""
     kept = self._kept_flow.kept  # type: ignore[attr-defined]
+    kept_topics = {tp.topic for tp in kept}
     for queue in list(self._queues):
-        if not kept or not self.is_active():
-            queue.clear()
-            continue
         # mode's FlowControlQueue.clear empties this same deque (asyncio.Queue's buffer).
         buffered: deque[Any] = queue._queue  # type: ignore[attr-defined]
+        if not kept or not self.is_active() or not _holds_any_of(buffered, kept_topics):
+            queue.clear()  # faust's own: events and waiting puts dropped alike
+            continue
         spared = [item for item in buffered if _tp_of(item) in kept]
         buffered.clear()
         buffered.extend(spared)
         _make_room(queue)
 
 
+def _holds_any_of(buffered: deque[Any], topics: set[str]) -> bool:
+    """Whether a queue holds events of ``topics``: an agent's queue of the kept partitions'
+    streams, rather than the tables' changelog queue, which faust's own clear empties (its
+    recovery reads the changelogs again from the offsets it applied). A queue that puts wait
+    for is full, so this is never judged on an empty queue that puts wait for."""
+    return any((tp := _tp_of(item)) is not None and tp.topic in topics for item in buffered)
+
+
 def _make_room(queue: Any) -> None:
-    """Wake the putters waiting for room, one per free slot, as the gets of the removed events
+    """Wake the puts waiting for room, one per free slot, as the gets of the removed events
     would have.
 
-    A full queue's putters wait until a get wakes one of them. Left asleep after the events
-    ahead of them were cleared, they wait forever once the queue is empty — and the one
-    waiting is faust's conductor, so the fetcher stops delivering every partition, kept or
-    not. The event a putter holds may be a kept partition's, which must not be dropped, so
-    putters are woken, never cancelled (faust's full clear cancels them: nothing is kept).
+    A full queue's puts wait until a get wakes one of them. Left asleep after the events ahead
+    of them were cleared, they wait forever once the queue is empty — and the one waiting is
+    faust's conductor, so the fetcher stops delivering every partition, kept or not. The event
+    a put holds may be a kept partition's, which must not be dropped, so puts are woken here,
+    not cancelled as faust's clear cancels them.
     """
-    free = queue.maxsize - queue.qsize() if queue.maxsize > 0 else len(queue._putters)
-    for _ in range(free):
-        if not queue._putters:
+    putters = queue._putters
+    for _ in range(queue.maxsize - queue.qsize() if queue.maxsize > 0 else len(putters)):
+        if not putters:
             return
-        queue._wakeup_next(queue._putters)  # asyncio.Queue's own hand-over to the next putter
+        queue._wakeup_next(putters)  # asyncio.Queue's own hand-over to the next put
 
 
 def _tp_of(item: Any) -> TP | None:

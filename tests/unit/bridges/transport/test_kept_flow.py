@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 from faust.types import TP
-from mode.utils.queues import FlowControlEvent, FlowControlQueue
+from mode.utils.queues import FlowControlEvent, FlowControlQueue, ThrowableQueue
 
 from bridges.transport.kept_flow import KeptFlow
 
@@ -113,3 +113,22 @@ async def test_a_clear_hands_over_no_more_room_than_it_made() -> None:
     assert queue.get_nowait().message.offset == 1  # a get makes room for the next
     await asyncio.wait_for(putters[1], timeout=5.0)
     assert _queued(queue) == [(0, 3), (0, 4)]
+
+
+async def test_a_queue_of_other_topics_is_cleared_as_faust_clears_it() -> None:
+    """The tables' changelog queue holds no kept partition's events: emptied with the puts
+    waiting for it (their records are read again from the offsets recovery applied), not
+    refilled with a record that would skip the ones cleared ahead of it."""
+    control = FlowControlEvent(initially_suspended=False)
+    kept = KeptFlow(control)
+    queue: ThrowableQueue = ThrowableQueue(maxsize=2, flow_control=control, clear_on_resume=True)
+    changelog = TP("events-changelog", 0)
+    queue.put_nowait(_Event(_Message(changelog, 1)))
+    queue.put_nowait(_Event(_Message(changelog, 2)))
+    waiting = asyncio.ensure_future(queue.put(_Event(_Message(changelog, 3))))
+    await asyncio.sleep(0)
+    kept.keep(frozenset({KEPT}))
+    control.clear()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(waiting, timeout=5.0)
+    assert queue.empty()
