@@ -99,7 +99,9 @@ class Consumer(CommittingConsumer):
         self._coordinator: GroupCoordinator | None = None
         options = self._session.options
         #: the stream partitions kept flowing through the rebalance under way
-        self._kept_flow = KeptFlow(self.app.flow_control)
+        self._kept_flow = KeptFlow(
+            self.app.flow_control, recovery_queue=lambda: getattr(self.app.tables, "_changelog_queue", None)
+        )
         #: partitions that hand out nothing for now (see FetchingConsumer._withheld)
         self._withheld: set[TP] = set()
         #: the active changelog partitions kept through the rebalance under way, still written

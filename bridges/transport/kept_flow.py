@@ -15,8 +15,8 @@ from the commit; the gained ones have delivered nothing yet).
 
 A stream queue full when it is cleared hands the room it gains to the puts waiting for it, as
 gets would: one of them may hold a kept partition's event, and faust's conductor, which delivers
-every partition, waits in such a put. A queue holding none of the kept partitions' topics (the
-tables' changelog queue) is cleared as faust clears it.
+every partition, waits in such a put. The tables' recovery queue (their changelogs' records)
+is cleared as faust clears it.
 
 Only while the flow is active: faust's streams skip (and acknowledge) whatever they take while
 it is suspended, so a clear with the flow suspended — a worker stopping, an eager rebalance —
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import types
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from faust.types import TP
@@ -38,8 +39,13 @@ __all__ = ["KeptFlow"]
 class KeptFlow:
     """Which stream partitions flow through the rebalance under way; installed on ``flow_control``."""
 
-    def __init__(self, flow_control: FlowControlEvent) -> None:
+    def __init__(
+        self, flow_control: FlowControlEvent, *, recovery_queue: Callable[[], object | None] = lambda: None
+    ) -> None:
+        """``recovery_queue``: the queue faust's table recovery reads the changelogs through
+        (``TableManager.changelog_queue``; None while there is none), cleared as faust clears it."""
         self._flow_control = flow_control
+        self.recovery_queue = recovery_queue
         #: the stream partitions kept flowing through the rebalance under way (empty: none)
         self.kept: frozenset[TP] = frozenset()
         flow_control.clear = types.MethodType(_clear_all_but_kept, flow_control)  # type: ignore[method-assign]
@@ -56,26 +62,22 @@ class KeptFlow:
 
 def _clear_all_but_kept(self: FlowControlEvent) -> None:
     """``FlowControlEvent.clear``, sparing the events of kept partitions while the flow is on."""
-    kept = self._kept_flow.kept  # type: ignore[attr-defined]
-    kept_topics = {tp.topic for tp in kept}
+    kept_flow: KeptFlow = self._kept_flow  # type: ignore[attr-defined]
+    kept = kept_flow.kept
+    recovery_queue = kept_flow.recovery_queue()
     for queue in list(self._queues):
+        if not kept or not self.is_active() or queue is recovery_queue:
+            # faust's own: events and waiting puts dropped alike. The recovery queue holds no
+            # stream's events, and its recovery reads the changelogs again from the offsets it
+            # applied; a record let in after the ones cleared ahead of it would skip them.
+            queue.clear()
+            continue
         # mode's FlowControlQueue.clear empties this same deque (asyncio.Queue's buffer).
         buffered: deque[Any] = queue._queue  # type: ignore[attr-defined]
-        if not kept or not self.is_active() or not _holds_any_of(buffered, kept_topics):
-            queue.clear()  # faust's own: events and waiting puts dropped alike
-            continue
         spared = [item for item in buffered if _tp_of(item) in kept]
         buffered.clear()
         buffered.extend(spared)
         _make_room(queue)
-
-
-def _holds_any_of(buffered: deque[Any], topics: set[str]) -> bool:
-    """Whether a queue holds events of ``topics``: an agent's queue of the kept partitions'
-    streams, rather than the tables' changelog queue, which faust's own clear empties (its
-    recovery reads the changelogs again from the offsets it applied). A queue that puts wait
-    for is full, so this is never judged on an empty queue that puts wait for."""
-    return any((tp := _tp_of(item)) is not None and tp.topic in topics for item in buffered)
 
 
 def _make_room(queue: Any) -> None:

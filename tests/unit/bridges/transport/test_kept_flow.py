@@ -115,13 +115,13 @@ async def test_a_clear_hands_over_no_more_room_than_it_made() -> None:
     assert _queued(queue) == [(0, 3), (0, 4)]
 
 
-async def test_a_queue_of_other_topics_is_cleared_as_faust_clears_it() -> None:
-    """The tables' changelog queue holds no kept partition's events: emptied with the puts
-    waiting for it (their records are read again from the offsets recovery applied), not
-    refilled with a record that would skip the ones cleared ahead of it."""
+async def test_the_recovery_queue_is_cleared_as_faust_clears_it() -> None:
+    """The tables' changelog queue holds no stream's events: emptied with the puts waiting for
+    it (their records are read again from the offsets recovery applied), not refilled with a
+    record that would skip the ones cleared ahead of it."""
     control = FlowControlEvent(initially_suspended=False)
-    kept = KeptFlow(control)
     queue: ThrowableQueue = ThrowableQueue(maxsize=2, flow_control=control, clear_on_resume=True)
+    kept = KeptFlow(control, recovery_queue=lambda: queue)
     changelog = TP("events-changelog", 0)
     queue.put_nowait(_Event(_Message(changelog, 1)))
     queue.put_nowait(_Event(_Message(changelog, 2)))
@@ -132,3 +132,20 @@ async def test_a_queue_of_other_topics_is_cleared_as_faust_clears_it() -> None:
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(waiting, timeout=5.0)
     assert queue.empty()
+
+
+async def test_a_kept_event_waiting_on_a_queue_full_of_another_topic_gets_in() -> None:
+    """An agent of two topics that lost every partition of one: its queue, full of that
+    topic's events, is cleared, and the put waiting with a kept partition's event gets in."""
+    control = FlowControlEvent(initially_suspended=False)
+    kept = KeptFlow(control)
+    queue: ThrowableQueue = ThrowableQueue(maxsize=2, flow_control=control, clear_on_resume=True)
+    other = TP("other", 0)
+    queue.put_nowait(_Event(_Message(other, 1)))
+    queue.put_nowait(_Event(_Message(other, 2)))
+    waiting = asyncio.ensure_future(queue.put(_Event(_Message(KEPT, 7))))
+    await asyncio.sleep(0)
+    kept.keep(frozenset({KEPT}))
+    control.clear()
+    await asyncio.wait_for(waiting, timeout=5.0)
+    assert _queued(queue) == [(0, 7)]
