@@ -135,8 +135,11 @@ async def test_a_burst_that_outruns_the_workers_and_a_stopped_worker_lose_nothin
         workers = [w for ws in deployment.workers.values() for w in ws]
         live = LiveEvents(seed=5, students=64, run="burst")
         # Events stamped as they are made, posted as fast as ingest takes them, while every worker
-        # stalls for five graces (as in a long GC pause or CPU starvation) and then works the
-        # backlog off: however fast this machine, the workers fall more than 3 graces behind.
+        # stalls for six graces (as in a long GC pause or CPU starvation) and then works the
+        # backlog off: however fast this machine, the workers fall more than 3 graces behind. A
+        # window falls due within one window length (2 graces) of the stall's start, so its final
+        # waits at least 6 - 2 = 4 graces; with five, that margin was 3 graces exactly, and a
+        # run whose stall began just as a window fell due measured 2.9.
         burst: list[dict[str, Any]] = []
         sent_at = time.time()
         async with finals_seen(nats_server.url) as seen:
@@ -150,7 +153,7 @@ async def test_a_burst_that_outruns_the_workers_and_a_stopped_worker_lose_nothin
                     async with session.post(f"{url}/v1/events", json={"events": batch}) as response:
                         assert response.status == 202
                     burst.extend(batch)
-            await asyncio.sleep(max(0.0, stalled_at + 5 * grace - time.monotonic()))  # the stall itself
+            await asyncio.sleep(max(0.0, stalled_at + 6 * grace - time.monotonic()))  # the stall itself
             for worker in workers:
                 worker.signal(signal.SIGCONT)
             posted_in = time.time() - sent_at
