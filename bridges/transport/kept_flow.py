@@ -91,10 +91,10 @@ def _make_room(queue: Any) -> None:
     not cancelled as faust's clear cancels them.
     """
     putters = queue._putters
-    for _ in range(queue.maxsize - queue.qsize() if queue.maxsize > 0 else len(putters)):
-        if not putters:
-            return
+    free = queue.maxsize - queue.qsize()  # an unbounded queue (maxsize 0) never has puts waiting
+    while putters and free > 0:
         queue._wakeup_next(putters)  # asyncio.Queue's own hand-over to the next put
+        free -= 1
 
 
 def _tp_of(item: Any) -> TP | None:
